@@ -1,0 +1,117 @@
+/**
+ * The contract between a filesystem implementation (the union in `union/`) and whatever
+ * serves it (the FUSE adapter in `fuse/`, or a test calling it directly). Nothing here
+ * knows about FUSE.
+ *
+ * Paths and names are BYTE STRINGS: JavaScript strings in which each UTF-16 code unit is
+ * one byte (0–255) of the real name, i.e. latin1. This keeps names that are not valid
+ * UTF-8 (e.g. bytes 0xff 0xfe) exact end to end. Convert with `toFsPath()` before
+ * calling node:fs, and with `fromFsName()` on names node:fs returns as Buffers.
+ * Paths are absolute within the filesystem: '/', '/etc', '/etc/passwd'.
+ *
+ * Errors: a method rejects with a LayerfsError carrying `errno`, or with a Node system
+ * error (string `code` such as 'ENOENT'); the server turns either into an errno reply.
+ */
+
+/** Who made the request (from the kernel's FUSE request header). */
+export interface Caller {
+  uid: number;
+  gid: number;
+  pid: number;
+  umask: number;
+}
+
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
+
+/** utimensat(2)'s three cases for each timestamp. */
+export type TimeUpdate = Timespec | 'now' | 'omit';
+
+export interface FileStat {
+  ino: number | bigint;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number | bigint;
+  blksize: number;
+  blocks: number | bigint;
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number | bigint;
+  bfree: number | bigint;
+  bavail: number | bigint;
+  files: number | bigint;
+  ffree: number | bigint;
+  favail: number | bigint;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+export interface DirEntry {
+  name: string;
+  /** When present, served to the kernel with the entry (saves a getattr per entry). */
+  stat?: FileStat;
+}
+
+/** RENAME_* flags of renameat2(2). */
+export const RenameFlags = { NOREPLACE: 1, EXCHANGE: 2, WHITEOUT: 4 } as const;
+
+/**
+ * A path-addressed filesystem. File handles (`fh`) are small positive integers chosen by
+ * the implementation. Methods that create things receive the caller so the new inode
+ * gets the caller's uid/gid (as a kernel filesystem would).
+ */
+export interface PathFilesystem {
+  getattr(path: string): Promise<FileStat>;
+  fgetattr?(path: string, fh: number): Promise<FileStat>;
+  readlink(path: string): Promise<string>;
+  readdir(path: string): Promise<DirEntry[]>;
+  open(path: string, flags: number, caller: Caller): Promise<number>;
+  create(path: string, mode: number, flags: number, caller: Caller): Promise<number>;
+  read(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number>;
+  write(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number>;
+  flush?(path: string, fh: number): Promise<void>;
+  release(path: string, fh: number): Promise<void>;
+  fsync(path: string, datasync: boolean, fh: number): Promise<void>;
+  truncate(path: string, size: number, caller: Caller): Promise<void>;
+  ftruncate(path: string, fh: number, size: number): Promise<void>;
+  chmod(path: string, mode: number, caller: Caller): Promise<void>;
+  chown(path: string, uid: number, gid: number, caller: Caller): Promise<void>;
+  utimens(path: string, atime: TimeUpdate, mtime: TimeUpdate, caller: Caller): Promise<void>;
+  mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<void>;
+  mkdir(path: string, mode: number, caller: Caller): Promise<void>;
+  rmdir(path: string, caller: Caller): Promise<void>;
+  unlink(path: string, caller: Caller): Promise<void>;
+  symlink(target: string, path: string, caller: Caller): Promise<void>;
+  link(existing: string, newPath: string, caller: Caller): Promise<void>;
+  rename(from: string, to: string, flags: number, caller: Caller): Promise<void>;
+  setxattr(path: string, name: string, value: Buffer, flags: number, caller: Caller): Promise<void>;
+  /** Resolves null when the attribute does not exist (ENODATA). */
+  getxattr(path: string, name: string): Promise<Buffer | null>;
+  listxattr(path: string): Promise<string[]>;
+  removexattr(path: string, name: string, caller: Caller): Promise<void>;
+  statfs(path: string): Promise<StatFs>;
+  /** Called once when the server stops; closes whatever the filesystem holds open. */
+  destroy?(): Promise<void>;
+}
+
+/** A byte-string path as node:fs wants it (a Buffer, so no UTF-8 re-encoding happens). */
+export function toFsPath(byteString: string): Buffer {
+  return Buffer.from(byteString, 'latin1');
+}
+
+/** A name node:fs returned as a Buffer, as a byte string. */
+export function fromFsName(name: Buffer): string {
+  return name.toString('latin1');
+}
