@@ -21,5 +21,159 @@
  *   renameat2(from, to, flags): Promise<void>             flags: RENAME_NOREPLACE=1, RENAME_EXCHANGE=2, RENAME_WHITEOUT=4
  *   ficlone(srcFd, dstFd): Promise<void>                  ioctl FICLONE; rejects EOPNOTSUPP/EXDEV where not supported
  *   copyFileRange(srcFd, srcOff, dstFd, dstOff, len): Promise<number>  copy_file_range(2), bytes copied
+ *
+ * The addon is built by scripts/build-sys-native.mjs (run from npm's postinstall) into
+ * src/sys/native/build/Release/layerfs_sys.node and loaded on first use, so importing this
+ * module never fails; the first call does, with a NATIVE_BINDING error, if it is missing.
  */
-export {};
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LayerfsError } from '../core/errors.js';
+import type { TimeUpdate } from '../core/filesystem.js';
+
+/** A path as the kernel sees it: a string is encoded as UTF-8, a Buffer is used as is. */
+export type SysPath = string | Buffer;
+
+/** One timestamp for utimens/futimens: exact {sec, nsec}, 'now' (UTIME_NOW) or 'omit' (UTIME_OMIT). */
+export type Timespec = TimeUpdate;
+
+/** lsetxattr flag: fail with EEXIST if the attribute already exists. */
+export const XATTR_CREATE = 1;
+/** lsetxattr flag: fail with ENODATA if the attribute does not exist. */
+export const XATTR_REPLACE = 2;
+/** renameat2 flag: fail with EEXIST instead of replacing the target. */
+export const RENAME_NOREPLACE = 1;
+/** renameat2 flag: atomically swap source and target (both must exist). */
+export const RENAME_EXCHANGE = 2;
+/** renameat2 flag: leave an overlayfs whiteout (0/0 char device) at the source. */
+export const RENAME_WHITEOUT = 4;
+
+interface Binding {
+  lgetxattr(path: SysPath, name: string): Promise<Buffer | null>;
+  llistxattr(path: SysPath): Promise<string[]>;
+  lsetxattr(path: SysPath, name: string, value: Buffer, flags: number): Promise<void>;
+  lremovexattr(path: SysPath, name: string): Promise<void>;
+  mknod(path: SysPath, mode: number, dev: number): Promise<void>;
+  makedev(major: number, minor: number): number;
+  major(dev: number): number;
+  minor(dev: number): number;
+  utimens(path: SysPath, atime: Timespec, mtime: Timespec): Promise<void>;
+  futimens(fd: number, atime: Timespec, mtime: Timespec): Promise<void>;
+  renameat2(from: SysPath, to: SysPath, flags: number): Promise<void>;
+  ficlone(srcFd: number, dstFd: number): Promise<void>;
+  copyFileRange(srcFd: number, srcOff: number | null, dstFd: number, dstOff: number | null, len: number): Promise<number>;
+}
+
+const ADDON_RELATIVE = join('src', 'sys', 'native', 'build', 'Release', 'layerfs_sys.node');
+const HINT = 'run npm install (builds src/sys/native)';
+
+let loaded: Binding | undefined;
+
+/** The package root: the nearest ancestor holding a package.json named "layerfs" (works from src/ and dist/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'layerfs') return dir;
+      } catch {
+        // An unreadable manifest is not ours; keep walking.
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) {
+      throw new LayerfsError('NATIVE_BINDING', 'cannot find the layerfs package root to load layerfs_sys.node', { hint: HINT });
+    }
+    dir = parent;
+  }
+}
+
+function binding(): Binding {
+  if (loaded) return loaded;
+  const file = join(packageRoot(), ADDON_RELATIVE);
+  if (!existsSync(file)) {
+    throw new LayerfsError('NATIVE_BINDING', `layerfs's syscall addon is not built (${file} is missing)`, { hint: HINT });
+  }
+  try {
+    loaded = createRequire(import.meta.url)(file) as Binding;
+  } catch (cause) {
+    throw new LayerfsError('NATIVE_BINDING', `cannot load ${file}: ${(cause as Error).message}`, { cause, hint: HINT });
+  }
+  return loaded;
+}
+
+// The async wrappers are `async` so that a missing addon or a bad argument type becomes a
+// rejection, like every other failure, instead of a synchronous throw.
+
+/** The value of extended attribute `name` of `path` (not following a final symlink); null if absent. */
+export async function lgetxattr(path: SysPath, name: string): Promise<Buffer | null> {
+  return binding().lgetxattr(path, name);
+}
+
+/** The extended attribute names of `path` (not following a final symlink), in the kernel's order. */
+export async function llistxattr(path: SysPath): Promise<string[]> {
+  return binding().llistxattr(path);
+}
+
+/** Sets extended attribute `name` of `path`; flags 0, XATTR_CREATE or XATTR_REPLACE. */
+export async function lsetxattr(path: SysPath, name: string, value: Buffer, flags = 0): Promise<void> {
+  return binding().lsetxattr(path, name, value, flags);
+}
+
+/** Removes extended attribute `name` of `path`; rejects ENODATA if it is absent. */
+export async function lremovexattr(path: SysPath, name: string): Promise<void> {
+  return binding().lremovexattr(path, name);
+}
+
+/** Creates a device node, fifo, socket or regular file; `mode` includes the S_IF* bits. */
+export async function mknod(path: SysPath, mode: number, dev: number): Promise<void> {
+  return binding().mknod(path, mode, dev);
+}
+
+/** The device number of (major, minor), as fs.Stats.rdev reports it. */
+export function makedev(major: number, minor: number): number {
+  return binding().makedev(major, minor);
+}
+
+/** The major number of a device number. */
+export function major(dev: number): number {
+  return binding().major(dev);
+}
+
+/** The minor number of a device number. */
+export function minor(dev: number): number {
+  return binding().minor(dev);
+}
+
+/** Sets atime and mtime of `path` itself (a symlink is changed, not its target), to the nanosecond. */
+export async function utimens(path: SysPath, atime: Timespec, mtime: Timespec): Promise<void> {
+  return binding().utimens(path, atime, mtime);
+}
+
+/** Sets atime and mtime of an open file, to the nanosecond. */
+export async function futimens(fd: number, atime: Timespec, mtime: Timespec): Promise<void> {
+  return binding().futimens(fd, atime, mtime);
+}
+
+/** rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE / RENAME_WHITEOUT flags. */
+export async function renameat2(from: SysPath, to: SysPath, flags: number): Promise<void> {
+  return binding().renameat2(from, to, flags);
+}
+
+/** Makes `dstFd` share `srcFd`'s extents (reflink); rejects EOPNOTSUPP/EXDEV/EINVAL where unsupported. */
+export async function ficlone(srcFd: number, dstFd: number): Promise<void> {
+  return binding().ficlone(srcFd, dstFd);
+}
+
+/**
+ * copy_file_range(2): copies up to `len` bytes in the kernel; resolves the bytes copied
+ * (fewer at end of file, 0 at EOF). An offset of null uses and advances that fd's position.
+ */
+export async function copyFileRange(
+  srcFd: number, srcOff: number | null, dstFd: number, dstOff: number | null, len: number,
+): Promise<number> {
+  return binding().copyFileRange(srcFd, srcOff, dstFd, dstOff, len);
+}

@@ -1,0 +1,550 @@
+/*
+ * layerfs_sys: the Linux syscalls Node.js does not expose (xattrs, mknod, utimensat with
+ * nanoseconds and AT_SYMLINK_NOFOLLOW, renameat2, FICLONE, copy_file_range).
+ *
+ * Every asynchronous call copies its arguments into a request, runs the syscall on libuv's
+ * thread pool (napi_async_work) and settles a Promise. Failures reject with an Error shaped
+ * like Node's own system errors (code, negative errno, syscall, path[, dest]) so callers
+ * treat them exactly like node:fs errors. Invalid argument TYPES throw synchronously: they
+ * are programming errors, not filesystem outcomes.
+ *
+ * Paths are a string (UTF-8) or a Buffer (raw bytes, passed unchanged) so that names which
+ * are not valid UTF-8 stay reachable.
+ */
+#include <node_api.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#ifndef FICLONE
+#define FICLONE _IOW(0x94, 9, int)
+#endif
+
+/* Attempts for the size-probe/read dance of lgetxattr/llistxattr: the value can grow
+ * between the two calls (ERANGE), so probe again; a bound keeps a hostile writer from
+ * spinning us forever. */
+#define XATTR_RETRIES 16
+
+typedef enum {
+  OP_LGETXATTR, OP_LLISTXATTR, OP_LSETXATTR, OP_LREMOVEXATTR, OP_MKNOD,
+  OP_UTIMENS, OP_FUTIMENS, OP_RENAMEAT2, OP_FICLONE, OP_COPY_FILE_RANGE
+} op_t;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  op_t op;
+  const char *syscall;
+  char *path, *path2, *name;
+  char *value;
+  size_t value_len;
+  int flags;
+  int fd1, fd2;
+  int64_t off1, off2;
+  int has_off1, has_off2;
+  size_t len;
+  mode_t mode;
+  dev_t dev;
+  struct timespec ts[2];
+  /* results */
+  int err;            /* positive errno, 0 on success */
+  int absent;         /* lgetxattr: ENODATA */
+  int64_t count;      /* copy_file_range */
+  char *out;          /* lgetxattr value / llistxattr list */
+  size_t out_len;
+} req_t;
+
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
+      const napi_extended_error_info *info_ = NULL;                     \
+      napi_get_last_error_info(env, &info_);                            \
+      bool pending_ = false;                                            \
+      napi_is_exception_pending(env, &pending_);                        \
+      if (!pending_)                                                    \
+        napi_throw_error(env, NULL,                                     \
+                         info_ && info_->error_message                  \
+                             ? info_->error_message                     \
+                             : "layerfs_sys: N-API call failed");       \
+      return NULL;                                                      \
+    }                                                                   \
+  } while (0)
+
+static void req_free(req_t *r) {
+  free(r->path);
+  free(r->path2);
+  free(r->name);
+  free(r->value);
+  free(r->out);
+  free(r);
+}
+
+/* ---------- argument conversion (main thread) ---------- */
+
+/* A NUL-terminated copy of a string (UTF-8) or Buffer argument. NULL + pending TypeError
+ * on failure. Embedded NULs are refused: the kernel would silently truncate the name. */
+static char *get_bytes(napi_env env, napi_value v, const char *what) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return NULL;
+  char *s = NULL;
+  size_t n = 0;
+  if (t == napi_string) {
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) return NULL;
+    s = malloc(n + 1);
+    if (!s) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
+    if (napi_get_value_string_utf8(env, v, s, n + 1, &n) != napi_ok) { free(s); return NULL; }
+  } else {
+    bool is_buf = false;
+    napi_is_buffer(env, v, &is_buf);
+    if (!is_buf) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "%s must be a string or a Buffer", what);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+      return NULL;
+    }
+    void *data = NULL;
+    if (napi_get_buffer_info(env, v, &data, &n) != napi_ok) return NULL;
+    s = malloc(n + 1);
+    if (!s) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
+    if (n) memcpy(s, data, n);
+    s[n] = '\0';
+  }
+  if (strlen(s) != n) {
+    free(s);
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must not contain NUL bytes", what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
+    return NULL;
+  }
+  return s;
+}
+
+static bool get_int64(napi_env env, napi_value v, const char *what, int64_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t != napi_number) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a number", what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  double d;
+  napi_get_value_double(env, v, &d);
+  /* Range first: casting a double outside int64 to int64 is undefined behaviour. */
+  if (d != d || d > 9007199254740991.0 || d < -9007199254740991.0 || d != (double)(int64_t)d) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be an integer", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+static bool get_nonneg(napi_env env, napi_value v, const char *what, int64_t *out) {
+  if (!get_int64(env, v, what, out)) return false;
+  if (*out < 0) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be >= 0", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  return true;
+}
+
+static bool get_fd(napi_env env, napi_value v, const char *what, int *out) {
+  int64_t x;
+  if (!get_nonneg(env, v, what, &x)) return false;
+  if (x > INT32_MAX) { napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd out of range"); return false; }
+  *out = (int)x;
+  return true;
+}
+
+/* Timespec = { sec, nsec } | 'now' | 'omit'. */
+static bool get_timespec(napi_env env, napi_value v, const char *what, struct timespec *ts) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_string) {
+    char buf[8];
+    size_t n = 0;
+    napi_get_value_string_utf8(env, v, buf, sizeof buf, &n);
+    if (strcmp(buf, "now") == 0) { ts->tv_sec = 0; ts->tv_nsec = UTIME_NOW; return true; }
+    if (strcmp(buf, "omit") == 0) { ts->tv_sec = 0; ts->tv_nsec = UTIME_OMIT; return true; }
+  } else if (t == napi_object) {
+    napi_value sec, nsec;
+    int64_t s, ns;
+    if (napi_get_named_property(env, v, "sec", &sec) != napi_ok) return false;
+    if (napi_get_named_property(env, v, "nsec", &nsec) != napi_ok) return false;
+    if (!get_int64(env, sec, "sec", &s) || !get_int64(env, nsec, "nsec", &ns)) return false;
+    if (ns < 0 || ns > 999999999) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "nsec must be in 0..999999999");
+      return false;
+    }
+    ts->tv_sec = (time_t)s;
+    ts->tv_nsec = (long)ns;
+    return true;
+  }
+  char msg[128];
+  snprintf(msg, sizeof msg, "%s must be {sec, nsec}, 'now' or 'omit'", what);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return false;
+}
+
+static napi_value *get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < want) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
+    return NULL;
+  }
+  return argv;
+}
+
+/* ---------- the syscalls (thread pool) ---------- */
+
+static void do_getxattr_like(req_t *r, int list) {
+  for (int attempt = 0; attempt < XATTR_RETRIES; attempt++) {
+    ssize_t size = list ? llistxattr(r->path, NULL, 0) : lgetxattr(r->path, r->name, NULL, 0);
+    if (size < 0) break;
+    free(r->out);
+    r->out = malloc(size > 0 ? (size_t)size : 1);
+    if (!r->out) { r->err = ENOMEM; return; }
+    ssize_t got = list ? llistxattr(r->path, r->out, (size_t)size)
+                       : lgetxattr(r->path, r->name, r->out, (size_t)size);
+    if (got >= 0) { r->out_len = (size_t)got; return; }
+    if (errno != ERANGE) break;
+  }
+  r->err = errno ? errno : ERANGE;
+  if (!list && r->err == ENODATA) { r->err = 0; r->absent = 1; }
+}
+
+static void execute(napi_env env, void *data) {
+  req_t *r = data;
+  int rc = 0;
+  errno = 0;
+  switch (r->op) {
+    case OP_LGETXATTR: do_getxattr_like(r, 0); return;
+    case OP_LLISTXATTR: do_getxattr_like(r, 1); return;
+    case OP_LSETXATTR: rc = lsetxattr(r->path, r->name, r->value, r->value_len, r->flags); break;
+    case OP_LREMOVEXATTR: rc = lremovexattr(r->path, r->name); break;
+    case OP_MKNOD: rc = mknodat(AT_FDCWD, r->path, r->mode, r->dev); break;
+    case OP_UTIMENS: rc = utimensat(AT_FDCWD, r->path, r->ts, AT_SYMLINK_NOFOLLOW); break;
+    case OP_FUTIMENS: rc = futimens(r->fd1, r->ts); break;
+    /* The raw syscall: older glibc (< 2.28) has no renameat2() wrapper. */
+    case OP_RENAMEAT2:
+      rc = (int)syscall(SYS_renameat2, AT_FDCWD, r->path, AT_FDCWD, r->path2, (unsigned)r->flags);
+      break;
+    case OP_FICLONE: rc = ioctl(r->fd2, FICLONE, r->fd1); break;
+    case OP_COPY_FILE_RANGE: {
+      loff_t in = r->off1, out = r->off2;
+      ssize_t n = copy_file_range(r->fd1, r->has_off1 ? &in : NULL, r->fd2,
+                                  r->has_off2 ? &out : NULL, r->len, 0);
+      if (n < 0) rc = -1; else r->count = n;
+      break;
+    }
+  }
+  if (rc < 0) r->err = errno;
+}
+
+/* ---------- results (main thread) ---------- */
+
+static napi_value make_error(napi_env env, req_t *r) {
+  int e = r->err;
+  /* libuv names errno 95 'ENOTSUP'; layerfs (core/errors Errno) and the contract use
+   * Linux's own name for it, EOPNOTSUPP. */
+  const char *code = e == EOPNOTSUPP ? "EOPNOTSUPP" : uv_err_name(-e);
+  const char *desc = uv_strerror(-e);
+  size_t cap = strlen(code) + strlen(desc) + strlen(r->syscall) +
+               (r->path ? strlen(r->path) : 0) + (r->path2 ? strlen(r->path2) : 0) + 32;
+  char *msg = malloc(cap);
+  if (!msg) return NULL;
+  if (r->path && r->path2)
+    snprintf(msg, cap, "%s: %s, %s '%s' -> '%s'", code, desc, r->syscall, r->path, r->path2);
+  else if (r->path)
+    snprintf(msg, cap, "%s: %s, %s '%s'", code, desc, r->syscall, r->path);
+  else
+    snprintf(msg, cap, "%s: %s, %s", code, desc, r->syscall);
+
+  napi_value jmsg, jcode, err, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
+  free(msg);
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &jcode);
+  napi_create_error(env, jcode, jmsg, &err);
+  napi_create_int32(env, -e, &v);
+  napi_set_named_property(env, err, "errno", v);
+  napi_create_string_utf8(env, r->syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, err, "syscall", v);
+  if (r->path) {
+    napi_create_string_utf8(env, r->path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, err, "path", v);
+  }
+  if (r->path2) {
+    napi_create_string_utf8(env, r->path2, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, err, "dest", v);
+  }
+  return err;
+}
+
+static napi_value make_result(napi_env env, req_t *r) {
+  napi_value v = NULL;
+  switch (r->op) {
+    case OP_LGETXATTR:
+      if (r->absent) napi_get_null(env, &v);
+      else napi_create_buffer_copy(env, r->out_len, r->out ? r->out : "", NULL, &v);
+      break;
+    case OP_LLISTXATTR: {
+      napi_create_array(env, &v);
+      uint32_t i = 0;
+      size_t pos = 0;
+      while (pos < r->out_len) {
+        size_t n = strnlen(r->out + pos, r->out_len - pos);
+        if (n > 0) {
+          napi_value s;
+          napi_create_string_utf8(env, r->out + pos, n, &s);
+          napi_set_element(env, v, i++, s);
+        }
+        pos += n + 1;
+      }
+      break;
+    }
+    case OP_COPY_FILE_RANGE: napi_create_int64(env, r->count, &v); break;
+    default: napi_get_undefined(env, &v); break;
+  }
+  return v;
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  req_t *r = data;
+  if (status != napi_ok && r->err == 0) r->err = ECANCELED;
+  if (r->err) {
+    napi_value err = make_error(env, r);
+    if (!err) { napi_value m; napi_create_string_utf8(env, "out of memory", NAPI_AUTO_LENGTH, &m); napi_create_error(env, NULL, m, &err); }
+    napi_reject_deferred(env, r->deferred, err);
+  } else {
+    napi_resolve_deferred(env, r->deferred, make_result(env, r));
+  }
+  napi_delete_async_work(env, r->work);
+  req_free(r);
+}
+
+static napi_value queue(napi_env env, req_t *r) {
+  napi_value promise, name;
+  if (napi_create_promise(env, &r->deferred, &promise) != napi_ok) { req_free(r); return NULL; }
+  napi_create_string_utf8(env, r->syscall, NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, execute, complete, r, &r->work) != napi_ok ||
+      napi_queue_async_work(env, r->work) != napi_ok) {
+    r->err = EIO;
+    napi_reject_deferred(env, r->deferred, make_error(env, r));
+    req_free(r);
+  }
+  return promise;
+}
+
+static req_t *req_new(napi_env env, op_t op, const char *syscall) {
+  req_t *r = calloc(1, sizeof *r);
+  if (!r) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
+  r->op = op;
+  r->syscall = syscall;
+  return r;
+}
+
+#define FAIL(r) do { req_free(r); return NULL; } while (0)
+
+/* ---------- exported functions ---------- */
+
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  req_t *r = req_new(env, OP_LGETXATTR, "lgetxattr");
+  if (!r) return NULL;
+  if (!(r->path = get_bytes(env, argv[0], "path"))) FAIL(r);
+  if (!(r->name = get_bytes(env, argv[1], "name"))) FAIL(r);
+  return queue(env, r);
+}
+
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  req_t *r = req_new(env, OP_LLISTXATTR, "llistxattr");
+  if (!r) return NULL;
+  if (!(r->path = get_bytes(env, argv[0], "path"))) FAIL(r);
+  return queue(env, r);
+}
+
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  req_t *r = req_new(env, OP_LSETXATTR, "lsetxattr");
+  if (!r) return NULL;
+  int64_t flags;
+  if (!(r->path = get_bytes(env, argv[0], "path"))) FAIL(r);
+  if (!(r->name = get_bytes(env, argv[1], "name"))) FAIL(r);
+  bool is_buf = false;
+  napi_is_buffer(env, argv[2], &is_buf);
+  if (!is_buf) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "value must be a Buffer");
+    FAIL(r);
+  }
+  void *data = NULL;
+  if (napi_get_buffer_info(env, argv[2], &data, &r->value_len) != napi_ok) FAIL(r);
+  /* Copied: the JS buffer may be mutated while the thread pool runs. */
+  r->value = malloc(r->value_len ? r->value_len : 1);
+  if (!r->value) { napi_throw_error(env, "ENOMEM", "out of memory"); FAIL(r); }
+  if (r->value_len) memcpy(r->value, data, r->value_len);
+  if (!get_nonneg(env, argv[3], "flags", &flags)) FAIL(r);
+  r->flags = (int)flags;
+  return queue(env, r);
+}
+
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  req_t *r = req_new(env, OP_LREMOVEXATTR, "lremovexattr");
+  if (!r) return NULL;
+  if (!(r->path = get_bytes(env, argv[0], "path"))) FAIL(r);
+  if (!(r->name = get_bytes(env, argv[1], "name"))) FAIL(r);
+  return queue(env, r);
+}
+
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  req_t *r = req_new(env, OP_MKNOD, "mknod");
+  if (!r) return NULL;
+  int64_t mode, dev;
+  if (!(r->path = get_bytes(env, argv[0], "path"))) FAIL(r);
+  if (!get_nonneg(env, argv[1], "mode", &mode) || !get_nonneg(env, argv[2], "dev", &dev)) FAIL(r);
+  r->mode = (mode_t)mode;
+  r->dev = (dev_t)dev;
+  return queue(env, r);
+}
+
+static napi_value js_utimens(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  req_t *r = req_new(env, OP_UTIMENS, "utimensat");
+  if (!r) return NULL;
+  if (!(r->path = get_bytes(env, argv[0], "path"))) FAIL(r);
+  if (!get_timespec(env, argv[1], "atime", &r->ts[0]) ||
+      !get_timespec(env, argv[2], "mtime", &r->ts[1])) FAIL(r);
+  return queue(env, r);
+}
+
+static napi_value js_futimens(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  req_t *r = req_new(env, OP_FUTIMENS, "futimens");
+  if (!r) return NULL;
+  if (!get_fd(env, argv[0], "fd", &r->fd1)) FAIL(r);
+  if (!get_timespec(env, argv[1], "atime", &r->ts[0]) ||
+      !get_timespec(env, argv[2], "mtime", &r->ts[1])) FAIL(r);
+  return queue(env, r);
+}
+
+static napi_value js_renameat2(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  req_t *r = req_new(env, OP_RENAMEAT2, "renameat2");
+  if (!r) return NULL;
+  int64_t flags;
+  if (!(r->path = get_bytes(env, argv[0], "from"))) FAIL(r);
+  if (!(r->path2 = get_bytes(env, argv[1], "to"))) FAIL(r);
+  if (!get_nonneg(env, argv[2], "flags", &flags)) FAIL(r);
+  r->flags = (int)flags;
+  return queue(env, r);
+}
+
+static napi_value js_ficlone(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  req_t *r = req_new(env, OP_FICLONE, "ioctl(FICLONE)");
+  if (!r) return NULL;
+  if (!get_fd(env, argv[0], "srcFd", &r->fd1) || !get_fd(env, argv[1], "dstFd", &r->fd2)) FAIL(r);
+  return queue(env, r);
+}
+
+/* An offset of null means "use and advance the fd's own file position". */
+static bool get_offset(napi_env env, napi_value v, const char *what, int64_t *off, int *has) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_null || t == napi_undefined) { *has = 0; return true; }
+  *has = 1;
+  return get_nonneg(env, v, what, off);
+}
+
+static napi_value js_copy_file_range(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  req_t *r = req_new(env, OP_COPY_FILE_RANGE, "copy_file_range");
+  if (!r) return NULL;
+  int64_t len;
+  if (!get_fd(env, argv[0], "srcFd", &r->fd1) ||
+      !get_offset(env, argv[1], "srcOff", &r->off1, &r->has_off1) ||
+      !get_fd(env, argv[2], "dstFd", &r->fd2) ||
+      !get_offset(env, argv[3], "dstOff", &r->off2, &r->has_off2) ||
+      !get_nonneg(env, argv[4], "len", &len)) FAIL(r);
+  r->len = (size_t)len;
+  return queue(env, r);
+}
+
+static napi_value js_makedev(napi_env env, napi_callback_info info) {
+  napi_value argv[2], out;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int64_t ma, mi;
+  if (!get_nonneg(env, argv[0], "major", &ma) || !get_nonneg(env, argv[1], "minor", &mi)) return NULL;
+  if (ma > UINT32_MAX || mi > UINT32_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "major/minor must fit in 32 bits");
+    return NULL;
+  }
+  dev_t d = makedev((unsigned)ma, (unsigned)mi);
+  /* A number, like fs.Stats.rdev; exact for every major < 2^21. */
+  CHECK(napi_create_double(env, (double)d, &out));
+  return out;
+}
+
+static napi_value js_major_minor(napi_env env, napi_callback_info info, int want_major) {
+  napi_value argv[1], out;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int64_t d;
+  if (!get_nonneg(env, argv[0], "dev", &d)) return NULL;
+  unsigned v = want_major ? major((dev_t)d) : minor((dev_t)d);
+  CHECK(napi_create_uint32(env, v, &out));
+  return out;
+}
+static napi_value js_major(napi_env env, napi_callback_info info) { return js_major_minor(env, info, 1); }
+static napi_value js_minor(napi_env env, napi_callback_info info) { return js_major_minor(env, info, 0); }
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"utimens", NULL, js_utimens, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"futimens", NULL, js_futimens, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"renameat2", NULL, js_renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"ficlone", NULL, js_ficlone, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"copyFileRange", NULL, js_copy_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"makedev", NULL, js_makedev, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"major", NULL, js_major, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"minor", NULL, js_minor, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,306 @@
+// The native syscall addon against the real filesystem under os.tmpdir() (no mounts).
+import { constants as C } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { hasErrnoCode } from '../../src/core/errors.js';
+import {
+  copyFileRange, ficlone, futimens, lgetxattr, llistxattr, lremovexattr, lsetxattr, major, makedev,
+  minor, mknod, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, renameat2, utimens,
+  XATTR_CREATE, XATTR_REPLACE,
+} from '../../src/sys/native.js';
+
+const isRoot = process.getuid?.() === 0;
+let dir: string;
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'layerfs-sys-'));
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** Resolves the rejection of `p` (fails the test if `p` resolves). */
+async function rejection(p: Promise<unknown>): Promise<NodeJS.ErrnoException> {
+  try {
+    await p;
+  } catch (err) {
+    return err as NodeJS.ErrnoException;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function file(name: string, content = 'x'): Promise<string> {
+  const p = path.join(dir, name);
+  await fs.writeFile(p, content);
+  return p;
+}
+
+describe('xattrs', () => {
+  it('round-trips user.* values, lists, removes, and answers null for absent names', async () => {
+    const p = await file('f');
+    expect(await lgetxattr(p, 'user.absent')).toBeNull();
+    const big = Buffer.alloc(3000, 0xab);
+    await lsetxattr(p, 'user.a', Buffer.from([0, 1, 2, 0xff]));
+    await lsetxattr(p, 'user.empty', Buffer.alloc(0));
+    await lsetxattr(p, 'user.big', big);
+    expect(await lgetxattr(p, 'user.a')).toEqual(Buffer.from([0, 1, 2, 0xff]));
+    expect(await lgetxattr(p, 'user.empty')).toEqual(Buffer.alloc(0));
+    expect(await lgetxattr(p, 'user.big')).toEqual(big);
+    expect((await llistxattr(p)).sort()).toEqual(['user.a', 'user.big', 'user.empty']);
+    await lremovexattr(p, 'user.a');
+    expect(await lgetxattr(p, 'user.a')).toBeNull();
+    expect((await llistxattr(p)).sort()).toEqual(['user.big', 'user.empty']);
+    expect((await rejection(lremovexattr(p, 'user.a'))).code).toBe('ENODATA');
+  });
+
+  it('honours XATTR_CREATE and XATTR_REPLACE', async () => {
+    const p = await file('f');
+    expect((await rejection(lsetxattr(p, 'user.k', Buffer.from('v'), XATTR_REPLACE))).code).toBe('ENODATA');
+    await lsetxattr(p, 'user.k', Buffer.from('v1'), XATTR_CREATE);
+    expect((await rejection(lsetxattr(p, 'user.k', Buffer.from('v2'), XATTR_CREATE))).code).toBe('EEXIST');
+    await lsetxattr(p, 'user.k', Buffer.from('v3'), XATTR_REPLACE);
+    expect((await lgetxattr(p, 'user.k'))?.toString()).toBe('v3');
+  });
+
+  it.skipIf(!isRoot)('round-trips trusted.* (root) and acts on a symlink, not its target', async () => {
+    const p = await file('target');
+    const link = path.join(dir, 'link');
+    await fs.symlink(p, link);
+    await lsetxattr(p, 'trusted.overlay.opaque', Buffer.from('y'));
+    await lsetxattr(link, 'trusted.layerfs.link', Buffer.from('L'));
+    expect((await lgetxattr(p, 'trusted.overlay.opaque'))?.toString()).toBe('y');
+    expect(await llistxattr(link)).toContain('trusted.layerfs.link');
+    expect(await llistxattr(link)).not.toContain('trusted.overlay.opaque');
+    expect(await lgetxattr(p, 'trusted.layerfs.link')).toBeNull();
+    await lremovexattr(link, 'trusted.layerfs.link');
+    expect(await lgetxattr(link, 'trusted.layerfs.link')).toBeNull();
+  });
+
+  it('lists no names on a fresh file', async () => {
+    const p = await file('f');
+    expect((await llistxattr(p)).filter((n) => n.startsWith('user.'))).toEqual([]);
+  });
+});
+
+describe('mknod and device numbers', () => {
+  it('creates a 0/0 character device (an overlay whiteout)', async () => {
+    const p = path.join(dir, 'wh');
+    await mknod(p, C.S_IFCHR | 0o000, makedev(0, 0));
+    const st = await fs.lstat(p);
+    expect(st.isCharacterDevice()).toBe(true);
+    expect(st.rdev).toBe(0);
+  });
+
+  it('creates a fifo and a device with a real number', async () => {
+    const fifo = path.join(dir, 'fifo');
+    await mknod(fifo, C.S_IFIFO | 0o640, 0);
+    const st = await fs.lstat(fifo);
+    expect(st.isFIFO()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o640 & ~process.umask());
+    if (isRoot) {
+      const dev = path.join(dir, 'null');
+      await mknod(dev, C.S_IFCHR | 0o666, makedev(1, 3));
+      const d = await fs.lstat(dev);
+      expect(major(d.rdev)).toBe(1);
+      expect(minor(d.rdev)).toBe(3);
+    }
+  });
+
+  it('makedev/major/minor agree with the kernel encoding, including large numbers', () => {
+    expect(makedev(8, 1)).toBe(0x801);
+    for (const [ma, mi] of [[0, 0], [1, 3], [259, 1048575], [4095, 255], [65535, 16777215]] as const) {
+      const d = makedev(ma, mi);
+      expect([major(d), minor(d)]).toEqual([ma, mi]);
+    }
+  });
+
+  it('rejects EEXIST when the name is taken', async () => {
+    const p = await file('taken');
+    const err = await rejection(mknod(p, C.S_IFIFO | 0o600, 0));
+    expect(err.code).toBe('EEXIST');
+  });
+});
+
+describe('utimens / futimens', () => {
+  it('sets both times to the nanosecond', async () => {
+    const p = await file('f');
+    await utimens(p, { sec: 1_000_000_001, nsec: 123_456_789 }, { sec: 1_600_000_000, nsec: 987_654_321 });
+    const st = await fs.lstat(p, { bigint: true });
+    expect(st.atimeNs).toBe(1_000_000_001_123_456_789n);
+    expect(st.mtimeNs).toBe(1_600_000_000_987_654_321n);
+  });
+
+  it("'omit' leaves a time untouched and 'now' sets the current time", async () => {
+    const p = await file('f');
+    await utimens(p, { sec: 1_000_000_000, nsec: 5 }, { sec: 1_000_000_000, nsec: 6 });
+    await utimens(p, 'omit', { sec: 1_234_567_890, nsec: 1 });
+    let st = await fs.lstat(p, { bigint: true });
+    expect(st.atimeNs).toBe(1_000_000_000_000_000_005n);
+    expect(st.mtimeNs).toBe(1_234_567_890_000_000_001n);
+    await utimens(p, 'now', 'omit');
+    st = await fs.lstat(p, { bigint: true });
+    // 'now' is the kernel's clock: well after 2020, whatever its granularity.
+    expect(st.atimeNs > 1_600_000_000_000_000_000n).toBe(true);
+    expect(st.mtimeNs).toBe(1_234_567_890_000_000_001n);
+  });
+
+  it('changes a symlink itself, not its target', async () => {
+    const target = await file('target');
+    const link = path.join(dir, 'link');
+    await fs.symlink('target', link);
+    await utimens(target, { sec: 1_500_000_000, nsec: 0 }, { sec: 1_500_000_000, nsec: 0 });
+    await utimens(link, { sec: 1_100_000_000, nsec: 7 }, { sec: 1_100_000_000, nsec: 8 });
+    expect((await fs.lstat(link, { bigint: true })).mtimeNs).toBe(1_100_000_000_000_000_008n);
+    expect((await fs.lstat(target, { bigint: true })).mtimeNs).toBe(1_500_000_000_000_000_000n);
+  });
+
+  it('futimens sets the times of an open file', async () => {
+    const p = await file('f');
+    const h = await fs.open(p, 'r+');
+    try {
+      await futimens(h.fd, { sec: 1_300_000_000, nsec: 11 }, { sec: 1_300_000_001, nsec: 22 });
+    } finally {
+      await h.close();
+    }
+    const st = await fs.lstat(p, { bigint: true });
+    expect(st.atimeNs).toBe(1_300_000_000_000_000_011n);
+    expect(st.mtimeNs).toBe(1_300_000_001_000_000_022n);
+  });
+
+  it('rejects an out-of-range nsec', async () => {
+    const p = await file('f');
+    await expect(utimens(p, { sec: 0, nsec: 1_000_000_000 }, 'omit')).rejects.toThrow(RangeError);
+  });
+});
+
+describe('renameat2', () => {
+  it('RENAME_NOREPLACE refuses an existing target with EEXIST', async () => {
+    const a = await file('a', 'A');
+    const b = await file('b', 'B');
+    const err = await rejection(renameat2(a, b, RENAME_NOREPLACE));
+    expect(err.code).toBe('EEXIST');
+    expect(await fs.readFile(b, 'utf8')).toBe('B');
+    const c = path.join(dir, 'c');
+    await renameat2(a, c, RENAME_NOREPLACE);
+    expect(await fs.readFile(c, 'utf8')).toBe('A');
+  });
+
+  it('RENAME_EXCHANGE swaps two names', async () => {
+    const a = await file('a', 'A');
+    await fs.mkdir(path.join(dir, 'b'));
+    await renameat2(a, path.join(dir, 'b'), RENAME_EXCHANGE);
+    expect((await fs.lstat(a)).isDirectory()).toBe(true);
+    expect(await fs.readFile(path.join(dir, 'b'), 'utf8')).toBe('A');
+  });
+
+  it.skipIf(!isRoot)('RENAME_WHITEOUT leaves a 0/0 character device at the source', async () => {
+    const a = await file('a', 'A');
+    const b = path.join(dir, 'b');
+    await renameat2(a, b, RENAME_WHITEOUT);
+    const st = await fs.lstat(a);
+    expect(st.isCharacterDevice()).toBe(true);
+    expect(st.rdev).toBe(0);
+    expect(await fs.readFile(b, 'utf8')).toBe('A');
+  });
+});
+
+describe('ficlone and copyFileRange', () => {
+  it('clones identical bytes, or rejects as unsupported on this filesystem', async () => {
+    const content = Buffer.alloc(64 * 1024, 0x5a);
+    const src = await fs.open(await file('src', content.toString('latin1')), 'r');
+    const dstPath = path.join(dir, 'dst');
+    const dst = await fs.open(dstPath, 'w');
+    try {
+      await ficlone(src.fd, dst.fd);
+      expect(await fs.readFile(dstPath)).toEqual(content);
+    } catch (err) {
+      expect(['EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOTTY']).toContain((err as NodeJS.ErrnoException).code);
+      expect((err as NodeJS.ErrnoException).syscall).toBe('ioctl(FICLONE)');
+      expect((err as NodeJS.ErrnoException).errno).toBeLessThan(0);
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+  });
+
+  it('copies the requested range at explicit offsets, and from the file position with null', async () => {
+    const srcPath = await file('src', '0123456789abcdef');
+    const dstPath = await file('dst', '________');
+    const src = await fs.open(srcPath, 'r');
+    const dst = await fs.open(dstPath, 'r+');
+    try {
+      expect(await copyFileRange(src.fd, 4, dst.fd, 2, 5)).toBe(5);
+      expect(await fs.readFile(dstPath, 'utf8')).toBe('__45678_');
+      expect(await copyFileRange(src.fd, 14, dst.fd, 8, 100)).toBe(2); // short at EOF
+      expect(await copyFileRange(src.fd, 16, dst.fd, 0, 10)).toBe(0); // at EOF
+      expect(await fs.readFile(dstPath, 'utf8')).toBe('__45678_ef');
+      expect(await copyFileRange(src.fd, null, dst.fd, null, 3)).toBe(3); // both positions at 0
+      expect(await fs.readFile(dstPath, 'utf8')).toBe('0125678_ef');
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+  });
+
+  it('handles offsets beyond 4 GiB', async () => {
+    const far = 5 * 2 ** 30 + 3;
+    const srcPath = path.join(dir, 'sparse');
+    const s = await fs.open(srcPath, 'w+');
+    const d = await fs.open(path.join(dir, 'out'), 'w+');
+    try {
+      await s.write(Buffer.from('FAR'), 0, 3, far);
+      expect(await copyFileRange(s.fd, far, d.fd, far + 1, 3)).toBe(3);
+      const back = Buffer.alloc(3);
+      await d.read(back, 0, 3, far + 1);
+      expect(back.toString()).toBe('FAR');
+    } finally {
+      await s.close();
+      await d.close();
+    }
+  });
+});
+
+describe('non-UTF-8 paths and errors', () => {
+  it('reaches a name with bytes 0xff 0xfe through a Buffer path', async () => {
+    const p = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0xff, 0xfe])]);
+    await mknod(p, C.S_IFIFO | 0o600, 0);
+    const names = await fs.readdir(dir, { encoding: 'buffer' });
+    expect(names).toEqual([Buffer.from([0xff, 0xfe])]);
+    expect((await fs.lstat(p)).isFIFO()).toBe(true);
+    await fs.rm(p);
+    await fs.writeFile(p, 'x');
+    await lsetxattr(p, 'user.n', Buffer.from('bytes'));
+    expect((await lgetxattr(p, 'user.n'))?.toString()).toBe('bytes');
+    expect(await llistxattr(p)).toContain('user.n');
+    await utimens(p, { sec: 1_000_000_000, nsec: 1 }, { sec: 1_000_000_000, nsec: 2 });
+    expect((await fs.lstat(p, { bigint: true })).mtimeNs).toBe(1_000_000_000_000_000_002n);
+    // The UTF-8 reading of the same bytes is a different (absent) name.
+    expect((await rejection(lgetxattr(p.toString('utf8'), 'user.n'))).code).toBe('ENOENT');
+  });
+
+  it('rejects with Node-style system errors', async () => {
+    const missing = path.join(dir, 'missing');
+    const err = await rejection(lgetxattr(missing, 'user.x'));
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('ENOENT');
+    expect(err.errno).toBe(-2);
+    expect(err.syscall).toBe('lgetxattr');
+    expect(err.path).toBe(missing);
+    expect(err.message).toBe(`ENOENT: no such file or directory, lgetxattr '${missing}'`);
+    expect(hasErrnoCode(err, 'ENOENT')).toBe(true);
+
+    const r = await rejection(renameat2(missing, path.join(dir, 'to'), 0));
+    expect([r.code, r.syscall, r.path, (r as { dest?: string }).dest]).toEqual(['ENOENT', 'renameat2', missing, path.join(dir, 'to')]);
+
+    const b = await rejection(futimens(987654, 'now', 'now'));
+    expect([b.code, b.errno, b.syscall, b.path]).toEqual(['EBADF', -9, 'futimens', undefined]);
+  });
+
+  it('rejects bad argument types instead of calling the kernel', async () => {
+    await expect(lgetxattr(42 as unknown as string, 'user.x')).rejects.toThrow(TypeError);
+    await expect(lgetxattr(Buffer.from('a\0b'), 'user.x')).rejects.toThrow(TypeError);
+    await expect(lsetxattr(path.join(dir, 'x'), 'user.x', 'str' as unknown as Buffer)).rejects.toThrow(TypeError);
+  });
+});
