@@ -1,0 +1,32 @@
+/**
+ * Inode numbering. st_ino must be stable across remounts and unchanged by copy-up, and
+ * distinct across layers that may share a backing filesystem. A number is
+ * `tag * 2^40 + backingIno mod 2^40`, tag 1 for the writable layer and 2 + i for lower
+ * layer i, which stays an exact JavaScript number (< 2^53) for up to 8,190 layers.
+ * A copied-up object keeps the number of its lower original (recorded in the
+ * trusted.layerfs.origin xattr), so `ls -i` before and after a write agree. Hard links
+ * inside a layer share a backing inode and so share the number.
+ */
+const SPAN = 2 ** 40;
+
+/** st_ino of an object in lower layer `layer` whose backing inode is `backingIno`. */
+export function lowerIno(layer: number, backingIno: number | bigint): number {
+  return (layer + 2) * SPAN + Number(BigInt(backingIno) % BigInt(SPAN));
+}
+
+/** st_ino of an object created in the writable layer. */
+export function upperIno(backingIno: number | bigint): number {
+  return SPAN + Number(BigInt(backingIno) % BigInt(SPAN));
+}
+
+/** Encodes an inode number for the origin xattr. */
+export function encodeOrigin(ino: number): Buffer {
+  return Buffer.from(String(ino), 'latin1');
+}
+
+/** Decodes the origin xattr; undefined when absent or malformed. */
+export function decodeOrigin(value: Buffer | null): number | undefined {
+  if (value === null) return undefined;
+  const n = Number(value.toString('latin1'));
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}

@@ -1,0 +1,80 @@
+/**
+ * The kernel overlayfs on-disk format, as layerfs reads and writes it, so that a writable
+ * layer written by layerfs mounts unchanged under the kernel's overlayfs (and back):
+ * - whiteout: a character device 0/0 hides the same name in the layers below;
+ * - opaque directory: xattr trusted.overlay.opaque = "y" hides the layers below it;
+ * - redirect (redirect_dir=on): xattr trusted.overlay.redirect on an upper directory names
+ *   the lower directory it was renamed from (absolute, from the layer root, when it starts
+ *   with '/'); its lower contents are looked up there instead of at its own path.
+ * Plus one private name of layerfs: trusted.layerfs.origin on a copied-up object keeps the
+ * inode number it had in its lower layer, so copy-up does not change st_ino.
+ *
+ * Names a container process uses under `trusted.overlay.` are ESCAPED exactly as the
+ * kernel (6.7+) does: stored as `trusted.overlay.overlay.X`, shown back as
+ * `trusted.overlay.X`. So no process can forge a whiteout, opaque or redirect marker, and
+ * the same upper reads the same under both implementations.
+ */
+import type { BigIntStats, Stats } from 'node:fs';
+import { sys } from './sys.js';
+
+export const OPAQUE_XATTR = 'trusted.overlay.opaque';
+export const REDIRECT_XATTR = 'trusted.overlay.redirect';
+export const ORIGIN_XATTR = 'trusted.layerfs.origin';
+
+const OVERLAY_PREFIX = 'trusted.overlay.';
+const ESCAPED_PREFIX = 'trusted.overlay.overlay.';
+const LAYERFS_PREFIX = 'trusted.layerfs.';
+
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
+
+/** True for a whiteout: a character device with device number 0/0. */
+export function isWhiteoutStat(st: Stats | BigIntStats): boolean {
+  return (Number(st.mode) & S_IFMT) === S_IFCHR && Number(st.rdev) === 0;
+}
+
+/** True when the directory at `realPath` carries the opaque marker. */
+export async function isOpaqueDir(realPath: Buffer): Promise<boolean> {
+  const v = await sys.lgetxattr(realPath, OPAQUE_XATTR).catch(() => null);
+  return v !== null && v.toString('latin1') === 'y';
+}
+
+/** The redirect of an upper directory, or undefined. */
+export async function readRedirect(realPath: Buffer): Promise<string | undefined> {
+  const v = await sys.lgetxattr(realPath, REDIRECT_XATTR).catch(() => null);
+  return v === null ? undefined : v.toString('latin1');
+}
+
+/** Creates a whiteout (char device 0/0, mode 0) at `realPath`. */
+export function mknodWhiteout(realPath: Buffer): Promise<void> {
+  return sys.mknod(realPath, S_IFCHR, sys.makedev(0, 0));
+}
+
+/**
+ * Maps an xattr name a caller uses to the name stored in a layer: `trusted.overlay.X` →
+ * `trusted.overlay.overlay.X` (kernel escaping); 'private' for layerfs's own names,
+ * which callers may neither read nor write.
+ */
+export function storedXattrName(name: string): string | 'private' {
+  if (name.startsWith(LAYERFS_PREFIX)) return 'private';
+  if (name.startsWith(OVERLAY_PREFIX)) return ESCAPED_PREFIX + name.slice(OVERLAY_PREFIX.length);
+  return name;
+}
+
+/** Maps a stored xattr name back to what callers see, or null when it stays hidden. */
+export function visibleXattrName(stored: string): string | null {
+  if (stored.startsWith(LAYERFS_PREFIX)) return null;
+  if (stored.startsWith(ESCAPED_PREFIX)) return OVERLAY_PREFIX + stored.slice(ESCAPED_PREFIX.length);
+  if (stored.startsWith(OVERLAY_PREFIX)) return null;
+  return stored;
+}
+
+/** True for stored names a copy-up must not carry over (the overlay's own markers). */
+export function isPrivateStoredXattr(stored: string): boolean {
+  return visibleXattrName(stored) === null;
+}

@@ -1,0 +1,57 @@
+/**
+ * Byte-string path helpers for the union. Paths are absolute inside the filesystem
+ * ('/', '/etc/passwd') and each UTF-16 code unit is one byte (see core/filesystem.ts).
+ */
+import { LayerfsError } from '../core/errors.js';
+
+/** The parent of an absolute path ('/a/b' → '/a', '/a' → '/'). */
+export function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+/** The last component of an absolute path ('/' → ''). */
+export function baseOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** `dir` + '/' + `name` without doubling the root slash. */
+export function joinPath(dir: string, name: string): string {
+  return dir === '/' ? '/' + name : dir + '/' + name;
+}
+
+/** True when `path` equals `ancestor` or lies beneath it. */
+export function isWithin(path: string, ancestor: string): boolean {
+  if (ancestor === '/') return true;
+  return path === ancestor || path.startsWith(ancestor + '/');
+}
+
+/**
+ * The components of a path, checked: no empty, '.' or '..' component, so that
+ * `root + path` can never name anything outside `root` (containment, issue 4 §4).
+ * The kernel never sends such paths; a direct caller gets EINVAL.
+ */
+export function splitPath(path: string): string[] {
+  if (path === '/') return [];
+  if (!path.startsWith('/')) throw invalidPath(path);
+  const parts = path.slice(1).split('/');
+  for (const p of parts) {
+    if (p === '' || p === '.' || p === '..') throw invalidPath(path);
+    if (p.length > 255) {
+      throw new LayerfsError('INVALID_ARGUMENT', `name too long in ${path}`, { errno: 'ENAMETOOLONG' });
+    }
+  }
+  return parts;
+}
+
+function invalidPath(path: string): LayerfsError {
+  return new LayerfsError('UNSAFE_PATH', `not a canonical absolute path: ${JSON.stringify(path)}`, {
+    errno: 'EINVAL',
+  });
+}
+
+/** A path inside a layer root as node:fs wants it: root bytes + path bytes. */
+export function inRoot(root: Buffer, path: string): Buffer {
+  if (path === '/') return root;
+  return Buffer.concat([root, Buffer.from(path, 'latin1')]);
+}

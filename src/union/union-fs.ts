@@ -1,0 +1,355 @@
+/**
+ * UnionFilesystem: the PathFilesystem layerfs serves — a writable upper directory over N
+ * read-only lower directories, all in the kernel overlayfs on-disk format (see
+ * overlay-format.ts). Reads of lower-only paths come from the in-memory LowerIndex;
+ * the writable layer is consulted first through the exact in-memory UpperState. Every
+ * namespace change (and copy-up) runs under one lock, so multi-step changes never
+ * interleave; data I/O on open handles and all reads run freely.
+ *
+ * Permission checks are the kernel's (the mount uses default_permissions); this class
+ * only sets ownership of new objects from the caller and clears setuid/setgid on writes
+ * by callers without CAP_FSETID (non-root), as the kernel would.
+ */
+import * as fsp from 'node:fs/promises';
+import { constants as C } from 'node:fs';
+import type { Caller, DirEntry, FileStat, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import { HandleTable } from './file-handles.js';
+import { fsError } from './fs-error.js';
+import { lowerIno, upperIno } from './inode.js';
+import { LowerIndex } from './lower-index.js';
+import { Mutex } from './mutex.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
+import { parentOf } from './paths.js';
+import { fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
+import { renameInUnion } from './union-rename.js';
+import { UnionView, type Resolved } from './union-view.js';
+import { UpperState } from './upper-state.js';
+import { UpperWriter } from './upper-writer.js';
+
+/** Where the layers are. Without `upperDir` the union is read-only (writes fail EROFS). */
+export interface UnionOptions {
+  /** Lower layer directories, TOP FIRST (as in overlayfs's lowerdir=). */
+  lowerDirs: string[];
+  upperDir?: string;
+  /** Required with `upperDir`, on the same filesystem (as in overlayfs's workdir=). */
+  workDir?: string;
+}
+
+const O_ACCMODE = 3;
+
+export class UnionFilesystem implements PathFilesystem {
+  private readonly handles = new HandleTable();
+  private readonly lock = new Mutex();
+
+  private constructor(
+    readonly view: UnionView,
+    private readonly writer: UpperWriter | null,
+  ) {}
+
+  /** Indexes the lower layers, loads the writable layer, clears leftovers in the work dir. */
+  static async open(opts: UnionOptions): Promise<UnionFilesystem> {
+    const index = await LowerIndex.build(opts.lowerDirs);
+    if (opts.upperDir === undefined) return new UnionFilesystem(new UnionView(index, null), null);
+    if (opts.workDir === undefined) throw fsError('EINVAL', opts.upperDir, 'upper dir without work dir');
+    // Our temp names live in work/layerfs; the kernel uses work/work, so both can share.
+    const work = Buffer.from(opts.workDir + '/layerfs');
+    await fsp.rm(work, { recursive: true, force: true });
+    await fsp.mkdir(work, { recursive: true, mode: 0o700 });
+    const upper = await UpperState.load(opts.upperDir);
+    const view = new UnionView(index, upper);
+    return new UnionFilesystem(view, new UpperWriter(view, upper, work));
+  }
+
+  async getattr(path: string): Promise<FileStat> {
+    return this.view.stat(this.view.resolve(path));
+  }
+
+  async fgetattr(path: string, fh: number): Promise<FileStat> {
+    const f = this.handles.get(fh);
+    const st = await fstatFd(f.fd);
+    const r: Resolved = { path, lowerPath: null, isDir: (Number(st.mode) & S_IFMT) === S_IFDIR };
+    return { ...this.view.upperStat(r, st), ino: f.ino };
+  }
+
+  async readlink(path: string): Promise<string> {
+    const r = this.view.resolve(path);
+    if (r.upper === undefined) {
+      if ((r.lower!.mode & S_IFMT) !== S_IFLNK) throw fsError('EINVAL', path, 'not a symlink');
+      return this.view.index.readlink(r.lowerPath!, r.lower!);
+    }
+    const t = await fsp.readlink(this.upperReal(path), { encoding: 'buffer' });
+    return t.toString('latin1');
+  }
+
+  async readdir(path: string): Promise<DirEntry[]> {
+    return this.view.readdir(this.view.resolve(path));
+  }
+
+  async open(path: string, flags: number, caller: Caller): Promise<number> {
+    const acc = flags & O_ACCMODE;
+    const trunc = (flags & C.O_TRUNC) !== 0;
+    let r = this.view.resolve(path);
+    if (r.isDir && (acc !== C.O_RDONLY || trunc)) throw fsError('EISDIR', path);
+    if ((acc !== C.O_RDONLY || trunc) && r.upper === undefined) {
+      const w = this.rw(path);
+      r = await this.lock.run(() => w.ensureUpper(path, !trunc));
+    }
+    const real = r.upper !== undefined ? this.upperReal(path) : this.view.index.realPath(r.lower!.layer, r.lowerPath!);
+    const fd = await openFd(real, (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)) | C.O_NOFOLLOW);
+    return await this.addHandle(fd, path, r, acc !== C.O_RDONLY && caller.uid !== 0);
+  }
+
+  async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
+    const w = this.rw(path);
+    const fd = await this.lock.run(async () => {
+      this.checkNewName(path);
+      const existing = this.view.tryResolve(path);
+      if (existing === 'ENOTDIR') throw fsError('ENOTDIR', path);
+      if (existing !== 'ENOENT') {
+        if (flags & C.O_EXCL) throw fsError('EEXIST', path);
+        return undefined;
+      }
+      const openFlags = (flags & ~C.O_TRUNC) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real) => openFd(real, openFlags, 0o600));
+    });
+    if (fd === undefined) return this.open(path, flags & ~(C.O_CREAT | C.O_EXCL), caller);
+    return this.addHandle(fd, path, this.view.resolve(path), (flags & O_ACCMODE) !== C.O_RDONLY && caller.uid !== 0);
+  }
+
+  async read(_path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    return readFd(this.handles.get(fh).fd, buf, 0, length, position);
+  }
+
+  async write(_path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    const f = this.handles.get(fh);
+    if (f.killPrivs) await killPrivs(f.fd).finally(() => (f.killPrivs = false));
+    return writeFd(f.fd, buf, 0, length, position);
+  }
+
+  async flush(): Promise<void> {}
+
+  async release(_path: string, fh: number): Promise<void> {
+    await this.handles.release(fh);
+  }
+
+  async fsync(_path: string, datasync: boolean, fh: number): Promise<void> {
+    await fsyncFd(this.handles.get(fh).fd, datasync);
+  }
+
+  async truncate(path: string, size: number, _caller: Caller): Promise<void> {
+    await this.mutate(path, async (w) => {
+      const r = this.view.resolve(path);
+      if (r.isDir) throw fsError('EISDIR', path);
+      const type = (r.upper !== undefined ? await this.typeOfUpper(path) : r.lower!.mode & S_IFMT);
+      if (type !== S_IFREG) throw fsError('EINVAL', path, 'truncate of a special file');
+      await w.ensureUpper(path, size > 0);
+      await fsp.truncate(this.upperReal(path), size);
+    });
+  }
+
+  async ftruncate(_path: string, fh: number, size: number): Promise<void> {
+    await ftruncateFd(this.handles.get(fh).fd, size);
+  }
+
+  async chmod(path: string, mode: number, _caller: Caller): Promise<void> {
+    await this.mutate(path, async (w) => {
+      const r = await w.ensureUpper(path);
+      if (r.upper!.kind === 'other' && (await this.typeOfUpper(path)) === S_IFLNK) throw fsError('EOPNOTSUPP', path);
+      await fsp.chmod(this.upperReal(path), mode & 0o7777);
+    });
+  }
+
+  async chown(path: string, uid: number, gid: number, _caller: Caller): Promise<void> {
+    await this.mutate(path, async (w) => {
+      await w.ensureUpper(path);
+      await fsp.lchown(this.upperReal(path), idOrKeep(uid), idOrKeep(gid));
+    });
+  }
+
+  async utimens(path: string, atime: TimeUpdate, mtime: TimeUpdate, _caller: Caller): Promise<void> {
+    await this.mutate(path, async (w) => {
+      await w.ensureUpper(path);
+      await sys.utimens(this.upperReal(path), atime, mtime);
+    });
+  }
+
+  async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<void> {
+    await this.createObject(path, mode, caller, false, (real) => sys.mknod(real, mode, rdev));
+  }
+
+  async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
+    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real) => fsp.mkdir(real, 0o700));
+  }
+
+  async symlink(target: string, path: string, caller: Caller): Promise<void> {
+    const t = Buffer.from(target, 'latin1');
+    await this.createObject(path, 0o777 | S_IFLNK, caller, false, (real) => fsp.symlink(t, real), true);
+  }
+
+  async unlink(path: string, _caller: Caller): Promise<void> {
+    await this.mutate(path, async (w) => {
+      const r = this.view.resolve(path);
+      if (r.isDir) throw fsError('EISDIR', path);
+      await w.remove(path, r);
+    });
+  }
+
+  async rmdir(path: string, _caller: Caller): Promise<void> {
+    await this.mutate(path, async (w) => {
+      const r = this.view.resolve(path);
+      if (!r.isDir) throw fsError('ENOTDIR', path);
+      if (path === '/') throw fsError('EBUSY', path);
+      if ((await this.view.readdir(r)).length > 0) throw fsError('ENOTEMPTY', path);
+      await w.remove(path, r);
+    });
+  }
+
+  async link(existing: string, newPath: string, _caller: Caller): Promise<void> {
+    await this.mutate(newPath, async (w) => {
+      const src = this.view.resolve(existing);
+      if (src.isDir) throw fsError('EPERM', existing, 'hard link to a directory');
+      this.checkNewName(newPath);
+      const dst = this.view.tryResolve(newPath);
+      if (dst === 'ENOTDIR') throw fsError('ENOTDIR', newPath);
+      if (dst !== 'ENOENT') throw fsError('EEXIST', newPath);
+      if (!this.view.resolve(parentOf(newPath)).isDir) throw fsError('ENOTDIR', newPath);
+      const up = await w.ensureUpper(existing);
+      await w.ensureUpper(parentOf(newPath));
+      const from = this.upperReal(existing);
+      const to = this.upperReal(newPath);
+      if (w.upper.get(newPath)?.kind === 'whiteout') {
+        const tmp = w.tmpPath();
+        await fsp.link(from, tmp);
+        await fsp.rename(tmp, to);
+      } else {
+        await fsp.link(from, to);
+      }
+      const node = { kind: 'other' as const, ...(up.upper!.originIno !== undefined ? { originIno: up.upper!.originIno } : {}) };
+      w.upper.set(newPath, node);
+    });
+  }
+
+  async rename(from: string, to: string, flags: number, _caller: Caller): Promise<void> {
+    this.checkNewName(to);
+    await this.mutate(from, (w) => renameInUnion(w, from, to, flags));
+  }
+
+  async setxattr(path: string, name: string, value: Buffer, flags: number, _caller: Caller): Promise<void> {
+    const stored = storedXattrName(name);
+    if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
+    await this.mutate(path, async (w) => {
+      await w.ensureUpper(path);
+      await sys.lsetxattr(this.upperReal(path), stored, value, flags);
+    });
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer | null> {
+    const stored = storedXattrName(name);
+    if (stored === 'private') return null;
+    return sys.lgetxattr(this.backingPath(this.view.resolve(path)), stored);
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const names = await sys.llistxattr(this.backingPath(this.view.resolve(path)));
+    const out: string[] = [];
+    for (const n of names) {
+      const v = visibleXattrName(n);
+      if (v !== null) out.push(v);
+    }
+    return out;
+  }
+
+  async removexattr(path: string, name: string, _caller: Caller): Promise<void> {
+    const stored = storedXattrName(name);
+    if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
+    await this.mutate(path, async (w) => {
+      const r = this.view.resolve(path);
+      // Like the kernel: a missing attribute fails before any copy-up.
+      if (r.upper === undefined && (await sys.lgetxattr(this.backingPath(r), stored)) === null) {
+        throw fsError('ENODATA', path, `xattr ${name}`);
+      }
+      await w.ensureUpper(path);
+      await sys.lremovexattr(this.upperReal(path), stored);
+    });
+  }
+
+  async statfs(_path: string): Promise<StatFs> {
+    const root = this.writer !== null ? this.writer.upper.root : this.view.index.roots[0];
+    if (root === undefined) throw fsError('ENOENT', '/', 'no layers');
+    const s = await fsp.statfs(root);
+    return {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0,
+      flag: this.writer === null ? 1 /* ST_RDONLY */ : 0, namemax: 255,
+    };
+  }
+
+  async destroy(): Promise<void> {
+    await this.handles.closeAll();
+  }
+
+  /** The writer, or EROFS for a read-only union. */
+  private rw(path: string): UpperWriter {
+    if (this.writer === null) throw fsError('EROFS', path);
+    return this.writer;
+  }
+
+  /** Runs a namespace change under the lock (EROFS when read-only). */
+  private mutate<T>(path: string, fn: (w: UpperWriter) => Promise<T>): Promise<T> {
+    const w = this.rw(path);
+    return this.lock.run(() => fn(w));
+  }
+
+  private async createObject(path: string, mode: number, caller: Caller, isDir: boolean, make: (real: Buffer) => Promise<void>, isSymlink = false): Promise<void> {
+    await this.mutate(path, async (w) => {
+      this.checkNewName(path);
+      const existing = this.view.tryResolve(path);
+      if (existing === 'ENOTDIR') throw fsError('ENOTDIR', path);
+      if (existing !== 'ENOENT') throw fsError('EEXIST', path);
+      if (!this.view.resolve(parentOf(path)).isDir) throw fsError('ENOTDIR', path);
+      await w.createNew(path, isDir, mode, caller, make, isSymlink);
+    });
+  }
+
+  /** A parent that does not exist or is not a directory fails first, as in the kernel. */
+  private checkNewName(path: string): void {
+    const p = this.view.tryResolve(parentOf(path));
+    if (p === 'ENOENT' || p === 'ENOTDIR') throw fsError(p, path);
+    if (!p.isDir) throw fsError('ENOTDIR', path);
+  }
+
+  private async addHandle(fd: number, path: string, r: Resolved, mayKillPrivs: boolean): Promise<number> {
+    const layer = r.upper !== undefined ? -1 : r.lower!.layer;
+    let ino: number;
+    if (r.upper === undefined) ino = lowerIno(r.lower!.layer, r.lower!.ino);
+    else ino = r.upper.originIno ?? upperIno((await fstatFd(fd)).ino);
+    return this.handles.add({ fd, path, ino, layer, killPrivs: mayKillPrivs });
+  }
+
+  private upperReal(path: string): Buffer {
+    return this.writer!.upper.realPath(path);
+  }
+
+  private backingPath(r: Resolved): Buffer {
+    if (r.upper !== undefined) return this.upperReal(r.path);
+    return this.view.index.realPath(r.lower!.layer, r.lowerPath!);
+  }
+
+  private async typeOfUpper(path: string): Promise<number> {
+    return (await fsp.lstat(this.upperReal(path))).mode & S_IFMT;
+  }
+}
+
+/** chown(2) leaves an id unchanged when it is -1 (the kernel passes it as 0xffffffff). */
+function idOrKeep(id: number): number {
+  return id === 0xffffffff ? -1 : id;
+}
+
+/** Clears setuid, and setgid when group-executable, as the kernel does on write. */
+async function killPrivs(fd: number): Promise<void> {
+  const st = await fstatFd(fd);
+  const mode = Number(st.mode);
+  let kill = mode & S_ISUID;
+  if ((mode & S_ISGID) !== 0 && (mode & 0o010) !== 0) kill |= S_ISGID;
+  if (kill !== 0) await fchmodFd(fd, mode & 0o7777 & ~kill);
+}

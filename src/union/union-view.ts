@@ -1,0 +1,186 @@
+/**
+ * UnionView: the read side of the union. Resolves a path top-down (writable layer, then
+ * the merged lower index) and builds stats and merged directory listings. It never
+ * touches the disk for lower-only paths: the index already knows them.
+ *
+ * Resolution per component follows the kernel overlayfs lookup: an upper whiteout ends
+ * it (ENOENT); an upper non-directory hides everything below; an upper directory merges
+ * with the lower directory at its "lower path" unless it is opaque. The lower path is the
+ * parent's lower path plus the name, or the directory's redirect (redirect_dir=on).
+ */
+import * as fsp from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import type { DirEntry, FileStat } from '../core/filesystem.js';
+import { fsError } from './fs-error.js';
+import { lowerIno, upperIno } from './inode.js';
+import type { LowerEntry, LowerIndex } from './lower-index.js';
+import { S_IFDIR, S_IFMT } from './overlay-format.js';
+import { baseOf, joinPath, parentOf, splitPath } from './paths.js';
+import type { UpperNode, UpperState } from './upper-state.js';
+
+/** Where a path is served from. */
+export interface Resolved {
+  path: string;
+  /** The writable layer's object (absent: served by the lower index alone). */
+  upper?: UpperNode;
+  /** The lower object: the one served, or the lower part of a merged directory. */
+  lower?: LowerEntry;
+  /** Index path of `lower` (for directories, where lower children are looked up). */
+  lowerPath: string | null;
+  isDir: boolean;
+}
+
+const NS = 1_000_000_000n;
+
+export class UnionView {
+  constructor(
+    readonly index: LowerIndex,
+    readonly upper: UpperState | null,
+  ) {}
+
+  /** Resolves `path` or rejects ENOENT / ENOTDIR. */
+  resolve(path: string): Resolved {
+    const r = this.tryResolve(path);
+    if (r === 'ENOENT' || r === 'ENOTDIR') throw fsError(r, path);
+    return r;
+  }
+
+  /** Resolves `path`; a missing last component gives 'ENOENT' instead of throwing. */
+  tryResolve(path: string): Resolved | 'ENOENT' | 'ENOTDIR' {
+    const parts = splitPath(path);
+    let up = this.upper?.get('/');
+    let lowerPath: string | null = up?.opaque ? null : '/';
+    let lower = lowerPath === null ? undefined : this.index.get('/');
+    if (up === undefined && lower === undefined) return 'ENOENT';
+    let cur = '/';
+    for (const name of parts) {
+      const isDir = up !== undefined ? up.kind === 'dir' : isLowerDir(lower);
+      if (!isDir) return 'ENOTDIR';
+      cur = joinPath(cur, name);
+      const candidate = lowerPath === null ? null : joinPath(lowerPath, name);
+      const u = up !== undefined ? this.upper?.get(cur) : undefined;
+      if (u !== undefined) {
+        if (u.kind === 'whiteout') return 'ENOENT';
+        up = u;
+        if (u.kind !== 'dir' || u.opaque) {
+          lowerPath = null;
+        } else if (u.redirect !== undefined) {
+          lowerPath = u.redirect.startsWith('/')
+            ? u.redirect
+            : lowerPath === null
+              ? null
+              : joinPath(lowerPath, u.redirect);
+        } else {
+          lowerPath = candidate;
+        }
+        lower = lowerPath === null ? undefined : this.index.get(lowerPath);
+        if (lower !== undefined && !isLowerDir(lower)) {
+          // An upper directory never merges with a lower non-directory.
+          lower = undefined;
+          lowerPath = null;
+        }
+      } else {
+        up = undefined;
+        lower = candidate === null ? undefined : this.index.get(candidate);
+        if (lower === undefined) return 'ENOENT';
+        lowerPath = candidate;
+      }
+    }
+    const isDir = up !== undefined ? up.kind === 'dir' : isLowerDir(lower);
+    const r: Resolved = { path, lowerPath: lower !== undefined ? lowerPath : null, isDir };
+    if (up !== undefined) r.upper = up;
+    if (lower !== undefined) r.lower = lower;
+    return r;
+  }
+
+  /**
+   * True when removing `path` from the writable layer would uncover a lower object: then
+   * unlink, rmdir and rename away must leave a whiteout.
+   */
+  lowerShadowed(path: string): boolean {
+    const parent = this.tryResolve(parentOf(path));
+    if (typeof parent === 'string' || parent.lowerPath === null) return false;
+    return this.index.get(joinPath(parent.lowerPath, baseOf(path))) !== undefined;
+  }
+
+  /** The stat of a resolved path. */
+  async stat(r: Resolved): Promise<FileStat> {
+    if (r.upper !== undefined) {
+      const st = await fsp.lstat(this.upper!.realPath(r.path), { bigint: true });
+      return this.upperStat(r, st);
+    }
+    return lowerStat(r.lower!);
+  }
+
+  /** The stat of an upper object from its backing stat. */
+  upperStat(r: Resolved, st: BigIntStats): FileStat {
+    const merged = r.isDir && r.lower !== undefined;
+    let ino = r.upper?.originIno;
+    if (ino === undefined) ino = merged ? lowerIno(r.lower!.layer, r.lower!.ino) : upperIno(st.ino);
+    return {
+      ino,
+      mode: Number(st.mode),
+      // Like the kernel: a merged directory reports one link (counting is not worth it).
+      nlink: merged ? 1 : Number(st.nlink),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      rdev: Number(st.rdev),
+      size: Number(st.size),
+      blksize: Number(st.blksize),
+      blocks: Number(st.blocks),
+      atime: { sec: Number(st.atimeNs / NS), nsec: Number(st.atimeNs % NS) },
+      mtime: { sec: Number(st.mtimeNs / NS), nsec: Number(st.mtimeNs % NS) },
+      ctime: { sec: Number(st.ctimeNs / NS), nsec: Number(st.ctimeNs % NS) },
+    };
+  }
+
+  /** The merged listing of a resolved directory: each name once, whiteouts hidden. */
+  async readdir(r: Resolved): Promise<DirEntry[]> {
+    if (!r.isDir) throw fsError('ENOTDIR', r.path);
+    const out: DirEntry[] = [];
+    const seen = new Set<string>();
+    if (r.upper !== undefined) {
+      const names = await fsp.readdir(this.upper!.realPath(r.path), { encoding: 'buffer' });
+      for (const b of names) {
+        const name = b.toString('latin1');
+        seen.add(name);
+        if (this.upper!.get(joinPath(r.path, name))?.kind === 'whiteout') continue;
+        out.push({ name });
+      }
+    }
+    const lower = r.lowerPath === null ? undefined : this.index.get(r.lowerPath);
+    if (lower?.children !== undefined) {
+      for (const name of lower.children) {
+        if (seen.has(name)) continue;
+        const child = this.index.get(joinPath(r.lowerPath!, name))!;
+        // Lower-only children come with their stat: no getattr round trip per entry.
+        out.push({ name, stat: lowerStat(child) });
+      }
+    }
+    return out;
+  }
+}
+
+/** True when a lower entry is a directory. */
+export function isLowerDir(e: LowerEntry | undefined): boolean {
+  return e !== undefined && (e.mode & S_IFMT) === S_IFDIR;
+}
+
+/** The stat of a lower-only object, from the index. */
+export function lowerStat(e: LowerEntry): FileStat {
+  const merged = e.dirLayers !== undefined && e.dirLayers.length > 1;
+  return {
+    ino: lowerIno(e.layer, e.ino),
+    mode: e.mode,
+    nlink: merged ? 1 : e.nlink,
+    uid: e.uid,
+    gid: e.gid,
+    rdev: e.rdev,
+    size: e.size,
+    blksize: e.blksize,
+    blocks: e.blocks,
+    atime: { sec: e.atimeSec, nsec: e.atimeNsec },
+    mtime: { sec: e.mtimeSec, nsec: e.mtimeNsec },
+    ctime: { sec: e.ctimeSec, nsec: e.ctimeNsec },
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * UpperState: what the writable layer holds, kept in memory and exact because every
+ * change to it passes through this process. Lookups consult it before the lower index
+ * with no syscall: a path absent here has no upper object (and neither has anything
+ * beneath it). Loaded once at start by walking the upper directory.
+ */
+import * as fsp from 'node:fs/promises';
+import { inRoot, isWithin, joinPath } from './paths.js';
+import { decodeOrigin } from './inode.js';
+import { isOpaqueDir, isWhiteoutStat, ORIGIN_XATTR, readRedirect } from './overlay-format.js';
+import { sys } from './sys.js';
+
+/** One object of the writable layer. */
+export interface UpperNode {
+  kind: 'dir' | 'whiteout' | 'other';
+  /** Directories: trusted.overlay.opaque=y (nothing below shows through). */
+  opaque?: boolean;
+  /** Directories: trusted.overlay.redirect (where its lower part lives). */
+  redirect?: string;
+  /** st_ino recorded at copy-up (trusted.layerfs.origin). */
+  originIno?: number;
+}
+
+export class UpperState {
+  private readonly nodes = new Map<string, UpperNode>();
+
+  constructor(readonly root: Buffer) {
+    this.nodes.set('/', { kind: 'dir' });
+  }
+
+  /** Reads the upper directory `dir` into a state. */
+  static async load(dir: string): Promise<UpperState> {
+    const state = new UpperState(Buffer.from(dir));
+    const root = state.nodes.get('/')!;
+    await state.loadNode('/', root);
+    await state.loadDir('/');
+    return state;
+  }
+
+  /** The node at `path`, or undefined. */
+  get(path: string): UpperNode | undefined {
+    return this.nodes.get(path);
+  }
+
+  /** Records a node. */
+  set(path: string, node: UpperNode): void {
+    this.nodes.set(path, node);
+  }
+
+  /** Forgets `path` and everything beneath it. */
+  deleteTree(path: string): void {
+    this.nodes.delete(path);
+    const prefix = path + '/';
+    for (const key of this.nodes.keys()) if (key.startsWith(prefix)) this.nodes.delete(key);
+  }
+
+  /** Moves `from` and everything beneath it to `to` (after a rename in the upper). */
+  moveTree(from: string, to: string): void {
+    const moved: [string, UpperNode][] = [];
+    for (const [key, node] of this.nodes) {
+      if (isWithin(key, from)) moved.push([to + key.slice(from.length), node]);
+    }
+    this.deleteTree(from);
+    this.deleteTree(to);
+    for (const [key, node] of moved) this.nodes.set(key, node);
+  }
+
+  /** The backing path of `path` in the upper directory. */
+  realPath(path: string): Buffer {
+    return inRoot(this.root, path);
+  }
+
+  private async loadDir(dir: string): Promise<void> {
+    const dirents = await fsp.readdir(this.realPath(dir), { withFileTypes: true, encoding: 'buffer' });
+    const subdirs: string[] = [];
+    await Promise.all(
+      dirents.map(async (d) => {
+        const path = joinPath(dir, d.name.toString('latin1'));
+        if (d.isCharacterDevice() && isWhiteoutStat(await fsp.lstat(this.realPath(path)))) {
+          this.nodes.set(path, { kind: 'whiteout' });
+          return;
+        }
+        const node: UpperNode = { kind: d.isDirectory() ? 'dir' : 'other' };
+        await this.loadNode(path, node);
+        this.nodes.set(path, node);
+        if (node.kind === 'dir') subdirs.push(path);
+      }),
+    );
+    for (const sub of subdirs) await this.loadDir(sub);
+  }
+
+  private async loadNode(path: string, node: UpperNode): Promise<void> {
+    const real = this.realPath(path);
+    const origin = decodeOrigin(await sys.lgetxattr(real, ORIGIN_XATTR).catch(() => null));
+    if (origin !== undefined) node.originIno = origin;
+    if (node.kind !== 'dir') return;
+    if (await isOpaqueDir(real)) node.opaque = true;
+    const redirect = await readRedirect(real);
+    if (redirect !== undefined) node.redirect = redirect;
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * UpperWriter: every change to the writable layer, in the kernel overlayfs on-disk
+ * format: copy-up of a path and its parents, creation of new objects (over a whiteout
+ * when the name was deleted from a lower layer, then opaque for directories), and removal
+ * (leaving a whiteout when a lower object would otherwise show through again). Callers
+ * hold the union's namespace lock and have already checked the POSIX preconditions.
+ */
+import * as fsp from 'node:fs/promises';
+import { RenameFlags, type Caller } from '../core/filesystem.js';
+import { copyUpObject } from './copy-up.js';
+import type { LowerIndex } from './lower-index.js';
+import { mknodWhiteout, OPAQUE_XATTR, S_ISGID } from './overlay-format.js';
+import { joinPath, parentOf } from './paths.js';
+import { closeFd, fchmodFd, fchownFd, sys } from './sys.js';
+import type { UpperNode, UpperState } from './upper-state.js';
+import type { Resolved, UnionView } from './union-view.js';
+
+/** Builds a new object at a backing path; regular files return their open fd. */
+export type MakeObject = (real: Buffer) => Promise<number | void>;
+
+const MY_UID = process.getuid?.() ?? 0;
+const MY_GID = process.getgid?.() ?? 0;
+
+export class UpperWriter {
+  private seq = 0;
+  readonly index: LowerIndex;
+
+  constructor(
+    readonly view: UnionView,
+    readonly upper: UpperState,
+    /** A private directory inside the overlay work dir, on the upper's filesystem. */
+    readonly work: Buffer,
+  ) {
+    this.index = view.index;
+  }
+
+  /** A fresh temporary path in the work directory. */
+  tmpPath(): Buffer {
+    return Buffer.concat([this.work, Buffer.from(`/#${process.pid}.${++this.seq}`)]);
+  }
+
+  /**
+   * Makes `path` an upper object, copying it (and first its parents) up from the lower
+   * layers when needed. `data` false copies a regular file empty (for O_TRUNC/truncate 0).
+   */
+  async ensureUpper(path: string, data = true): Promise<Resolved> {
+    const r = this.view.resolve(path);
+    if (r.upper !== undefined) return r;
+    await this.ensureUpper(parentOf(path));
+    const parentReal = this.upper.realPath(parentOf(path));
+    const pst = await fsp.lstat(parentReal, { bigint: true });
+    const origin = await copyUpObject(this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), data);
+    // The rename into the parent changed its times; the kernel restores them too.
+    await sys.utimens(parentReal, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
+    const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', originIno: origin };
+    this.upper.set(path, node);
+    return this.view.resolve(path);
+  }
+
+  /**
+   * Creates a new object at `path` (absent from the merged view; its parent a directory)
+   * owned by the caller, returning the fd `make` opened, if any. Over a whiteout the
+   * object is built in the work dir and renamed (or exchanged) into place; a directory
+   * that hides a lower one becomes opaque, as after the kernel's rmdir-then-mkdir.
+   */
+  async createNew(path: string, isDir: boolean, mode: number, caller: Caller, make: MakeObject, isSymlink = false): Promise<number | undefined> {
+    const parent = parentOf(path);
+    await this.ensureUpper(parent);
+    const parentSt = await fsp.lstat(this.upper.realPath(parent));
+    const setgidParent = (parentSt.mode & S_ISGID) !== 0;
+    const gid = setgidParent ? parentSt.gid : caller.gid;
+    if (isDir && setgidParent) mode |= S_ISGID;
+    const existing = this.upper.get(path);
+    const opaque = isDir && this.view.lowerShadowed(path);
+    const real = this.upper.realPath(path);
+    const viaWork = existing?.kind === 'whiteout' || opaque;
+    const target = viaWork ? this.tmpPath() : real;
+    const fd = await make(target);
+    try {
+      await applyOwner(target, typeof fd === 'number' ? fd : undefined, caller.uid, gid, mode, isSymlink, viaWork || setgidParent);
+      if (opaque) await sys.lsetxattr(target, OPAQUE_XATTR, Buffer.from('y'));
+      if (viaWork) {
+        if (isDir && existing?.kind === 'whiteout') {
+          // rename(2) cannot put a directory over a non-directory: swap, then drop the whiteout.
+          await sys.renameat2(target, real, RenameFlags.EXCHANGE);
+          await fsp.unlink(target);
+        } else {
+          await fsp.rename(target, real);
+        }
+      }
+    } catch (err) {
+      if (typeof fd === 'number') await closeFd(fd).catch(() => undefined);
+      if (viaWork) await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
+    const node: UpperNode = { kind: isDir ? 'dir' : 'other' };
+    if (opaque) node.opaque = true;
+    this.upper.set(path, node);
+    return typeof fd === 'number' ? fd : undefined;
+  }
+
+  /**
+   * Removes `path` (resolved, checked: a non-directory or an empty directory) from the
+   * merged view: deletes its upper object and/or leaves a whiteout where a lower object
+   * would show through. The whiteout replaces the object atomically (rename/exchange).
+   */
+  async remove(path: string, r: Resolved): Promise<void> {
+    const shadowed = this.view.lowerShadowed(path);
+    const real = this.upper.realPath(path);
+    if (r.upper === undefined) {
+      await this.ensureUpper(parentOf(path));
+      await mknodWhiteout(real);
+    } else if (shadowed) {
+      const tmp = this.tmpPath();
+      await mknodWhiteout(tmp);
+      if (r.isDir) {
+        await sys.renameat2(tmp, real, RenameFlags.EXCHANGE);
+        await fsp.rm(tmp, { recursive: true, force: true });
+      } else {
+        await fsp.rename(tmp, real);
+      }
+    } else if (r.isDir) {
+      await this.clearWhiteouts(path);
+      await fsp.rmdir(real);
+    } else {
+      await fsp.unlink(real);
+    }
+    this.upper.deleteTree(path);
+    if (shadowed) this.upper.set(path, { kind: 'whiteout' });
+  }
+
+  /** Deletes the whiteouts inside an upper directory that is empty in the merged view. */
+  async clearWhiteouts(path: string): Promise<void> {
+    const names = await fsp.readdir(this.upper.realPath(path), { encoding: 'buffer' });
+    for (const b of names) {
+      const child = joinPath(path, b.toString('latin1'));
+      if (this.upper.get(child)?.kind !== 'whiteout') continue;
+      await fsp.unlink(this.upper.realPath(child));
+      this.upper.deleteTree(child);
+    }
+  }
+}
+
+/** Sets owner then mode (chown clears setuid/setgid, so mode goes last). */
+async function applyOwner(
+  real: Buffer,
+  fd: number | undefined,
+  uid: number,
+  gid: number,
+  mode: number,
+  isSymlink: boolean,
+  forceChown: boolean,
+): Promise<void> {
+  if (forceChown || uid !== MY_UID || gid !== MY_GID) {
+    if (fd !== undefined) await fchownFd(fd, uid, gid);
+    else await fsp.lchown(real, uid, gid);
+  }
+  if (isSymlink) return;
+  if (fd !== undefined) await fchmodFd(fd, mode & 0o7777);
+  else await fsp.chmod(real, mode & 0o7777);
+}
+
+function nsTime(ns: bigint): { sec: number; nsec: number } {
+  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
+}
