@@ -1,0 +1,260 @@
+/**
+ * Extracts one layer tar into an empty directory, in the kernel overlayfs on-disk format
+ * (see whiteout-policy.ts), so the directory can serve as a lowerdir as it is.
+ *
+ * Safety comes from two rules. (1) Every entry name goes through `cleanLayerPath` in
+ * 'reject' mode: no absolute names, no `..`. (2) The target directory starts empty and
+ * everything created in it is recorded in `created`; a parent component is walked only if
+ * this extraction made it a real directory. So an entry "written through" a symlink, or a
+ * hard link to anything but an earlier entry of the same layer, is refused without ever
+ * asking the disk (nothing else can be there).
+ *
+ * Metadata order per entry: content, lchown, chmod (after chown, which clears set-id bits),
+ * xattrs, times (nanoseconds from PAX). Directory times are set last, deepest first,
+ * because creating their children changes them.
+ */
+import { createWriteStream } from 'node:fs';
+import { link, lchown, chmod, mkdir, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { constants as fsc } from 'node:fs';
+import * as sys from '../sys/native.js';
+import { LayerfsError } from '../core/errors.js';
+import { toFsPath } from '../core/filesystem.js';
+import { baseOf, cleanLayerPath, parentOf } from '../core/safe-join.js';
+import { byteExactTarExtract } from '../image/tar-reader.js';
+import { checkXattrName, classifyName, OVERLAY_OPAQUE_XATTR, refuseLiteralWhiteout } from './whiteout-policy.js';
+
+type Kind = 'dir' | 'file' | 'symlink' | 'other' | 'whiteout';
+
+interface Times {
+  atime: { sec: number; nsec: number };
+  mtime: { sec: number; nsec: number };
+}
+
+/** What an extraction produced. */
+export interface ExtractStats {
+  entries: number;
+  /** Bytes of regular-file content (each inode once). */
+  size: number;
+}
+
+/** Options for one extraction. */
+export interface ExtractOptions {
+  /** Used in messages, e.g. "layer sha256:abcd…". */
+  what: string;
+  /** A tar entry claiming more bytes than this is refused. */
+  maxEntrySize: number;
+}
+
+/** Parses a PAX time ("1700000000.123456789", possibly negative) into sec/nsec. */
+export function parsePaxTime(v: string | undefined): { sec: number; nsec: number } | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(-?)(\d+)(?:\.(\d{1,9})\d*)?$/.exec(v.trim());
+  if (!m) return undefined;
+  let sec = Number(m[2]);
+  let nsec = m[3] ? Number(m[3].padEnd(9, '0')) : 0;
+  if (m[1] === '-') {
+    sec = -sec;
+    if (nsec) {
+      sec -= 1;
+      nsec = 1e9 - nsec;
+    }
+  }
+  return { sec, nsec };
+}
+
+function xattrsOf(pax: Record<string, string> | null | undefined): [string, Buffer][] {
+  const out: [string, Buffer][] = [];
+  if (!pax) return out;
+  for (const [k, v] of Object.entries(pax)) {
+    if (k.startsWith('SCHILY.xattr.')) out.push([k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'latin1')]);
+    else if (k.startsWith('LIBARCHIVE.xattr.')) out.push([decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length)), Buffer.from(v, 'base64')]);
+  }
+  return out;
+}
+
+/** Extracts the tar stream `tar` into the empty directory `dir` (a byte-string path). */
+export async function extractLayer(tar: Readable, dir: string, opts: ExtractOptions): Promise<ExtractStats> {
+  const created = new Map<string, Kind>([['', 'dir']]);
+  const dirTimes = new Map<string, Times>();
+  const opaque = new Set<string>();
+  const stats: ExtractStats = { entries: 0, size: 0 };
+  const abs = (rel: string): Buffer => toFsPath(rel === '' ? dir : `${dir}/${rel}`);
+
+  /** Makes sure `rel` is a directory created by this layer, creating missing ones. */
+  const ensureDir = async (rel: string, entry: string): Promise<void> => {
+    if (rel === '') return;
+    const parts = rel.split('/');
+    let p = '';
+    for (const part of parts) {
+      p = p === '' ? part : `${p}/${part}`;
+      const k = created.get(p);
+      if (k === 'dir') continue;
+      if (k === 'symlink') {
+        throw new LayerfsError('UNSAFE_PATH', `tar entry ${JSON.stringify(entry)} is written through the symlink ${JSON.stringify(p)}`, {
+          hint: 'the image is malformed or malicious; nothing was written outside the store',
+        });
+      }
+      if (k === 'whiteout') await unlink(abs(p));
+      else if (k !== undefined) throw new LayerfsError('INVALID_IMAGE', `tar entry ${JSON.stringify(entry)} is under ${JSON.stringify(p)}, which is not a directory`);
+      await mkdir(abs(p), 0o755);
+      created.set(p, 'dir');
+    }
+  };
+
+  /** Removes what this layer put at `rel` before, so a later entry replaces it. */
+  const clear = async (rel: string): Promise<void> => {
+    const k = created.get(rel);
+    if (k === undefined) return;
+    if (k === 'dir') {
+      await rm(abs(rel), { recursive: true, force: true });
+      for (const key of [...created.keys()]) if (key === rel || key.startsWith(rel + '/')) created.delete(key);
+      for (const key of [...dirTimes.keys()]) if (key === rel || key.startsWith(rel + '/')) dirTimes.delete(key);
+      for (const key of [...opaque]) if (key === rel || key.startsWith(rel + '/')) opaque.delete(key);
+    } else {
+      await unlink(abs(rel));
+      created.delete(rel);
+    }
+  };
+
+  const extract = byteExactTarExtract();
+  const feeding = pipeline(tar, extract);
+  feeding.catch(() => {}); // surfaced through the iterator below
+  try {
+    for await (const entry of extract) {
+      const h = entry.header;
+      const pax = (h.pax ?? undefined) as Record<string, string> | undefined;
+      const name = h.name;
+      stats.entries++;
+      const rel = cleanLayerPath(name, { mode: 'reject', what: 'tar entry' });
+      const base = baseOf(rel);
+      const parent = parentOf(rel);
+      if (h.size !== undefined && h.size > opts.maxEntrySize) {
+        throw new LayerfsError('LIMIT_EXCEEDED', `tar entry ${JSON.stringify(name)} claims ${h.size} bytes, over the ${opts.maxEntrySize}-byte limit`);
+      }
+      const wh = rel === '' ? ({ kind: 'none' } as const) : classifyName(base, name);
+      if (wh.kind !== 'none') {
+        entry.resume();
+        if (wh.kind === 'ignore') continue;
+        if (underLayerSymlink(created, parent)) continue; // see whiteout-policy: the symlink hides it all
+        await ensureDir(parent, name);
+        if (wh.kind === 'opaque') {
+          opaque.add(parent);
+          continue;
+        }
+        const target = parent === '' ? wh.target : `${parent}/${wh.target}`;
+        if (created.has(target)) continue; // a whiteout never removes its own layer's entries
+        await sys.mknod(abs(target), fsc.S_IFCHR | 0o000, sys.makedev(0, 0));
+        created.set(target, 'whiteout');
+        continue;
+      }
+
+      const uid = pax?.uid !== undefined ? Number(pax.uid) : (h.uid ?? 0);
+      const gid = pax?.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0);
+      const mode = (h.mode ?? 0o644) & 0o7777;
+      const mtime = parsePaxTime(pax?.mtime) ?? { sec: Math.floor((h.mtime?.getTime() ?? 0) / 1000), nsec: 0 };
+      const times: Times = { mtime, atime: parsePaxTime(pax?.atime) ?? mtime };
+      const p = abs(rel);
+
+      if (rel === '') {
+        if (h.type !== 'directory') throw new LayerfsError('INVALID_IMAGE', `tar entry ${JSON.stringify(name)} names the layer root but is not a directory`);
+      } else {
+        await ensureDir(parent, name);
+        if (!(h.type === 'directory' && created.get(rel) === 'dir')) await clear(rel);
+      }
+
+      switch (h.type) {
+        case 'directory':
+          entry.resume();
+          if (!created.has(rel)) await mkdir(p, 0o700);
+          created.set(rel, 'dir');
+          dirTimes.set(rel, times);
+          break;
+        case 'file':
+        case 'contiguous-file': {
+          if (pax?.['GNU.sparse.major'] !== undefined || pax?.['GNU.sparse.map'] !== undefined) {
+            throw new LayerfsError('INVALID_IMAGE', `tar entry ${JSON.stringify(name)} is a GNU sparse file, which layerfs does not extract`);
+          }
+          const size = h.size ?? 0;
+          if (size <= 1024 * 1024) {
+            const chunks: Buffer[] = [];
+            for await (const c of entry) chunks.push(c as Buffer);
+            await writeFile(p, Buffer.concat(chunks), { flag: 'wx', mode: 0o600 });
+          } else {
+            await pipeline(entry, createWriteStream(p, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 }));
+          }
+          stats.size += size;
+          created.set(rel, 'file');
+          break;
+        }
+        case 'symlink':
+          entry.resume();
+          await symlink(toFsPath(h.linkname ?? ''), p);
+          created.set(rel, 'symlink');
+          break;
+        case 'link': {
+          entry.resume();
+          const target = cleanLayerPath(h.linkname ?? '', { mode: 'reject', what: `hard link target of ${JSON.stringify(name)}` });
+          const k = created.get(target);
+          if (k === undefined || k === 'dir' || k === 'whiteout') {
+            throw new LayerfsError('UNSAFE_PATH', `tar entry ${JSON.stringify(name)} is a hard link to ${JSON.stringify(h.linkname)}, which is not an earlier file of this layer`);
+          }
+          await link(abs(target), p);
+          created.set(rel, k);
+          continue; // a hard link shares its target's inode and metadata
+        }
+        case 'character-device':
+        case 'block-device':
+        case 'fifo': {
+          entry.resume();
+          const major = h.devmajor ?? 0;
+          const minor = h.devminor ?? 0;
+          if (h.type === 'character-device' && major === 0 && minor === 0) refuseLiteralWhiteout(name);
+          const type = h.type === 'fifo' ? fsc.S_IFIFO : h.type === 'block-device' ? fsc.S_IFBLK : fsc.S_IFCHR;
+          await sys.mknod(p, type | 0o600, h.type === 'fifo' ? 0 : sys.makedev(major, minor));
+          created.set(rel, 'other');
+          break;
+        }
+        default:
+          throw new LayerfsError('INVALID_IMAGE', `tar entry ${JSON.stringify(name)} has an unsupported type (${String(h.type)})`);
+      }
+
+      await lchown(p, uid, gid);
+      if (h.type !== 'symlink') await chmod(p, mode);
+      for (const [xname, value] of xattrsOf(pax)) {
+        checkXattrName(xname, name);
+        await sys.lsetxattr(p, xname, value, 0);
+      }
+      if (h.type !== 'directory') await sys.utimens(p, times.atime, times.mtime);
+    }
+    await feeding;
+  } catch (err) {
+    tar.destroy();
+    extract.destroy();
+    throw err instanceof LayerfsError ? err : wrapTarError(err, opts.what);
+  }
+
+  for (const d of opaque) await sys.lsetxattr(abs(d), OVERLAY_OPAQUE_XATTR, Buffer.from('y'), 0);
+  const dirs = [...dirTimes.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
+  for (const [d, t] of dirs) await sys.utimens(abs(d), t.atime, t.mtime);
+  return stats;
+}
+
+function underLayerSymlink(created: Map<string, Kind>, parent: string): boolean {
+  if (parent === '') return false;
+  let p = '';
+  for (const part of parent.split('/')) {
+    p = p === '' ? part : `${p}/${part}`;
+    if (created.get(p) === 'symlink') return true;
+  }
+  return false;
+}
+
+function wrapTarError(err: unknown, what: string): LayerfsError {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code === 'string' && e.syscall) {
+    return new LayerfsError('IO', `${what}: ${e.message}`, { cause: err });
+  }
+  return new LayerfsError('INVALID_IMAGE', `${what}: corrupt tar stream (${e?.message ?? String(err)})`, { cause: err });
+}

@@ -1,0 +1,73 @@
+/**
+ * Ingests one layer blob into the store: the blob bytes are verified and kept under their
+ * digest, the uncompressed stream is verified against the diff_id and extracted into a
+ * staging folder `layers/tmp-…/diff`, which is renamed to `layers/<cache-id>` only when
+ * everything checked out. The caller then commits the layerdb entry.
+ */
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { Writable, type Readable } from 'node:stream';
+import { shortId, type DiffId, type Digest } from '../core/digest.js';
+import { Decompressor, Verifier, type Compression } from '../image/layer-stream.js';
+import type { LoadLimits } from '../image/limits.js';
+import type { BlobStore } from './blob-store.js';
+import { extractLayer } from './layer-extractor.js';
+import { newCacheId } from './layer-db.js';
+import { stagingName, type StorePaths } from './store-paths.js';
+
+/** What ingesting a layer blob measured and produced. */
+export interface IngestedLayer {
+  blob: Digest;
+  blobSize: number;
+  compression: Compression;
+  /** Present when the layer was extracted. */
+  cacheId?: string;
+  size: number;
+}
+
+/** Options for one layer. */
+export interface LayerIngestOptions {
+  diffId: DiffId;
+  expectedDigest?: Digest;
+  expectedSize?: number;
+  /** Extract into a new layer cache; false only verifies and keeps the blob. */
+  extract: boolean;
+  limits: LoadLimits;
+}
+
+/** Streams `raw` through verification into the blob store and (optionally) a new layer cache. */
+export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Readable, opts: LayerIngestOptions): Promise<IngestedLayer> {
+  const what = `layer ${shortId(opts.diffId)}`;
+  const ingest = await blobs.ingest();
+  const blobCheck = new Verifier({ what: `${what} blob`, sink: ingest.stream, ...(opts.expectedDigest ? { expectedDigest: opts.expectedDigest } : {}), ...(opts.expectedSize !== undefined ? { expectedSize: opts.expectedSize } : {}) });
+  const decompress = new Decompressor(what, opts.limits.maxZstdWindow);
+  const diffCheck = new Verifier({ what: `${what} (uncompressed)`, expectedDigest: opts.diffId, limit: opts.limits.maxLayerSize });
+  const staging = `${paths.layersDir}/${stagingName()}`;
+  try {
+    let size = 0;
+    let cacheId: string | undefined;
+    if (opts.extract) {
+      await mkdir(`${staging}/diff`, { recursive: true });
+      const tar = raw.pipe(blobCheck).pipe(decompress).pipe(diffCheck);
+      for (const s of [raw, blobCheck, decompress] as const) s.on('error', (e) => diffCheck.destroy(e));
+      const stats = await extractLayer(tar, Buffer.from(`${staging}/diff`).toString('latin1'), { what, maxEntrySize: opts.limits.maxLayerSize });
+      size = stats.size;
+    } else {
+      await pipeline(raw, blobCheck, decompress, diffCheck, new Writable({ write: (_c, _e, cb) => cb() }));
+    }
+    if (!blobCheck.measured || !diffCheck.measured) throw new Error('internal: layer stream ended before verification');
+    await ingest.commit(blobCheck.measured.digest);
+    if (opts.extract) {
+      cacheId = newCacheId();
+      await rename(staging, paths.cache(cacheId));
+    }
+    const out: IngestedLayer = { blob: blobCheck.measured.digest, blobSize: blobCheck.measured.size, compression: decompress.compression ?? 'none', size };
+    if (cacheId) out.cacheId = cacheId;
+    return out;
+  } catch (err) {
+    raw.destroy();
+    await ingest.abort();
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+}

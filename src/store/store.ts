@@ -1,0 +1,156 @@
+/**
+ * The image store: one root folder laid out like Docker's overlay2 store (store-paths.ts),
+ * with its parts — blobs, imagedb, layerdb, tags — and the lock that serialises changes.
+ *
+ * Lifecycle: `Store.open(root)` creates the folders and, if no other command holds the lock,
+ * clears what an interrupted command left behind. Changes run inside `withLock`. Reads need
+ * no lock: every change becomes visible through a single rename.
+ *
+ * For mounts: `resolveImage(ref)` then `layerDirs(id)` gives the overlay lowerdirs of an
+ * image, bottom layer first.
+ */
+import { mkdir } from 'node:fs/promises';
+import { shortId, type ChainId, type Digest, chainIds, parseDigest, isDigestString } from '../core/digest.js';
+import { LayerfsError } from '../core/errors.js';
+import type { ImageConfig } from '../image/oci-types.js';
+import { parseReference } from '../image/reference.js';
+import { BlobStore } from './blob-store.js';
+import { ImageDb } from './image-db.js';
+import { LayerDb, type LayerRecord } from './layer-db.js';
+import { acquireLock, tryLock } from './store-lock.js';
+import { cleanupStore } from './store-cleanup.js';
+import { StorePaths, resolveRoot } from './store-paths.js';
+import { TagStore } from './tag-store.js';
+
+/** What `images` and `inspect` show about one image. */
+export interface ImageSummary {
+  id: Digest;
+  tags: string[];
+  created: string | undefined;
+  /** Sum of the image's layer sizes (file content bytes). */
+  size: number;
+  config: ImageConfig;
+  configBytes: Buffer;
+  manifestDigest: Digest | undefined;
+  layers: LayerRecord[];
+}
+
+/** An open store root. */
+export class Store {
+  readonly blobs: BlobStore;
+  readonly images: ImageDb;
+  readonly layers: LayerDb;
+  readonly tags: TagStore;
+
+  private constructor(readonly paths: StorePaths) {
+    this.blobs = new BlobStore(paths);
+    this.images = new ImageDb(paths);
+    this.layers = new LayerDb(paths);
+    this.tags = new TagStore(paths);
+  }
+
+  /** Opens (creating if needed) the store at `root` (default: --root / LAYERFS_ROOT / /var/lib/layerfs). */
+  static async open(root?: string): Promise<Store> {
+    const paths = new StorePaths(resolveRoot(root));
+    for (const d of [paths.imageContentDir, paths.imageMetadataDir, paths.layerdbDir, paths.layersDir, paths.blobsDir, paths.tmpDir]) {
+      try {
+        await mkdir(d, { recursive: true });
+      } catch (err) {
+        throw new LayerfsError('IO', `cannot create the store at ${paths.root}: ${(err as Error).message}`, { cause: err, hint: 'run as root, or choose another place with --root DIR or LAYERFS_ROOT' });
+      }
+    }
+    const store = new Store(paths);
+    const lock = await tryLock(paths.lockFile);
+    if (lock) {
+      try {
+        await cleanupStore(paths, store.layers);
+      } finally {
+        await lock.release();
+      }
+    }
+    return store;
+  }
+
+  /** Runs `fn` holding the store lock (after clearing leftovers of interrupted commands). */
+  async withLock<T>(fn: () => Promise<T>, onWait?: (pid: number | undefined) => void): Promise<T> {
+    const lock = await acquireLock(this.paths.lockFile, onWait ? { onWait } : {});
+    try {
+      await cleanupStore(this.paths, this.layers);
+      return await fn();
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Finds an image by tag (`debian`, `debian:12`), full or short id (`sha256:…`, `3f2a…`),
+   * or `name@digest` (the manifest digest it was loaded with).
+   */
+  async resolveImage(ref: string): Promise<Digest> {
+    const hex = ref.replace(/^sha256:/, '');
+    if (/^[0-9a-f]{4,64}$/.test(hex)) {
+      const ids = (await this.images.list()).filter((id) => id.slice(7).startsWith(hex));
+      if (ids.length === 1) return ids[0]!;
+      if (ids.length > 1) throw new LayerfsError('INVALID_ARGUMENT', `ambiguous image id ${ref}: matches ${ids.map(shortId).join(', ')}`);
+      if (isDigestString(ref) || hex.length === 64) throw new LayerfsError('NOT_FOUND', `no such image: ${ref}`);
+    }
+    let parsed;
+    try {
+      parsed = parseReference(ref);
+    } catch {
+      throw new LayerfsError('NOT_FOUND', `no such image: ${ref}`);
+    }
+    if (parsed.digest !== undefined && parsed.tag === undefined) {
+      for (const id of await this.images.list()) {
+        if ((await this.images.getMeta(id, 'manifest')) === parsed.digest) return id;
+      }
+    }
+    const id = await this.tags.resolve(parsed);
+    if (!id) throw new LayerfsError('NOT_FOUND', `no such image: ${ref}`, { hint: 'see `layerfs images`' });
+    return id;
+  }
+
+  /** The layers of an image, bottom first, as the layerdb has them. */
+  async imageLayers(id: Digest, config?: ImageConfig): Promise<LayerRecord[]> {
+    const cfg = config ?? (await this.images.config(id)).config;
+    const out: LayerRecord[] = [];
+    for (const chain of chainIds(cfg.rootfs.diff_ids)) {
+      const rec = await this.layers.get(chain);
+      if (!rec) throw new LayerfsError('NOT_FOUND', `image ${shortId(id)}: layer ${chain} is missing from the store`, { hint: 'load the image again' });
+      out.push(rec);
+    }
+    return out;
+  }
+
+  /** The extracted layer folders of an image (overlay lowerdirs), bottom first. */
+  async layerDirs(id: Digest): Promise<string[]> {
+    return (await this.imageLayers(id)).map((l) => this.paths.diff(l.cacheId));
+  }
+
+  /** Everything `images`/`inspect` need about one image. */
+  async summary(id: Digest): Promise<ImageSummary> {
+    const { bytes, config } = await this.images.config(id);
+    const layers = await this.imageLayers(id, config);
+    const m = await this.images.getMeta(id, 'manifest');
+    return {
+      id,
+      tags: await this.tags.tagsOf(id),
+      created: config.created,
+      size: layers.reduce((n, l) => n + l.size, 0),
+      config,
+      configBytes: bytes,
+      manifestDigest: m ? parseDigest(m) : undefined,
+      layers,
+    };
+  }
+
+  /** Chain ids of every layer some stored image uses. */
+  async usedChains(): Promise<Set<ChainId>> {
+    const used = new Set<ChainId>();
+    for (const id of await this.images.list()) {
+      const cfg = await this.images.config(id).catch(() => undefined);
+      if (cfg) for (const c of chainIds(cfg.config.rootfs.diff_ids)) used.add(c);
+    }
+    return used;
+  }
+}
