@@ -21,6 +21,7 @@ export default defineConfig({
           hookTimeout: 120_000,
           fileParallelism: false,
           globalSetup: ['test/helpers/global-setup.ts'],
+          setupFiles: ['test/helpers/mount-guard.ts'],
         },
       },
     ],

@@ -1,0 +1,90 @@
+/**
+ * The one place that loads `fuse-native`. It must be layerfs's patched build (see
+ * patches/ and native-notes/): the unpatched binding loses caller credentials, 64-bit
+ * inodes, nanosecond times and non-UTF-8 names, and can kill the process, so a mount
+ * is refused with an explanation rather than served wrongly.
+ */
+import { createRequire } from 'node:module';
+import { LayerfsError } from '../core/errors.js';
+
+const require = createRequire(import.meta.url);
+
+/** The patch level this code speaks (LAYERFS_PATCH_LEVEL in the patched fuse-native.c). */
+export const EXPECTED_PATCH_LEVEL = 1;
+
+/** Raw fuse-native stat input: times as { sec, nsec }; 64-bit fields as number or bigint. */
+export interface NativeStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number | bigint;
+  nlink: number;
+  ino: number | bigint;
+  rdev: number;
+  blksize: number;
+  blocks: number | bigint;
+  atime: { sec: number; nsec: number };
+  mtime: { sec: number; nsec: number };
+  ctime: { sec: number; nsec: number };
+}
+
+type Cb = (err: number, ...rest: unknown[]) => void;
+
+/** The callback-style operations the patched fuse-native calls (subset layerfs serves). */
+export type NativeOps = Record<string, (...args: any[]) => void> & {
+  getattr?: (path: string, cb: Cb) => void;
+};
+
+export interface NativeFuseOptions {
+  allowOther?: boolean;
+  defaultPermissions?: boolean;
+  fsname?: string;
+  subtype?: string;
+  kernelCache?: boolean;
+  entryTimeout?: number;
+  attrTimeout?: number;
+  maxRead?: number;
+  /** Raw libfuse options (name or name=value), commas escaped by the binding. */
+  options?: string[];
+  onHandlerError?: (err: unknown, op: string) => void;
+}
+
+export interface NativeFuse {
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+  context(): { uid: number; gid: number; pid: number; umask: number };
+}
+
+export interface NativeFuseModule {
+  new (mountpoint: string, ops: NativeOps, opts: NativeFuseOptions): NativeFuse;
+  PATCH_LEVEL?: number;
+  UTIME_NOW: number;
+  UTIME_OMIT: number;
+  unmount(mountpoint: string, cb: (err: Error | null) => void): void;
+}
+
+let cached: NativeFuseModule | undefined;
+
+/** Loads the patched fuse-native, or throws NATIVE_BINDING saying how to fix it. */
+export function loadFuseNative(): NativeFuseModule {
+  if (cached) return cached;
+  let mod: NativeFuseModule;
+  try {
+    mod = require('fuse-native') as NativeFuseModule;
+  } catch (cause) {
+    throw new LayerfsError('NATIVE_BINDING', `cannot load fuse-native: ${(cause as Error).message}`, {
+      cause,
+      hint: 'run `npm install` (it patches fuse-native and rebuilds it against libfuse2; apt-get install libfuse2 libfuse-dev)',
+    });
+  }
+  if (mod.PATCH_LEVEL !== EXPECTED_PATCH_LEVEL) {
+    throw new LayerfsError(
+      'NATIVE_BINDING',
+      `fuse-native is not layerfs's patched build (patch level ${String(mod.PATCH_LEVEL)}, need ${EXPECTED_PATCH_LEVEL}): ` +
+        'it would lose caller uids, 64-bit inodes, nanosecond times and non-UTF-8 names',
+      { hint: 'run `npm install` so patch-package applies patches/fuse-native+2.2.6.patch and the binding is rebuilt' },
+    );
+  }
+  cached = mod;
+  return mod;
+}
