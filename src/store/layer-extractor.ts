@@ -137,7 +137,7 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
       if (wh.kind !== 'none') {
         entry.resume();
         if (wh.kind === 'ignore') continue;
-        if (underLayerSymlink(created, parent)) continue; // see whiteout-policy: the symlink hides it all
+        if (underLayerNonDir(created, parent)) continue; // see whiteout-policy: that entry hides it all
         await ensureDir(parent, name);
         if (wh.kind === 'opaque') {
           opaque.add(parent);
@@ -241,12 +241,14 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
   return stats;
 }
 
-function underLayerSymlink(created: Map<string, Kind>, parent: string): boolean {
+/** True when a component of `parent` is something other than a directory this layer made. */
+function underLayerNonDir(created: Map<string, Kind>, parent: string): boolean {
   if (parent === '') return false;
   let p = '';
   for (const part of parent.split('/')) {
     p = p === '' ? part : `${p}/${part}`;
-    if (created.get(p) === 'symlink') return true;
+    const k = created.get(p);
+    if (k !== undefined && k !== 'dir') return true;
   }
   return false;
 }

@@ -13,9 +13,10 @@
  * - xattrs `trusted.overlay.*`, `user.overlay.*`, `user.fuseoverlayfs.*` → refused: the
  *   kernel overlayfs and fuse-overlayfs read them as their own metadata (opaque, redirect,
  *   metacopy, origin…), so writing them from a layer would forge it.
- * - a whiteout *under a symlink the same layer created* (`d -> t` then `d/.wh.x`, seen from
- *   some builders) → dropped: the symlink already hides the whole lower `d`, so the
- *   whiteout has nothing to hide, and following the symlink would write outside `d`.
+ * - a whiteout *under a non-directory the same layer created* (`d -> t` then `d/.wh.x` from
+ *   some builders; umoci writes `d` (now a file) then `d/.wh.child`) → dropped: that entry
+ *   already hides the whole lower `d`, so the whiteout has nothing to hide, and following a
+ *   symlink there would write outside the layer.
  */
 import { LayerfsError } from '../core/errors.js';
 
