@@ -116,7 +116,7 @@ function checkLayers(config: ImageConfig, layers: number, limits: LoadLimits): v
 async function resolve(src: ArchiveSource, d: Descriptor, opts: ReadOptions, depth: number, seen: string[]): Promise<Descriptor | undefined> {
   if (depth > MAX_DEPTH) throw new LayerfsError('INVALID_IMAGE', `indexes nested more than ${MAX_DEPTH} deep`);
   const bytes = await readBlob(src, d, 'index or manifest', opts.limits);
-  const obj = parseJsonObject(bytes, `document ${d.digest}`);
+  const obj = parseJsonObject(bytes, `manifest ${d.digest}`);
   if (!isIndexDocument(obj, d.mediaType)) return d;
   const idx = parseIndex(bytes, `index ${d.digest}`);
   const candidates = selectForPlatform(idx.manifests, opts.platform);

@@ -55,9 +55,13 @@ export class BlobStore {
     await mkdir(this.paths.blobsDir, { recursive: true });
     const tmp = `${this.paths.blobsStaging}/${stagingName()}`;
     const stream = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1024 * 1024 });
+    // Write errors are reported by commit(); after abort() they are expected and ignored.
+    let failure: Error | undefined;
+    stream.on('error', (e) => (failure ??= e));
     return {
       stream,
       commit: async (digest: Digest) => {
+        if (failure) throw failure;
         if (!stream.writableFinished) {
           stream.end();
           await finished(stream);

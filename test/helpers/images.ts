@@ -159,6 +159,8 @@ export interface RawLayer {
   size?: number;
   /** Overrides the diff_id in the config. */
   diffId?: string;
+  /** Stored blob bytes, used as they are (digest and size computed over them). */
+  blob?: Buffer;
 }
 
 /** Compresses with the real zstd tool. */
@@ -188,7 +190,7 @@ export async function writeOciLayout(
   const diffIds: string[] = [];
   for (const l of layers) {
     const c = l.compression ?? 'gzip';
-    let blob = c === 'gzip' ? gzipSync(l.tar) : c === 'zstd' ? await zstdCompress(l.tar) : l.tar;
+    let blob = l.blob ?? (c === 'gzip' ? gzipSync(l.tar) : c === 'zstd' ? await zstdCompress(l.tar) : l.tar);
     const digest = sha(blob);
     const size = blob.length;
     if (l.tamper) blob = l.tamper(blob);
