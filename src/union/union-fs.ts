@@ -206,13 +206,13 @@ export class UnionFilesystem implements PathFilesystem {
 
   async link(existing: string, newPath: string, _caller: Caller): Promise<void> {
     await this.mutate(newPath, async (w) => {
+      // The VFS order: the old name must exist, the new one must not, then type checks.
       const src = this.view.resolve(existing);
-      if (src.isDir) throw fsError('EPERM', existing, 'hard link to a directory');
       this.checkNewName(newPath);
       const dst = this.view.tryResolve(newPath);
       if (dst === 'ENOTDIR') throw fsError('ENOTDIR', newPath);
       if (dst !== 'ENOENT') throw fsError('EEXIST', newPath);
-      if (!this.view.resolve(parentOf(newPath)).isDir) throw fsError('ENOTDIR', newPath);
+      if (src.isDir) throw fsError('EPERM', existing, 'hard link to a directory');
       const up = await w.ensureUpper(existing);
       await w.ensureUpper(parentOf(newPath));
       const from = this.upperReal(existing);
@@ -238,6 +238,7 @@ export class UnionFilesystem implements PathFilesystem {
     const stored = storedXattrName(name);
     if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
     await this.mutate(path, async (w) => {
+      await this.checkUserXattr(this.view.resolve(path), name);
       await w.ensureUpper(path);
       await sys.lsetxattr(this.upperReal(path), stored, value, flags);
     });
@@ -264,6 +265,7 @@ export class UnionFilesystem implements PathFilesystem {
     if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
     await this.mutate(path, async (w) => {
       const r = this.view.resolve(path);
+      await this.checkUserXattr(r, name);
       // Like the kernel: a missing attribute fails before any copy-up.
       if (r.upper === undefined && (await sys.lgetxattr(this.backingPath(r), stored)) === null) {
         throw fsError('ENODATA', path, `xattr ${name}`);
@@ -333,6 +335,13 @@ export class UnionFilesystem implements PathFilesystem {
   private backingPath(r: Resolved): Buffer {
     if (r.upper !== undefined) return this.upperReal(r.path);
     return this.view.index.realPath(r.lower!.layer, r.lowerPath!);
+  }
+
+  /** The VFS allows user.* xattrs on regular files and directories only (EPERM). */
+  private async checkUserXattr(r: Resolved, name: string): Promise<void> {
+    if (!name.startsWith('user.') || r.isDir) return;
+    const type = r.upper !== undefined ? await this.typeOfUpper(r.path) : r.lower!.mode & S_IFMT;
+    if (type !== S_IFREG) throw fsError('EPERM', r.path, `xattr ${name}`);
   }
 
   private async typeOfUpper(path: string): Promise<number> {
