@@ -77,6 +77,13 @@ export function loadFuseNative(): NativeFuseModule {
       hint: 'run `npm install` (it patches fuse-native and rebuilds it against libfuse2; apt-get install libfuse2 libfuse-dev)',
     });
   }
+  checkPatchLevel(mod);
+  cached = mod;
+  return mod;
+}
+
+/** Throws NATIVE_BINDING unless `mod` is the patched fuse-native this code speaks to. */
+export function checkPatchLevel(mod: Pick<NativeFuseModule, 'PATCH_LEVEL'>): void {
   if (mod.PATCH_LEVEL !== EXPECTED_PATCH_LEVEL) {
     throw new LayerfsError(
       'NATIVE_BINDING',
@@ -85,6 +92,4 @@ export function loadFuseNative(): NativeFuseModule {
       { hint: 'run `npm install` so patch-package applies patches/fuse-native+2.2.6.patch and the binding is rebuilt' },
     );
   }
-  cached = mod;
-  return mod;
 }

@@ -1,0 +1,16 @@
+/** Every subcommand, in the order `layerfs --help` lists them. */
+import type { Command } from 'commander';
+import * as history from './history.js';
+import * as images from './images.js';
+import * as inspect from './inspect.js';
+import * as load from './load.js';
+import * as prune from './prune.js';
+import * as rmi from './rmi.js';
+import * as save from './save.js';
+import * as tag from './tag.js';
+
+const verbs: Array<{ register(program: Command): void }> = [load, images, inspect, history, tag, rmi, save, prune];
+
+export function registerVerbs(program: Command): void {
+  for (const verb of verbs) verb.register(program);
+}

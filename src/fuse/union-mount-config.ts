@@ -1,0 +1,35 @@
+/**
+ * What a union mount process serves: the same words as overlayfs's options. Passed to
+ * the mount process as one JSON argument.
+ */
+import { LayerfsError } from '../core/errors.js';
+
+export interface UnionMountConfig {
+  mountpoint: string;
+  /** Lower directories, top first (overlayfs's lowerdir= order). */
+  lowerDirs: string[];
+  /** Absent for a read-only mount. */
+  upperDir?: string;
+  workDir?: string;
+  /** Source name shown in /proc/mounts. */
+  fsname?: string;
+  /** Extra raw libfuse options. */
+  extraOptions?: string[];
+}
+
+export function parseUnionMountConfig(json: string): UnionMountConfig {
+  let c: unknown;
+  try {
+    c = JSON.parse(json);
+  } catch (cause) {
+    throw new LayerfsError('INVALID_ARGUMENT', 'mount config is not valid JSON', { cause });
+  }
+  const o = c as Partial<UnionMountConfig>;
+  if (typeof o.mountpoint !== 'string' || !Array.isArray(o.lowerDirs) || !o.lowerDirs.every((d) => typeof d === 'string')) {
+    throw new LayerfsError('INVALID_ARGUMENT', 'mount config needs mountpoint and lowerDirs');
+  }
+  if ((o.upperDir === undefined) !== (o.workDir === undefined)) {
+    throw new LayerfsError('INVALID_ARGUMENT', 'upperDir and workDir go together');
+  }
+  return o as UnionMountConfig;
+}

@@ -1,0 +1,58 @@
+/**
+ * The FUSE process: serves one union mount until it is unmounted or told to stop.
+ *   node union-mount-main.js '<UnionMountConfig JSON>' [--ready-fd N]
+ * Writes "READY" on the ready fd (default: stdout) once the kernel has initialised the
+ * mount; SIGTERM, SIGINT and SIGHUP unmount cleanly and exit 0. This process never makes
+ * a call on its own mountpoint (it would deadlock against itself).
+ */
+import { closeSync, writeSync } from 'node:fs';
+import { UnionFilesystem } from '../union/union-fs.js';
+import { serveFilesystem } from './fuse-server.js';
+import { parseUnionMountConfig } from './union-mount-config.js';
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} layerfs-mount[${process.pid}]: ${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const readyIdx = args.indexOf('--ready-fd');
+  const readyFd = readyIdx >= 0 ? Number(args[readyIdx + 1]) : 1;
+  const config = parseUnionMountConfig(args[0] ?? '');
+
+  const filesystem = await UnionFilesystem.open({ lowerDirs: config.lowerDirs, upperDir: config.upperDir, workDir: config.workDir });
+  const mount = await serveFilesystem(filesystem, config.mountpoint, {
+    fsname: config.fsname ?? 'layerfs',
+    extra: config.extraOptions ?? [],
+    onUnexpectedError: (err, op) => log(`${op}: ${(err as Error)?.stack ?? String(err)}`),
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: unmounting ${config.mountpoint}`);
+    mount.unmount().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log(`unmount failed: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => stop(s));
+
+  writeSync(readyFd, 'READY\n');
+  if (readyFd !== 1) closeSync(readyFd);
+  log(`serving ${config.mountpoint} (${config.lowerDirs.length} lower, ${config.upperDir ? 'writable' : 'read-only'})`);
+}
+
+// The handlers answer every op themselves; anything that still escapes is logged, never
+// allowed to end the process and leave a dead mountpoint behind.
+process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
+process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
+
+main().catch((err: unknown) => {
+  log(`cannot mount: ${(err as Error).message}`);
+  process.exit(1);
+});
