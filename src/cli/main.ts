@@ -4,7 +4,9 @@
  * program. Global options live here; exit codes and error printing in exit-codes.ts.
  */
 import { Command, CommanderError } from 'commander';
+import { Supervisor } from '../supervisor/supervisor.js';
 import { exitCodeFor, printError } from './exit-codes.js';
+import { openStore } from './verbs/format.js';
 import { registerVerbs } from './verbs/index.js';
 
 export function buildProgram(): Command {
@@ -14,6 +16,14 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerVerbs(program);
+  // Before any verb: a container whose mount process was killed has its dead mount
+  // cleared (the writable layer stays), so no command trips over ENOTCONN.
+  program.hook('preAction', async (_program, action) => {
+    const fixed = await new Supervisor(await openStore(action)).recover();
+    for (const c of fixed) {
+      process.stderr.write(`layerfs: container ${c.name}: its mount process had died; cleared the dead mount on ${c.mountpoint} (writable layer kept)\n`);
+    }
+  });
   return program;
 }
 

@@ -4,12 +4,19 @@ import * as history from './history.js';
 import * as images from './images.js';
 import * as inspect from './inspect.js';
 import * as load from './load.js';
+import * as mount from './mount.js';
 import * as prune from './prune.js';
+import * as ps from './ps.js';
+import * as rm from './rm.js';
 import * as rmi from './rmi.js';
 import * as save from './save.js';
 import * as tag from './tag.js';
+import * as umount from './umount.js';
 
-const verbs: Array<{ register(program: Command): void }> = [load, images, inspect, history, tag, rmi, save, prune];
+const verbs: Array<{ register(program: Command): void }> = [
+  load, images, inspect, history, tag, rmi, save, prune,
+  mount, umount, ps, rm,
+];
 
 export function registerVerbs(program: Command): void {
   for (const verb of verbs) verb.register(program);

@@ -1,0 +1,62 @@
+/**
+ * The kernel's mount table, and the one safe way to clear a FUSE mount whose server is
+ * gone: abort its connection (/sys/fs/fuse/connections/N/abort, N = the mount's device
+ * minor) so nothing stays blocked, then detach it with `umount -l`.
+ */
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface MountEntry {
+  mountpoint: string;
+  fstype: string;
+  source: string;
+  /** "major:minor" of the mount's device; for FUSE the minor is the connection number. */
+  device: string;
+}
+
+function unescapeField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** Parses mountinfo text (fields per proc(5)). */
+export function parseMountinfo(text: string): MountEntry[] {
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const fields = line.split(' ');
+      const dash = fields.indexOf('-');
+      return {
+        mountpoint: unescapeField(fields[4] ?? ''),
+        fstype: fields[dash + 1] ?? '',
+        source: unescapeField(fields[dash + 2] ?? ''),
+        device: fields[2] ?? '',
+      };
+    });
+}
+
+export async function listMounts(): Promise<MountEntry[]> {
+  return parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
+}
+
+export async function mountsAt(mountpoint: string): Promise<MountEntry[]> {
+  return (await listMounts()).filter((m) => m.mountpoint === mountpoint);
+}
+
+/**
+ * Aborts the FUSE connection of every mount at `mountpoint` (except devices in `keep`)
+ * and detaches it. Safe on dead mounts ("Transport endpoint is not connected").
+ */
+export async function abortAndDetach(mountpoint: string, keep: ReadonlySet<string> = new Set()): Promise<void> {
+  const entries = (await mountsAt(mountpoint)).filter((m) => !keep.has(m.device)).reverse();
+  for (const m of entries) {
+    if (m.fstype.startsWith('fuse')) {
+      const minor = m.device.split(':')[1];
+      await writeFile(`/sys/fs/fuse/connections/${minor}/abort`, '1').catch(() => undefined);
+    }
+    await run('umount', ['-l', mountpoint]).catch(() => undefined);
+  }
+}
