@@ -206,4 +206,37 @@ describe('loading real images', () => {
     expect(s.get('l')!.mtimeNs).toBe(1500000000987654321n);
     expect(s.get('d')!.mtimeNs).toBe(1600000000500000000n);
   });
+
+  it('a buildah image (vfs driver, oci-archive and docker-archive) equals its umoci unpack', async () => {
+    const bh = join(work, 'buildah');
+    const b = (args: string[]): Promise<string> => run('buildah', ['--root', join(bh, 'storage'), '--runroot', join(bh, 'run'), '--storage-driver', 'vfs', ...args]);
+    const src = join(bh, 'src');
+    await mkdir(join(src, 'dir', 'sub'), { recursive: true });
+    await writeFile(join(src, 'dir', 'sub', 'file'), 'from buildah');
+    await chmod(join(src, 'dir', 'sub', 'file'), 0o4711);
+    await symlink('sub/file', join(src, 'dir', 'link'));
+    const c1 = (await b(['from', 'scratch'])).trim();
+    await b(['copy', '--chown', '1000:1000', c1, join(src, 'dir'), '/opt/dir']);
+    await b(['config', '--created-by', 'COPY dir /opt/dir', '--env', 'A=1', c1]);
+    await b(['commit', '-q', c1, 'localhost/bh-base:1']);
+    const c2 = (await b(['from', 'localhost/bh-base:1'])).trim();
+    await writeFile(join(src, 'second'), 'second layer');
+    await b(['copy', c2, join(src, 'second'), '/opt/dir/second']);
+    await b(['commit', '-q', c2, 'localhost/bh:1']);
+    const ociTar = join(bh, 'bh-oci.tar');
+    const dockerTar = join(bh, 'bh-docker.tar');
+    await b(['push', 'localhost/bh:1', `oci-archive:${ociTar}:localhost/bh:1`]);
+    await b(['push', 'localhost/bh:1', `docker-archive:${dockerTar}:localhost/bh:1`]);
+    const lay = join(bh, 'layout');
+    await run('skopeo', ['copy', `oci-archive:${ociTar}:localhost/bh:1`, `oci:${lay}:bh`]);
+    const want = canonical(await snapshot(await umociUnpack(lay, 'bh', join(bh, 'unpacked'))));
+    expect(want['opt/dir/sub/file']!.mode).toBe(0o4711);
+    for (const [input, name] of [[ociTar, 'localhost/bh:1'], [dockerTar, 'localhost/bh:1']] as const) {
+      const root = await tempDir('layerfs-root-');
+      const r = await layerfs(root, ['load', '-i', input]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toContain(`Loaded image: ${name}`);
+      expect(canonical(await flattenedStoreImage(root, name))).toEqual(want);
+    }
+  });
 });
