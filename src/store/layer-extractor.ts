@@ -9,6 +9,8 @@
  * hard link to anything but an earlier entry of the same layer, is refused without ever
  * asking the disk (nothing else can be there).
  *
+ * GNU sparse files (PAX 0.1 and 1.0) are written with holes (sparse-file.ts).
+ *
  * Metadata order per entry: content, lchown, chmod (after chown, which clears set-id bits),
  * xattrs, times (nanoseconds from PAX). Directory times are set last, deepest first,
  * because creating their children changes them.
@@ -23,6 +25,7 @@ import { LayerfsError } from '../core/errors.js';
 import { toFsPath } from '../core/filesystem.js';
 import { baseOf, cleanLayerPath, parentOf } from '../core/safe-join.js';
 import { byteExactTarExtract } from '../image/tar-reader.js';
+import { isSparse, sparseName, writeSparse } from './sparse-file.js';
 import { checkXattrName, classifyName, OVERLAY_OPAQUE_XATTR, refuseLiteralWhiteout } from './whiteout-policy.js';
 
 type Kind = 'dir' | 'file' | 'symlink' | 'other' | 'whiteout';
@@ -125,7 +128,7 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
     for await (const entry of extract) {
       const h = entry.header;
       const pax = (h.pax ?? undefined) as Record<string, string> | undefined;
-      const name = h.name;
+      const name = pax && isSparse(pax) ? sparseName(pax, h.name) : h.name;
       stats.entries++;
       const rel = cleanLayerPath(name, { mode: 'reject', what: 'tar entry' });
       const base = baseOf(rel);
@@ -173,11 +176,10 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
           break;
         case 'file':
         case 'contiguous-file': {
-          if (pax?.['GNU.sparse.major'] !== undefined || pax?.['GNU.sparse.map'] !== undefined) {
-            throw new LayerfsError('INVALID_IMAGE', `tar entry ${JSON.stringify(name)} is a GNU sparse file, which layerfs does not extract`);
-          }
-          const size = h.size ?? 0;
-          if (size <= 1024 * 1024) {
+          let size = h.size ?? 0;
+          if (pax && isSparse(pax)) {
+            size = await writeSparse(entry, p, pax, name, opts.maxEntrySize);
+          } else if (size <= 1024 * 1024) {
             const chunks: Buffer[] = [];
             for await (const c of entry) chunks.push(c as Buffer);
             await writeFile(p, Buffer.concat(chunks), { flag: 'wx', mode: 0o600 });

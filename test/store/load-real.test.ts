@@ -239,4 +239,32 @@ describe('loading real images', () => {
       expect(canonical(await flattenedStoreImage(root, name))).toEqual(want);
     }
   });
+
+  it('GNU sparse files (PAX 0.1 and 1.0, from GNU tar) are extracted with their holes', async () => {
+    const sp = join(work, 'sparse');
+    await mkdir(join(sp, 'r'), { recursive: true });
+    const f = join(sp, 'r', 'sparse');
+    await run('truncate', ['-s', '10M', f]);
+    const fh = await (await import('node:fs/promises')).open(f, 'r+');
+    await fh.write(Buffer.from('middle'), 0, 6, 5_000_000);
+    await fh.write(Buffer.from('end'), 0, 3, 10 * 1024 * 1024 - 3);
+    await fh.close();
+    const want = (await snapshot(join(sp, 'r'))).get('sparse')!;
+    for (const version of ['1.0', '0.1']) {
+      const tarFile = join(sp, `s${version}.tar`);
+      await run('tar', ['--sparse', '--format=posix', `--sparse-version=${version}`, '-C', join(sp, 'r'), '-cf', tarFile, 'sparse']);
+      const lay = join(sp, `oci-${version}`);
+      const { writeOciLayout } = await import('../helpers/images.js');
+      await writeOciLayout(lay, [{ tar: await readFile(tarFile) }]);
+      const root = await tempDir('layerfs-root-');
+      const r = await layerfs(root, ['load', '-i', lay, '--name', 'sparse']);
+      expect(r.stderr).toBe('');
+      const info = JSON.parse((await layerfs(root, ['inspect', 'sparse:latest'])).stdout)[0];
+      const diff = info.Store.Layers[0].Diff;
+      const got = (await snapshot(diff)).get('sparse')!;
+      expect({ size: got.size, hash: got.hash, mode: got.mode }).toEqual({ size: want.size, hash: want.hash, mode: want.mode });
+      const { stat } = await import('node:fs/promises');
+      expect((await stat(join(diff, 'sparse'))).blocks).toBeLessThan(64);
+    }
+  });
 });

@@ -163,6 +163,13 @@ describe('image management', () => {
     });
     const root3 = await tempDir('layerfs-root-');
     expect(await ok(root3, ['load'], bytes)).toContain('Loaded image: test/img:a');
+    // A compressed archive (docker save | gzip) loads too, from a file and from stdin.
+    const { gzipSync } = await import('node:zlib');
+    const gz = join(work, 'saved.tar.gz');
+    await writeFile(gz, gzipSync(bytes));
+    const root4 = await tempDir('layerfs-root-');
+    expect(await ok(root4, ['load', '-i', gz])).toContain('Loaded image: test/img:a');
+    expect(await ok(root4, ['load'], gzipSync(bytes))).toContain('Already exists');
   });
 
   it('two loads at once that share layers both succeed and store the shared layer once', async () => {
