@@ -13,7 +13,7 @@ import { hasErrnoCode } from '../core/errors.js';
 import { encodeOrigin, lowerIno } from './inode.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import { isPrivateStoredXattr, ORIGIN_XATTR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './overlay-format.js';
-import { closeFd, fchmodFd, fchownFd, openFd, readFd, sys, writeFd } from './sys.js';
+import { closeFd, fchmodFd, fchownFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 
 /** Largest single copy_file_range request (the kernel caps one call near 2 GiB). */
 const RANGE_CHUNK = 1 << 30;
@@ -43,7 +43,11 @@ export async function copyUpObject(
       try {
         const dstFd = await openFd(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
         try {
-          if (data && entry.size > 0) await copyData(srcFd, dstFd, entry.size);
+          if (data && entry.size > 0) {
+            // A sparse file (fewer blocks than bytes) keeps its holes; others go fast.
+            if (entry.blocks * 512 < entry.size) await copySparse(srcFd, dstFd, entry.size);
+            else await copyData(srcFd, dstFd, entry.size);
+          }
           // chown before chmod: chown clears setuid/setgid bits.
           await fchownFd(dstFd, entry.uid, entry.gid);
           await fchmodFd(dstFd, perm);
@@ -104,6 +108,27 @@ async function copyData(srcFd: number, dstFd: number, size: number): Promise<voi
     while (w < n) w += await writeFd(dstFd, buf, w, n - w, off + w);
     off += n;
   }
+}
+
+/**
+ * Copies a sparse file without filling its holes: all-zero chunks are skipped and the
+ * size is set at the end, so holes stay holes. (SEEK_DATA/SEEK_HOLE would avoid reading
+ * the holes at all; node:fs has no lseek, and reading a hole costs no disk I/O.)
+ */
+async function copySparse(srcFd: number, dstFd: number, size: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(LOOP_CHUNK);
+  const zero = Buffer.alloc(LOOP_CHUNK);
+  let off = 0;
+  while (off < size) {
+    const n = await readFd(srcFd, buf, 0, Math.min(LOOP_CHUNK, size - off), off);
+    if (n === 0) break;
+    if (!buf.subarray(0, n).equals(zero.subarray(0, n))) {
+      let w = 0;
+      while (w < n) w += await writeFd(dstFd, buf, w, n - w, off + w);
+    }
+    off += n;
+  }
+  await ftruncateFd(dstFd, size);
 }
 
 /** Copies every xattr but the overlay's own markers. */
