@@ -16,7 +16,7 @@ import type { Caller, DirEntry, FileStat, PathFilesystem, StatFs, TimeUpdate } f
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { lowerIno, upperIno } from './inode.js';
-import { LowerIndex } from './lower-index.js';
+import { LowerIndex, type LowerEntry } from './lower-index.js';
 import { Mutex } from './mutex.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
 import { parentOf } from './paths.js';
@@ -40,6 +40,8 @@ const O_ACCMODE = 3;
 export class UnionFilesystem implements PathFilesystem {
   private readonly handles = new HandleTable();
   private readonly lock = new Mutex();
+  /** xattr answers for lower objects (immutable), per index entry. */
+  private readonly lowerXattrs = new WeakMap<LowerEntry, Map<string, Buffer | null>>();
 
   private constructor(
     readonly view: UnionView,
@@ -247,7 +249,18 @@ export class UnionFilesystem implements PathFilesystem {
   async getxattr(path: string, name: string): Promise<Buffer | null> {
     const stored = storedXattrName(name);
     if (stored === 'private') return null;
-    return sys.lgetxattr(this.backingPath(this.view.resolve(path)), stored);
+    const r = this.view.resolve(path);
+    if (r.upper !== undefined) return sys.lgetxattr(this.upperReal(path), stored);
+    // Lower layers never change, so their answers are kept: the kernel asks for
+    // security.capability before every write and `ls -l` asks once per file.
+    let cache = this.lowerXattrs.get(r.lower!);
+    if (cache === undefined) this.lowerXattrs.set(r.lower!, (cache = new Map()));
+    let value = cache.get(stored);
+    if (value === undefined) {
+      value = await sys.lgetxattr(this.backingPath(r), stored);
+      cache.set(stored, value);
+    }
+    return value;
   }
 
   async listxattr(path: string): Promise<string[]> {
