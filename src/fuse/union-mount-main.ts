@@ -6,6 +6,7 @@
  * a call on its own mountpoint (it would deadlock against itself).
  */
 import { closeSync, writeSync } from 'node:fs';
+import { mountsAt } from '../sys/mount-table.js';
 import { UnionFilesystem } from '../union/union-fs.js';
 import { serveFilesystem } from './fuse-server.js';
 import { parseUnionMountConfig } from './union-mount-config.js';
@@ -41,6 +42,19 @@ async function main(): Promise<void> {
     );
   };
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => stop(s));
+
+  // `umount` by someone else ends libfuse's loop but not this process: notice and exit,
+  // so no server lingers without a mount.
+  const ourDevices = new Set((await mountsAt(config.mountpoint)).map((m) => m.device));
+  setInterval(() => {
+    void mountsAt(config.mountpoint).then(async (now) => {
+      if (stopping || now.some((m) => ourDevices.has(m.device))) return;
+      stopping = true;
+      log(`${config.mountpoint} was unmounted; exiting`);
+      await filesystem.destroy?.();
+      process.exit(0);
+    });
+  }, 1000).unref();
 
   writeSync(readyFd, 'READY\n');
   if (readyFd !== 1) closeSync(readyFd);

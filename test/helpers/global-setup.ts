@@ -4,7 +4,8 @@
  * FUSE or overlay mount created during it is still in the mount table.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { forceUnmount, unionMounts } from './mounts.js';
@@ -16,7 +17,23 @@ declare module 'vitest' {
   export interface ProvidedContext {
     nativeProbes: string;
     canMount: boolean;
+    /** The folder holding every temporary directory of this run (TMPDIR of the workers). */
+    runRoot: string;
   }
+}
+
+function mtimeOr0(file: string): number {
+  return existsSync(file) ? statSync(file).mtimeMs : 0;
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
 }
 
 export default function setup(project: TestProject) {
@@ -25,6 +42,10 @@ export default function setup(project: TestProject) {
     console.warn('\n*** layerfs: not root or no /dev/fuse: EVERY mount test is SKIPPED on this machine ***\n');
   }
   mkdirSync(CACHE_DIR, { recursive: true });
+  // Mount processes and CLI tests run the compiled build; make sure it is current.
+  if (newestSource(join(root, 'src')) > mtimeOr0(join(root, 'dist', 'cli', 'main.js'))) {
+    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
+  }
   const probes = join(CACHE_DIR, 'native-probes');
   const source = join(root, 'test', 'helpers', 'native-probes.c');
   if (!existsSync(probes) || statSync(probes).mtimeMs < statSync(source).mtimeMs) {
@@ -33,10 +54,17 @@ export default function setup(project: TestProject) {
   project.provide('nativeProbes', probes);
   project.provide('canMount', canMount);
 
-  const before = new Set(unionMounts().map((m) => m.mountpoint));
+  // Every temporary directory of this run (os.tmpdir() in the workers) lives under one
+  // root, so the leftover-mount check sees this run's mounts only, never those of another
+  // run on the same machine.
+  const runRoot = mkdtempSync(join(tmpdir(), 'layerfs-run-'));
+  chmodSync(runRoot, 0o755);
+  process.env.TMPDIR = runRoot;
+  project.provide('runRoot', runRoot);
   return async () => {
-    const left = unionMounts().filter((m) => !before.has(m.mountpoint));
-    for (const m of left) await forceUnmount(m.mountpoint);
+    const left = unionMounts().filter((m) => m.mountpoint.startsWith(runRoot + '/'));
+    for (const m of left.reverse()) await forceUnmount(m.mountpoint);
     if (left.length > 0) throw new Error(`the test run left mounts behind: ${left.map((m) => m.mountpoint).join(', ')}`);
+    rmSync(runRoot, { recursive: true, force: true });
   };
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/**
+ * `layerfs-overlay`: a drop-in for fuse-overlayfs (containers-storage's mount_program)
+ * and, installed as /sbin/mount.fuse.layerfs, the helper behind
+ * `mount -t fuse.layerfs layerfs DIR -o lowerdir=…`. Returns once the mount is ready;
+ * `-f` serves in the foreground instead.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { launchUnionMount, mountProcessEntry } from '../supervisor/mount-launcher.js';
+import { exitCodeFor, printError } from './exit-codes.js';
+import { parseOverlayArgs } from './overlay-args.js';
+
+async function main(): Promise<number> {
+  const args = parseOverlayArgs(process.argv.slice(2));
+  for (const note of args.notes) process.stderr.write(`layerfs-overlay: ${note}\n`);
+  const config = {
+    mountpoint: args.mountpoint,
+    lowerDirs: args.lowerDirs,
+    ...(args.upperDir && args.workDir && !args.readOnly ? { upperDir: args.upperDir, workDir: args.workDir } : {}),
+    fsname: 'layerfs',
+    extraOptions: args.fuseOptions,
+  };
+  if (args.foreground) {
+    const child = spawn(process.execPath, [mountProcessEntry(), JSON.stringify(config)], { stdio: 'inherit' });
+    return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+  }
+  const logDir = '/run/layerfs';
+  await mkdir(logDir, { recursive: true });
+  const logFile = join(logDir, `overlay-${Buffer.from(args.mountpoint).toString('base64url').slice(-40)}.log`);
+  await launchUnionMount(config, logFile);
+  return 0;
+}
+
+main().then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    printError(err);
+    process.exitCode = exitCodeFor(err);
+  },
+);

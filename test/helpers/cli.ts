@@ -1,0 +1,37 @@
+/** Runs the built `layerfs` CLI (dist/, kept current by the global setup) as a user would. */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const REPO = join(import.meta.dirname, '..', '..');
+export const LAYERFS = join(REPO, 'dist', 'cli', 'main.js');
+export const LAYERFS_OVERLAY = join(REPO, 'dist', 'cli', 'overlay-main.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runNode(script: string, args: string[], opts: { cwd?: string; input?: Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [script, ...args], { cwd: opts.cwd ?? REPO, stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.stdin.end(opts.input ?? Buffer.alloc(0));
+  });
+}
+
+/** `layerfs --root ROOT ARGS…` */
+export function cli(root: string, args: string[], input?: Buffer): Promise<CliResult> {
+  return runNode(LAYERFS, ['--root', root, ...args], input ? { input } : {});
+}
+
+/** Like cli(), but rejects with the output when the exit code is not 0. */
+export async function cliOk(root: string, args: string[]): Promise<string> {
+  const r = await cli(root, args);
+  if (r.code !== 0) throw new Error(`layerfs ${args.join(' ')} exited ${r.code}:\n${r.stderr}${r.stdout}`);
+  return r.stdout;
+}

@@ -1,0 +1,153 @@
+/**
+ * `layerfs mount` of a real image (built by umoci), through the CLI as a user runs it:
+ * copy-up into the container's writable layer with the layer caches untouched, whiteouts,
+ * umount keeping the writable layer, read-only mounts, and the mount process's lifecycle
+ * (SIGTERM unmounts cleanly; after SIGKILL the next command clears the dead mount).
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readFile, readdir, rm, writeFile, appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { cli, cliOk, REPO } from '../helpers/cli.js';
+import { isMounted } from '../helpers/mounts.js';
+import { tempDir } from '../helpers/temp.js';
+
+const run = promisify(execFile);
+
+/** sha256 of every file under `dir`, by relative path: proves a tree did not change. */
+async function treeHashes(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      const st = await lstat(p);
+      const key = `${rel}/${e.name}`;
+      if (e.isDirectory()) {
+        out[key] = `dir ${st.mode.toString(8)} ${st.uid}`;
+        await walk(p, key);
+      } else if (e.isFile()) out[key] = createHash('sha256').update(await readFile(p)).digest('hex') + ` ${st.mode.toString(8)} ${st.mtimeMs}`;
+      else out[key] = `${st.mode.toString(8)} ${st.rdev}`;
+    }
+  };
+  await walk(dir, '');
+  return out;
+}
+
+async function record(root: string, name: string) {
+  const ps = JSON.parse(await cliOk(root, ['ps', '--json'])) as Array<{ id: string; name: string; pid: number | null; state: string; mountpoint: string }>;
+  return ps.find((c) => c.name === name)!;
+}
+
+describe.skipIf(!inject('canMount'))('layerfs mount IMAGE DIR', () => {
+  let root: string;
+  let work: string;
+
+  beforeAll(async () => {
+    work = await tempDir();
+    root = join(work, 'store');
+    await run(join(REPO, 'scripts', 'make-sample-image'), [join(work, 'oci')]);
+    await cliOk(root, ['load', '-i', join(work, 'oci'), '--name', 'sample']);
+  });
+
+  async function mountpoint(name: string): Promise<string> {
+    const dir = join(work, name);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  it('copies up on write into the writable layer and never touches the layer caches', async () => {
+    const before = await treeHashes(join(root, 'layers'));
+    const mnt = await mountpoint('m1');
+    const id = (await cliOk(root, ['mount', '--name', 'c1', 'sample', mnt])).trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    try {
+      expect(await readFile(join(mnt, 'etc', 'motd'), 'utf8')).toMatch(/app layer/);
+      await appendFile(join(mnt, 'etc', 'motd'), 'written in the container\n');
+      await writeFile(join(mnt, 'app', 'numbers.txt'), 'truncated');
+      await rm(join(mnt, 'app', 'hello.txt'));
+      await mkdir(join(mnt, 'new-dir'));
+      const upper = join(root, 'containers', id, 'upper');
+      expect(await readFile(join(upper, 'etc', 'motd'), 'utf8')).toMatch(/app layer[\s\S]*written in the container/);
+      expect(await readFile(join(upper, 'app', 'numbers.txt'), 'utf8')).toBe('truncated');
+      const wh = await lstat(join(upper, 'app', 'hello.txt'));
+      expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
+      expect(await readdir(join(mnt, 'app'))).not.toContain('hello.txt');
+      expect(await treeHashes(join(root, 'layers'))).toEqual(before);
+      expect((await cliOk(root, ['ps'])).split('\n')[1]).toMatch(/sample .*Mounted .* c1$/);
+    } finally {
+      await cliOk(root, ['umount', 'c1']);
+    }
+    expect(isMounted(mnt)).toBe(false);
+    // The writable layer survived the unmount: mounting the same name brings it back.
+    await cliOk(root, ['mount', '--name', 'c1', 'sample', mnt]);
+    try {
+      expect(await readFile(join(mnt, 'app', 'numbers.txt'), 'utf8')).toBe('truncated');
+      expect(await readdir(join(mnt, 'app'))).not.toContain('hello.txt');
+    } finally {
+      await cliOk(root, ['rm', '--force', 'c1']);
+    }
+    expect(isMounted(mnt)).toBe(false);
+    expect(await readdir(join(root, 'containers'))).not.toContain(id);
+    expect(await treeHashes(join(root, 'layers'))).toEqual(before);
+  });
+
+  it('mounts read-only: writes fail with EROFS', async () => {
+    const mnt = await mountpoint('ro');
+    await cliOk(root, ['mount', '--read-only', '--name', 'ro', 'sample', mnt]);
+    try {
+      expect(await readFile(join(mnt, 'app', 'hello.txt'), 'utf8')).toBe('hello from the app layer\n');
+      await expect(writeFile(join(mnt, 'app', 'hello.txt'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(mkdir(join(mnt, 'd'))).rejects.toMatchObject({ code: 'EROFS' });
+    } finally {
+      await cliOk(root, ['rm', '-f', 'ro']);
+    }
+  });
+
+  it('unmounts cleanly when the FUSE process gets SIGTERM', async () => {
+    const mnt = await mountpoint('term');
+    await cliOk(root, ['mount', '--name', 'term', 'sample', mnt]);
+    const { pid } = await record(root, 'term');
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 200 && isMounted(mnt); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(isMounted(mnt)).toBe(false);
+    await cliOk(root, ['rm', 'term']);
+  });
+
+  it('after SIGKILL of the FUSE process, the next command clears the dead mount and the writable layer is intact', async () => {
+    const mnt = await mountpoint('kill');
+    await cliOk(root, ['mount', '--name', 'kill', 'sample', mnt]);
+    await writeFile(join(mnt, 'root', 'kept.txt'), 'still here');
+    const { pid } = await record(root, 'kill');
+    process.kill(pid, 'SIGKILL');
+    await expect(readdir(mnt)).rejects.toMatchObject({ code: 'ENOTCONN' });
+    const ps = await cli(root, ['ps']);
+    expect(ps.code).toBe(0);
+    expect(ps.stderr).toMatch(/mount process had died; cleared the dead mount/);
+    expect(ps.stdout).toMatch(/Unmounted .* kill/);
+    expect(isMounted(mnt)).toBe(false);
+    await readdir(mnt); // no "Transport endpoint is not connected" left behind
+    await cliOk(root, ['mount', '--name', 'kill', 'sample', mnt]);
+    try {
+      expect(await readFile(join(mnt, 'root', 'kept.txt'), 'utf8')).toBe('still here');
+    } finally {
+      await cliOk(root, ['rm', '-f', 'kill']);
+    }
+  });
+
+  it('refuses a missing image, a busy mountpoint and an unknown container with one clear line', async () => {
+    const mnt = await mountpoint('bad');
+    const missing = await cli(root, ['mount', 'no-such-image', mnt]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')[0]).toMatch(/^layerfs: .*no-such-image/);
+    await cliOk(root, ['mount', '--name', 'busy', 'sample', mnt]);
+    try {
+      const busy = await cli(root, ['mount', 'sample', mnt]);
+      expect(busy.stderr).toMatch(/already a mount point/);
+    } finally {
+      await cliOk(root, ['rm', '-f', 'busy']);
+    }
+    expect((await cli(root, ['umount', 'nobody'])).stderr).toMatch(/no such container: nobody/);
+  });
+});
