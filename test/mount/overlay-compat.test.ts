@@ -1,0 +1,115 @@
+/**
+ * layerfs as a drop-in for fuse-overlayfs: the `layerfs-overlay` program with the argv
+ * containers-storage uses, the `mount -t fuse.layerfs` helper, and buildah building a
+ * Dockerfile with layerfs as its overlay `mount_program`.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { LAYERFS_OVERLAY, REPO, runNode } from '../helpers/cli.js';
+import { forceUnmount, isMounted } from '../helpers/mounts.js';
+import { tempDir } from '../helpers/temp.js';
+
+const run = promisify(execFile);
+
+async function layers(dir: string): Promise<void> {
+  for (const d of ['l1', 'l2', 'upper', 'work', 'merged']) await mkdir(join(dir, d), { recursive: true });
+  await writeFile(join(dir, 'l2', 'base.txt'), 'from l2\n');
+  await writeFile(join(dir, 'l1', 'top.txt'), 'from l1\n');
+}
+
+async function waitUnmounted(mnt: string): Promise<void> {
+  for (let i = 0; i < 100 && isMounted(mnt); i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
+  let sampleOci: string;
+
+  beforeAll(async () => {
+    sampleOci = join(await tempDir(), 'sample-oci');
+    await run(join(REPO, 'scripts', 'make-sample-image'), [sampleOci]);
+  });
+
+  it('accepts containers-storage\'s argv: relative paths from the cwd, empty and unused options', async () => {
+    const dir = await tempDir();
+    await layers(dir);
+    const r = await runNode(LAYERFS_OVERLAY, ['-o', 'lowerdir=l1:l2,upperdir=upper,workdir=work,,volatile', 'merged'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.trim()).toBe('layerfs-overlay: ignoring option volatile');
+    const mnt = join(dir, 'merged');
+    try {
+      expect((await readdir(mnt)).sort()).toEqual(['base.txt', 'top.txt']);
+      await writeFile(join(mnt, 'base.txt'), 'changed\n');
+      expect(await readFile(join(dir, 'upper', 'base.txt'), 'utf8')).toBe('changed\n');
+      expect(await readFile(join(dir, 'l2', 'base.txt'), 'utf8')).toBe('from l2\n');
+    } finally {
+      await run('umount', [mnt]);
+    }
+    await waitUnmounted(mnt);
+    expect(isMounted(mnt)).toBe(false);
+  });
+
+  it('rejects a missing lowerdir or an upperdir without workdir with one line', async () => {
+    const dir = await tempDir();
+    await layers(dir);
+    const none = await runNode(LAYERFS_OVERLAY, ['-o', 'upperdir=upper,workdir=work', 'merged'], { cwd: dir });
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/^layerfs: no lowerdir= given/);
+    const half = await runNode(LAYERFS_OVERLAY, ['-o', 'lowerdir=l1,upperdir=upper', 'merged'], { cwd: dir });
+    expect(half.stderr).toMatch(/upperdir= and workdir= go together/);
+    expect(isMounted(join(dir, 'merged'))).toBe(false);
+  });
+
+  it('mounts through mount(8): mount -t fuse.layerfs layerfs DIR -o lowerdir=…', async () => {
+    const dir = await tempDir();
+    await layers(dir);
+    const mnt = join(dir, 'merged');
+    await run('mount', ['-t', 'fuse.layerfs', 'layerfs', mnt, '-o', `lowerdir=${dir}/l1:${dir}/l2,upperdir=${dir}/upper,workdir=${dir}/work`]);
+    try {
+      expect(await readFile(join(mnt, 'top.txt'), 'utf8')).toBe('from l1\n');
+      const line = (await readFile('/proc/self/mounts', 'utf8')).split('\n').find((l) => l.includes(` ${mnt} `));
+      expect(line).toMatch(/^layerfs \S+ fuse\.layerfs /);
+    } finally {
+      await run('umount', [mnt]);
+    }
+    await waitUnmounted(mnt);
+  });
+
+  it('serves buildah as its overlay mount_program: a Dockerfile that writes, deletes and recreates', async () => {
+    const dir = await tempDir();
+    const program = join(dir, 'layerfs-overlay');
+    await writeFile(program, `#!/bin/sh\nexec "${process.execPath}" "${LAYERFS_OVERLAY}" "$@"\n`);
+    await chmod(program, 0o755);
+    await writeFile(
+      join(dir, 'Dockerfile'),
+      [
+        'FROM localhost/sample:latest',
+        'RUN echo created > /app/new.txt && rm /app/hello.txt && echo more >> /etc/motd',
+        'RUN rm -rf /app && mkdir /app && echo recreated > /app/again.txt',
+        'RUN test "$(cat /app/again.txt)" = recreated && test ! -e /app/numbers.txt',
+      ].join('\n') + '\n',
+    );
+    const buildah = ['--root', join(dir, 'storage'), '--runroot', join(dir, 'run'), '--storage-driver', 'overlay', '--storage-opt', `overlay.mount_program=${program}`];
+    try {
+      // Temp paths hold capitals, which image names may not: import, then tag.
+      const storage = `containers-storage:[overlay@${dir}/storage+${dir}/run:overlay.mount_program=${program}]localhost/sample:latest`;
+      await run('skopeo', ['copy', '-q', `oci:${sampleOci}:latest`, storage]);
+      await run('buildah', [...buildah, 'bud', '--isolation', 'chroot', '-t', 'built', dir], { maxBuffer: 16 << 20 });
+      await run('buildah', [...buildah, 'push', 'built', `oci:${dir}/out:latest`]);
+    } finally {
+      // buildah unmounts its containers; anything it left under our dir is cleaned here.
+      const { stdout } = await run('sh', ['-c', `grep -o '${dir}[^ ]*' /proc/self/mounts || true`]);
+      for (const m of stdout.split('\n').filter(Boolean).reverse()) await forceUnmount(m);
+      await run('buildah', [...buildah, 'rm', '--all']).catch(() => undefined);
+    }
+    // layerfs (not the kernel or fuse-overlayfs) served buildah's build containers.
+    const logs = await Promise.all((await readdir('/run/layerfs')).map((f) => readFile(join('/run/layerfs', f), 'utf8')));
+    expect(logs.some((l) => l.includes(`serving ${dir}/storage/overlay/`) && l.includes('writable'))).toBe(true);
+    await run('umoci', ['unpack', '--image', `${dir}/out:latest`, join(dir, 'bundle')]);
+    const rootfs = join(dir, 'bundle', 'rootfs');
+    expect(await readdir(join(rootfs, 'app'))).toEqual(['again.txt']);
+    expect(await readFile(join(rootfs, 'etc', 'motd'), 'utf8')).toMatch(/app layer[\s\S]*more\n$/);
+  }, 300_000);
+});
