@@ -11,6 +11,7 @@
 import { createReadStream } from 'node:fs';
 import { open, readFile, lstat, realpath, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { resolve as resolvePath } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import { cleanLayerPath, parentOf } from '../core/safe-join.js';
 
@@ -37,7 +38,10 @@ function tooBig(src: string, path: string, max: number): LayerfsError {
 
 /** An OCI layout directory. */
 export class DirSource implements ArchiveSource {
-  constructor(private readonly dir: string) {}
+  private readonly dir: string;
+  constructor(dir: string) {
+    this.dir = resolvePath(dir);
+  }
   get name(): string {
     return this.dir;
   }
@@ -46,7 +50,8 @@ export class DirSource implements ArchiveSource {
     const rel = cleanLayerPath(path, { mode: 'contain', what: 'archive path' });
     const full = `${this.dir}/${rel}`;
     // Symlinks in a layout the user points us at are followed, but must stay inside it.
-    const [real, root] = await Promise.all([realpath(full).catch(() => full), realpath(this.dir)]);
+    const root = await realpath(this.dir);
+    const real = await realpath(full).catch(() => `${root}/${rel}`);
     if (real !== root && !real.startsWith(root + '/')) {
       throw new LayerfsError('UNSAFE_PATH', `${this.dir}: ${path} points outside the layout`);
     }

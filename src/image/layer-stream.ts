@@ -74,7 +74,20 @@ export class Verifier extends Transform {
     this.hash.update(chunk);
     const sink = this.opts.sink;
     if (sink && !sink.write(chunk)) {
-      sink.once('drain', () => cb(null, chunk));
+      // Wait for the sink, but never forever: a sink that fails or closes ends the wait.
+      const done = (err?: Error | null): void => {
+        sink.off('drain', onDrain);
+        sink.off('error', onError);
+        sink.off('close', onClose);
+        if (err) cb(err);
+        else cb(null, chunk);
+      };
+      const onDrain = (): void => done();
+      const onError = (e: Error): void => done(e);
+      const onClose = (): void => done(new Error(`${what}: the blob file closed while writing`));
+      sink.once('drain', onDrain);
+      sink.once('error', onError);
+      sink.once('close', onClose);
       return;
     }
     cb(null, chunk);

@@ -16,7 +16,8 @@ import { stagingName, type StorePaths } from './store-paths.js';
 /** An open ingest: write the bytes to `stream`, then `commit` under their digest or `abort`. */
 export interface Ingest {
   stream: WriteStream;
-  commit(digest: Digest): Promise<void>;
+  /** Renames the ingest into place; resolves false when the blob was already stored. */
+  commit(digest: Digest): Promise<boolean>;
   abort(): Promise<void>;
 }
 
@@ -66,7 +67,9 @@ export class BlobStore {
           stream.end();
           await finished(stream);
         }
+        const existed = await this.has(digest);
         await rename(tmp, this.paths.blob(digest));
+        return !existed;
       },
       abort: async () => {
         stream.destroy();

@@ -172,22 +172,14 @@ async function loadLayers(
     if (existing && haveBlob && d) {
       emit({ type: 'layer', diffId, status: 'Already exists' });
       out.push({ digest: d.digest, size: d.size, compression: compressionOf(d.mediaType) });
-    } else if (existing && !d && existing.blobs.length > 0 && (await store.blobs.has(existing.blobs[0]!))) {
-      // Classic docker-archive: the blob digest is unknown until read; reuse the stored one
-      // only if the archive's file has the same size (then verify by reading it anyway).
-      const res = await ingestLayer(store.paths, store.blobs, await src.stream(layer.path), { diffId, extract: false, limits });
-      if (!existing.blobs.includes(res.blob)) await store.layers.addBlob(existing, res.blob);
-      emit({ type: 'layer', diffId, status: 'Already exists' });
-      out.push({ digest: res.blob, size: res.blobSize, compression: res.compression });
     } else {
-      const blobExisted = d ? await store.blobs.has(d.digest) : false;
       const res = await ingestLayer(store.paths, store.blobs, await src.stream(layer.path), {
         diffId,
         extract: !existing,
         limits,
         ...(d ? { expectedDigest: d.digest, expectedSize: d.size } : {}),
       });
-      if (!blobExisted && !added.blobs.includes(res.blob)) added.blobs.push(res.blob);
+      if (res.blobCreated && !added.blobs.includes(res.blob)) added.blobs.push(res.blob);
       if (existing) {
         await store.layers.addBlob(existing, res.blob);
         emit({ type: 'layer', diffId, status: 'Already exists' });

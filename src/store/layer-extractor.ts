@@ -28,6 +28,9 @@ import { byteExactTarExtract } from '../image/tar-reader.js';
 import { isSparse, sparseName, writeSparse } from './sparse-file.js';
 import { checkXattrName, classifyName, OVERLAY_OPAQUE_XATTR, refuseLiteralWhiteout } from './whiteout-policy.js';
 
+/** Entry chains in flight at once during an extraction. */
+const MAX_PENDING = 64;
+
 type Kind = 'dir' | 'file' | 'symlink' | 'other' | 'whiteout';
 
 interface Times {
@@ -85,6 +88,33 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
   const stats: ExtractStats = { entries: 0, size: 0 };
   const abs = (rel: string): Buffer => toFsPath(rel === '' ? dir : `${dir}/${rel}`);
 
+  // Each entry's creation and metadata calls run as a background chain, up to MAX_PENDING
+  // at once, so the thread pool works on several entries while the tar is parsed (one
+  // entry after another, each waiting for six round trips, was twice as slow as umoci).
+  // Anything that depends on an earlier entry (replacing it, hard-linking to it, removing
+  // a directory) first waits for that entry's chain.
+  const pending = new Map<string, Promise<void>>();
+  let failure: unknown;
+  const inBackground = async (rel: string, work: () => Promise<void>): Promise<void> => {
+    const prev = pending.get(rel);
+    const chain: Promise<void> = (prev ?? Promise.resolve())
+      .then(work)
+      .catch((e: unknown) => {
+        failure ??= e;
+      })
+      .finally(() => {
+        if (pending.get(rel) === chain) pending.delete(rel);
+      });
+    pending.set(rel, chain);
+    if (pending.size >= MAX_PENDING) await Promise.race(pending.values());
+    if (failure) throw failure;
+  };
+  const settle = async (rel?: string): Promise<void> => {
+    if (rel === undefined) await Promise.all(pending.values());
+    else await pending.get(rel);
+    if (failure) throw failure;
+  };
+
   /** Makes sure `rel` is a directory created by this layer, creating missing ones. */
   const ensureDir = async (rel: string, entry: string): Promise<void> => {
     if (rel === '') return;
@@ -110,6 +140,7 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
   const clear = async (rel: string): Promise<void> => {
     const k = created.get(rel);
     if (k === undefined) return;
+    await settle(k === 'dir' ? undefined : rel);
     if (k === 'dir') {
       await rm(abs(rel), { recursive: true, force: true });
       for (const key of [...created.keys()]) if (key === rel || key.startsWith(rel + '/')) created.delete(key);
@@ -167,6 +198,8 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
         if (!(h.type === 'directory' && created.get(rel) === 'dir')) await clear(rel);
       }
 
+      /** Creation deferred into the entry's background chain (small files, symlinks, nodes). */
+      let create: (() => Promise<void>) | undefined;
       switch (h.type) {
         case 'directory':
           entry.resume();
@@ -182,7 +215,8 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
           } else if (size <= 1024 * 1024) {
             const chunks: Buffer[] = [];
             for await (const c of entry) chunks.push(c as Buffer);
-            await writeFile(p, Buffer.concat(chunks), { flag: 'wx', mode: 0o600 });
+            const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+            create = () => writeFile(p, data, { flag: 'wx', mode: 0o600 });
           } else {
             await pipeline(entry, createWriteStream(p, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 }));
           }
@@ -192,7 +226,7 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
         }
         case 'symlink':
           entry.resume();
-          await symlink(toFsPath(h.linkname ?? ''), p);
+          create = () => symlink(toFsPath(h.linkname ?? ''), p);
           created.set(rel, 'symlink');
           break;
         case 'link': {
@@ -202,6 +236,7 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
           if (k === undefined || k === 'dir' || k === 'whiteout') {
             throw new LayerfsError('UNSAFE_PATH', `tar entry ${JSON.stringify(name)} is a hard link to ${JSON.stringify(h.linkname)}, which is not an earlier file of this layer`);
           }
+          await settle(target);
           await link(abs(target), p);
           created.set(rel, k);
           continue; // a hard link shares its target's inode and metadata
@@ -214,7 +249,8 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
           const minor = h.devminor ?? 0;
           if (h.type === 'character-device' && major === 0 && minor === 0) refuseLiteralWhiteout(name);
           const type = h.type === 'fifo' ? fsc.S_IFIFO : h.type === 'block-device' ? fsc.S_IFBLK : fsc.S_IFCHR;
-          await sys.mknod(p, type | 0o600, h.type === 'fifo' ? 0 : sys.makedev(major, minor));
+          const dev = h.type === 'fifo' ? 0 : sys.makedev(major, minor);
+          create = () => sys.mknod(p, type | 0o600, dev);
           created.set(rel, 'other');
           break;
         }
@@ -222,18 +258,24 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
           throw new LayerfsError('INVALID_IMAGE', `tar entry ${JSON.stringify(name)} has an unsupported type (${String(h.type)})`);
       }
 
-      await lchown(p, uid, gid);
-      if (h.type !== 'symlink') await chmod(p, mode);
-      for (const [xname, value] of xattrsOf(pax)) {
-        checkXattrName(xname, name);
-        await sys.lsetxattr(p, xname, value, 0);
-      }
-      if (h.type !== 'directory') await sys.utimens(p, times.atime, times.mtime);
+      const xattrs = xattrsOf(pax);
+      for (const [xname] of xattrs) checkXattrName(xname, name);
+      const type = h.type;
+      await inBackground(rel, async () => {
+        await create?.();
+        await lchown(p, uid, gid);
+        if (type !== 'symlink') await chmod(p, mode);
+        for (const [xname, value] of xattrs) await sys.lsetxattr(p, xname, value, 0);
+        if (type !== 'directory') await sys.utimens(p, times.atime, times.mtime);
+      });
     }
     await feeding;
+    await settle();
   } catch (err) {
     tar.destroy();
     extract.destroy();
+    // Let running chains finish before the caller removes the staging folder.
+    await Promise.allSettled(pending.values());
     throw err instanceof LayerfsError ? err : wrapTarError(err, opts.what);
   }
 

@@ -19,6 +19,8 @@ import { stagingName, type StorePaths } from './store-paths.js';
 export interface IngestedLayer {
   blob: Digest;
   blobSize: number;
+  /** False when the blob store already had this blob. */
+  blobCreated: boolean;
   compression: Compression;
   /** Present when the layer was extracted. */
   cacheId?: string;
@@ -56,12 +58,12 @@ export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Read
       await pipeline(raw, blobCheck, decompress, diffCheck, new Writable({ write: (_c, _e, cb) => cb() }));
     }
     if (!blobCheck.measured || !diffCheck.measured) throw new Error('internal: layer stream ended before verification');
-    await ingest.commit(blobCheck.measured.digest);
+    const blobCreated = await ingest.commit(blobCheck.measured.digest);
     if (opts.extract) {
       cacheId = newCacheId();
       await rename(staging, paths.cache(cacheId));
     }
-    const out: IngestedLayer = { blob: blobCheck.measured.digest, blobSize: blobCheck.measured.size, compression: decompress.compression ?? 'none', size };
+    const out: IngestedLayer = { blob: blobCheck.measured.digest, blobSize: blobCheck.measured.size, blobCreated, compression: decompress.compression ?? 'none', size };
     if (cacheId) out.cacheId = cacheId;
     return out;
   } catch (err) {
