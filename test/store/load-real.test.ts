@@ -267,4 +267,32 @@ describe('loading real images', () => {
       expect((await stat(join(diff, 'sparse'))).blocks).toBeLessThan(64);
     }
   });
+
+  it('whiteout rules: never remove the layer\'s own entries, opaque applies wherever it sits, none under a non-directory', async () => {
+    const lay = join(work, 'wh-oci');
+    const { writeOciLayout } = await import('../helpers/images.js');
+    const lower = await makeTar([{ name: 'd/', type: 'directory' }, { name: 'd/old', data: 'lower' }, { name: 's/', type: 'directory' }, { name: 's/x', data: 'x' }]);
+    const upper = await makeTar([
+      { name: 'a', data: 'kept' },
+      { name: '.wh.a' }, // after its own layer's entry: ignored
+      { name: '.wh.b' },
+      { name: 'b', data: 'also kept' }, // replaces the whiteout before it
+      { name: 'd/new', data: 'upper' },
+      { name: 'd/.wh..wh..opq' }, // after a sibling: still opaque, sibling stays
+      { name: 's', type: 'symlink', linkname: '/elsewhere' },
+      { name: 's/.wh.x' }, // under the layer's own symlink: dropped, nothing written through it
+    ]);
+    await writeOciLayout(lay, [{ tar: lower }, { tar: upper }]);
+    const root = await tempDir('layerfs-root-');
+    const r = await layerfs(root, ['load', '-i', lay, '--name', 'wh']);
+    expect(r.stderr).toBe('');
+    const info = JSON.parse((await layerfs(root, ['inspect', 'wh:latest'])).stdout)[0];
+    const top = await snapshot(info.Store.Layers[1].Diff);
+    expect([...top.keys()].sort()).toEqual(['', 'a', 'b', 'd', 'd/new', 's']);
+    expect(top.get('a')!.hash).toBeDefined();
+    expect(top.get('d')!.xattrs['trusted.overlay.opaque']).toBe('79');
+    expect(top.get('s')).toMatchObject({ type: 'symlink', target: '/elsewhere' });
+    const flat = canonical(await flattenedStoreImage(root, 'wh:latest'));
+    expect(Object.keys(flat).sort()).toEqual(['a', 'b', 'd', 'd/new', 's']);
+  });
 });
