@@ -102,7 +102,7 @@ function typeName(mode: number): string {
 /** The comparable part of a stat. */
 function statValue(mode: number, uid: number, gid: number, size: number, nlink: number): unknown {
   const type = typeName(mode);
-  return type === 'dir' ? { type, mode: mode & 0o7777, uid, gid } : { type, mode: mode & 0o7777, uid, gid, size, nlink };
+  return type === 'dir' ? { type, mode: mode & 0o7777, uid, gid, nlink } : { type, mode: mode & 0o7777, uid, gid, size, nlink };
 }
 
 /**
@@ -244,7 +244,8 @@ export class UnionSubject implements Subject {
     return attempt(async () => {
       switch (op.op) {
         case 'create': {
-          const p = await this.resolve(op.path, true);
+          // O_CREAT|O_EXCL never follows a final symlink (a dangling one gives EEXIST).
+          const p = await this.resolve(op.path, false);
           const fh = await fs.create(p, op.mode & ~UMASK, C.O_WRONLY | C.O_CREAT | C.O_EXCL, c);
           try { await fs.write(p, fh, Buffer.from(op.data), op.data.length, 0); } finally { await fs.release(p, fh); }
           return;

@@ -57,6 +57,8 @@ afterEach(async () => {
 });
 
 interface Rig {
+  kupper: string;
+  kwork: string;
   kernel: FsSubject;
   union: UnionSubject;
   layers: TestLayers;
@@ -72,7 +74,7 @@ async function rig(specs: LayerSpec[] = BASE): Promise<Rig> {
   await mountKernelOverlay(l.lowers, kupper, kwork, mnt);
   mounted.push(mnt);
   const u = await UnionFilesystem.open({ lowerDirs: l.lowers, upperDir: l.upper, workDir: l.work });
-  return { kernel: new FsSubject('kernel', mnt), union: new UnionSubject('layerfs', u), layers: l };
+  return { kupper, kwork, kernel: new FsSubject('kernel', mnt), union: new UnionSubject('layerfs', u), layers: l };
 }
 
 /** Runs `ops` on both, returns a list of mismatches (empty when all agree). */
@@ -91,6 +93,9 @@ async function compare(r: Rig, ops: Op[]): Promise<string[]> {
   }
   const [kt, ut] = [await r.kernel.snapshot(), await r.union.snapshot()];
   diffs.push(...treeDiff('kernel', kt, 'layerfs', ut));
+  // The other direction: layerfs reads the upper the kernel wrote the same way.
+  const overKernel = await UnionFilesystem.open({ lowerDirs: r.layers.lowers, upperDir: r.kupper, workDir: r.kwork });
+  diffs.push(...treeDiff('kernel', kt, 'layerfs-over-kernel-upper', await new UnionSubject('u2', overKernel).snapshot()));
   // On-disk format: the kernel overlayfs over the same lowers + layerfs's upper agrees.
   const mnt2 = path.join(r.layers.root, 'kmnt2');
   await fsp.mkdir(mnt2, { recursive: true });
@@ -173,6 +178,15 @@ describe('union vs kernel overlayfs', () => {
       { op: 'rmdir', path: '/gone/o2' },
       { op: 'mkdir', path: '/gone/o2', mode: 0o700 },
       { op: 'readdir', path: '/gone/o2' },
+      { op: 'chown', path: '/gone', uid: 0, gid: 100 },
+      { op: 'chmod', path: '/gone', mode: 0o2775 },
+      { op: 'create', path: '/gone/sg', mode: 0o644, data: 's' },
+      { op: 'mkdir', path: '/gone/sgdir', mode: 0o755 },
+      { op: 'stat', path: '/gone/sg' },
+      { op: 'stat', path: '/gone/sgdir' },
+      { op: 'stat', path: '/gone' },
+      { op: 'stat', path: '/e' },
+      { op: 'stat', path: '/' },
     ];
     expect(await compare(r, ops)).toEqual([]);
   });
