@@ -15,6 +15,7 @@
 import * as fsp from 'node:fs/promises';
 import { lstat, type BigIntStats, type Dirent } from 'node:fs';
 import { inRoot, joinPath } from './paths.js';
+import { drainQueue } from './work-queue.js';
 import { isOpaqueDir, isWhiteoutStat, S_IFDIR, S_IFMT } from './overlay-format.js';
 
 /** One merged lower path. Times are seconds + nanoseconds. */
@@ -77,30 +78,7 @@ export class LowerIndex {
     }
     const rootStat = await fsp.lstat(roots[0]!, { bigint: true });
     entries.set('/', entryFromStat(rootStat, 0, rootLayers));
-    const queue: string[] = ['/'];
-    let running = 0;
-    await new Promise<void>((resolve, reject) => {
-      let failed = false;
-      const pump = (): void => {
-        if (failed) return;
-        if (queue.length === 0 && running === 0) return resolve();
-        while (running < BUILD_CONCURRENCY && queue.length > 0) {
-          const dir = queue.pop()!;
-          running++;
-          index.indexDir(dir, queue).then(
-            () => {
-              running--;
-              pump();
-            },
-            (err: unknown) => {
-              failed = true;
-              reject(err);
-            },
-          );
-        }
-      };
-      pump();
-    });
+    await drainQueue(['/'], BUILD_CONCURRENCY, (dir, push) => index.indexDir(dir, push));
     return index;
   }
 
@@ -129,7 +107,7 @@ export class LowerIndex {
   }
 
   /** Merges the children of directory `dir` (already indexed) and queues subdirectories. */
-  private async indexDir(dir: string, queue: string[]): Promise<void> {
+  private async indexDir(dir: string, push: (dir: string) => void): Promise<void> {
     const self = this.entries.get(dir)!;
     const layers = self.dirLayers ?? [];
     const names = new Map<string, NameRecord>();
@@ -171,7 +149,7 @@ export class LowerIndex {
         lstatBig(this.realPath(rec.layer, path)).then((st) => {
           const isDir = (Number(st.mode) & S_IFMT) === S_IFDIR;
           this.entries.set(path, entryFromStat(st, rec.layer, isDir ? rec.dirLayers : undefined));
-          if (isDir) queue.push(path);
+          if (isDir) push(path);
         }),
       );
     }

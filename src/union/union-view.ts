@@ -141,12 +141,22 @@ export class UnionView {
     const seen = new Set<string>();
     if (r.upper !== undefined) {
       const names = await fsp.readdir(this.upper!.realPath(r.path), { encoding: 'buffer' });
+      const stats: Promise<void>[] = [];
       for (const b of names) {
         const name = b.toString('latin1');
         seen.add(name);
-        if (this.upper!.get(joinPath(r.path, name))?.kind === 'whiteout') continue;
-        out.push({ name });
+        const childPath = joinPath(r.path, name);
+        if (this.upper!.get(childPath)?.kind === 'whiteout') continue;
+        const entry: DirEntry = { name };
+        out.push(entry);
+        // Upper entries come with their stat too (one lstat here instead of a LOOKUP
+        // round trip per entry); an entry that vanished meanwhile is listed bare.
+        const child = this.tryResolve(childPath);
+        if (typeof child !== 'string') {
+          stats.push(this.stat(child).then((st) => void (entry.stat = st), () => undefined));
+        }
       }
+      await Promise.all(stats);
     }
     const lower = r.lowerPath === null ? undefined : this.index.get(r.lowerPath);
     if (lower?.children !== undefined) {

@@ -7,6 +7,7 @@
 import * as fsp from 'node:fs/promises';
 import { inRoot, isWithin, joinPath } from './paths.js';
 import { decodeOrigin } from './inode.js';
+import { drainQueue } from './work-queue.js';
 import { isOpaqueDir, isWhiteoutStat, ORIGIN_XATTR, readRedirect } from './overlay-format.js';
 import { sys } from './sys.js';
 
@@ -33,7 +34,7 @@ export class UpperState {
     const state = new UpperState(Buffer.from(dir));
     const root = state.nodes.get('/')!;
     await state.loadNode('/', root);
-    await state.loadDir('/');
+    await drainQueue(['/'], 16, (d, push) => state.loadDir(d, push));
     return state;
   }
 
@@ -70,9 +71,8 @@ export class UpperState {
     return inRoot(this.root, path);
   }
 
-  private async loadDir(dir: string): Promise<void> {
+  private async loadDir(dir: string, push: (dir: string) => void): Promise<void> {
     const dirents = await fsp.readdir(this.realPath(dir), { withFileTypes: true, encoding: 'buffer' });
-    const subdirs: string[] = [];
     await Promise.all(
       dirents.map(async (d) => {
         const path = joinPath(dir, d.name.toString('latin1'));
@@ -83,10 +83,9 @@ export class UpperState {
         const node: UpperNode = { kind: d.isDirectory() ? 'dir' : 'other' };
         await this.loadNode(path, node);
         this.nodes.set(path, node);
-        if (node.kind === 'dir') subdirs.push(path);
+        if (node.kind === 'dir') push(path);
       }),
     );
-    for (const sub of subdirs) await this.loadDir(sub);
   }
 
   private async loadNode(path: string, node: UpperNode): Promise<void> {
