@@ -1,5 +1,7 @@
 /** Every subcommand, in the order `layerfs --help` lists them. */
 import type { Command } from 'commander';
+import * as commit from './commit.js';
+import * as diff from './diff.js';
 import * as history from './history.js';
 import * as images from './images.js';
 import * as inspect from './inspect.js';
@@ -16,6 +18,7 @@ import * as umount from './umount.js';
 const verbs: Array<{ register(program: Command): void }> = [
   load, images, inspect, history, tag, rmi, save, prune,
   mount, umount, ps, rm,
+  diff, commit,
 ];
 
 export function registerVerbs(program: Command): void {

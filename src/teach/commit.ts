@@ -1,0 +1,173 @@
+/**
+ * `layerfs commit`: a container's writable layer becomes a new image layer.
+ *
+ * The changes are written as an OCI layer tar (layer-tar.ts), gzipped, hashed on the
+ * way (diff_id over the tar, digest over the gzip); the image config gets the new
+ * diff_id, a history entry and any `--change`s; a manifest lists the image's blobs plus
+ * the new one. All of it is laid out as an OCI image layout in a staging folder under
+ * the container's folder (the image's existing blobs hard-linked, not copied: same
+ * filesystem as the store; not the store's tmp/, which the loader clears when it takes
+ * the lock), and that layout
+ * is loaded by the same loader `layerfs load` uses — so the new layer is verified,
+ * extracted and recorded exactly like any loaded layer, all or nothing.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { pack } from 'tar-stream';
+import { digestHex, digestOf, parseDigest, type Digest } from '../core/digest.js';
+import { LayerfsError } from '../core/errors.js';
+import { MediaType, parseJsonObject, parseManifest, type Descriptor } from '../image/oci-types.js';
+import { familiarString, fullString, parseReference } from '../image/reference.js';
+import { loadImages } from '../store/image-loader.js';
+import { stagingName } from '../store/store-paths.js';
+import type { Store } from '../store/store.js';
+import { applyConfigChanges } from './config-changes.js';
+import { openContainerView } from './container-view.js';
+import { writeLayerTar, type LayerTarStats } from './layer-tar.js';
+
+/** What to commit and how to describe it. */
+export interface CommitRequest {
+  /** The container's image id and writable layer folder. */
+  image: Digest;
+  upperDir: string;
+  /** Container name, for the default CREATED BY. */
+  containerName: string;
+  /** `name[:tag]` for the new image; untagged when absent. */
+  reference?: string;
+  message?: string;
+  author?: string;
+  changes?: string[];
+}
+
+/** What a commit stored. */
+export interface CommitResult {
+  id: Digest;
+  names: string[];
+  diffId: Digest;
+  blob: Digest;
+  blobSize: number;
+  tar: LayerTarStats;
+}
+
+/** sha256 and byte count of whatever passes through. */
+class HashTap extends Transform {
+  private readonly hash = createHash('sha256');
+  size = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    cb(null, chunk);
+  }
+  digest(): Digest {
+    return parseDigest(`sha256:${this.hash.digest('hex')}`);
+  }
+}
+
+/** Commits a container's writable layer as a new image (takes the store lock to load it). */
+export async function commitContainer(store: Store, req: CommitRequest): Promise<CommitResult> {
+  const ref = req.reference ? parseReference(req.reference) : undefined;
+  const cv = await openContainerView(store, req.image, req.upperDir);
+  const layout = `${dirname(req.upperDir)}/.commit-${stagingName()}`;
+  await clearStaleLayouts(dirname(req.upperDir));
+  const blobs = `${layout}/blobs/sha256`;
+  await mkdir(blobs, { recursive: true });
+  try {
+    // 1. The layer: tar → (diff_id) → gzip → (digest) → file.
+    const tarTap = new HashTap();
+    const gzTap = new HashTap();
+    const tmpBlob = `${blobs}/layer.tmp`;
+    const p = pack();
+    const written = pipeline(p, tarTap, createGzip(), gzTap, createWriteStream(tmpBlob, { flags: 'wx' }));
+    let tar: LayerTarStats;
+    try {
+      tar = await writeLayerTar(cv, p);
+      p.finalize();
+    } catch (err) {
+      p.destroy(err as Error);
+      await written.catch(() => undefined);
+      throw err;
+    }
+    await written;
+    const diffId = tarTap.digest();
+    const blob = gzTap.digest();
+    await rename(tmpBlob, `${blobs}/${digestHex(blob)}`);
+
+    // 2. The image's own blobs, linked into the layout.
+    const manifestDigest = await store.images.getMeta(req.image, 'manifest');
+    if (!manifestDigest) throw new LayerfsError('NOT_FOUND', `image ${req.image} has no stored manifest`, { hint: 'load the image again' });
+    const base = parseManifest(await readFile(store.paths.blob(parseDigest(manifestDigest))));
+    for (const l of base.layers) {
+      const dst = `${blobs}/${digestHex(l.digest)}`;
+      await link(store.paths.blob(l.digest), dst).catch(() => copyFile(store.paths.blob(l.digest), dst));
+    }
+
+    // 3. Config: the base config, byte-for-byte fields kept, plus the new layer.
+    const { bytes } = await store.images.config(req.image);
+    const config = parseJsonObject(bytes, 'image config') as Record<string, unknown> & { rootfs: { diff_ids: string[] }; history?: Record<string, unknown>[] };
+    const now = new Date().toISOString();
+    const history = [...(config.history ?? [])];
+    const nonEmpty = history.filter((h) => !h.empty_layer).length;
+    // Older images lack history: pad so each layer keeps its entry and ours pairs with ours.
+    for (let i = nonEmpty; i < config.rootfs.diff_ids.length; i++) history.push({ created: config.created });
+    const entry: Record<string, unknown> = { created: now, created_by: `layerfs commit ${req.containerName}` };
+    if (req.author) entry.author = req.author;
+    if (req.message) entry.comment = req.message;
+    history.push(entry);
+    const newConfig: Record<string, unknown> = {
+      ...config,
+      created: now,
+      rootfs: { ...config.rootfs, diff_ids: [...config.rootfs.diff_ids, diffId] },
+      history,
+    };
+    if (req.author) newConfig.author = req.author;
+    if (req.changes?.length) newConfig.config = applyConfigChanges(config.config as Record<string, unknown> | undefined, req.changes);
+    const configBytes = Buffer.from(JSON.stringify(newConfig));
+    const configDigest = digestOf(configBytes);
+    await writeFile(`${blobs}/${digestHex(configDigest)}`, configBytes);
+
+    // 4. Manifest in the base's family (Docker or OCI media types), and the index.
+    const docker = base.mediaType === MediaType.dockerManifest;
+    const layers: Descriptor[] = base.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
+    layers.push({ mediaType: docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip, digest: blob, size: gzTap.size });
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+      config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
+      layers,
+    }));
+    const mDigest = digestOf(manifest);
+    await writeFile(`${blobs}/${digestHex(mDigest)}`, manifest);
+    const desc: Record<string, unknown> = { mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest, digest: mDigest, size: manifest.length };
+    if (ref) desc.annotations = { 'io.containerd.image.name': fullString(ref), 'org.opencontainers.image.ref.name': ref.tag ?? 'latest' };
+    await writeFile(`${layout}/index.json`, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [desc] }));
+    await writeFile(`${layout}/oci-layout`, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+
+    // 5. Into the store through the loader.
+    const result = await loadImages(store, { input: layout });
+    const img = result.images.find((i) => i.id === configDigest);
+    if (!img) throw new LayerfsError('IO', 'internal: the committed image was not loaded');
+    return { id: img.id, names: ref ? [familiarString(ref)] : [], diffId, blob, blobSize: gzTap.size, tar };
+  } finally {
+    await rm(layout, { recursive: true, force: true });
+  }
+}
+
+/** Removes staging layouts of commits whose process is gone (killed mid-commit). */
+async function clearStaleLayouts(dir: string): Promise<void> {
+  for (const n of await readdir(dir).catch(() => [] as string[])) {
+    const m = /^\.commit-tmp-(\d+)-/.exec(n);
+    if (!m) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) await rm(`${dir}/${n}`, { recursive: true, force: true });
+  }
+}
