@@ -1,19 +1,17 @@
 /**
  * The CLI's exit codes and how errors are printed: one line `layerfs: <message>`, then
- * the hint if there is one. The only place that maps error kinds to exit codes.
+ * the hint if there is one. The only place that maps errors to exit codes.
+ *   0 success · 1 the command failed (as docker's CLI) · 2 usage error (bad flags)
+ * `layerfs run` adds docker run's own: 125 (layerfs failed), 126/127 (cannot run / not
+ * found), else the contained process's status.
  */
-import { LayerfsError, type ErrorCode } from '../core/errors.js';
+import { LayerfsError } from '../core/errors.js';
 
-/** 125 like docker: the error is layerfs's own, not the contained command's. */
-export const EXIT_FAILURE = 125;
-
-const byCode: Partial<Record<ErrorCode, number>> = {
-  INVALID_ARGUMENT: 2,
-  NOT_FOUND: 1,
-};
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
 
 export function exitCodeFor(err: unknown): number {
-  return err instanceof LayerfsError ? (byCode[err.code] ?? EXIT_FAILURE) : EXIT_FAILURE;
+  return err instanceof LayerfsError && err.code === 'INVALID_ARGUMENT' && /^usage/.test(err.message) ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 export function printError(err: unknown): void {

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { Supervisor } from '../supervisor/supervisor.js';
-import { exitCodeFor, printError } from './exit-codes.js';
+import { EXIT_USAGE, exitCodeFor, printError } from './exit-codes.js';
 import { openStore } from './verbs/format.js';
 import { registerVerbs } from './verbs/index.js';
 
@@ -33,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
     printError(err);
     return exitCodeFor(err);
   }

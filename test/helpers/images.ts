@@ -4,6 +4,7 @@
  * owners, sizes, content hashes, symlink targets, xattrs, hard-link groups).
  * Shared with the mount tests, which use `buildSampleImage` to get a loaded image.
  */
+import { LAYERFS } from './cli.js';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, lstat, readlink, rm, writeFile } from 'node:fs/promises';
@@ -45,24 +46,12 @@ export interface CliResult {
   stderr: string;
 }
 
-let cliBuild: Promise<string> | undefined;
-
-/**
- * Bundles test/store/cli-entry.ts with esbuild into node_modules/.cache (inside the package,
- * so the native addon and dependencies resolve as from src/). A plain `node` process, unlike
- * vite-node, passes stdin through, which `load -i -` needs.
- */
+/** The built CLI (dist/, kept current by the global setup of the mount project). */
 export function storeCli(): Promise<string> {
-  cliBuild ??= (async () => {
-    const { build } = await import('esbuild');
-    const outfile = join(REPO, 'node_modules', '.cache', 'layerfs-test', `store-cli-${process.pid}.mjs`);
-    await build({ entryPoints: [join(REPO, 'test', 'store', 'cli-entry.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile, logLevel: 'error', target: 'node20' });
-    return outfile;
-  })();
-  return cliBuild;
+  return Promise.resolve(LAYERFS);
 }
 
-/** Runs the layerfs image verbs (through test/store/cli-entry.ts) against a store root. */
+/** Runs `layerfs --root ROOT ARGS…` (the built CLI) against a store root. */
 export async function layerfs(root: string, args: string[], input?: Buffer): Promise<CliResult> {
   const cli = await storeCli();
   return new Promise((resolve) => {
