@@ -36,6 +36,11 @@ export type LoadEvent =
 export interface LoadOptions {
   /** A file, a directory (OCI layout), or '-' for stdin. */
   input: string;
+  /**
+   * An already-open archive to read instead of `input` (used by `pull`, whose blobs come
+   * from a registry download folder); it is closed when the load ends.
+   */
+  source?: ArchiveSource;
   platform?: Platform;
   repository?: string;
   limits?: Partial<LoadLimits>;
@@ -57,6 +62,7 @@ async function spool(store: Store, input: Readable, limits: LoadLimits): Promise
 }
 
 async function openSource(store: Store, opts: LoadOptions, limits: LoadLimits): Promise<{ src: ArchiveSource; spooled?: string }> {
+  if (opts.source) return { src: opts.source };
   if (opts.input === '-') {
     const file = await spool(store, opts.stdin ?? process.stdin, limits);
     return { src: await TarSource.open(file, 'stdin'), spooled: file };
