@@ -4,7 +4,7 @@
 #
 #   sudo scripts/bench-load.sh [runs]        (default 5 runs each, alternating)
 #
-# Needs root, debootstrap, umoci and network access to deb.debian.org the first time
+# Needs root, debootstrap, umoci and access to the Debian mirror the first time
 # (the rootfs and the OCI image are cached under $BENCH_DIR, default /var/tmp/layerfs-bench).
 set -euo pipefail
 RUNS=${1:-5}
@@ -16,7 +16,7 @@ cd "$BENCH_DIR"
 if [ ! -x rootfs/bin/sh ]; then
   echo "debootstrap --variant=minbase bookworm (once)…" >&2
   rm -rf rootfs
-  debootstrap --variant=minbase bookworm rootfs http://deb.debian.org/debian >debootstrap.log 2>&1
+  debootstrap --variant=minbase bookworm rootfs >debootstrap.log 2>&1
 fi
 
 if [ ! -f oci/index.json ]; then
