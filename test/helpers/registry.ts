@@ -174,8 +174,8 @@ export async function skopeoCopy(src: string, dest: string, extra: string[] = []
 /** What a proxy does to a response from the registry. */
 export type ProxyMode =
   | { kind: 'pass' }
-  /** Flip one byte in the middle of every blob body. */
-  | { kind: 'corrupt-blobs' }
+  /** Flip one byte in the middle of every blob body of at least `minSize` bytes. */
+  | { kind: 'corrupt-blobs'; minSize: number }
   /** Send half of the first blob body that is over `minSize` bytes, then close the connection. */
   | { kind: 'cut-blob-once'; minSize: number }
   /** Send half of every large blob body, then stop sending (connection left open). */
@@ -213,7 +213,7 @@ export async function startProxy(target: string): Promise<Proxy> {
     const up = http.request({ host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
       const size = Number(ur.headers['content-length'] ?? 0);
       const big = isBlob && (ur.statusCode === 200 || ur.statusCode === 206);
-      if (big && mode.kind === 'corrupt-blobs' && size > 0) {
+      if (big && mode.kind === 'corrupt-blobs' && size > 0 && size >= mode.minSize) {
         const chunks: Buffer[] = [];
         ur.on('data', (c: Buffer) => chunks.push(c));
         ur.on('end', () => {
