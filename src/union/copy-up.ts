@@ -19,11 +19,18 @@ import { closeFd, fchmodFd, fchownFd, ftruncateFd, openFd, readFd, sys, writeFd 
 const RANGE_CHUNK = 1 << 30;
 const LOOP_CHUNK = 1 << 20;
 
+/** What the filesystem pair has been found to support (learned on first use, then kept). */
+export interface CopyCaps {
+  /** False once FICLONE failed: later copy-ups skip straight to copy_file_range. */
+  reflink: boolean;
+}
+
 /**
  * Copies lower object `entry` (at index path `lowerPath`) to `dest` via the temp path
  * `tmp`. With `data` false a regular file is copied empty (the caller truncates it).
  */
 export async function copyUpObject(
+  caps: CopyCaps,
   index: LowerIndex,
   lowerPath: string,
   entry: LowerEntry,
@@ -46,7 +53,7 @@ export async function copyUpObject(
           if (data && entry.size > 0) {
             // A sparse file (fewer blocks than bytes) keeps its holes; others go fast.
             if (entry.blocks * 512 < entry.size) await copySparse(srcFd, dstFd, entry.size);
-            else await copyData(srcFd, dstFd, entry.size);
+            else await copyData(caps, srcFd, dstFd, entry.size);
           }
           // chown before chmod: chown clears setuid/setgid bits.
           await fchownFd(dstFd, entry.uid, entry.gid);
@@ -82,12 +89,15 @@ export async function copyUpObject(
 }
 
 /** Copies `size` bytes between fds, fastest way first. */
-async function copyData(srcFd: number, dstFd: number, size: number): Promise<void> {
-  try {
-    await sys.ficlone(srcFd, dstFd);
-    return;
-  } catch {
-    // No reflink here (ext4, tmpfs, across filesystems): fall through.
+async function copyData(caps: CopyCaps, srcFd: number, dstFd: number, size: number): Promise<void> {
+  if (caps.reflink) {
+    try {
+      await sys.ficlone(srcFd, dstFd);
+      return;
+    } catch (err) {
+      // No reflink here (ext4, tmpfs, across filesystems): remember, and fall through.
+      if (hasErrnoCode(err, 'EOPNOTSUPP') || hasErrnoCode(err, 'EXDEV') || hasErrnoCode(err, 'EINVAL')) caps.reflink = false;
+    }
   }
   let off = 0;
   try {

@@ -10,7 +10,8 @@
  * - a directory with no lower part that lands over a name a lower layer holds becomes
  *   opaque;
  * - a source name a lower layer also holds is left as a whiteout (RENAME_WHITEOUT).
- * Only RENAME_NOREPLACE is supported among the flags; EXCHANGE gives EINVAL.
+ * RENAME_EXCHANGE swaps two existing names the same way (both copied up, markers set
+ * for where each directory lands). RENAME_WHITEOUT from a caller gives EINVAL.
  */
 import * as fsp from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
@@ -24,6 +25,7 @@ import type { UpperWriter } from './upper-writer.js';
 /** Renames `from` to `to` in the merged view (caller holds the namespace lock). */
 export async function renameInUnion(w: UpperWriter, from: string, to: string, flags: number): Promise<void> {
   const view = w.view;
+  if (flags === RenameFlags.EXCHANGE) return exchangeInUnion(w, from, to);
   if ((flags & ~RenameFlags.NOREPLACE) !== 0) throw fsError('EINVAL', from, 'rename flags');
   const src = view.resolve(from);
   const toParent = view.resolve(parentOf(to));
@@ -55,20 +57,50 @@ export async function renameInUnion(w: UpperWriter, from: string, to: string, fl
     // A directory cannot replace a non-directory in rename(2); the whiteout goes first.
     await fsp.unlink(toReal);
   }
-  if (src.isDir && !node.opaque) {
-    const stays = toParent.lowerPath !== null && joinPath(toParent.lowerPath, baseOf(to)) === srcLowerPath;
-    if (srcLowerPath !== null && !stays) {
-      await sys.lsetxattr(fromReal, REDIRECT_XATTR, Buffer.from(srcLowerPath, 'latin1'));
-      node.redirect = srcLowerPath;
-    } else if (srcLowerPath === null && dstShadowed) {
-      await sys.lsetxattr(fromReal, OPAQUE_XATTR, Buffer.from('y'));
-      node.opaque = true;
-    }
-  }
+  await markMovedDir(w, from, to, src.isDir, srcLowerPath, dstShadowed);
   if (srcShadowed) await renameLeavingWhiteout(fromReal, toReal);
   else await fsp.rename(fromReal, toReal);
   w.upper.moveTree(from, to);
   if (srcShadowed) w.upper.set(from, { kind: 'whiteout' });
+}
+
+/**
+ * Marks an upper directory about to move from `from` to `to` so that exactly its own
+ * lower part shows at the new name: a redirect to that lower part, or opaque when it has
+ * none and a lower layer holds `to`.
+ */
+async function markMovedDir(w: UpperWriter, from: string, to: string, isDir: boolean, lowerPath: string | null, toShadowed: boolean): Promise<void> {
+  const node = w.upper.get(from);
+  if (!isDir || node === undefined || node.opaque) return;
+  const toParent = w.view.resolve(parentOf(to));
+  const stays = toParent.lowerPath !== null && joinPath(toParent.lowerPath, baseOf(to)) === lowerPath;
+  const real = w.upper.realPath(from);
+  if (lowerPath !== null && !stays) {
+    await sys.lsetxattr(real, REDIRECT_XATTR, Buffer.from(lowerPath, 'latin1'));
+    node.redirect = lowerPath;
+  } else if (lowerPath === null && toShadowed) {
+    await sys.lsetxattr(real, OPAQUE_XATTR, Buffer.from('y'));
+    node.opaque = true;
+  }
+}
+
+/** renameat2(RENAME_EXCHANGE) on the union: both names must exist. */
+async function exchangeInUnion(w: UpperWriter, a: string, b: string): Promise<void> {
+  const view = w.view;
+  const ra = view.resolve(a);
+  const rb = view.resolve(b);
+  if (a === b) return;
+  if (isWithin(a, b) || isWithin(b, a)) throw fsError('EINVAL', b, 'exchange with an ancestor');
+  const lowerA = ra.isDir && ra.lower !== undefined ? ra.lowerPath : null;
+  const lowerB = rb.isDir && rb.lower !== undefined ? rb.lowerPath : null;
+  const shadowA = view.lowerShadowed(a);
+  const shadowB = view.lowerShadowed(b);
+  await w.ensureUpper(a);
+  await w.ensureUpper(b);
+  await markMovedDir(w, a, b, ra.isDir, lowerA, shadowB);
+  await markMovedDir(w, b, a, rb.isDir, lowerB, shadowA);
+  await sys.renameat2(w.upper.realPath(a), w.upper.realPath(b), RenameFlags.EXCHANGE);
+  w.upper.swapTrees(a, b);
 }
 
 /** rename + whiteout at the source, atomically where the filesystem supports it. */

@@ -66,6 +66,18 @@ export class UpperState {
     for (const [key, node] of moved) this.nodes.set(key, node);
   }
 
+  /** Swaps the subtrees at `a` and `b` (after RENAME_EXCHANGE; neither contains the other). */
+  swapTrees(a: string, b: string): void {
+    const moved: [string, UpperNode][] = [];
+    for (const [key, node] of this.nodes) {
+      if (isWithin(key, a)) moved.push([b + key.slice(a.length), node]);
+      else if (isWithin(key, b)) moved.push([a + key.slice(b.length), node]);
+    }
+    this.deleteTree(a);
+    this.deleteTree(b);
+    for (const [key, node] of moved) this.nodes.set(key, node);
+  }
+
   /** The backing path of `path` in the upper directory. */
   realPath(path: string): Buffer {
     return inRoot(this.root, path);

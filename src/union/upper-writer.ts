@@ -7,7 +7,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { RenameFlags, type Caller } from '../core/filesystem.js';
-import { copyUpObject } from './copy-up.js';
+import { copyUpObject, type CopyCaps } from './copy-up.js';
 import type { LowerIndex } from './lower-index.js';
 import { mknodWhiteout, OPAQUE_XATTR, S_ISGID } from './overlay-format.js';
 import { joinPath, parentOf } from './paths.js';
@@ -24,6 +24,7 @@ const MY_GID = process.getgid?.() ?? 0;
 export class UpperWriter {
   private seq = 0;
   readonly index: LowerIndex;
+  private readonly caps: CopyCaps = { reflink: true };
 
   constructor(
     readonly view: UnionView,
@@ -49,7 +50,7 @@ export class UpperWriter {
     await this.ensureUpper(parentOf(path));
     const parentReal = this.upper.realPath(parentOf(path));
     const pst = await fsp.lstat(parentReal, { bigint: true });
-    const origin = await copyUpObject(this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), data);
+    const origin = await copyUpObject(this.caps, this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), data);
     // The rename into the parent changed its times; the kernel restores them too.
     await sys.utimens(parentReal, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
     const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', originIno: origin };

@@ -37,6 +37,7 @@ export type Op =
   | { op: 'rmdir'; path: string }
   | { op: 'unlink'; path: string }
   | { op: 'rename'; from: string; to: string }
+  | { op: 'exchange'; from: string; to: string }
   | { op: 'read'; path: string }
   | { op: 'stat'; path: string }
   | { op: 'readdir'; path: string };
@@ -160,6 +161,7 @@ export class FsSubject implements Subject {
         case 'rmdir': return fsp.rmdir(this.p(op.path));
         case 'unlink': return fsp.unlink(this.p(op.path));
         case 'rename': return fsp.rename(this.p(op.from), this.p(op.to));
+        case 'exchange': return sys.renameat2(this.p(op.from), this.p(op.to), 2);
         case 'read': return sha(await fsp.readFile(this.p(op.path)));
         case 'stat': {
           const s = await fsp.lstat(this.p(op.path));
@@ -286,6 +288,7 @@ export class UnionSubject implements Subject {
         case 'rmdir': return fs.rmdir(await this.resolve(op.path, false), c);
         case 'unlink': return fs.unlink(await this.resolve(op.path, false), c);
         case 'rename': return fs.rename(await this.resolve(op.from, false), await this.resolve(op.to, false), 0, c);
+        case 'exchange': return fs.rename(await this.resolve(op.from, false), await this.resolve(op.to, false), 2, c);
         case 'read': return sha(await this.readAll(await this.resolve(op.path, true)));
         case 'stat': {
           const s = await fs.getattr(await this.resolve(op.path, false));

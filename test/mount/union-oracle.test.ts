@@ -187,6 +187,11 @@ describe('union vs kernel overlayfs', () => {
       { op: 'stat', path: '/gone' },
       { op: 'stat', path: '/e' },
       { op: 'stat', path: '/' },
+      { op: 'exchange', from: '/e', to: '/hl1' },
+      { op: 'exchange', from: '/hl1', to: '/gone/o2' },
+      { op: 'readdir', path: '/hl1' },
+      { op: 'exchange', from: '/b', to: '/nothing' },
+      { op: 'exchange', from: '/sd', to: '/e/d-moved' },
     ];
     expect(await compare(r, ops)).toEqual([]);
   });
@@ -237,6 +242,7 @@ describe('union vs kernel overlayfs', () => {
       fc.record({ op: fc.constant('rmdir' as const), path: p }),
       fc.record({ op: fc.constant('unlink' as const), path: p }),
       fc.record({ op: fc.constant('rename' as const), from: p, to: p }),
+      fc.record({ op: fc.constant('exchange' as const), from: p, to: p }),
       fc.record({ op: fc.constant('readdir' as const), path: p }),
       fc.record({ op: fc.constant('read' as const), path: p }),
     );
