@@ -8,6 +8,9 @@ import * as images from './images.js';
 import * as inspect from './inspect.js';
 import * as layers from './layers.js';
 import * as load from './load.js';
+import * as pull from './pull.js';
+import * as push from './push.js';
+import * as login from './login.js';
 import * as mount from './mount.js';
 import * as prune from './prune.js';
 import * as ps from './ps.js';
@@ -18,7 +21,7 @@ import * as tag from './tag.js';
 import * as umount from './umount.js';
 
 const verbs: Array<{ register(program: Command): void }> = [
-  load, images, inspect, history, tag, rmi, save, prune,
+  load, pull, push, login, images, inspect, history, tag, rmi, save, prune,
   mount, umount, ps, rm,
   diff, commit, layers, explain,
 ];
