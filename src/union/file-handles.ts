@@ -11,8 +11,8 @@ import { closeFd } from './sys.js';
 export interface OpenFile {
   fd: number;
   path: string;
-  /** st_ino to report for fgetattr (stable across copy-up and unlink). */
-  ino: number;
+  /** st_ino to report for fgetattr; undefined: derive from the backing inode. */
+  ino: number | undefined;
   /** Lower layer backing the fd, or -1 for the writable layer. */
   layer: number;
   /** Set when a write must clear setuid/setgid first (writer lacks CAP_FSETID). */

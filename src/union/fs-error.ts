@@ -17,8 +17,15 @@ const KIND: Partial<Record<ErrnoName, ErrorCode>> = {
 /** A LayerfsError carrying `errno`, e.g. `fsError('ENOTDIR', path)`. */
 export function fsError(errno: ErrnoName, path: string, what = ''): LayerfsError {
   const code = KIND[errno] ?? 'FAILED_PRECONDITION';
-  const label = JSON.stringify(path);
-  return new LayerfsError(code, `${errno}: ${what ? what + ' ' : ''}${label}`, { errno });
+  // These are ordinary replies (a lookup miss is one per `stat` of a missing file), not
+  // bugs: skipping the stack trace makes them several times cheaper.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new LayerfsError(code, `${errno}: ${what ? what + ' ' : ''}${JSON.stringify(path)}`, { errno });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /** The errno name of a failure (a Node system error or a LayerfsError), or undefined. */

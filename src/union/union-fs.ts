@@ -70,7 +70,7 @@ export class UnionFilesystem implements PathFilesystem {
     const f = this.handles.get(fh);
     const st = await fstatFd(f.fd);
     const r: Resolved = { path, lowerPath: null, isDir: (Number(st.mode) & S_IFMT) === S_IFDIR };
-    return { ...this.view.upperStat(r, st), ino: f.ino };
+    return { ...this.view.upperStat(r, st), ino: f.ino ?? upperIno(st.ino) };
   }
 
   async readlink(path: string): Promise<string> {
@@ -98,7 +98,7 @@ export class UnionFilesystem implements PathFilesystem {
     }
     const real = r.upper !== undefined ? this.upperReal(path) : this.view.index.realPath(r.lower!.layer, r.lowerPath!);
     const fd = await openFd(real, (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)) | C.O_NOFOLLOW);
-    return await this.addHandle(fd, path, r, acc !== C.O_RDONLY && caller.uid !== 0);
+    return this.addHandle(fd, path, r, acc !== C.O_RDONLY && caller.uid !== 0);
   }
 
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
@@ -112,7 +112,7 @@ export class UnionFilesystem implements PathFilesystem {
         return undefined;
       }
       const openFlags = (flags & ~C.O_TRUNC) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
-      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real) => openFd(real, openFlags, 0o600));
+      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real) => openFd(real, openFlags, mode & 0o777));
     });
     if (fd === undefined) return this.open(path, flags & ~(C.O_CREAT | C.O_EXCL), caller);
     return this.addHandle(fd, path, this.view.resolve(path), (flags & O_ACCMODE) !== C.O_RDONLY && caller.uid !== 0);
@@ -180,7 +180,7 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real) => fsp.mkdir(real, 0o700));
+    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real) => fsp.mkdir(real, mode & 0o777));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
@@ -333,11 +333,11 @@ export class UnionFilesystem implements PathFilesystem {
     if (!p.isDir) throw fsError('ENOTDIR', path);
   }
 
-  private async addHandle(fd: number, path: string, r: Resolved, mayKillPrivs: boolean): Promise<number> {
+  private addHandle(fd: number, path: string, r: Resolved, mayKillPrivs: boolean): number {
     const layer = r.upper !== undefined ? -1 : r.lower!.layer;
-    let ino: number;
-    if (r.upper === undefined) ino = lowerIno(r.lower!.layer, r.lower!.ino);
-    else ino = r.upper.originIno ?? upperIno((await fstatFd(fd)).ino);
+    // An upper object without origin gets its number from its backing inode, read only
+    // if fgetattr asks (saves an fstat per open).
+    const ino = r.upper === undefined ? lowerIno(r.lower!.layer, r.lower!.ino) : r.upper.originIno;
     return this.handles.add({ fd, path, ino, layer, killPrivs: mayKillPrivs });
   }
 

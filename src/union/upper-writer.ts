@@ -21,6 +21,7 @@ export type MakeObject = (real: Buffer) => Promise<number | void>;
 const MY_UID = process.getuid?.() ?? 0;
 const MY_GID = process.getgid?.() ?? 0;
 
+
 export class UpperWriter {
   private seq = 0;
   readonly index: LowerIndex;
@@ -157,6 +158,10 @@ async function applyOwner(
     else await fsp.lchown(real, uid, gid);
   }
   if (isSymlink) return;
+  // mkdir/open/mknod already applied `mode` minus the process umask; chmod only if that
+  // lost bits, or chown may have cleared setuid/setgid, or mkdir ignored them.
+  // (process.umask() without arguments only reads it; no warning is emitted on Node 20.)
+  if ((mode & process.umask() & 0o777) === 0 && (mode & 0o7000) === 0) return;
   if (fd !== undefined) await fchmodFd(fd, mode & 0o7777);
   else await fsp.chmod(real, mode & 0o7777);
 }
