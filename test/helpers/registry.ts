@@ -180,6 +180,8 @@ export type ProxyMode =
   | { kind: 'cut-blob-once'; minSize: number }
   /** Send half of every large blob body, then stop sending (connection left open). */
   | { kind: 'stall-blobs'; minSize: number }
+  /** Answer blob GETs with a 307 redirect to the same path on `to` (blob storage elsewhere). */
+  | { kind: 'redirect-blobs'; to: string }
   /** Answer manifest requests with these bytes (and a matching Docker-Content-Digest). */
   | { kind: 'manifest'; body: Buffer; contentType: string; digestHeader?: string };
 
@@ -208,6 +210,10 @@ export async function startProxy(target: string): Promise<Proxy> {
       const headers: Record<string, string> = { 'Content-Type': mode.contentType, 'Content-Length': String(mode.body.length) };
       if (mode.digestHeader) headers['Docker-Content-Digest'] = mode.digestHeader;
       res.writeHead(200, headers).end(mode.body);
+      return;
+    }
+    if (mode.kind === 'redirect-blobs' && isBlob) {
+      res.writeHead(307, { Location: `http://${mode.to}${req.url}`, 'Content-Length': '0' }).end();
       return;
     }
     const up = http.request({ host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers }, (ur) => {

@@ -4,14 +4,15 @@
  * reference into an OCI layout loaded by `layerfs load`; layers the store has are not
  * downloaded again; multi-platform indexes; pull by digest.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliOk, REPO } from '../helpers/cli.js';
-import { skopeoCopy, startRegistry, type Registry } from '../helpers/registry.js';
+import { skopeoCopy, startProxy, startRegistry, type Registry } from '../helpers/registry.js';
 import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
@@ -44,6 +45,33 @@ async function putManifest(host: string, repo: string, ref: string, bytes: Buffe
   const r = await fetch(`http://${host}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes, headers: { 'Content-Type': type } });
   if (r.status !== 201) throw new Error(`manifest PUT ${r.status}: ${await r.text()}`);
   return sha(bytes);
+}
+
+/** Pushes the layout's image with its layers decompressed or recompressed with zstd. */
+async function pushRecompressed(host: string, layout: string, repo: string, kind: 'none' | 'zstd'): Promise<void> {
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const blob = (d: string): Promise<Buffer> => readFile(join(layout, 'blobs', 'sha256', d.slice(7)));
+  const manifest = JSON.parse((await blob(index.manifests[0]!.digest)).toString()) as { config: { digest: string }; layers: { mediaType: string; digest: string; size: number }[] };
+  for (const l of manifest.layers) {
+    let bytes = gunzipSync(await blob(l.digest));
+    if (kind === 'zstd') bytes = (await runBuffer('zstd', ['-q', '-c'], bytes));
+    l.digest = await putBlob(host, repo, bytes);
+    l.size = bytes.length;
+    l.mediaType = kind === 'zstd' ? 'application/vnd.oci.image.layer.v1.tar+zstd' : 'application/vnd.oci.image.layer.v1.tar';
+  }
+  await putBlob(host, repo, await blob(manifest.config.digest));
+  await putManifest(host, repo, '1', Buffer.from(JSON.stringify(manifest)), 'application/vnd.oci.image.manifest.v1+json');
+}
+
+function runBuffer(cmd: string, args: string[], input: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    p.stdout.on('data', (c: Buffer) => chunks.push(c));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`${cmd} exited ${code}`))));
+    p.stdin.end(input);
+  });
 }
 
 describe('layerfs pull from a plain loopback registry', () => {
@@ -153,5 +181,39 @@ describe('layerfs pull from a plain loopback registry', () => {
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/^layerfs: .*no image for platform linux\/s390x \(available: linux\/amd64, linux\/arm64\/v8\)$/m);
     expect(await cliOk(root, ['images', '--json'])).toBe(before);
+  });
+
+  it('pulls Docker schema2 manifests, zstd and uncompressed layers, and follows blob redirects', async () => {
+    await cliOk(join(work, 'want'), ['load', '-i', join(work, 'oci'), '--name', 'want']);
+    const want = await inspect(join(work, 'want'), 'want:latest');
+    // Docker schema2, gzip layers.
+    await skopeoCopy(`oci:${join(work, 'oci')}:latest`, `docker://${reg.host}/v2s2:1`, ['--format', 'v2s2']);
+    const root = join(work, 'pull-5');
+    await cliOk(root, ['pull', `${reg.host}/v2s2:1`]);
+    const v2 = await inspect(root, `${reg.host}/v2s2:1`);
+    expect(v2.Id).toBe(want.Id);
+    const stored = (await run('sh', ['-c', `cat ${root}/blobs/sha256/* | grep -a -o 'application/vnd.docker.distribution.manifest.v2+json' | head -1`])).stdout.trim();
+    expect(stored).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    // Uncompressed and zstd layers, pushed blob by blob (skopeo 1.9 reuses the gzip blobs).
+    for (const [repo, kind] of [['plain', 'none'], ['zstd', 'zstd']] as const) {
+      await pushRecompressed(reg.host, join(work, 'oci'), repo, kind);
+      const r = join(work, `pull-${repo}`);
+      const out = await cliOk(r, ['pull', `${reg.host}/${repo}:1`]);
+      expect(out.match(/: Pull complete$/gm)).toHaveLength(3);
+      const got = await inspect(r, `${reg.host}/${repo}:1`);
+      expect(got.Id).toBe(want.Id);
+      expect(got.RootFS.Layers).toEqual(want.RootFS.Layers);
+    }
+    // Blob storage behind a redirect.
+    const proxy = await startProxy(reg.host);
+    try {
+      proxy.mode = { kind: 'redirect-blobs', to: reg.host };
+      const rr = join(work, 'pull-8');
+      await cliOk(rr, ['pull', `${proxy.host}/sample:1`]);
+      expect((await inspect(rr, `${proxy.host}/sample:1`)).Id).toBe(want.Id);
+      expect(proxy.requests.filter((r) => r.startsWith('GET /v2/sample/blobs/')).length).toBe(4);
+    } finally {
+      await proxy.close();
+    }
   });
 });
