@@ -93,22 +93,7 @@ export class Supervisor {
           throw new LayerfsError('INVALID_ARGUMENT', `container ${record.name} is of image ${record.imageRef}, not ${req.imageRef}`);
         }
       } else {
-        const id = newContainerId();
-        record = {
-          id,
-          name: req.name ?? id.slice(0, 12),
-          image: imageId,
-          imageRef: req.imageRef,
-          created: new Date().toISOString(),
-          readOnly: !!req.readOnly,
-          state: 'created',
-          mountpoint: null,
-          pid: null,
-        };
-        const p = containerPaths(this.dir, id);
-        await mkdir(p.upper, { recursive: true });
-        await mkdir(p.work, { recursive: true, mode: 0o700 });
-        await writeRecord(p.record, record);
+        record = await this.newRecord(imageId, req);
       }
       const readOnly = req.readOnly ?? record.readOnly;
       const p = containerPaths(this.dir, record.id);
@@ -128,6 +113,40 @@ export class Supervisor {
       await writeRecord(p.record, record);
       return record;
     });
+  }
+
+  /**
+   * Creates a container (record + empty writable layer) without mounting it, so a caller
+   * can put its mount point inside the container folder; `mount({ name })` mounts it.
+   */
+  async create(req: Omit<MountRequest, 'mountpoint'>): Promise<ContainerRecord> {
+    return this.store.withLock(async () => {
+      const imageId = await this.store.resolveImage(req.imageRef);
+      if (req.name && (await this.list()).some((c) => c.name === req.name)) {
+        throw new LayerfsError('ALREADY_EXISTS', `the container name ${req.name} is already in use`, { hint: `remove it with \`layerfs rm ${req.name}\` or choose another --name` });
+      }
+      return this.newRecord(imageId, req);
+    });
+  }
+
+  private async newRecord(imageId: ContainerRecord['image'], req: Omit<MountRequest, 'mountpoint'>): Promise<ContainerRecord> {
+    const id = newContainerId();
+    const record: ContainerRecord = {
+      id,
+      name: req.name ?? id.slice(0, 12),
+      image: imageId,
+      imageRef: req.imageRef,
+      created: new Date().toISOString(),
+      readOnly: !!req.readOnly,
+      state: 'created',
+      mountpoint: null,
+      pid: null,
+    };
+    const p = containerPaths(this.dir, id);
+    await mkdir(p.upper, { recursive: true });
+    await mkdir(p.work, { recursive: true, mode: 0o700 });
+    await writeRecord(p.record, record);
+    return record;
   }
 
   /** Unmounts; the writable layer stays. */

@@ -16,6 +16,10 @@ import * as prune from './prune.js';
 import * as ps from './ps.js';
 import * as rm from './rm.js';
 import * as rmi from './rmi.js';
+import * as run from './run.js';
+import * as stop from './stop.js';
+import * as exec from './exec.js';
+import * as logs from './logs.js';
 import * as save from './save.js';
 import * as tag from './tag.js';
 import * as umount from './umount.js';
@@ -23,6 +27,7 @@ import * as umount from './umount.js';
 const verbs: Array<{ register(program: Command): void }> = [
   load, pull, push, login, images, inspect, history, tag, rmi, save, prune,
   mount, umount, ps, rm,
+  run, stop, exec, logs,
   diff, commit, layers, explain,
 ];
 

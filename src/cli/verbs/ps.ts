@@ -1,25 +1,33 @@
 /** `layerfs ps`: containers with image, state and mount point. */
 import type { Command } from 'commander';
+import { recoverRunsAndReport } from '../../sandbox/recover-runs.js';
+import { describeRun, readRunState } from '../../sandbox/run-state.js';
+import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { openStore, printJson, table, timeAgo } from './format.js';
 
 export function register(program: Command): void {
   program
     .command('ps')
-    .description('List containers (CONTAINER ID IMAGE CREATED STATUS MOUNTPOINT NAMES)')
+    .description('List containers (CONTAINER ID IMAGE COMMAND CREATED STATUS MOUNTPOINT NAMES)')
     .option('-a, --all', 'accepted for docker compatibility: every container is always listed')
     .option('--json', 'print as JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
-      const containers = await new Supervisor(await openStore(cmd)).list();
-      if (flags.json) return printJson(containers);
-      const rows = containers.map((c) => [
+      const store = await openStore(cmd);
+      await recoverRunsAndReport(store);
+      const containers = await new Supervisor(store).list();
+      // Containers made by `run` carry run.json (command, Up/Exited status) beside the record.
+      const runs = await Promise.all(containers.map((c) => readRunState(containerPaths(store.paths.containersDir, c.id).dir).catch(() => undefined)));
+      if (flags.json) return printJson(containers.map((c, i) => ({ ...c, ...(runs[i] ? { run: runs[i] } : {}) })));
+      const rows = containers.map((c, i) => [
         c.id.slice(0, 12),
         c.imageRef,
+        runs[i] ? JSON.stringify(runs[i].command.join(' ')).slice(0, 22) : '',
         timeAgo(c.created),
-        c.state === 'mounted' ? `Mounted${c.readOnly ? ' (read-only)' : ''}` : c.state === 'created' ? 'Created' : 'Unmounted',
+        runs[i] ? describeRun(runs[i], (t) => timeAgo(t)) : c.state === 'mounted' ? `Mounted${c.readOnly ? ' (read-only)' : ''}` : c.state === 'created' ? 'Created' : 'Unmounted',
         c.mountpoint && c.state === 'mounted' ? c.mountpoint : '',
         c.name,
       ]);
-      process.stdout.write(table(['CONTAINER ID', 'IMAGE', 'CREATED', 'STATUS', 'MOUNTPOINT', 'NAMES'], rows));
+      process.stdout.write(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'MOUNTPOINT', 'NAMES'], rows));
     });
 }

@@ -1,0 +1,37 @@
+/** `layerfs exec [-i] [-t] [-u USER] [-w DIR] [-e K=V] NAME CMD…`: a process in a running container. */
+import type { Command } from 'commander';
+import { envFlag } from '../../sandbox/image-process.js';
+import { recoverRunsAndReport } from '../../sandbox/recover-runs.js';
+import { execInContainer, findRunContainer } from '../../sandbox/run-control.js';
+import { openStore } from './format.js';
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+export function register(program: Command): void {
+  program.enablePositionalOptions();
+  program
+    .command('exec')
+    .description('Run a command in a running container; its exit code is ours')
+    .argument('<container>', 'container name or id')
+    .argument('<command...>', 'command and arguments')
+    .passThroughOptions()
+    .option('-i, --interactive', 'stream stdin to the process')
+    .option('-t, --tty', 'allocate a terminal')
+    .option('-u, --user <user[:group]>', 'user (resolved in the container /etc/passwd)')
+    .option('-w, --workdir <dir>', 'working directory')
+    .option('-e, --env <KEY=VALUE>', 'extra environment variable (repeatable)', collect, [])
+    .action(async (ref: string, args: string[], flags: { interactive?: boolean; tty?: boolean; user?: string; workdir?: string; env: string[] }, cmd: Command) => {
+      const store = await openStore(cmd);
+      await recoverRunsAndReport(store);
+      const result = await execInContainer(store, await findRunContainer(store, ref), {
+        args,
+        tty: !!flags.tty,
+        interactive: !!flags.interactive,
+        ...(flags.user !== undefined ? { user: flags.user } : {}),
+        ...(flags.workdir !== undefined ? { workdir: flags.workdir } : {}),
+        env: flags.env.flatMap((e) => envFlag(e)),
+      });
+      if (result.failure) process.stderr.write(`layerfs: ${result.failure.message}\n`);
+      process.exitCode = result.exitCode;
+    });
+}

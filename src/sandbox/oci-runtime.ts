@@ -1,0 +1,135 @@
+/**
+ * An OCI runtime binary (runc, or crun which takes the same commands), with its state
+ * kept under the store root (`<root>/runtime/<name>`) so it never mixes with the host's
+ * own runc state. Its errors go to a JSON log file we read back: that is how a failed
+ * start ("executable file not found") becomes one clear line and Docker's exit code.
+ */
+import { execFile } from 'node:child_process';
+import { access, constants, readFile, stat } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { promisify } from 'node:util';
+import { LayerfsError } from '../core/errors.js';
+import type { RuntimeName } from './run-options.js';
+
+const run = promisify(execFile);
+
+/** Finds `name` on PATH (plus the sbin folders, which a root shell may lack). */
+async function which(name: string): Promise<string | undefined> {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+  for (const d of dirs.filter(Boolean)) {
+    const p = join(d, name);
+    try {
+      await access(p, constants.X_OK);
+      if ((await stat(p)).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** How a container start failed, read from the runtime's log. */
+export interface StartFailure {
+  message: string;
+  /** Docker's codes: 127 command not found, 126 not executable, 125 anything else. */
+  exitCode: number;
+}
+
+/** One runtime binary and its state folder. */
+export class OciRuntime {
+  private constructor(
+    readonly name: RuntimeName,
+    readonly binary: string,
+    readonly stateDir: string,
+  ) {}
+
+  /** Locates the runtime; a missing binary is a one-line error. */
+  static async locate(name: RuntimeName, storeRoot: string): Promise<OciRuntime> {
+    const binary = await which(name);
+    if (!binary) {
+      throw new LayerfsError('FAILED_PRECONDITION', `the OCI runtime ${name} is not installed (not found in PATH)`, { hint: `install it (apt-get install ${name}) or choose another with --runtime` });
+    }
+    return new OciRuntime(name, binary, join(storeRoot, 'runtime', name));
+  }
+
+  /** Global flags: our state root and a JSON error log. */
+  globalArgs(logFile: string): string[] {
+    return ['--root', this.stateDir, '--log', logFile, '--log-format', 'json'];
+  }
+
+  /** argv (after the binary) of a foreground `run` that writes the container's pid to `pidFile`. */
+  runArgs(logFile: string, bundle: string, pidFile: string, id: string): string[] {
+    return [...this.globalArgs(logFile), 'run', '--bundle', bundle, '--pid-file', pidFile, id];
+  }
+
+  /** argv of an `exec` into a running container. */
+  execArgs(logFile: string, id: string, opts: { tty: boolean; user?: { uid: number; gid: number }; cwd?: string; env: string[]; args: string[] }): string[] {
+    return [
+      ...this.globalArgs(logFile),
+      'exec',
+      ...(opts.tty ? ['--tty'] : []),
+      ...(opts.user ? ['--user', `${opts.user.uid}:${opts.user.gid}`] : []),
+      ...(opts.cwd ? ['--cwd', opts.cwd] : []),
+      ...opts.env.flatMap((e) => ['--env', e]),
+      id,
+      ...opts.args,
+    ];
+  }
+
+  /** Sends `signal` to the container's init (and so, as pid 1, ends the container on SIGKILL). */
+  async kill(id: string, signal: string, logFile = '/dev/null'): Promise<boolean> {
+    try {
+      await run(this.binary, [...this.globalArgs(logFile), 'kill', id, signal]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Deletes the runtime's state of `id` (killing what is left); no error when it is already gone. */
+  async delete(id: string, logFile = '/dev/null'): Promise<void> {
+    await run(this.binary, [...this.globalArgs(logFile), 'delete', '--force', id]).catch(() => undefined);
+  }
+
+  /** The runtime's view of `id`: its status ("created", "running", "stopped") or undefined when it has no state. */
+  async status(id: string): Promise<string | undefined> {
+    try {
+      const { stdout } = await run(this.binary, ['--root', this.stateDir, 'state', id]);
+      return (JSON.parse(stdout) as { status?: string }).status;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Container ids the runtime holds state for. */
+  async list(): Promise<string[]> {
+    try {
+      const { stdout } = await run(this.binary, ['--root', this.stateDir, 'list', '--format', 'json']);
+      const v = JSON.parse(stdout || 'null') as Array<{ id: string }> | null;
+      return (v ?? []).map((c) => c.id);
+    } catch {
+      return [];
+    }
+  }
+}
+
+/** Reads the runtime's JSON log from byte `offset` and classifies a start failure, if one was logged. */
+export async function startFailure(logFile: string, offset: number): Promise<StartFailure | undefined> {
+  const text = (await readFile(logFile).catch(() => Buffer.alloc(0))).subarray(offset).toString('utf8');
+  let message: string | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line) as { level?: string; msg?: string };
+      if ((e.level === 'error' || e.level === 'fatal') && e.msg) message = e.msg;
+    } catch {
+      if (/error/i.test(line)) message = line.trim();
+    }
+  }
+  if (!message) return undefined;
+  // "runc run failed: unable to start container process: exec: "x": executable file not found in $PATH"
+  const short = message.replace(/^(runc|crun) (run|exec|create|start) failed: /, '').replace(/^unable to start container process: /, '');
+  if (/executable file not found|no such file or directory/i.test(short) && /exec/i.test(short)) return { message: short, exitCode: 127 };
+  if (/permission denied/i.test(short) && /exec/i.test(short)) return { message: short, exitCode: 126 };
+  return { message: short, exitCode: 125 };
+}

@@ -1,0 +1,109 @@
+/**
+ * Everything `run` does before the process starts: check the options and the runtime,
+ * create the container, mount it on `<container>/merged`, resolve the user and working
+ * directory against the merged rootfs, write /etc files and the runtime spec
+ * (`<container>/bundle/config.json`), and record run.json. Any failure removes what was
+ * created, so a bad request leaves nothing behind.
+ */
+import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { hostname as hostHostname } from 'node:os';
+import { LayerfsError } from '../core/errors.js';
+import type { Store } from '../store/store.js';
+import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
+import { Supervisor } from '../supervisor/supervisor.js';
+import { writeEtcFiles } from './etc-files.js';
+import { containerArgs, containerEnv, imageRunConfig } from './image-process.js';
+import { OciRuntime } from './oci-runtime.js';
+import { mkdirInRootfs } from './rootfs-path.js';
+import { checkRunOptions, type RunOptions } from './run-options.js';
+import { runPaths, writeRunState, type RunState } from './run-state.js';
+import { buildRuntimeSpec } from './runtime-spec.js';
+import { resolveUserInRootfs } from './user-resolver.js';
+
+/** A created, mounted container whose runtime spec is written, ready to start. */
+export interface PreparedRun {
+  storeRoot: string;
+  supervisor: Supervisor;
+  record: ContainerRecord;
+  dir: string;
+  runtime: OciRuntime;
+  state: RunState;
+}
+
+/** Whether the memory cgroup accounts swap here (v1 memsw, or v2 memory.swap.max). */
+async function swapAccounting(): Promise<boolean> {
+  for (const f of ['/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes', '/sys/fs/cgroup/memory.swap.max']) {
+    if (await access(f).then(() => true, () => false)) return true;
+  }
+  return false;
+}
+
+/** Creates and prepares a run container; see the module comment. */
+export async function prepareRun(store: Store, o: RunOptions): Promise<PreparedRun> {
+  checkRunOptions(o);
+  const runtime = await OciRuntime.locate(o.runtime, store.paths.root);
+  const imageId = await store.resolveImage(o.imageRef);
+  const image = imageRunConfig((await store.images.config(imageId)).config.config);
+  const args = containerArgs(image, o.entrypoint, o.args);
+
+  const supervisor = new Supervisor(store);
+  let record = await supervisor.create({ imageRef: o.imageRef, ...(o.name ? { name: o.name } : {}) });
+  const dir = containerPaths(store.paths.containersDir, record.id).dir;
+  const p = runPaths(dir);
+  try {
+    await mkdir(p.rootfs, { recursive: true });
+    await mkdir(p.bundle, { recursive: true });
+    record = await supervisor.mount({ imageRef: o.imageRef, mountpoint: p.rootfs, name: record.name });
+    const user = await resolveUserInRootfs(p.rootfs, o.user ?? image.User ?? '');
+    const cwd = o.workdir ?? (image.WorkingDir || '/');
+    await mkdirInRootfs(p.rootfs, cwd);
+    const hostname = o.network === 'host' ? hostHostname() : (o.hostname ?? record.id.slice(0, 12));
+    const etcFiles = await writeEtcFiles(dir, { hostname, network: o.network });
+    const spec = buildRuntimeSpec({
+      rootfs: p.rootfs,
+      readOnlyRootfs: o.readOnly,
+      args,
+      env: containerEnv(image, o.env, { ...(o.network === 'host' ? {} : { hostname }), home: user.home, tty: o.tty }),
+      cwd,
+      user,
+      terminal: o.tty,
+      ...(o.tty && process.stdout.columns ? { consoleSize: { height: process.stdout.rows, width: process.stdout.columns } } : {}),
+      ...(o.network === 'host' ? {} : { hostname }),
+      network: o.network,
+      etcFiles,
+      volumes: o.volumes,
+      ...(o.memory !== undefined ? { memory: o.memory, swapAccounting: await swapAccounting() } : {}),
+      ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
+    });
+    const tmp = `${p.spec}.tmp-${process.pid}`;
+    await writeFile(tmp, JSON.stringify(spec, null, 2) + '\n');
+    await rename(tmp, p.spec);
+    const state: RunState = {
+      status: 'created',
+      runtime: o.runtime,
+      command: args,
+      autoRemove: o.autoRemove,
+      detached: o.detach,
+      monitor: null,
+      containerPid: null,
+      startedAt: null,
+      finishedAt: null,
+      exitCode: null,
+      error: null,
+    };
+    await writeRunState(dir, state);
+    return { storeRoot: store.paths.root, supervisor, record, dir, runtime, state };
+  } catch (err) {
+    await supervisor.remove(record.id, true).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The runtime spec of a prepared container, as written. */
+export async function readSpec(dir: string): Promise<Record<string, unknown>> {
+  try {
+    return JSON.parse(await readFile(runPaths(dir).spec, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new LayerfsError('NOT_FOUND', `container folder ${dir} has no runtime spec`, { cause: err });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Acting on a running container from another command: `stop` (SIGTERM, then SIGKILL
+ * after a grace period, then wait for the monitor's teardown) and `exec` (a new process
+ * in the running container through `runtime exec`, which takes the container's own
+ * process settings — env, cwd, user, capabilities, noNewPrivileges — as defaults).
+ */
+import type { Store } from '../store/store.js';
+import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
+import { Supervisor } from '../supervisor/supervisor.js';
+import { LayerfsError } from '../core/errors.js';
+import { OciRuntime, startFailure, type StartFailure } from './oci-runtime.js';
+import { isAlive, readRunState, runPaths, type RunState } from './run-state.js';
+import { spawnRuntime } from './runtime-child.js';
+import { resolveUserInRootfs } from './user-resolver.js';
+import { stat } from 'node:fs/promises';
+
+/** A run container found by name or id, with its folder and state. */
+export interface RunContainer {
+  record: ContainerRecord;
+  dir: string;
+  state: RunState | undefined;
+}
+
+/** Finds a container by name or id (any container; `state` is undefined for plain mounts). */
+export async function findRunContainer(store: Store, ref: string): Promise<RunContainer> {
+  const record = await new Supervisor(store).get(ref);
+  const dir = containerPaths(store.paths.containersDir, record.id).dir;
+  return { record, dir, state: await readRunState(dir) };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function ended(dir: string): Promise<boolean> {
+  const s = await readRunState(dir).catch(() => undefined);
+  return !s || s.status === 'exited' || !(await isAlive(s.monitor));
+}
+
+/** Stops a running container: SIGTERM, SIGKILL after `graceSeconds`, then waits for its teardown. */
+export async function stopContainer(store: Store, c: RunContainer, graceSeconds: number): Promise<void> {
+  if (!c.state || c.state.status === 'exited') return;
+  const runtime = await OciRuntime.locate(c.state.runtime, store.paths.root);
+  await runtime.kill(c.record.id, 'TERM');
+  const deadline = Date.now() + graceSeconds * 1000;
+  while (Date.now() < deadline && !(await ended(c.dir))) await sleep(50);
+  if (!(await ended(c.dir))) await runtime.kill(c.record.id, 'KILL');
+  const teardownDeadline = Date.now() + 60_000;
+  while (!(await ended(c.dir))) {
+    if (Date.now() > teardownDeadline) throw new LayerfsError('RUNTIME', `container ${c.record.name} did not stop within a minute of SIGKILL`);
+    await sleep(50);
+  }
+}
+
+/** Options of `exec`. */
+export interface ExecOptions {
+  args: string[];
+  tty: boolean;
+  interactive: boolean;
+  user?: string;
+  workdir?: string;
+  env: string[];
+}
+
+/** Runs a process in a running container, attached to our stdio; resolves its exit code (or the start failure). */
+export async function execInContainer(store: Store, c: RunContainer, o: ExecOptions): Promise<{ exitCode: number; failure?: StartFailure }> {
+  if (!c.state || c.state.status !== 'running' || !(await isAlive(c.state.monitor))) {
+    throw new LayerfsError('FAILED_PRECONDITION', `container ${c.record.name} is not running`);
+  }
+  if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new LayerfsError('INVALID_ARGUMENT', `the working directory ${JSON.stringify(o.workdir)} must be absolute`);
+  if (o.tty && o.interactive && !process.stdin.isTTY) throw new LayerfsError('INVALID_ARGUMENT', 'the input device is not a TTY', { hint: 'drop -t when stdin is not a terminal' });
+  const runtime = await OciRuntime.locate(c.state.runtime, store.paths.root);
+  const p = runPaths(c.dir);
+  const user = o.user !== undefined ? await resolveUserInRootfs(p.rootfs, o.user) : undefined;
+  const logOffset = (await stat(p.runtimeLog).catch(() => null))?.size ?? 0;
+  const args = runtime.execArgs(p.runtimeLog, c.record.id, {
+    tty: o.tty,
+    ...(user ? { user } : {}),
+    ...(o.workdir ? { cwd: o.workdir } : {}),
+    env: o.env,
+    args: o.args,
+  });
+  const child = await spawnRuntime(runtime.binary, args, { mode: 'attached', tty: o.tty, interactive: o.interactive });
+  const code = await child.exited;
+  const failure = code !== 0 ? await startFailure(p.runtimeLog, logOffset) : undefined;
+  return failure ? { exitCode: failure.exitCode, failure } : { exitCode: code };
+}

@@ -1,0 +1,84 @@
+/**
+ * Runs an OCI runtime command (`run` or `exec`) as our child with the caller's stdio,
+ * the way `docker run`/`docker exec` attach:
+ *  - `-t`: the runtime gets our terminal and makes the pty itself (raw mode, window size,
+ *    SIGWINCH), so it stays in our process group;
+ *  - otherwise it gets its own session, and the signals a user sends us (SIGINT, SIGTERM,
+ *    SIGHUP, SIGQUIT, SIGUSR1/2) are forwarded once (runc forwards them to the container);
+ *    `-i` streams our stdin; stderr passes through a filter that keeps the runtime's own
+ *    error lines out (they are read from its log and reported as one line instead).
+ *  - detached: stdout and stderr go to a log file, stdin is /dev/null.
+ */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import { constants } from 'node:os';
+
+/** How the runtime's stdio is wired. */
+export type ChildIo = { mode: 'attached'; tty: boolean; interactive: boolean } | { mode: 'logfile'; file: string };
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+const RUNTIME_NOISE = /^(time="[^"]*" level=\w+ msg=|\{"level":|(runc|crun) (run|exec|create|start) failed: |crun: )/;
+
+/** Removes the runtime's own diagnostic lines from a stderr chunk. */
+export function filterRuntimeNoise(chunk: string): string {
+  if (!chunk.split('\n').some((l) => RUNTIME_NOISE.test(l))) return chunk;
+  return chunk
+    .split('\n')
+    .filter((l) => !RUNTIME_NOISE.test(l))
+    .join('\n');
+}
+
+/** A running runtime child; `exited` resolves to the exit code (128+N for a signal). */
+export interface RuntimeChild {
+  child: ChildProcess;
+  exited: Promise<number>;
+  /** Sends a signal to the runtime (which forwards it to the container). */
+  signal(sig: NodeJS.Signals): void;
+}
+
+/** Spawns `binary args` wired per `io`. */
+export async function spawnRuntime(binary: string, args: string[], io: ChildIo): Promise<RuntimeChild> {
+  let stdio: StdioOptions;
+  let logHandle: Awaited<ReturnType<typeof open>> | undefined;
+  if (io.mode === 'logfile') {
+    logHandle = await open(io.file, 'a');
+    stdio = ['ignore', logHandle.fd, logHandle.fd];
+  } else if (io.tty) {
+    stdio = 'inherit';
+  } else {
+    stdio = [io.interactive ? 'pipe' : 'ignore', 'inherit', 'pipe'];
+  }
+  const attachedTty = io.mode === 'attached' && io.tty;
+  const child = spawn(binary, args, { stdio, detached: !attachedTty });
+  await logHandle?.close();
+
+  if (io.mode === 'attached' && !io.tty) {
+    child.stderr?.on('data', (d: Buffer) => {
+      const out = filterRuntimeNoise(d.toString('latin1'));
+      if (out) process.stderr.write(Buffer.from(out, 'latin1'));
+    });
+    if (io.interactive && child.stdin) {
+      process.stdin.pipe(child.stdin);
+      child.stdin.on('error', () => undefined);
+    }
+  }
+  const forward = (sig: NodeJS.Signals): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+  };
+  // With a tty the runtime shares our terminal's signals already; only kill(1)-style
+  // signals sent to us alone need forwarding, and those arrive here too.
+  for (const sig of FORWARDED) process.on(sig, forward);
+
+  const exited = new Promise<number>((resolve) => {
+    child.on('close', (code, signal) => {
+      for (const sig of FORWARDED) process.off(sig, forward);
+      if (io.mode === 'attached' && io.interactive && !io.tty) {
+        process.stdin.unpipe();
+        process.stdin.destroy();
+      }
+      resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
+    });
+    child.on('error', () => resolve(125));
+  });
+  return { child, exited, signal: forward };
+}
