@@ -46,6 +46,17 @@ export interface LowerEntry {
   target?: string;
 }
 
+/** Version of the serialized form; bump when LowerEntry changes. */
+export const INDEX_VERSION = 1;
+
+/** What `LowerIndex.serialize()` produces. */
+export interface SerializedLowerIndex {
+  version: number;
+  /** Layer roots (latin1 byte strings), top first. */
+  roots: string[];
+  entries: [string, LowerEntry][];
+}
+
 interface NameRecord {
   layer: number;
   dirent: Dirent<Buffer> | null;
@@ -80,6 +91,20 @@ export class LowerIndex {
     entries.set('/', entryFromStat(rootStat, 0, rootLayers));
     await drainQueue(['/'], BUILD_CONCURRENCY, (dir, push) => index.indexDir(dir, push));
     return index;
+  }
+
+  /**
+   * The index as plain data (for an on-disk cache; `LowerIndex.deserialize` reads it
+   * back). `version` changes whenever the entry shape does.
+   */
+  serialize(): SerializedLowerIndex {
+    return { version: INDEX_VERSION, roots: this.roots.map((r) => r.toString('latin1')), entries: [...this.entries] };
+  }
+
+  /** Rebuilds an index from `serialize()` output; undefined when the version differs. */
+  static deserialize(data: SerializedLowerIndex): LowerIndex | undefined {
+    if (data.version !== INDEX_VERSION) return undefined;
+    return new LowerIndex(data.roots.map((r) => Buffer.from(r, 'latin1')), new Map(data.entries));
   }
 
   /** The merged entry at `path`, or undefined. */

@@ -2,6 +2,7 @@ import * as fsp from 'node:fs/promises';
 import { constants as C } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UnionFilesystem } from '../../src/union/union-fs.js';
+import { LowerIndex } from '../../src/union/lower-index.js';
 import { sys } from '../../src/union/sys.js';
 import { makeLayers, ROOT, type LayerSpec, type TestLayers } from '../helpers/layers.js';
 
@@ -99,6 +100,18 @@ describe('union edge cases', () => {
     await u.chmod('/f', 0o600, ROOT);
     await u.unlink('/f', ROOT);
     expect(await fsp.readdir(`${layers.work}/layerfs`)).toEqual([]);
+  });
+
+  it('serializes the lower index to plain data and back', async () => {
+    layers = await makeLayers([{ 'd/a': 'aa', 'l': { symlink: 'd/a' }, 'w': { whiteout: true } }, { w: 'hidden', 'd/b': 'b' }]);
+    const idx = await LowerIndex.build(layers.lowers);
+    const data = JSON.parse(JSON.stringify(idx.serialize())) as ReturnType<LowerIndex['serialize']>;
+    const back = LowerIndex.deserialize(data)!;
+    expect(back.size).toBe(idx.size);
+    expect(back.get('/d')?.children?.sort()).toEqual(['a', 'b']);
+    expect(back.get('/w')).toBeUndefined();
+    expect(await back.readlink('/l', back.get('/l')!)).toBe('d/a');
+    expect(LowerIndex.deserialize({ ...data, version: 0 })).toBeUndefined();
   });
 
   it('serves lower-only readdir entries with their stat', async () => {
