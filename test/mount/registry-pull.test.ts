@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliOk, REPO } from '../helpers/cli.js';
+import { cli, cliOk, LAYERFS, REPO } from '../helpers/cli.js';
 import { skopeoCopy, startProxy, startRegistry, type Registry } from '../helpers/registry.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -215,5 +215,15 @@ describe('layerfs pull from a plain loopback registry', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it('draws a progress bar per layer on a terminal', async () => {
+    const root = join(work, 'pull-tty');
+    // `script` gives the CLI a pseudo-terminal as stdout.
+    const cmd = [process.execPath, LAYERFS, '--root', root, 'pull', `${reg.host}/sample:1`].map((a) => `'${a}'`).join(' ');
+    const { stdout } = await run('script', ['-qec', cmd, '/dev/null']);
+    expect(stdout).toMatch(/[0-9a-f]{12}: Downloading \[[=> ]{40}\] \S+\/\S+ \S+\/s ETA \d+s/);
+    expect(stdout).toContain('\x1b[2K');
+    expect(stdout).toMatch(/Status: Downloaded newer image/);
   });
 });

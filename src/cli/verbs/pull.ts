@@ -41,24 +41,76 @@ export function connectionOptions(cmd: Command): Command {
 }
 
 /** Plain status lines, one per change, as docker prints them without a terminal. */
-function printer(quiet: boolean): (e: PullEvent) => void {
+function plainPrinter(): (e: PullEvent) => void {
   const lastStatus = new Map<string, string>();
   return (e) => {
-    if (e.type === 'waiting') {
-      process.stderr.write(`Waiting for the store lock (held by process ${e.pid ?? '?'})…\n`);
-      return;
-    }
-    if (quiet) return;
     if (e.type === 'start') process.stdout.write(`${e.tagOrDigest}: Pulling from ${e.repository}\n`);
     else if (e.type === 'layer') {
       if (lastStatus.get(e.id) === e.status) return;
       lastStatus.set(e.id, e.status);
       const size = e.status === 'Downloading' && e.total !== undefined ? ` ${humanSize(e.total)}` : '';
       process.stdout.write(`${e.id}: ${e.status}${size}\n`);
-    } else {
+    } else if (e.type === 'done') {
       process.stdout.write(`Digest: ${e.digest}\n`);
       process.stdout.write(`Status: ${e.upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${e.reference}\n`);
     }
+  };
+}
+
+/** One line per layer, redrawn in place: a bar, bytes, rate and ETA while downloading. */
+function ttyPrinter(): (e: PullEvent) => void {
+  const plain = plainPrinter();
+  const order: string[] = [];
+  const text = new Map<string, string>();
+  const started = new Map<string, number>();
+  let drawn = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const render = (): void => {
+    timer = undefined;
+    let out = drawn > 0 ? `\x1b[${drawn}A` : '';
+    for (const id of order) out += `\x1b[2K${id}: ${text.get(id)}\n`;
+    drawn = order.length;
+    process.stdout.write(out);
+  };
+  const bar = (id: string, done: number, total: number): string => {
+    const width = 40;
+    const filled = total > 0 ? Math.min(width, Math.floor((done / total) * width)) : 0;
+    const secs = Math.max(0.001, (Date.now() - (started.get(id) ?? Date.now())) / 1000);
+    const rate = done / secs;
+    const eta = rate > 0 ? Math.ceil((total - done) / rate) : 0;
+    const head = filled === 0 ? '' : filled >= width ? '='.repeat(width) : `${'='.repeat(filled - 1)}>`;
+    return `Downloading [${head.padEnd(width)}] ${humanSize(done)}/${humanSize(total)} ${humanSize(rate)}/s ETA ${eta}s`;
+  };
+  const cancel = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
+  return (e) => {
+    if (e.type !== 'layer') {
+      cancel();
+      if (e.type === 'done') render();
+      plain(e);
+      if (e.type === 'done') drawn = 0;
+      return;
+    }
+    if (!text.has(e.id)) order.push(e.id);
+    if (e.status === 'Downloading') {
+      if (!started.has(e.id)) started.set(e.id, Date.now());
+      text.set(e.id, bar(e.id, e.current ?? 0, e.total ?? 0));
+      timer ??= setTimeout(render, 100);
+    } else {
+      text.set(e.id, e.status);
+      cancel();
+      render();
+    }
+  };
+}
+
+function printer(quiet: boolean): (e: PullEvent) => void {
+  const print = process.stdout.isTTY ? ttyPrinter() : plainPrinter();
+  return (e) => {
+    if (e.type === 'waiting') process.stderr.write(`Waiting for the store lock (held by process ${e.pid ?? '?'})…\n`);
+    else if (!quiet) print(e);
   };
 }
 
