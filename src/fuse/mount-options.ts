@@ -11,6 +11,9 @@ export interface MountOptionChoices {
   extra?: string[];
 }
 
+/** How long the kernel may trust a lookup or attributes it got from layerfs. */
+export const CACHE_SECONDS = 3600;
+
 /** 128 KiB: the largest request libfuse 2.9 negotiates (32 pages) without max_pages. */
 export const MAX_REQUEST_BYTES = 128 * 1024;
 
@@ -35,6 +38,13 @@ export function mountOptions(choices: MountOptionChoices): string[] {
     // Unlinking an open file must not rename it to .fuse_hiddenNNN inside the writable
     // layer; the binding sets flag_nullpath_ok so its handle keeps working.
     'hard_remove',
+    // Kernel caching (native-notes/kernel-cache.md): every change to the merged view goes
+    // through this mount, so the kernel's own dentry, attribute and page caches stay
+    // coherent without timeouts; lower layers never change at all.
+    `entry_timeout=${CACHE_SECONDS}`,
+    `attr_timeout=${CACHE_SECONDS}`,
+    `negative_timeout=${CACHE_SECONDS}`,
+    'kernel_cache',
   ];
   if (choices.allowOther) opts.push('allow_other');
   return [...opts, ...(choices.extra ?? [])];
