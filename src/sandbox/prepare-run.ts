@@ -16,7 +16,7 @@ import { containerArgs, containerEnv, imageRunConfig } from './image-process.js'
 import { OciRuntime } from './oci-runtime.js';
 import { mkdirInRootfs } from './rootfs-path.js';
 import { checkRunOptions, type RunOptions } from './run-options.js';
-import { runPaths, writeRunState, type RunState } from './run-state.js';
+import { runPaths, selfIdentity, writeRunState, type RunState } from './run-state.js';
 import { buildRuntimeSpec } from './runtime-spec.js';
 import { resolveUserInRootfs } from './user-resolver.js';
 
@@ -50,10 +50,27 @@ export async function prepareRun(store: Store, o: RunOptions): Promise<PreparedR
   let record = await supervisor.create({ imageRef: o.imageRef, ...(o.name ? { name: o.name } : {}) });
   const dir = containerPaths(store.paths.containersDir, record.id).dir;
   const p = runPaths(dir);
+  // Recorded first, naming this process as the owner: if it dies while preparing, the
+  // next command's recovery tears the half-made container down.
+  const state: RunState = {
+    status: 'created',
+    runtime: o.runtime,
+    command: args,
+    autoRemove: o.autoRemove,
+    detached: o.detach,
+    monitor: await selfIdentity(),
+    containerPid: null,
+    startedAt: null,
+    finishedAt: null,
+    exitCode: null,
+    error: null,
+  };
   try {
+    await writeRunState(dir, state);
     await mkdir(p.rootfs, { recursive: true });
     await mkdir(p.bundle, { recursive: true });
-    record = await supervisor.mount({ imageRef: o.imageRef, mountpoint: p.rootfs, name: record.name });
+    // suid: setuid binaries of the image work as in Docker (noNewPrivileges still applies).
+    record = await supervisor.mount({ imageRef: o.imageRef, mountpoint: p.rootfs, name: record.name, suid: true });
     const user = await resolveUserInRootfs(p.rootfs, o.user ?? image.User ?? '');
     const cwd = o.workdir ?? (image.WorkingDir || '/');
     await mkdirInRootfs(p.rootfs, cwd);
@@ -78,20 +95,6 @@ export async function prepareRun(store: Store, o: RunOptions): Promise<PreparedR
     const tmp = `${p.spec}.tmp-${process.pid}`;
     await writeFile(tmp, JSON.stringify(spec, null, 2) + '\n');
     await rename(tmp, p.spec);
-    const state: RunState = {
-      status: 'created',
-      runtime: o.runtime,
-      command: args,
-      autoRemove: o.autoRemove,
-      detached: o.detach,
-      monitor: null,
-      containerPid: null,
-      startedAt: null,
-      finishedAt: null,
-      exitCode: null,
-      error: null,
-    };
-    await writeRunState(dir, state);
     return { storeRoot: store.paths.root, supervisor, record, dir, runtime, state };
   } catch (err) {
     await supervisor.remove(record.id, true).catch(() => undefined);

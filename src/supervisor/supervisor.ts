@@ -31,6 +31,8 @@ export interface MountRequest {
   mountpoint: string;
   name?: string;
   readOnly?: boolean;
+  /** Honour setuid bits (FUSE mounts are nosuid by default); `run` sets it, as a container rootfs must. */
+  suid?: boolean;
 }
 
 export class Supervisor {
@@ -105,7 +107,7 @@ export class Supervisor {
           lowerDirs,
           ...(readOnly ? {} : { upperDir: p.upper, workDir: p.work }),
           fsname: mountSourceFor(record),
-          extraOptions: readOnly ? ['ro'] : [],
+          extraOptions: [...(readOnly ? ['ro'] : []), ...(req.suid ? ['suid'] : [])],
         },
         p.log,
       );

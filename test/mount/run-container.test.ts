@@ -191,6 +191,53 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
     await expectNothingLeft();
   });
 
+  it('a setuid-root binary gives no root under noNewPrivileges (the rootfs itself honours setuid)', async () => {
+    const bin = join(work, 'euid');
+    await writeFile(`${bin}.c`, '#include <stdio.h>\n#include <unistd.h>\nint main(void){printf("%d %d\\n", getuid(), geteuid());return 0;}\n');
+    await exec('gcc', ['-static', '-O2', '-o', bin, `${bin}.c`]);
+    await cliOk(root, ['run', '-d', '--name', 'suid', '-v', `${work}:/host:ro`, 'sample', 'sh', '-c', 'cp /host/euid /bin/euid && chmod 4755 /bin/euid && touch /ready; while true; do sleep 1; done']);
+    try {
+      await waitFor('the setuid copy', async () => (await cli(root, ['exec', 'suid', 'ls', '/ready'])).code === 0);
+      const c = (await entry('suid'))!;
+      // The merged rootfs is mounted without nosuid, so only noNewPrivileges stands in the way.
+      const mnt = unionMounts().find((m) => m.mountpoint === join(root, 'containers', c.id, 'merged'))!;
+      expect(mnt).toBeDefined();
+      const opts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === mnt.mountpoint)!.split(' ')[5]!;
+      expect(opts.split(',')).not.toContain('nosuid');
+      expect((await cli(root, ['exec', 'suid', 'stat', '-c', '%a %u', '/bin/euid'])).stdout).toBe('4755 0\n');
+      expect((await cli(root, ['exec', '-u', 'app', 'suid', '/bin/euid'])).stdout).toBe('1000 1000\n');
+      expect((await cli(root, ['exec', 'suid', '/bin/euid'])).stdout).toBe('0 0\n');
+    } finally {
+      await cliOk(root, ['stop', '-t', '0', 'suid']);
+      await cliOk(root, ['rm', 'suid']);
+    }
+    await expectNothingLeft();
+  });
+
+  it('-it gives a real terminal with the window size, for run and exec', async () => {
+    const inTerminal = (cmd: string): Promise<{ code: number | null; out: string }> =>
+      new Promise((resolve) => {
+        const p = spawn('script', ['-qec', `stty cols 91 rows 33; ${cmd}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.on('exit', (code) => resolve({ code, out }));
+      });
+    const base = `${process.execPath} ${LAYERFS} --root ${root}`;
+    const r = await inTerminal(`${base} run --rm -it sample sh -c 'tty; stty size; echo $TERM; exit 4'`);
+    expect(r.code).toBe(4);
+    expect(r.out).toMatch(/\/dev\/pts\/\d+\r?\n33 91\r?\nxterm/);
+    await cliOk(root, ['run', '-d', '--name', 'tty', 'sample', 'sh', '-c', 'while true; do sleep 1; done']);
+    try {
+      const e = await inTerminal(`${base} exec -it tty sh -c 'tty; stty size'`);
+      expect(e.code).toBe(0);
+      expect(e.out).toMatch(/\/dev\/pts\/\d+\r?\n33 91/);
+    } finally {
+      await cliOk(root, ['stop', '-t', '0', 'tty']);
+      await cliOk(root, ['rm', 'tty']);
+    }
+    await expectNothingLeft();
+  });
+
   it('--read-only gives EROFS on the root but keeps /dev/shm and volumes writable', async () => {
     const vol = join(work, 'vol');
     await exec('mkdir', ['-p', vol]);
