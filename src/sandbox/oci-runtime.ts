@@ -13,10 +13,9 @@ import type { RuntimeName } from './run-options.js';
 
 const run = promisify(execFile);
 
-/** Finds `name` on PATH (plus the sbin folders, which a root shell may lack). */
+/** Finds `name` on PATH, as a shell would. */
 async function which(name: string): Promise<string | undefined> {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-  for (const d of dirs.filter(Boolean)) {
+  for (const d of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
     const p = join(d, name);
     try {
       await access(p, constants.X_OK);

@@ -10,7 +10,7 @@ import { lstat, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { LAYERFS, cli, cliOk, REPO } from '../helpers/cli.js';
+import { LAYERFS, cli, cliOk, REPO, runNode } from '../helpers/cli.js';
 import { isMounted, unionMounts } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -162,6 +162,21 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
       expect(await readFile(join(root, 'containers', c.id, 'upper', 'tmp', 'mine'), 'utf8')).toBe(`${n}\n`);
     }
     await cliOk(root, ['rm', 'a', 'b']);
+    await expectNothingLeft();
+  });
+
+  it('logs -f follows a detached container to its end; -d --rm removes it after', async () => {
+    await cliOk(root, ['run', '-d', '--rm', '--name', 'lf', 'sample', 'sh', '-c', 'echo one; echo err >&2; sleep 1; echo two']);
+    const logs = await cli(root, ['logs', '-f', 'lf']);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout).toBe('one\nerr\ntwo\n');
+    await waitFor('removal', async () => (await containerDirs()).length === 0);
+    await expectNothingLeft();
+    const fail = await cli(root, ['run', '-d', '--rm', 'sample', 'no-such-command']);
+    expect(fail.code).toBe(127);
+    expect(fail.stderr.trim()).toMatch(/^layerfs: exec: "no-such-command": executable file not found/);
+    expect(fail.stdout).toBe('');
+    await waitFor('removal', async () => (await containerDirs()).length === 0);
     await expectNothingLeft();
   });
 
@@ -335,6 +350,10 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
       expect(r.stderr.trim().split('\n')[0], args.join(' ')).toMatch(re);
       await expectNothingLeft();
     }
+    const noRuntime = await runNode(LAYERFS, ['--root', root, 'run', '--rm', 'sample', 'true'], { env: { ...process.env, PATH: '/nonexistent' } });
+    expect(noRuntime.code).not.toBe(0);
+    expect(noRuntime.stderr.split('\n')[0]).toBe('layerfs: the OCI runtime runc is not installed (not found in PATH)');
+    await expectNothingLeft();
     await cliOk(root, ['run', '--name', 'dup', 'sample', 'true']);
     const dup = await cli(root, ['run', '--name', 'dup', 'sample', 'true']);
     expect(dup.stderr).toMatch(/^layerfs: the container name dup is already in use/);
