@@ -1,5 +1,6 @@
 /** Every subcommand, in the order `layerfs --help` lists them. */
 import type { Command } from 'commander';
+import * as events from './events.js';
 import * as commit from './commit.js';
 import * as diff from './diff.js';
 import * as explain from './explain.js';
@@ -29,6 +30,7 @@ const verbs: Array<{ register(program: Command): void }> = [
   mount, umount, ps, rm,
   run, stop, exec, logs,
   diff, commit, layers, explain,
+  events,
 ];
 
 export function registerVerbs(program: Command): void {
