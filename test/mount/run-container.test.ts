@@ -291,9 +291,11 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
   });
 
   it('forwards SIGTERM to the process and streams stdin with -i', async () => {
-    const child = spawn(process.execPath, [LAYERFS, '--root', root, 'run', '--rm', '--name', 'sig', 'sample', 'sh', '-c', 'trap "exit 42" TERM; while true; do sleep 0.1; done'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [LAYERFS, '--root', root, 'run', '--rm', '--name', 'sig', 'sample', 'sh', '-c', 'trap "exit 42" TERM; touch /trapped; while true; do sleep 0.1; done'], { stdio: 'ignore' });
     const code = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     await waitFor('the container to run', async () => (await entry('sig'))?.run?.status === 'running');
+    // Signal only once the trap is set: pid 1 ignores a SIGTERM it has no handler for.
+    await waitFor('the trap', async () => (await cli(root, ['exec', 'sig', 'ls', '/trapped'])).code === 0);
     child.kill('SIGTERM');
     expect(await code).toBe(42);
     const piped = await cli(root, ['run', '--rm', '-i', 'sample', 'sh', '-c', 'wc -l; read x; echo "got $x"'], Buffer.from('1\n2\n3\n'));
