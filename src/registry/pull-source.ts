@@ -19,6 +19,11 @@ export interface PullSourceParts {
   config: { bytes: Buffer; digest: Digest };
   /** Layer blob digest → file holding its verified bytes. */
   layerFiles: Map<Digest, string>;
+  /**
+   * Where the store keeps a blob: the fallback when a download file is gone because a
+   * concurrent pull of the same blob imported it and cleared the download.
+   */
+  storeBlob: (d: Digest) => string;
   /** Full reference to tag the image with (`host/repo:tag`), if any. */
   tag?: string;
 }
@@ -26,7 +31,7 @@ export interface PullSourceParts {
 /** An ArchiveSource over a pull's verified pieces. */
 export class PullSource implements ArchiveSource {
   private readonly memory = new Map<string, Buffer>();
-  private readonly files = new Map<string, string>();
+  private readonly files = new Map<string, string[]>();
 
   constructor(private readonly parts: PullSourceParts) {
     const blob = (d: Digest): string => `blobs/sha256/${digestHex(d)}`;
@@ -36,40 +41,45 @@ export class PullSource implements ArchiveSource {
     this.memory.set('index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [entry] })));
     this.memory.set(blob(parts.manifest.digest), parts.manifest.bytes);
     this.memory.set(blob(parts.config.digest), parts.config.bytes);
-    for (const [d, f] of parts.layerFiles) this.files.set(blob(d), f);
+    for (const [d, f] of parts.layerFiles) this.files.set(blob(d), [f, parts.storeBlob(d)]);
   }
 
   get name(): string {
     return this.parts.name;
   }
 
+  /** The first candidate file of a layer blob that exists, with its size. */
+  private async locate(path: string): Promise<{ file: string; size: number } | undefined> {
+    for (const f of this.files.get(path) ?? []) {
+      try {
+        return { file: f, size: (await stat(f)).size };
+      } catch (err) {
+        if (!hasErrnoCode(err, 'ENOENT')) throw err;
+      }
+    }
+    return undefined;
+  }
+
   async size(path: string): Promise<number | undefined> {
     const m = this.memory.get(path);
     if (m) return m.length;
-    const f = this.files.get(path);
-    if (!f) return undefined;
-    try {
-      return (await stat(f)).size;
-    } catch (err) {
-      if (hasErrnoCode(err, 'ENOENT')) return undefined;
-      throw err;
-    }
+    return (await this.locate(path))?.size;
   }
 
   async read(path: string, maxSize: number): Promise<Buffer> {
     const m = this.memory.get(path);
-    const b = m ?? (this.files.has(path) ? await readFile(this.files.get(path)!) : undefined);
-    if (!b) throw new LayerfsError('INVALID_IMAGE', `${this.name}: missing ${path}`);
-    if (b.length > maxSize) throw new LayerfsError('LIMIT_EXCEEDED', `${this.name}: ${path} is larger than ${maxSize} bytes`);
-    return b;
+    const found = m ? undefined : await this.locate(path);
+    if (!m && !found) throw new LayerfsError('INVALID_IMAGE', `${this.name}: missing ${path}`);
+    if ((m?.length ?? found!.size) > maxSize) throw new LayerfsError('LIMIT_EXCEEDED', `${this.name}: ${path} is larger than ${maxSize} bytes`);
+    return m ?? readFile(found!.file);
   }
 
   async stream(path: string): Promise<Readable> {
     const m = this.memory.get(path);
     if (m) return Readable.from([m]);
-    const f = this.files.get(path);
-    if (!f) throw new LayerfsError('INVALID_IMAGE', `${this.name}: missing ${path}`);
-    return createReadStream(f, { highWaterMark: 1024 * 1024 });
+    const found = await this.locate(path);
+    if (!found) throw new LayerfsError('INVALID_IMAGE', `${this.name}: missing ${path}`);
+    return createReadStream(found.file, { highWaterMark: 1024 * 1024 });
   }
 
   async close(): Promise<void> {}

@@ -125,6 +125,7 @@ export async function pullImage(store: Store, refString: string, opts: PullOptio
       manifest: { bytes: manifest.bytes, digest: manifest.digest, mediaType: manifest.mediaType },
       config: { bytes: configBytes, digest: m.config.digest },
       layerFiles,
+      storeBlob: (d) => store.paths.blob(d),
       ...(tagRef ? { tag: fullString(tagRef) } : {}),
     });
     const byDiff = new Map(config.rootfs.diff_ids.map((diff, i) => [diff as string, m.layers[i]!.digest]));

@@ -226,4 +226,17 @@ describe('layerfs pull from a plain loopback registry', () => {
     expect(stdout).toContain('\x1b[2K');
     expect(stdout).toMatch(/Status: Downloaded newer image/);
   });
+
+  it('two pulls of the same image at once both succeed and store it once', async () => {
+    const root = join(work, 'pull-concurrent');
+    await skopeoCopy(`docker://${reg.host}/sample:1`, `docker://${reg.host}/other:2`);
+    const [a, b] = await Promise.all([cli(root, ['pull', `${reg.host}/sample:1`]), cli(root, ['pull', `${reg.host}/other:2`])]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const images = JSON.parse(await cliOk(root, ['images', '--json'])) as unknown[];
+    expect(images.length).toBeGreaterThanOrEqual(1);
+    expect((await inspect(root, `${reg.host}/other:2`)).Id).toBe((await inspect(root, `${reg.host}/sample:1`)).Id);
+    const { stdout } = await run('sh', ['-c', `ls ${root}/image/layerdb/sha256 | wc -l`]);
+    expect(stdout.trim()).toBe('3');
+  });
 });
