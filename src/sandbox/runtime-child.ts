@@ -44,7 +44,9 @@ export async function spawnRuntime(binary: string, args: string[], io: ChildIo):
     logHandle = await open(io.file, 'a');
     stdio = ['ignore', logHandle.fd, logHandle.fd];
   } else if (io.tty) {
-    stdio = 'inherit';
+    // The container's stdio is the runtime's pty; the runtime's own stderr only carries
+    // its diagnostics, which the filter below drops (they come back as one line).
+    stdio = ['inherit', 'inherit', 'pipe'];
   } else {
     stdio = [io.interactive ? 'pipe' : 'ignore', 'inherit', 'pipe'];
   }
@@ -52,11 +54,13 @@ export async function spawnRuntime(binary: string, args: string[], io: ChildIo):
   const child = spawn(binary, args, { stdio, detached: !attachedTty });
   await logHandle?.close();
 
-  if (io.mode === 'attached' && !io.tty) {
+  if (io.mode === 'attached') {
     child.stderr?.on('data', (d: Buffer) => {
       const out = filterRuntimeNoise(d.toString('latin1'));
       if (out) process.stderr.write(Buffer.from(out, 'latin1'));
     });
+  }
+  if (io.mode === 'attached' && !io.tty) {
     if (io.interactive && child.stdin) {
       process.stdin.pipe(child.stdin);
       child.stdin.on('error', () => undefined);

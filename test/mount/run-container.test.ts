@@ -241,6 +241,10 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
     const r = await inTerminal(`${base} run --rm -it sample sh -c 'tty; stty size; echo $TERM; exit 4'`);
     expect(r.code).toBe(4);
     expect(r.out).toMatch(/\/dev\/pts\/\d+\r?\n33 91\r?\nxterm/);
+    const missing = await inTerminal(`${base} run --rm -it sample no-such-command`);
+    expect(missing.code).toBe(127);
+    expect(missing.out).toMatch(/layerfs: exec: "no-such-command": executable file not found/);
+    expect(missing.out).not.toMatch(/runc run failed/);
     await cliOk(root, ['run', '-d', '--name', 'tty', 'sample', 'sh', '-c', 'while true; do sleep 1; done']);
     try {
       const e = await inTerminal(`${base} exec -it tty sh -c 'tty; stty size'`);
