@@ -251,6 +251,24 @@ export function defineUnionOracleSuite(title: string, factory: SubjectFactory): 
     expect(await compare(r, ops)).toEqual([]);
   });
 
+  it('non-UTF-8, 255-byte and too long names behave alike', async () => {
+    const r = await rig();
+    const long = '/' + 'n'.repeat(255);
+    const tooLong = '/' + 'n'.repeat(256);
+    const ops: Op[] = [
+      { op: 'create', path: '/caf\xe9\xff', mode: 0o644, data: 'bytes' },
+      { op: 'mkdir', path: '/d/\x80\x81', mode: 0o755 },
+      { op: 'rename', from: '/caf\xe9\xff', to: '/d/\x80\x81/\xfe' },
+      { op: 'readdir', path: '/d/\x80\x81' },
+      { op: 'create', path: long, mode: 0o644, data: 'l' },
+      { op: 'stat', path: long },
+      { op: 'create', path: tooLong, mode: 0o644, data: 'l' },
+      { op: 'stat', path: tooLong },
+      { op: 'rename', from: long, to: '/d' + long },
+    ];
+    expect(await compare(r, ops)).toEqual([]);
+  });
+
   it('random operation sequences agree (fast-check, fixed seed)', async () => {
     const names = ['/a', '/b', '/c', '/d', '/d/x', '/d/y', '/d/sub', '/d/sub/z', '/d/n', '/e', '/e/f', '/e/g', '/e/g/h',
       '/o', '/o/n', '/o/old', '/gone', '/hl1', '/hl2', '/sl', '/sd', '/sd/x', '/x', '/x/suid', '/n1', '/n1/m', '/one', '/one/f', '/one/g', '/d/w', '/z'];
