@@ -8,7 +8,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { digestHex, type Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
@@ -137,5 +137,20 @@ async function verify(desc: Descriptor, hex: string, partial: string): Promise<v
   if (got !== desc.digest) {
     await rm(partial, { force: true });
     throw new LayerfsError('DIGEST_MISMATCH', `blob ${desc.digest}: digest mismatch: the bytes received hash to ${got}`, { hint: 'the registry or something between it and you altered the blob' });
+  }
+}
+
+/**
+ * Removes downloads (complete or partial) untouched for `maxAgeMs` (default 7 days) whose
+ * blob no pull holds a lock on: what abandoned pulls left behind.
+ */
+export async function pruneStaleDownloads(dir: string, maxAgeMs = 7 * 24 * 3600 * 1000): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const now = Date.now();
+  for (const n of names) {
+    const m = /^([0-9a-f]{64})(\.partial)?$/.exec(n);
+    if (!m || names.includes(`${m[1]}.lock`)) continue;
+    const st = await stat(`${dir}/${n}`).catch(() => undefined);
+    if (st && now - st.mtimeMs > maxAgeMs) await rm(`${dir}/${n}`, { force: true });
   }
 }

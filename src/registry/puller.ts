@@ -14,7 +14,7 @@ import { hostPlatform } from '../image/platform.js';
 import { familiarName, familiarString, fullString, parseReference, type Reference } from '../image/reference.js';
 import { loadImages } from '../store/image-loader.js';
 import type { Store } from '../store/store.js';
-import { downloadBlob } from './blob-downloader.js';
+import { downloadBlob, pruneStaleDownloads } from './blob-downloader.js';
 import { recordBlobSources } from './blob-sources.js';
 import { readBody } from './http-transport.js';
 import { resolveManifest } from './manifest-fetcher.js';
@@ -107,7 +107,10 @@ export async function pullImage(store: Store, refString: string, opts: PullOptio
         emit({ type: 'layer', id: shortId(d.digest), status: 'Pulling fs layer' });
       }
     }
-    await pool([...toFetch.values()], opts.jobs ?? 3, async (d) => {
+    const jobs = opts.jobs ?? 3;
+    for (const d of [...toFetch.values()].slice(jobs)) emit({ type: 'layer', id: shortId(d.digest), status: 'Waiting' });
+    await pruneStaleDownloads(dir);
+    await pool([...toFetch.values()], jobs, async (d) => {
       const id = shortId(d.digest);
       emit({ type: 'layer', id, status: 'Downloading', current: 0, total: d.size });
       const file = await downloadBlob(client, ref.path, d, dir, {

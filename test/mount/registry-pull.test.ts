@@ -136,7 +136,9 @@ describe('layerfs pull from a plain loopback registry', () => {
     const first = await cliOk(root, ['pull', `${reg.host}/sample:1`]);
     const digest = /^Digest: (sha256:[0-9a-f]{64})$/m.exec(first)![1]!;
     const root2 = join(work, 'pull-3b');
-    const out = await cliOk(root2, ['pull', `${reg.host}/sample@${digest}`]);
+    const out = await cliOk(root2, ['pull', '--jobs', '1', `${reg.host}/sample@${digest}`]);
+    // One download at a time: the other two layers wait.
+    expect(out.match(/: Waiting$/gm)).toHaveLength(2);
     expect(out).toContain(`Status: Downloaded newer image for ${reg.host}/sample@${digest}`);
     expect((await inspect(root2, `${reg.host}/sample@${digest}`)).Id).toBe((await inspect(root, `${reg.host}/sample:1`)).Id);
   });
