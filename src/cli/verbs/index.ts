@@ -1,5 +1,6 @@
 /** Every subcommand, in the order `layerfs --help` lists them. */
 import type { Command } from 'commander';
+import * as ui from './ui.js';
 import * as events from './events.js';
 import * as commit from './commit.js';
 import * as diff from './diff.js';
@@ -31,6 +32,7 @@ const verbs: Array<{ register(program: Command): void }> = [
   run, stop, exec, logs,
   diff, commit, layers, explain,
   events,
+  ui,
 ];
 
 export function registerVerbs(program: Command): void {
