@@ -61,18 +61,9 @@ export class OciRuntime {
     return [...this.globalArgs(logFile), 'run', '--bundle', bundle, '--pid-file', pidFile, id];
   }
 
-  /** argv of an `exec` into a running container. */
-  execArgs(logFile: string, id: string, opts: { tty: boolean; user?: { uid: number; gid: number }; cwd?: string; env: string[]; args: string[] }): string[] {
-    return [
-      ...this.globalArgs(logFile),
-      'exec',
-      ...(opts.tty ? ['--tty'] : []),
-      ...(opts.user ? ['--user', `${opts.user.uid}:${opts.user.gid}`] : []),
-      ...(opts.cwd ? ['--cwd', opts.cwd] : []),
-      ...opts.env.flatMap((e) => ['--env', e]),
-      id,
-      ...opts.args,
-    ];
+  /** argv of an `exec` into a running container of the process described by `processFile` (a spec `process` object). */
+  execArgs(logFile: string, id: string, processFile: string): string[] {
+    return [...this.globalArgs(logFile), 'exec', '--process', processFile, id];
   }
 
   /** Sends `signal` to the container's init (and so, as pid 1, ends the container on SIGKILL). */

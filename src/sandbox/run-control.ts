@@ -12,7 +12,11 @@ import { OciRuntime, startFailure, type StartFailure } from './oci-runtime.js';
 import { isAlive, readRunState, runPaths, type RunState } from './run-state.js';
 import { spawnRuntime } from './runtime-child.js';
 import { resolveUserInRootfs } from './user-resolver.js';
-import { stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { mergeEnv } from './image-process.js';
+import type { RuntimeSpec, SpecProcess } from './runtime-spec-types.js';
 
 /** A run container found by name or id, with its folder and state. */
 export interface RunContainer {
@@ -71,15 +75,29 @@ export async function execInContainer(store: Store, c: RunContainer, o: ExecOpti
   const p = runPaths(c.dir);
   const user = o.user !== undefined ? await resolveUserInRootfs(p.rootfs, o.user) : undefined;
   const logOffset = (await stat(p.runtimeLog).catch(() => null))?.size ?? 0;
-  const args = runtime.execArgs(p.runtimeLog, c.record.id, {
-    tty: o.tty,
-    ...(user ? { user } : {}),
-    ...(o.workdir ? { cwd: o.workdir } : {}),
-    env: o.env,
+  // The new process starts from the container's own (Docker defaults, env, cwd, user),
+  // written as a process file so that a terminal gets its window size before the
+  // process starts (runc's --tty alone resizes only after it runs).
+  const spec = JSON.parse(await readFile(p.spec, 'utf8')) as RuntimeSpec;
+  const proc: SpecProcess = {
+    ...spec.process,
     args: o.args,
-  });
-  const child = await spawnRuntime(runtime.binary, args, { mode: 'attached', tty: o.tty, interactive: o.interactive });
-  const code = await child.exited;
-  const failure = code !== 0 ? await startFailure(p.runtimeLog, logOffset) : undefined;
-  return failure ? { exitCode: failure.exitCode, failure } : { exitCode: code };
+    terminal: o.tty,
+    env: mergeEnv(spec.process.env, o.env),
+    ...(o.workdir ? { cwd: o.workdir } : {}),
+    ...(user ? { user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) } } : {}),
+  };
+  delete proc.consoleSize;
+  if (o.tty && process.stdout.columns) proc.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
+  const processFile = join(c.dir, `exec-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  await writeFile(processFile, JSON.stringify(proc));
+  const args = runtime.execArgs(p.runtimeLog, c.record.id, processFile);
+  try {
+    const child = await spawnRuntime(runtime.binary, args, { mode: 'attached', tty: o.tty, interactive: o.interactive });
+    const code = await child.exited;
+    const failure = code !== 0 ? await startFailure(p.runtimeLog, logOffset) : undefined;
+    return failure ? { exitCode: failure.exitCode, failure } : { exitCode: code };
+  } finally {
+    await rm(processFile, { force: true });
+  }
 }
