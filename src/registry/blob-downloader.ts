@@ -81,7 +81,7 @@ async function transfer(client: RegistryClient, repo: string, desc: Descriptor, 
   if (res.status === 200 && offset > 0) {
     // The server ignored the Range: start over.
     await rm(partial, { force: true });
-    return transferFresh();
+    return write(res.body, 0, createHash('sha256'));
   }
   if (res.status !== 200 && res.status !== 206) {
     const e = await registryError(res, `blob ${desc.digest}`);
@@ -97,10 +97,6 @@ async function transfer(client: RegistryClient, repo: string, desc: Descriptor, 
     }
   }
   return write(res.body, offset, hash);
-
-  async function transferFresh(): Promise<void> {
-    return write(res.body, 0, createHash('sha256'));
-  }
 
   async function write(body: NodeJS.ReadableStream & { destroy(e?: Error): void }, start: number, h: Hash): Promise<void> {
     const out = createWriteStream(partial, { flags: start > 0 ? 'a' : 'w' });

@@ -17,6 +17,7 @@ import type { Store } from '../store/store.js';
 import { downloadBlob, pruneStaleDownloads } from './blob-downloader.js';
 import { recordBlobSources } from './blob-sources.js';
 import { readBody } from './http-transport.js';
+import { pool } from './pool.js';
 import { resolveManifest } from './manifest-fetcher.js';
 import { PullSource } from './pull-source.js';
 import { RegistryClient, registryError, type ClientOptions } from './registry-client.js';
@@ -44,24 +45,6 @@ export interface PullResult {
   id: Digest;
   digest: Digest;
   reference: string;
-}
-
-/** Runs `fn` over `items`, at most `n` at a time; the first failure rejects (others finish). */
-async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async (): Promise<void> => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
-  if (failed !== undefined) throw failed;
 }
 
 async function fetchConfig(client: RegistryClient, repo: string, d: Descriptor, what: string): Promise<Buffer> {

@@ -17,6 +17,7 @@ import { familiarName, parseReference, type Reference } from '../image/reference
 import type { Store } from '../store/store.js';
 import { blobSources, recordBlobSources } from './blob-sources.js';
 import { drain, type RequestBody } from './http-transport.js';
+import { pool } from './pool.js';
 import { RegistryClient, registryError, type ClientOptions } from './registry-client.js';
 
 /** Statuses of one blob, as docker prints them. */
@@ -41,19 +42,6 @@ interface BlobToPush {
   digest: Digest;
   size: number;
   file: string;
-}
-
-async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async (): Promise<void> => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++]!;
-      await fn(item).catch((err: unknown) => void (failed ??= err));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
-  if (failed !== undefined) throw failed;
 }
 
 function fileBody(file: string, start: number, length: number): RequestBody {
