@@ -78,23 +78,26 @@ export class UpperWriter {
     const viaWork = existing?.kind === 'whiteout' || opaque;
     const target = viaWork ? this.tmpPath() : real;
     const fd = await make(target);
+    // Until the object is in place, a failure removes it again (in place: it is ours,
+    // just made), so the writable layer never holds an object UpperState does not know.
     try {
       await applyOwner(target, typeof fd === 'number' ? fd : undefined, caller.uid, gid, mode, isSymlink, viaWork || setgidParent);
       if (opaque) await sys.lsetxattr(target, OPAQUE_XATTR, Buffer.from('y'));
       if (viaWork) {
         if (isDir && existing?.kind === 'whiteout') {
-          // rename(2) cannot put a directory over a non-directory: swap, then drop the whiteout.
+          // rename(2) cannot put a directory over a non-directory: swap with the whiteout.
           await sys.renameat2(target, real, RenameFlags.EXCHANGE);
-          await fsp.unlink(target);
         } else {
           await fsp.rename(target, real);
         }
       }
     } catch (err) {
       if (typeof fd === 'number') await closeFd(fd).catch(() => undefined);
-      if (viaWork) await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined);
+      await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
+    // The swapped-out whiteout now sits in the work dir; a leftover is cleared at next start.
+    if (viaWork && isDir && existing?.kind === 'whiteout') await fsp.unlink(target).catch(() => undefined);
     const node: UpperNode = { kind: isDir ? 'dir' : 'other' };
     if (opaque) node.opaque = true;
     this.upper.set(path, node);
@@ -117,7 +120,9 @@ export class UpperWriter {
       await mknodWhiteout(tmp);
       if (r.isDir) {
         await sys.renameat2(tmp, real, RenameFlags.EXCHANGE);
-        await fsp.rm(tmp, { recursive: true, force: true });
+        // The old directory (only whiteouts inside) now sits in the work dir; a failure to
+        // delete it leaves a leftover the next start clears, never a wrong view.
+        await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       } else {
         await fsp.rename(tmp, real);
       }
