@@ -3,10 +3,11 @@
  * thresholds) and `layerfs explain` (which layer serves a path, what it shadows,
  * copy-up, whiteouts and opaque directories) on the sample image and real mounts.
  */
+import { spawn } from 'node:child_process';
 import { appendFile, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { cli, cliOk, REPO } from '../helpers/cli.js';
+import { cli, cliOk, LAYERFS, REPO } from '../helpers/cli.js';
 import { run } from '../helpers/images.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -63,6 +64,31 @@ describe.skipIf(!inject('canMount'))('layerfs layers / explain', () => {
     expect(text).toMatch(/Potential wasted space: 82B/);
     expect(text).toMatch(/^1\s+32B\s+\/etc\/os-release\s+\(deleted\)$/m);
     expect(await cliOk(root, ['layers', '--layer', '1', 'sample'])).toMatch(/A \/app\/hello.txt\nA \/app\/numbers.txt\nC \/etc\/motd\nD \/etc\/os-release\n$/);
+  });
+
+  it('layers on a terminal is an interactive tree: switch layers, fold directories, quit', async () => {
+    // `script` gives the CLI a pseudo-terminal; keys go in through it.
+    const p = spawn('script', ['-q', '-c', `${process.execPath} ${LAYERFS} --root ${root} layers sample`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => p.on('exit', r));
+    const screen = (): string => out.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '');
+    const waitFor = async (re: RegExp, from: number): Promise<number> => {
+      for (let i = 0; i < 400 && !re.test(screen().slice(from)); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(screen().slice(from)).toMatch(re);
+      return screen().length;
+    };
+    try {
+      let at = await waitFor(/changes in layer 2[\s\S]*config\.ini/, 0);
+      p.stdin.write('\x1b[D');
+      at = await waitFor(/▶ layer 1 .*RUN rewrite[\s\S]*changes in layer 1[\s\S]*▾ app\/[\s\S]*hello\.txt[\s\S]*C\s+motd[\s\S]*D\s+os-release/, at);
+      p.stdin.write(' ');
+      await waitFor(/▸ app\/\s+▾ etc\//, at);
+      p.stdin.write('q');
+      expect(await exited).toBe(0);
+    } finally {
+      if (p.exitCode === null && p.pid) p.kill('SIGKILL');
+    }
   });
 
   it('layers --ci fails a wasteful image (a rewritten 2 MB binary, a deleted directory) and passes within thresholds', async () => {

@@ -1,13 +1,16 @@
 /**
  * `layerfs layers IMAGE`: per layer its CREATED BY, size and files added / modified /
  * removed, then the image's wasted space and efficiency (dive's analysis, as text).
- * `--layer N` lists one layer's files; `--ci` checks thresholds and exits 1 on failure.
+ * On a terminal it opens an interactive tree of each layer's changes (layer-tui.ts);
+ * piped, or with --no-interactive, it prints text. `--layer N` lists one layer's files;
+ * `--ci` checks thresholds and exits 1 on failure.
  */
 import type { Command } from 'commander';
 import { shortId } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
 import { loadImageStack } from '../../teach/image-stack.js';
 import { analyzeImage, parseByteSize, type ImageAnalysis } from '../../teach/layer-analysis.js';
+import { runLayerTui } from '../../teach/layer-tui.js';
 import { humanSize, openStore, printJson, table } from './format.js';
 
 interface LayersFlags {
@@ -17,6 +20,7 @@ interface LayersFlags {
   lowestEfficiency: string;
   highestWastedBytes: string;
   trunc?: boolean;
+  interactive?: boolean;
 }
 
 const latin1ToUtf8 = (p: string): string => Buffer.from(p, 'latin1').toString('utf8');
@@ -84,6 +88,7 @@ export function register(program: Command): void {
     .option('--json', 'print the analysis as JSON (every layer with its file lists)')
     .option('--layer <n>', "list one layer's added (A), modified (C) and removed (D) files; 0 = bottom")
     .option('--no-trunc', "don't truncate CREATED BY or the wasted-space list")
+    .option('--no-interactive', 'print text even on a terminal')
     .option('--ci', 'check the thresholds and exit 1 when one is crossed')
     .option('--lowest-efficiency <ratio>', 'with --ci: fail below this efficiency', '0.9')
     .option('--highest-wasted-bytes <size>', 'with --ci: fail above this much wasted space (20MB, 1GiB…)', '20MB')
@@ -111,6 +116,8 @@ export function register(program: Command): void {
           })),
           wasted: a.wasted.map((w) => ({ ...w, path: latin1ToUtf8(w.path) })),
         });
+      } else if (flags.interactive !== false && !flags.ci && flags.layer === undefined && process.stdin.isTTY && process.stdout.isTTY) {
+        await runLayerTui(a, process.stdin, process.stdout);
       } else if (flags.layer !== undefined) {
         printLayerFiles(a, Number(flags.layer));
       } else {
