@@ -2,6 +2,7 @@
  * The part of the OCI runtime spec (config.json, runtime-spec v1.0) that layerfs writes.
  * Field names are the spec's own, so the object serialises to a valid config.json.
  */
+import type { SeccompProfile } from './seccomp-profile.js';
 
 /** One entry of `mounts`. */
 export interface SpecMount {
@@ -48,5 +49,6 @@ export interface RuntimeSpec {
     };
     maskedPaths: string[];
     readonlyPaths: string[];
+    seccomp: SeccompProfile;
   };
 }

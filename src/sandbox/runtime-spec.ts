@@ -5,6 +5,7 @@
  */
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, defaultDeviceRules, defaultMounts } from './docker-defaults.js';
 import type { VolumeSpec } from './run-options.js';
+import { defaultSeccompProfile } from './seccomp-profile.js';
 import type { ResolvedUser } from './user-resolver.js';
 import type { RuntimeSpec, SpecMount } from './runtime-spec-types.js';
 
@@ -88,6 +89,7 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
       resources,
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
+      seccomp: defaultSeccompProfile(),
     },
   };
 }

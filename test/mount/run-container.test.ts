@@ -259,6 +259,13 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
     await expectNothingLeft();
   });
 
+  it('seccomp refuses new user namespaces and mounts even to root in the container', async () => {
+    const r = await cli(root, ['run', '--rm', 'sample', 'sh', '-c', 'grep "^Seccomp:" /proc/self/status; busybox unshare -U true; echo unshare=$?; busybox mount -t tmpfs none /tmp; echo mount=$?']);
+    expect(r.stdout).toBe('Seccomp:\t2\nunshare=1\nmount=1\n');
+    expect(r.stderr).toMatch(/unshare\(0x10000000\): Operation not permitted/);
+    await expectNothingLeft();
+  });
+
   it('--read-only gives EROFS on the root but keeps /dev/shm and volumes writable', async () => {
     const vol = join(work, 'vol');
     await exec('mkdir', ['-p', vol]);

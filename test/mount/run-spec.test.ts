@@ -128,6 +128,8 @@ describe('runtime spec', () => {
     expect(s.mounts.find((m) => m.destination === '/data')!.options).toContain('ro');
     expect(s.hostname).toBe('abc');
     expect(s.root).toEqual({ path: '/c/merged', readonly: false });
+    expect(s.linux.seccomp.defaultAction).toBe('SCMP_ACT_ALLOW');
+    expect(s.linux.seccomp.syscalls[0]!.names).toEqual(expect.arrayContaining(['unshare', 'setns', 'mount', 'keyctl', 'open_by_handle_at', 'bpf']));
   });
 
   it('host network shares the network and UTS namespaces; --read-only makes root and /etc files ro', () => {
