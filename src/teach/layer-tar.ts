@@ -30,6 +30,9 @@ import type { ContainerView } from './container-view.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Files up to this size are read whole; larger ones are streamed. */
+const SMALL_FILE = 1024 * 1024;
+
 /** A byte-string (latin1) path or value as the UTF-8 string tar-stream writes back as the same bytes. */
 function tarString(bytes: string, what: string): string {
   try {
@@ -145,6 +148,16 @@ class LayerTarWriter {
 
   private async file(h: Headers, real: Buffer, st: BigIntStats): Promise<void> {
     const size = Number(st.size);
+    if (size <= SMALL_FILE) {
+      // Small files in one read: a stream per file costs more than the file.
+      const data = await fsp.readFile(real);
+      if (data.length !== size) throw new LayerfsError('IO', `${real.toString('latin1')} changed size while being committed`, { hint: 'stop writing to the container, then commit again' });
+      await new Promise<void>((resolve, reject) => {
+        this.pack.entry({ ...h, type: 'file', size }, data, (err) => (err ? reject(err) : resolve()));
+      });
+      this.stats.entries++;
+      return;
+    }
     await new Promise<void>((resolve, reject) => {
       const sink = this.pack.entry({ ...h, type: 'file', size }, (err) => (err ? reject(err) : resolve()));
       pipeline(createReadStream(real), sink).catch(reject);
