@@ -47,7 +47,7 @@ interface Known {
   redirect?: string;
 }
 
-/** Watches a writable layer; emits 'event' (CowEvent), 'error', and 'end' when the layer is deleted. */
+/** Watches a writable layer; emits 'event' (CowEvent), 'warning' (string), 'error', and 'end' when the layer is deleted. */
 export class UpperWatcher extends EventEmitter {
   private readonly known = new Map<string, Known>();
   private readonly watchers = new Map<string, FSWatcher>();
@@ -99,8 +99,12 @@ export class UpperWatcher extends EventEmitter {
         if (dir === '/') void this.checkRoot();
       });
       this.watchers.set(dir, w);
-    } catch {
-      // The directory went away before it could be watched; its removal is reported.
+    } catch (err) {
+      // A directory that went away before it could be watched: its removal is reported.
+      // Anything else (ENOSPC: out of inotify watches) means events below it are missed.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.emit('warning', `cannot watch ${dir}: ${(err as Error).message}${(err as NodeJS.ErrnoException).code === 'ENOSPC' ? ' (raise fs.inotify.max_user_watches)' : ''}; events below it are missed`);
+      }
     }
   }
 

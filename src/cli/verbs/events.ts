@@ -51,6 +51,7 @@ export function register(program: Command): void {
           watcher.close();
           reject(err as Error);
         });
+        watcher.on('warning', (msg: string) => process.stderr.write(`layerfs: ${msg}\n`));
         watcher.on('end', () => {
           process.stderr.write(`container ${record.name} was removed\n`);
           stop();
