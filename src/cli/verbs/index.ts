@@ -1,9 +1,8 @@
 /** Every subcommand, in the order `layerfs --help` lists them. */
 import type { Command } from 'commander';
-import * as ui from './ui.js';
-import * as events from './events.js';
 import * as commit from './commit.js';
 import * as diff from './diff.js';
+import * as events from './events.js';
 import * as explain from './explain.js';
 import * as history from './history.js';
 import * as images from './images.js';
@@ -24,15 +23,14 @@ import * as exec from './exec.js';
 import * as logs from './logs.js';
 import * as save from './save.js';
 import * as tag from './tag.js';
+import * as ui from './ui.js';
 import * as umount from './umount.js';
 
 const verbs: Array<{ register(program: Command): void }> = [
   load, pull, push, login, images, inspect, history, tag, rmi, save, prune,
   mount, umount, ps, rm,
   run, stop, exec, logs,
-  diff, commit, layers, explain,
-  events,
-  ui,
+  diff, commit, layers, explain, events, ui,
 ];
 
 export function registerVerbs(program: Command): void {
