@@ -4,6 +4,7 @@
  * program. Global options live here; exit codes and error printing in exit-codes.ts.
  */
 import { Command, CommanderError } from 'commander';
+import { recoverRunsAndReport } from '../sandbox/recover-runs.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { EXIT_USAGE, exitCodeFor, printError } from './exit-codes.js';
 import { openStore } from './verbs/format.js';
@@ -16,10 +17,13 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerVerbs(program);
-  // Before any verb: a container whose mount process was killed has its dead mount
-  // cleared (the writable layer stays), so no command trips over ENOTCONN.
+  // Before any verb: a container whose monitor died is stopped and its runtime state
+  // deleted; one whose mount process was killed has its dead mount cleared. Writable
+  // layers stay, so no command trips over ENOTCONN or a stale runc container.
   program.hook('preAction', async (_program, action) => {
-    const fixed = await new Supervisor(await openStore(action)).recover();
+    const store = await openStore(action);
+    await recoverRunsAndReport(store);
+    const fixed = await new Supervisor(store).recover();
     for (const c of fixed) {
       process.stderr.write(`layerfs: container ${c.name}: its mount process had died; cleared the dead mount on ${c.mountpoint} (writable layer kept)\n`);
     }
@@ -38,5 +42,11 @@ async function main(argv: string[]): Promise<number> {
     return exitCodeFor(err);
   }
 }
+
+// `layerfs images | head` closes our stdout early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 process.exitCode = await main(process.argv);

@@ -1,7 +1,6 @@
 /** `layerfs exec [-i] [-t] [-u USER] [-w DIR] [-e K=V] NAME CMD…`: a process in a running container. */
 import type { Command } from 'commander';
 import { envFlag } from '../../sandbox/image-process.js';
-import { recoverRunsAndReport } from '../../sandbox/recover-runs.js';
 import { execInContainer, findRunContainer } from '../../sandbox/run-control.js';
 import { openStore } from './format.js';
 
@@ -22,7 +21,6 @@ export function register(program: Command): void {
     .option('-e, --env <KEY=VALUE>', 'extra environment variable (repeatable)', collect, [])
     .action(async (ref: string, args: string[], flags: { interactive?: boolean; tty?: boolean; user?: string; workdir?: string; env: string[] }, cmd: Command) => {
       const store = await openStore(cmd);
-      await recoverRunsAndReport(store);
       const result = await execInContainer(store, await findRunContainer(store, ref), {
         args,
         tty: !!flags.tty,

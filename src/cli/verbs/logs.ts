@@ -2,7 +2,6 @@
 import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { recoverRunsAndReport } from '../../sandbox/recover-runs.js';
 import { findRunContainer } from '../../sandbox/run-control.js';
 import { isAlive, readRunState, runPaths } from '../../sandbox/run-state.js';
 import { openStore } from './format.js';
@@ -15,7 +14,6 @@ export function register(program: Command): void {
     .option('-f, --follow', 'keep printing new output until the container exits')
     .action(async (ref: string, flags: { follow?: boolean }, cmd: Command) => {
       const store = await openStore(cmd);
-      await recoverRunsAndReport(store);
       const c = await findRunContainer(store, ref);
       if (!c.state) throw new LayerfsError('FAILED_PRECONDITION', `container ${c.record.name} was never run (it is a mount)`);
       if (!c.state.detached) throw new LayerfsError('FAILED_PRECONDITION', `container ${c.record.name} ran in the foreground: its output went to the terminal`);

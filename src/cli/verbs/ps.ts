@@ -1,6 +1,5 @@
 /** `layerfs ps`: containers with image, state and mount point. */
 import type { Command } from 'commander';
-import { recoverRunsAndReport } from '../../sandbox/recover-runs.js';
 import { describeRun, readRunState } from '../../sandbox/run-state.js';
 import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
@@ -14,7 +13,6 @@ export function register(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       const store = await openStore(cmd);
-      await recoverRunsAndReport(store);
       const containers = await new Supervisor(store).list();
       // Containers made by `run` carry run.json (command, Up/Exited status) beside the record.
       const runs = await Promise.all(containers.map((c) => readRunState(containerPaths(store.paths.containersDir, c.id).dir).catch(() => undefined)));

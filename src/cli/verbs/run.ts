@@ -8,7 +8,6 @@ import { monitorContainer } from '../../sandbox/container-monitor.js';
 import { envFlag, readEnvFile } from '../../sandbox/image-process.js';
 import { launchMonitor } from '../../sandbox/monitor-launcher.js';
 import { prepareRun } from '../../sandbox/prepare-run.js';
-import { recoverRunsAndReport } from '../../sandbox/recover-runs.js';
 import { checkName, parseMemory, parseNetwork, parsePidsLimit, parseRuntime, parseVolume, type RunOptions } from '../../sandbox/run-options.js';
 import { openStore } from './format.js';
 
@@ -94,7 +93,6 @@ export function register(program: Command): void {
     .action(async (image: string, args: string[], flags: RunFlags, cmd: Command) => {
       const options = await runOptions(image, args, flags);
       const store = await openStore(cmd);
-      await recoverRunsAndReport(store);
       const prepared = await prepareRun(store, options);
       if (options.detach) {
         const failure = await launchMonitor(prepared);

@@ -1,7 +1,6 @@
 /** `layerfs stop [-t SECS] NAME…`: SIGTERM, then SIGKILL after the grace period; waits for teardown. */
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { recoverRunsAndReport } from '../../sandbox/recover-runs.js';
 import { findRunContainer, stopContainer } from '../../sandbox/run-control.js';
 import { openStore } from './format.js';
 
@@ -15,7 +14,6 @@ export function register(program: Command): void {
       const grace = Number(flags.time);
       if (!Number.isFinite(grace) || grace < 0) throw new LayerfsError('INVALID_ARGUMENT', `invalid --time ${JSON.stringify(flags.time)}: expected seconds`);
       const store = await openStore(cmd);
-      await recoverRunsAndReport(store);
       for (const ref of refs) {
         await stopContainer(store, await findRunContainer(store, ref), grace);
         process.stdout.write(`${ref}\n`);
