@@ -102,6 +102,12 @@ export interface PathFilesystem {
   listxattr(path: string): Promise<string[]>;
   removexattr(path: string, name: string, caller: Caller): Promise<void>;
   statfs(path: string): Promise<StatFs>;
+  /**
+   * Whether the kernel may keep this open file's cached pages from earlier opens
+   * (content that cannot change behind the kernel's back, e.g. a read-only layer).
+   * Absent: never.
+   */
+  keepCache?(fh: number): boolean;
   /** Called once when the server stops; closes whatever the filesystem holds open. */
   destroy?(): Promise<void>;
 }

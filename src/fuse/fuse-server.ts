@@ -73,11 +73,11 @@ export async function serveFilesystem(
       }),
     open: (path: string, flags: number, cb: NativeCb) => {
       const who = caller();
-      answer('open', cb, () => filesystem.open(path, flags, who), (fh: number) => cb(0, fh));
+      answer('open', cb, () => filesystem.open(path, flags, who), (fh: number) => cb(0, fh, filesystem.keepCache?.(fh) ?? false));
     },
     create: (path: string, mode: number, flags: number, cb: NativeCb) => {
       const who = caller();
-      answer('create', cb, () => filesystem.create(path, mode, flags, who), (fh: number) => cb(0, fh));
+      answer('create', cb, () => filesystem.create(path, mode, flags, who), (fh: number) => cb(0, fh, filesystem.keepCache?.(fh) ?? false));
     },
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NativeCb) =>
       answer('read', cb, () => filesystem.read(path, fh, buf, len, pos), (n: number) => cb(n)),

@@ -13,6 +13,8 @@ export interface MountOptionChoices {
 
 /** How long the kernel may trust a lookup or attributes it got from layerfs. */
 export const CACHE_SECONDS = 3600;
+/** How long attributes may be trusted (see the hard-link note in mountOptions). */
+export const ATTR_SECONDS = 1;
 
 /** 128 KiB: the largest request libfuse 2.9 negotiates (32 pages) without max_pages. */
 export const MAX_REQUEST_BYTES = 128 * 1024;
@@ -38,13 +40,14 @@ export function mountOptions(choices: MountOptionChoices): string[] {
     // Unlinking an open file must not rename it to .fuse_hiddenNNN inside the writable
     // layer; the binding sets flag_nullpath_ok so its handle keeps working.
     'hard_remove',
-    // Kernel caching (native-notes/kernel-cache.md): every change to the merged view goes
-    // through this mount, so the kernel's own dentry, attribute and page caches stay
-    // coherent without timeouts; lower layers never change at all.
+    // Kernel caching (native-notes/kernel-cache.md): every change to the names in the
+    // merged view goes through this mount, so dentries (positive and negative) stay
+    // coherent without a timeout. Attributes keep libfuse's 1 s: the high-level API gives
+    // each hard-link name its own kernel inode, so a sibling's nlink/size may lag for up
+    // to that long. Page caching is decided per open file (keepCache).
     `entry_timeout=${CACHE_SECONDS}`,
-    `attr_timeout=${CACHE_SECONDS}`,
     `negative_timeout=${CACHE_SECONDS}`,
-    'kernel_cache',
+    `attr_timeout=${ATTR_SECONDS}`,
   ];
   if (choices.allowOther) opts.push('allow_other');
   return [...opts, ...(choices.extra ?? [])];

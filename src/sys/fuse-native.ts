@@ -10,7 +10,7 @@ import { LayerfsError } from '../core/errors.js';
 const require = createRequire(import.meta.url);
 
 /** The patch level this code speaks (LAYERFS_PATCH_LEVEL in the patched fuse-native.c). */
-export const EXPECTED_PATCH_LEVEL = 1;
+export const EXPECTED_PATCH_LEVEL = 2;
 
 /** Raw fuse-native stat input: times as { sec, nsec }; 64-bit fields as number or bigint. */
 export interface NativeStat {

@@ -118,6 +118,12 @@ export class UnionFilesystem implements PathFilesystem {
     return this.addHandle(fd, path, this.view.resolve(path), (flags & O_ACCMODE) !== C.O_RDONLY && caller.uid !== 0);
   }
 
+  /** Lower layers never change, so their pages may stay cached; upper files may not
+   * (another name of a hard link is another kernel inode with its own cache). */
+  keepCache(fh: number): boolean {
+    return this.handles.get(fh).layer >= 0;
+  }
+
   async read(_path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     return readFd(this.handles.get(fh).fd, buf, 0, length, position);
   }
