@@ -13,28 +13,11 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { cli, cliOk, REPO } from '../helpers/cli.js';
 import { isMounted } from '../helpers/mounts.js';
+import { storeWithSampleImage, treeHashes } from '../helpers/sample-image.js';
 import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
 
-/** sha256 of every file under `dir`, by relative path: proves a tree did not change. */
-async function treeHashes(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const walk = async (d: string, rel: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      const st = await lstat(p);
-      const key = `${rel}/${e.name}`;
-      if (e.isDirectory()) {
-        out[key] = `dir ${st.mode.toString(8)} ${st.uid}`;
-        await walk(p, key);
-      } else if (e.isFile()) out[key] = createHash('sha256').update(await readFile(p)).digest('hex') + ` ${st.mode.toString(8)} ${st.mtimeMs}`;
-      else out[key] = `${st.mode.toString(8)} ${st.rdev}`;
-    }
-  };
-  await walk(dir, '');
-  return out;
-}
 
 async function record(root: string, name: string) {
   const ps = JSON.parse(await cliOk(root, ['ps', '--json'])) as Array<{ id: string; name: string; pid: number | null; state: string; mountpoint: string }>;
@@ -46,10 +29,7 @@ describe.skipIf(!inject('canMount'))('layerfs mount IMAGE DIR', () => {
   let work: string;
 
   beforeAll(async () => {
-    work = await tempDir();
-    root = join(work, 'store');
-    await run(join(REPO, 'scripts', 'make-sample-image'), [join(work, 'oci')]);
-    await cliOk(root, ['load', '-i', join(work, 'oci'), '--name', 'sample']);
+    ({ work, root } = await storeWithSampleImage());
   });
 
   async function mountpoint(name: string): Promise<string> {

@@ -12,29 +12,12 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { LAYERFS, cli, cliOk, REPO, runNode } from '../helpers/cli.js';
 import { isMounted, unionMounts } from '../helpers/mounts.js';
+import { treeHashes } from '../helpers/sample-image.js';
 import { tempDir } from '../helpers/temp.js';
 
 const exec = promisify(execFile);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** sha256 of every file under `dir`, by relative path: proves a tree did not change. */
-async function treeHashes(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const walk = async (d: string, rel: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      const st = await lstat(p);
-      const key = `${rel}/${e.name}`;
-      if (e.isDirectory()) {
-        out[key] = `dir ${st.mode.toString(8)} ${st.uid}`;
-        await walk(p, key);
-      } else if (e.isFile()) out[key] = createHash('sha256').update(await readFile(p)).digest('hex') + ` ${st.mode.toString(8)} ${st.mtimeMs}`;
-      else out[key] = `${st.mode.toString(8)} ${st.rdev}`;
-    }
-  };
-  await walk(dir, '');
-  return out;
-}
 
 interface PsEntry {
   id: string;

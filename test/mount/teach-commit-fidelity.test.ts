@@ -14,6 +14,7 @@ import * as sys from '../../src/sys/native.js';
 import { applyConfigChanges } from '../../src/teach/config-changes.js';
 import { cli, cliOk, REPO } from '../helpers/cli.js';
 import { canonical, run, snapshot } from '../helpers/images.js';
+import { storeWithSampleImage } from '../helpers/sample-image.js';
 import { tempDir } from '../helpers/temp.js';
 
 const exec = promisify(execFile);
@@ -43,10 +44,7 @@ describe.skipIf(!inject('canMount'))('commit fidelity', () => {
   let work: string;
 
   beforeAll(async () => {
-    work = await tempDir();
-    root = join(work, 'store');
-    await run(join(REPO, 'scripts', 'make-sample-image'), [join(work, 'oci')]);
-    await cliOk(root, ['load', '-i', join(work, 'oci'), '--name', 'sample']);
+    ({ work, root } = await storeWithSampleImage());
   });
 
   it('the committed image mounts to exactly the container tree, links, xattrs and special files included', async () => {

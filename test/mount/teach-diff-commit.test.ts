@@ -12,6 +12,7 @@ import * as sys from '../../src/sys/native.js';
 import { cli, cliOk, REPO } from '../helpers/cli.js';
 import { canonical, run, snapshot } from '../helpers/images.js';
 import { isMounted } from '../helpers/mounts.js';
+import { storeWithSampleImage } from '../helpers/sample-image.js';
 import { tempDir } from '../helpers/temp.js';
 
 /** Paths, types, modes, owners, sizes, content hashes, symlink targets (no times). */
@@ -28,10 +29,7 @@ describe.skipIf(!inject('canMount'))('layerfs diff / commit', () => {
   let toolNames: string[];
 
   beforeAll(async () => {
-    work = await tempDir();
-    root = join(work, 'store');
-    await run(join(REPO, 'scripts', 'make-sample-image'), [join(work, 'oci')]);
-    await cliOk(root, ['load', '-i', join(work, 'oci'), '--name', 'sample']);
+    ({ work, root } = await storeWithSampleImage());
     mnt = join(work, 'm1');
     await mkdir(mnt);
     const id = (await cliOk(root, ['mount', '--name', 'c1', 'sample', mnt])).trim();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cliOk, LAYERFS, REPO } from '../helpers/cli.js';
 import { run } from '../helpers/images.js';
+import { storeWithSampleImage } from '../helpers/sample-image.js';
 import { tempDir } from '../helpers/temp.js';
 
 interface Ev {
@@ -26,10 +27,7 @@ describe.skipIf(!inject('canMount'))('layerfs events', () => {
   let child: ChildProcess | undefined;
 
   beforeAll(async () => {
-    work = await tempDir();
-    root = join(work, 'store');
-    await run(join(REPO, 'scripts', 'make-sample-image'), [join(work, 'oci')]);
-    await cliOk(root, ['load', '-i', join(work, 'oci'), '--name', 'sample']);
+    ({ work, root } = await storeWithSampleImage());
   });
 
   afterAll(() => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { cli, cliOk, LAYERFS, REPO } from '../helpers/cli.js';
 import { run } from '../helpers/images.js';
+import { storeWithSampleImage } from '../helpers/sample-image.js';
 import { tempDir } from '../helpers/temp.js';
 
 interface LayersJson {
@@ -36,10 +37,7 @@ describe.skipIf(!inject('canMount'))('layerfs layers / explain', () => {
   let busyboxSize: number;
 
   beforeAll(async () => {
-    work = await tempDir();
-    root = join(work, 'store');
-    await run(join(REPO, 'scripts', 'make-sample-image'), [join(work, 'oci')]);
-    await cliOk(root, ['load', '-i', join(work, 'oci'), '--name', 'sample']);
+    ({ work, root } = await storeWithSampleImage());
     busyboxSize = (await stat('/bin/busybox')).size;
   });
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cliOk, LAYERFS, REPO } from '../helpers/cli.js';
 import { run } from '../helpers/images.js';
+import { storeWithSampleImage } from '../helpers/sample-image.js';
 import { tempDir } from '../helpers/temp.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -27,10 +28,7 @@ describe.skipIf(!inject('canMount') || !haveBrowser)('layerfs ui in a browser', 
   let url: string;
 
   beforeAll(async () => {
-    work = await tempDir();
-    root = join(work, 'store');
-    await run(join(REPO, 'scripts', 'make-sample-image'), [join(work, 'oci')]);
-    await cliOk(root, ['load', '-i', join(work, 'oci'), '--name', 'sample']);
+    ({ work, root } = await storeWithSampleImage());
     ui = spawn(process.execPath, [LAYERFS, '--root', root, 'ui', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
     url = await new Promise<string>((resolve, reject) => {
       let out = '';
