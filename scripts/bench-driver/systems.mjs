@@ -1,0 +1,165 @@
+/**
+ * The union filesystems the bench compares, each with the same job: mount lower
+ * directories (top first) + upper + work on a mountpoint, report how long until it was
+ * ready and the PID of its FUSE process (none for the kernel), and unmount without fail.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from './run.mjs';
+
+const has = (cmd) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const overlayOptions = ({ lowers, upper, work }) => `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}`;
+
+/** The PID of the daemon whose command line names this mountpoint (fuse-overlayfs forks). */
+function daemonPid(name, mnt) {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.endsWith(name) && argv.includes(mnt)) return Number(entry);
+    } catch { /* exited meanwhile */ }
+  }
+  return undefined;
+}
+
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function waitExit(pid, ms) {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return !alive(pid);
+}
+
+const isMounted = (mnt) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
+
+/**
+ * Last resort for a FUSE mount whose server hangs: abort its connection (the minor of
+ * the mountpoint's st_dev), lazy-unmount, and kill the server we started.
+ */
+export async function forceUnmount(mnt, pid) {
+  try {
+    if (isMounted(mnt)) {
+      const minor = Number(statSync(mnt).dev) & 0xff;
+      try { writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1'); } catch { /* not FUSE */ }
+    }
+  } catch { /* stat of a dead FUSE mount fails: still unmount */ }
+  if (isMounted(mnt)) await run(['umount', '-l', mnt]).catch(() => {});
+  if (pid && alive(pid)) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
+/** Unmount with umount(8) and wait for the daemon to leave; force it when that fails. */
+async function plainUnmount(handle) {
+  try {
+    await run(['umount', handle.mnt], { timeoutMs: 30_000 });
+    if (handle.pid && !(await waitExit(handle.pid, 10_000))) throw new Error(`daemon ${handle.pid} did not exit`);
+  } catch (err) {
+    await forceUnmount(handle.mnt, handle.pid);
+    throw err;
+  }
+}
+
+/** Every system the bench knows; `available()` says whether this machine has it. */
+export function makeSystems({ distDir, logDir }) {
+  return [
+    {
+      name: 'layerfs',
+      available: () => true,
+      async mount(m) {
+        const config = { mountpoint: m.mnt, lowerDirs: m.lowers, upperDir: m.upper, workDir: m.work, fsname: 'layerfs-bench' };
+        const logFd = openSync(join(logDir, 'layerfs-mount.log'), 'a');
+        const started = process.hrtime.bigint();
+        const child = spawn('node', [join(distDir, 'fuse', 'union-mount-main.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd] });
+        closeSync(logFd);
+        const handle = { mnt: m.mnt, pid: child.pid, child };
+        try {
+          await new Promise((resolve, reject) => {
+            let out = '';
+            const timer = setTimeout(() => reject(new Error('layerfs not ready after 120 s')), 120_000);
+            child.stdout.setEncoding('utf8').on('data', (d) => {
+              out += d;
+              if (out.includes('READY')) { clearTimeout(timer); resolve(); }
+            });
+            child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`layerfs mount process exited ${code} (see ${logDir}/layerfs-mount.log)`)); });
+          });
+        } catch (err) {
+          await forceUnmount(m.mnt, child.pid);
+          throw err;
+        }
+        child.stdout.resume();
+        handle.readySeconds = Number(process.hrtime.bigint() - started) / 1e9;
+        return handle;
+      },
+      async unmount(handle) {
+        try {
+          process.kill(handle.pid, 'SIGTERM');
+          if (!(await waitExit(handle.pid, 30_000))) throw new Error(`layerfs ${handle.pid} did not exit 30 s after SIGTERM`);
+          if (isMounted(handle.mnt)) throw new Error('layerfs exited but left the mount');
+        } catch (err) {
+          await forceUnmount(handle.mnt, handle.pid);
+          throw err;
+        }
+      },
+    },
+    {
+      name: 'fuse-overlayfs',
+      available: () => has('fuse-overlayfs'),
+      async mount(m) {
+        const r = await run(['fuse-overlayfs', '-o', overlayOptions(m), m.mnt], { timeoutMs: 120_000 });
+        return { mnt: m.mnt, pid: daemonPid('fuse-overlayfs', m.mnt), readySeconds: r.seconds };
+      },
+      unmount: plainUnmount,
+    },
+    {
+      name: 'kernel-overlay',
+      available: () => readFileSync('/proc/filesystems', 'utf8').includes('overlay'),
+      async mount(m) {
+        const r = await run(['mount', '-t', 'overlay', 'overlay', '-o', overlayOptions(m), m.mnt], { timeoutMs: 60_000 });
+        return { mnt: m.mnt, pid: undefined, readySeconds: r.seconds };
+      },
+      unmount: plainUnmount,
+    },
+    {
+      // unionfs-fuse keeps its own whiteout format (.unionfs-fuse/ *_HIDDEN~ files), so it
+      // shows overlayfs whiteouts as 0/0 devices: its metadata numbers are indicative only.
+      name: 'unionfs-fuse',
+      available: () => has('unionfs'),
+      async mount(m) {
+        const branches = [`${m.upper}=RW`, ...m.lowers.map((l) => `${l}=RO`)].join(':');
+        const r = await run(['unionfs', '-o', 'cow,allow_other,use_ino,suid,dev', branches, m.mnt], { timeoutMs: 120_000 });
+        return { mnt: m.mnt, pid: daemonPid('unionfs', m.mnt), readySeconds: r.seconds };
+      },
+      unmount: plainUnmount,
+    },
+  ];
+}
+
+/** Peak resident set (VmHWM) of a process in MiB, or undefined. */
+export function peakRssMiB(pid) {
+  if (!pid) return undefined;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
