@@ -4,6 +4,7 @@
  * verifier, then renamed to `blobs/sha256/<hex>`; an existing blob with the same name is the
  * same bytes, so finding one counts as done (containerd's ingest, reduced).
  */
+import { listDigestNames } from './digest-names.js';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
@@ -87,11 +88,6 @@ export class BlobStore {
 
   /** All stored blob digests. */
   async list(): Promise<Digest[]> {
-    try {
-      return (await readdir(this.paths.blobsDir)).filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => parseDigest(`sha256:${n}`));
-    } catch (err) {
-      if (hasErrnoCode(err, 'ENOENT')) return [];
-      throw err;
-    }
+    return listDigestNames(this.paths.blobsDir, parseDigest);
   }
 }

@@ -5,6 +5,7 @@
  * the manifest it was loaded with; `lastUpdated`). Content and metadata are kept apart as
  * moby does: the content can be verified at any time, the metadata can change.
  */
+import { listDigestNames } from './digest-names.js';
 import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import { digestOf, parseDigest, type Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
@@ -56,12 +57,7 @@ export class ImageDb {
 
   /** All image ids. */
   async list(): Promise<Digest[]> {
-    try {
-      return (await readdir(this.paths.imageContentDir)).filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => parseDigest(`sha256:${n}`));
-    } catch (err) {
-      if (hasErrnoCode(err, 'ENOENT')) return [];
-      throw err;
-    }
+    return listDigestNames(this.paths.imageContentDir, parseDigest);
   }
 
   /** Removes an image's config (first: that is what makes it exist) and metadata. */

@@ -6,6 +6,7 @@
  * came from (so `save` can re-export it byte for byte). An entry appears in one rename,
  * after its layer cache is complete: a layerdb entry always points to a whole layer.
  */
+import { listDigestNames } from './digest-names.js';
 import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { parseChainId, parseDiffId, parseDigest, type ChainId, type DiffId, type Digest } from '../core/digest.js';
@@ -83,12 +84,7 @@ export class LayerDb {
 
   /** All chain ids. */
   async list(): Promise<ChainId[]> {
-    try {
-      return (await readdir(this.paths.layerdbDir)).filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => parseChainId(`sha256:${n}`));
-    } catch (err) {
-      if (hasErrnoCode(err, 'ENOENT')) return [];
-      throw err;
-    }
+    return listDigestNames(this.paths.layerdbDir, parseChainId);
   }
 
   /** Removes the layerdb entry (first, so no reader can reach the cache) and its cache. */
