@@ -74,7 +74,7 @@ try {
   fail('libfuse 2 headers are missing: apt-get install libfuse-dev libfuse2 (scripts/setup does it)');
 }
 rmSync(join(fuseNative, 'prebuilds'), { recursive: true, force: true });
-buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'binding.gyp'], join(fuseNative, 'build', 'Release', 'fuse.node'));
+buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'layerfs-fast.h', 'binding.gyp'], join(fuseNative, 'build', 'Release', 'fuse.node'));
 
 const sysNative = join(root, 'src', 'sys', 'native');
 const sysSources = ['binding.gyp', ...readdirSync(sysNative).filter((f) => /\.[ch]$/.test(f)).sort()];

@@ -108,8 +108,40 @@ export interface PathFilesystem {
    * Absent: never.
    */
   keepCache?(fh: number): boolean;
+  /**
+   * The backing fd of an open file, when the server may read it (and write it, if
+   * `write`) itself instead of calling read/write: the data then never crosses into
+   * JavaScript. The fd must stay open until `release`.
+   */
+  directIo?(fh: number): DirectIo | undefined;
+  /**
+   * Hands the filesystem a mirror the server answers from without calling it (see
+   * MetadataMirror). Called once, before the mount serves its first request.
+   */
+  attachMirror?(mirror: MetadataMirror): void;
   /** Called once when the server stops; closes whatever the filesystem holds open. */
   destroy?(): Promise<void>;
+}
+
+/** See PathFilesystem.directIo. */
+export interface DirectIo {
+  fd: number;
+  write: boolean;
+}
+
+/**
+ * What a server's native side may answer alone: the read-only part of a union (an
+ * immutable index of paths, loaded once) minus every path the writable part holds.
+ * The filesystem keeps the writable part exact: `upperSet` before it replies to the op
+ * that created or changed a path, `upperRemoveTree` when a path (and all below) goes.
+ * A path that is in the writable set, or below a `blocking` one (a path that hides
+ * what the read-only part has beneath it), is always asked of the filesystem.
+ */
+export interface MetadataMirror {
+  /** The packed read-only index (format: src/union/native-index.ts). */
+  loadReadOnlyIndex(blob: Buffer): void;
+  upperSet(path: string, blocking: boolean): void;
+  upperRemoveTree(path: string): void;
 }
 
 /** A byte-string path as node:fs wants it (a Buffer, so no UTF-8 re-encoding happens). */

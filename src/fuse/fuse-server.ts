@@ -10,6 +10,14 @@ import { toNegativeErrno } from './errno.js';
 import { mountOptions, type MountOptionChoices } from './mount-options.js';
 
 export interface ServeOptions extends Partial<MountOptionChoices> {
+  /**
+   * Let the binding answer what it can without JS (default true): lookups of read-only
+   * paths from the filesystem's mirror, and data I/O on handed-over fds. Off, every op
+   * goes through JS (for measuring, and as a way around a fast-path bug).
+   */
+  nativeFastPath?: boolean;
+  /** Called with every request that reaches JS (op name, first path argument). */
+  traceOps?: (op: string, path: string) => void;
   /** Called for every op that failed with something other than an ordinary errno. */
   onUnexpectedError?: (err: unknown, op: string) => void;
 }
@@ -53,6 +61,12 @@ export async function serveFilesystem(
   const timeUpdate = (t: { sec: number; nsec: number }): TimeUpdate =>
     t.nsec === Fuse.UTIME_NOW ? 'now' : t.nsec === Fuse.UTIME_OMIT ? 'omit' : { sec: t.sec, nsec: t.nsec };
   const ok = (cb: NativeCb) => () => cb(0);
+  // The binding reads and writes a handed-over fd itself (patch level 3).
+  const useFastPath = options.nativeFastPath ?? true;
+  const opened = (cb: NativeCb, fh: number) => {
+    const direct = useFastPath ? filesystem.directIo?.(fh) : undefined;
+    cb(0, fh, filesystem.keepCache?.(fh) ?? false, direct?.fd ?? -1, direct?.write ?? false);
+  };
 
   const ops: NativeOps = {
     getattr: (path: string, cb: NativeCb) => answer('getattr', cb, () => filesystem.getattr(path), (st: FileStat) => cb(0, st)),
@@ -73,18 +87,20 @@ export async function serveFilesystem(
       }),
     open: (path: string, flags: number, cb: NativeCb) => {
       const who = caller();
-      answer('open', cb, () => filesystem.open(path, flags, who), (fh: number) => cb(0, fh, filesystem.keepCache?.(fh) ?? false));
+      answer('open', cb, () => filesystem.open(path, flags, who), (fh: number) => opened(cb, fh));
     },
     create: (path: string, mode: number, flags: number, cb: NativeCb) => {
       const who = caller();
-      answer('create', cb, () => filesystem.create(path, mode, flags, who), (fh: number) => cb(0, fh, filesystem.keepCache?.(fh) ?? false));
+      answer('create', cb, () => filesystem.create(path, mode, flags, who), (fh: number) => opened(cb, fh));
     },
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NativeCb) =>
       answer('read', cb, () => filesystem.read(path, fh, buf, len, pos), (n: number) => cb(n)),
     write: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NativeCb) =>
       answer('write', cb, () => filesystem.write(path, fh, buf, len, pos), (n: number) => cb(n)),
-    flush: (path: string, fh: number, cb: NativeCb) =>
-      answer('flush', cb, () => (filesystem.flush ? filesystem.flush(path, fh) : Promise.resolve()), ok(cb)),
+    // Without a flush op the kernel stops sending FLUSH (a round trip saved per close).
+    ...(filesystem.flush
+      ? { flush: (path: string, fh: number, cb: NativeCb) => answer('flush', cb, () => filesystem.flush!(path, fh), ok(cb)) }
+      : {}),
     release: (path: string, fh: number, cb: NativeCb) => answer('release', cb, () => filesystem.release(path, fh), ok(cb)),
     fsync: (path: string, datasync: number, fh: number, cb: NativeCb) =>
       answer('fsync', cb, () => filesystem.fsync(path, datasync !== 0, fh), ok(cb)),
@@ -150,10 +166,29 @@ export async function serveFilesystem(
     statfs: (path: string, cb: NativeCb) => answer('statfs', cb, () => filesystem.statfs(path), (s) => cb(0, s)),
   };
 
+  const trace = options.traceOps;
+  if (trace) {
+    for (const [name, fn] of Object.entries(ops) as [string, (...args: unknown[]) => void][]) {
+      ops[name] = (...args: unknown[]) => {
+        trace(name, typeof args[0] === 'string' ? args[0] : '');
+        fn(...args);
+      };
+    }
+  }
+
   native = new Fuse(mountpoint, ops, {
     options: mountOptions({ fsname: options.fsname ?? 'layerfs', allowOther: options.allowOther ?? true, extra: options.extra ?? [] }),
     onHandlerError: (err, op) => report?.(err, op),
+    fastPath: useFastPath && filesystem.attachMirror !== undefined,
   });
+  const fast = native.fastPath;
+  if (filesystem.attachMirror && fast) {
+    filesystem.attachMirror({
+      loadReadOnlyIndex: (blob) => fast.loadIndex(blob),
+      upperSet: (path, blocking) => fast.upperSet(path, blocking),
+      upperRemoveTree: (path) => fast.upperRemoveTree(path),
+    });
+  }
 
   await new Promise<void>((resolve, reject) => {
     native!.mount((err) => {

@@ -5,7 +5,7 @@
  * mount; SIGTERM, SIGINT and SIGHUP unmount cleanly and exit 0. This process never makes
  * a call on its own mountpoint (it would deadlock against itself).
  */
-import { closeSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, writeSync } from 'node:fs';
 import { mountsAt } from '../sys/mount-table.js';
 import { UnionFilesystem } from '../union/union-fs.js';
 import { serveFilesystem } from './fuse-server.js';
@@ -21,11 +21,17 @@ async function main(): Promise<void> {
   const readyFd = readyIdx >= 0 ? Number(args[readyIdx + 1]) : 1;
   const config = parseUnionMountConfig(args[0] ?? '');
 
+  const traceFile = process.env.LAYERFS_TRACE_OPS || undefined;
   const filesystem = await UnionFilesystem.open({ lowerDirs: config.lowerDirs, upperDir: config.upperDir, workDir: config.workDir });
   const mount = await serveFilesystem(filesystem, config.mountpoint, {
     fsname: config.fsname ?? 'layerfs',
     extra: config.extraOptions ?? [],
     onUnexpectedError: (err, op) => log(`${op}: ${(err as Error)?.stack ?? String(err)}`),
+    // LAYERFS_NATIVE_FAST_PATH=0 sends every op through JS (benchmarks compare both).
+    nativeFastPath: process.env.LAYERFS_NATIVE_FAST_PATH !== '0',
+    // LAYERFS_TRACE_OPS=FILE appends each request that reaches JS to FILE (a debugging
+    // aid: it shows what the native fast path leaves to JS). Never a path on the mount.
+    ...(traceFile !== undefined ? { traceOps: (op: string, path: string) => appendFileSync(traceFile, `${op} ${path}\n`, 'latin1') } : {}),
   });
 
   let stopping = false;

@@ -10,7 +10,7 @@ import { LayerfsError } from '../core/errors.js';
 const require = createRequire(import.meta.url);
 
 /** The patch level this code speaks (LAYERFS_PATCH_LEVEL in the patched fuse-native.c). */
-export const EXPECTED_PATCH_LEVEL = 2;
+export const EXPECTED_PATCH_LEVEL = 3;
 
 /** Raw fuse-native stat input: times as { sec, nsec }; 64-bit fields as number or bigint. */
 export interface NativeStat {
@@ -46,10 +46,25 @@ export interface NativeFuseOptions {
   maxRead?: number;
   /** Raw libfuse options (name or name=value), commas escaped by the binding. */
   options?: string[];
+  /** Set up the native fast path (patch level 3): see NativeFuse.fastPath. */
+  fastPath?: boolean;
   onHandlerError?: (err: unknown, op: string) => void;
 }
 
+/**
+ * The binding's native fast path (layerfs-fast.h in the patch): a copy of the read-only
+ * index and of the writable layer's path set, answered from on FUSE threads.
+ */
+export interface NativeFastPath {
+  /** Before mount only; throws on a malformed blob. */
+  loadIndex(blob: Buffer): void;
+  upperSet(path: string, blocking: boolean): void;
+  upperRemoveTree(path: string): void;
+}
+
 export interface NativeFuse {
+  /** Present when constructed with `fastPath: true`. */
+  readonly fastPath: NativeFastPath | null;
   mount(cb: (err: Error | null) => void): void;
   unmount(cb: (err: Error | null) => void): void;
   context(): { uid: number; gid: number; pid: number; umask: number };

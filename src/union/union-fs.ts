@@ -12,12 +12,13 @@
  */
 import * as fsp from 'node:fs/promises';
 import { constants as C } from 'node:fs';
-import type { Caller, DirEntry, FileStat, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { lowerIno, upperIno } from './inode.js';
 import { LowerIndex, type LowerEntry } from './lower-index.js';
 import { Mutex } from './mutex.js';
+import { packLowerIndex } from './native-index.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
 import { parentOf } from './paths.js';
 import { fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
@@ -118,6 +119,22 @@ export class UnionFilesystem implements PathFilesystem {
     return this.addHandle(fd, path, this.view.resolve(path), (flags & O_ACCMODE) !== C.O_RDONLY && caller.uid !== 0);
   }
 
+  /**
+   * The server's native side answers lower-only paths from a packed copy of the index,
+   * and learns every change of the writable layer from UpperState.
+   */
+  attachMirror(mirror: MetadataMirror): void {
+    mirror.loadReadOnlyIndex(packLowerIndex(this.view.index));
+    this.writer?.upper.attachMirror(mirror);
+  }
+
+  /** Reads go straight to the fd; writes too, unless the first write must clear
+   * setuid/setgid (done here, in JS). */
+  directIo(fh: number): DirectIo {
+    const f = this.handles.get(fh);
+    return { fd: f.fd, write: !f.killPrivs };
+  }
+
   /** Lower layers never change, so their pages may stay cached; upper files may not
    * (another name of a hard link is another kernel inode with its own cache). */
   keepCache(fh: number): boolean {
@@ -133,8 +150,6 @@ export class UnionFilesystem implements PathFilesystem {
     if (f.killPrivs) await killPrivs(f.fd).finally(() => (f.killPrivs = false));
     return writeFd(f.fd, buf, 0, length, position);
   }
-
-  async flush(): Promise<void> {}
 
   async release(_path: string, fh: number): Promise<void> {
     await this.handles.release(fh);

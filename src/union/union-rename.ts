@@ -82,6 +82,8 @@ async function markMovedDir(w: UpperWriter, from: string, to: string, isDir: boo
     await sys.lsetxattr(real, OPAQUE_XATTR, Buffer.from('y'));
     node.opaque = true;
   }
+  // Re-recorded so the native mirror sees the new marks even if the rename then fails.
+  w.upper.set(from, node);
 }
 
 /** renameat2(RENAME_EXCHANGE) on the union: both names must exist. */

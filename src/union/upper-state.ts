@@ -10,6 +10,7 @@ import { decodeOrigin } from './inode.js';
 import { drainQueue } from './work-queue.js';
 import { isOpaqueDir, isWhiteoutStat, ORIGIN_XATTR, readRedirect } from './overlay-format.js';
 import { sys } from './sys.js';
+import type { MetadataMirror } from '../core/filesystem.js';
 
 /** One object of the writable layer. */
 export interface UpperNode {
@@ -22,8 +23,15 @@ export interface UpperNode {
   originIno?: number;
 }
 
+/** True when `node` hides what the lower layers have below its path. */
+export function hidesLowerBelow(node: UpperNode): boolean {
+  return node.kind !== 'dir' || node.opaque === true || node.redirect !== undefined;
+}
+
 export class UpperState {
   private readonly nodes = new Map<string, UpperNode>();
+  /** Told of every change before the op that made it replies (see MetadataMirror). */
+  private mirror: MetadataMirror | undefined;
 
   constructor(readonly root: Buffer) {
     this.nodes.set('/', { kind: 'dir' });
@@ -43,13 +51,21 @@ export class UpperState {
     return this.nodes.get(path);
   }
 
-  /** Records a node. */
+  /** Sends every node to `mirror`, which from now on hears of every change. */
+  attachMirror(mirror: MetadataMirror): void {
+    this.mirror = mirror;
+    for (const [path, node] of this.nodes) mirror.upperSet(path, hidesLowerBelow(node));
+  }
+
+  /** Records a node (again after changing its fields, so the mirror sees them). */
   set(path: string, node: UpperNode): void {
     this.nodes.set(path, node);
+    this.mirror?.upperSet(path, hidesLowerBelow(node));
   }
 
   /** Forgets `path` and everything beneath it. */
   deleteTree(path: string): void {
+    this.mirror?.upperRemoveTree(path);
     this.nodes.delete(path);
     const prefix = path + '/';
     for (const key of this.nodes.keys()) if (key.startsWith(prefix)) this.nodes.delete(key);
@@ -63,7 +79,7 @@ export class UpperState {
     }
     this.deleteTree(from);
     this.deleteTree(to);
-    for (const [key, node] of moved) this.nodes.set(key, node);
+    for (const [key, node] of moved) this.set(key, node);
   }
 
   /** Swaps the subtrees at `a` and `b` (after RENAME_EXCHANGE; neither contains the other). */
@@ -75,7 +91,7 @@ export class UpperState {
     }
     this.deleteTree(a);
     this.deleteTree(b);
-    for (const [key, node] of moved) this.nodes.set(key, node);
+    for (const [key, node] of moved) this.set(key, node);
   }
 
   /** The backing path of `path` in the upper directory. */
