@@ -49,7 +49,7 @@ async function main() {
   const fixture = await ensureFixture(join(repo, '.cache', 'bench'), log);
   log(`fixture: ${fixture.meta.mergedEntries} entries in the merged view, ${fixture.meta.whiteouts} whiteouts`);
   const tmp = mkdtempSync(join(tmpdir(), 'layerfs-bench-'));
-  const systems = makeSystems({ distDir: opts.dist, logDir: tmp }).filter((s) => s.available() && (!opts.systems || opts.systems.includes(s.name)));
+  const systems = makeSystems({ distDir: opts.dist, logDir: tmp }).filter((s) => s.available() && (opts.systems ? opts.systems.includes(s.name) : !s.optIn));
   const names = systems.map((s) => s.name);
   // A name selects a group, a step, or the steps it prefixes (`find` → find-cold, find-warm).
   const wanted = (...ns) => !opts.only || ns.some((x) => opts.only.some((o) => x === o || x.startsWith(`${o}-`)));

@@ -78,48 +78,55 @@ async function plainUnmount(handle) {
   }
 }
 
+/** layerfs's own mount process, with `env` added to its environment. */
+function layerfsSystem(name, { distDir, logDir }, env = {}) {
+  return {
+    name,
+    available: () => true,
+    async mount(m) {
+      const config = { mountpoint: m.mnt, lowerDirs: m.lowers, upperDir: m.upper, workDir: m.work, fsname: 'layerfs-bench' };
+      const logFd = openSync(join(logDir, `${name}-mount.log`), 'a');
+      const started = process.hrtime.bigint();
+      const child = spawn('node', [join(distDir, 'fuse', 'union-mount-main.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });
+      closeSync(logFd);
+      const handle = { mnt: m.mnt, pid: child.pid, child };
+      try {
+        await new Promise((resolve, reject) => {
+          let out = '';
+          const timer = setTimeout(() => reject(new Error('layerfs not ready after 120 s')), 120_000);
+          child.stdout.setEncoding('utf8').on('data', (d) => {
+            out += d;
+            if (out.includes('READY')) { clearTimeout(timer); resolve(); }
+          });
+          child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`layerfs mount process exited ${code} (see ${logDir}/${name}-mount.log)`)); });
+        });
+      } catch (err) {
+        await forceUnmount(m.mnt, child.pid);
+        throw err;
+      }
+      child.stdout.resume();
+      handle.readySeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      return handle;
+    },
+    async unmount(handle) {
+      try {
+        process.kill(handle.pid, 'SIGTERM');
+        if (!(await waitExit(handle.pid, 30_000))) throw new Error(`layerfs ${handle.pid} did not exit 30 s after SIGTERM`);
+        if (isMounted(handle.mnt)) throw new Error('layerfs exited but left the mount');
+      } catch (err) {
+        await forceUnmount(handle.mnt, handle.pid);
+        throw err;
+      }
+    },
+  };
+}
+
 /** Every system the bench knows; `available()` says whether this machine has it. */
 export function makeSystems({ distDir, logDir }) {
   return [
-    {
-      name: 'layerfs',
-      available: () => true,
-      async mount(m) {
-        const config = { mountpoint: m.mnt, lowerDirs: m.lowers, upperDir: m.upper, workDir: m.work, fsname: 'layerfs-bench' };
-        const logFd = openSync(join(logDir, 'layerfs-mount.log'), 'a');
-        const started = process.hrtime.bigint();
-        const child = spawn('node', [join(distDir, 'fuse', 'union-mount-main.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd] });
-        closeSync(logFd);
-        const handle = { mnt: m.mnt, pid: child.pid, child };
-        try {
-          await new Promise((resolve, reject) => {
-            let out = '';
-            const timer = setTimeout(() => reject(new Error('layerfs not ready after 120 s')), 120_000);
-            child.stdout.setEncoding('utf8').on('data', (d) => {
-              out += d;
-              if (out.includes('READY')) { clearTimeout(timer); resolve(); }
-            });
-            child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`layerfs mount process exited ${code} (see ${logDir}/layerfs-mount.log)`)); });
-          });
-        } catch (err) {
-          await forceUnmount(m.mnt, child.pid);
-          throw err;
-        }
-        child.stdout.resume();
-        handle.readySeconds = Number(process.hrtime.bigint() - started) / 1e9;
-        return handle;
-      },
-      async unmount(handle) {
-        try {
-          process.kill(handle.pid, 'SIGTERM');
-          if (!(await waitExit(handle.pid, 30_000))) throw new Error(`layerfs ${handle.pid} did not exit 30 s after SIGTERM`);
-          if (isMounted(handle.mnt)) throw new Error('layerfs exited but left the mount');
-        } catch (err) {
-          await forceUnmount(handle.mnt, handle.pid);
-          throw err;
-        }
-      },
-    },
+    layerfsSystem('layerfs', { distDir, logDir }),
+    // Every op through JS (the native fast path off): run with --systems to compare.
+    { ...layerfsSystem('layerfs-js', { distDir, logDir }, { LAYERFS_NATIVE_FAST_PATH: '0' }), optIn: true },
     {
       name: 'fuse-overlayfs',
       available: () => has('fuse-overlayfs'),

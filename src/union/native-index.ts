@@ -8,28 +8,32 @@
  * each root as u32 length + bytes; each entry as u32 path length + path bytes, u32 target
  * length (0xffffffff: not known) + target bytes, u32 mode uid gid nlink rdev blksize
  * flags layer, f64 size ino blocks atime-sec mtime-sec ctime-sec, u32 atime-nsec
- * mtime-nsec ctime-nsec.
+ * mtime-nsec ctime-nsec, u32 child count + u32 entry index per child (directories, in
+ * listing order, so the binding can answer readdir too).
  */
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import { S_IFLNK, S_IFMT } from './overlay-format.js';
+import { joinPath } from './paths.js';
 import { lowerStat } from './union-view.js';
 
 const MAGIC = 0x5849464c; // "LFIX"
-const VERSION = 1;
+const VERSION = 2;
 const NO_TARGET = 0xffffffff;
 /** Entry flags, as layerfs-fast.h reads them. */
 const HAS_XATTRS = 1;
 const XATTRS_KNOWN = 2;
-const FIXED_BYTES = 4 + 4 + 8 * 4 + 6 * 8 + 3 * 4;
+const FIXED_BYTES = 4 + 4 + 8 * 4 + 6 * 8 + 3 * 4 + 4;
 
 /** The blob for `index`. Paths and targets are latin1 byte strings, as everywhere. */
 export function packLowerIndex(index: LowerIndex): Buffer {
   const items: [string, LowerEntry][] = [];
   let bytes = 16;
   for (const root of index.roots) bytes += 4 + root.length;
+  const position = new Map<string, number>();
   for (const [path, entry] of index.serialize().entries) {
+    position.set(path, items.length);
     items.push([path, entry]);
-    bytes += FIXED_BYTES + path.length + targetOf(entry).length;
+    bytes += FIXED_BYTES + path.length + targetOf(entry).length + 4 * (entry.children?.length ?? 0);
   }
   const buf = Buffer.allocUnsafe(bytes);
   let o = 0;
@@ -71,6 +75,13 @@ export function packLowerIndex(index: LowerIndex): Buffer {
     u32(st.atime.nsec);
     u32(st.mtime.nsec);
     u32(st.ctime.nsec);
+    const children = entry.children ?? [];
+    u32(children.length);
+    for (const name of children) {
+      const at = position.get(joinPath(path, name));
+      if (at === undefined) throw new Error(`packLowerIndex: ${path} lists ${name}, which the index lacks`);
+      u32(at);
+    }
   }
   if (o !== bytes) throw new Error(`packLowerIndex: wrote ${o} of ${bytes} bytes`);
   return buf;
