@@ -15,6 +15,13 @@ export interface UnionMountConfig {
   fsname?: string;
   /** Extra raw libfuse options. */
   extraOptions?: string[];
+  /**
+   * Where the lower index is cached (loaded when current, else built and written). Only
+   * for lower directories that never change under this name: the supervisor passes one
+   * for store images (keyed by the top layer's chain ID); raw-directory mounts
+   * (layerfs-overlay) pass none and index at every mount.
+   */
+  indexCache?: string;
 }
 
 export function parseUnionMountConfig(json: string): UnionMountConfig {
@@ -27,6 +34,9 @@ export function parseUnionMountConfig(json: string): UnionMountConfig {
   const o = c as Partial<UnionMountConfig>;
   if (typeof o.mountpoint !== 'string' || !Array.isArray(o.lowerDirs) || !o.lowerDirs.every((d) => typeof d === 'string')) {
     throw new LayerfsError('INVALID_ARGUMENT', 'mount config needs mountpoint and lowerDirs');
+  }
+  if (o.indexCache !== undefined && (typeof o.indexCache !== 'string' || o.indexCache === '')) {
+    throw new LayerfsError('INVALID_ARGUMENT', 'indexCache must be a file path');
   }
   if ((o.upperDir === undefined) !== (o.workDir === undefined)) {
     throw new LayerfsError('INVALID_ARGUMENT', 'upperDir and workDir go together');

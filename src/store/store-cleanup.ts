@@ -21,6 +21,15 @@ async function names(dir: string): Promise<string[]> {
   }
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 /** Removes leftovers; returns how many entries were removed. Call with the lock held. */
 export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<number> {
   let removed = 0;
@@ -46,6 +55,17 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
     for (const n of await names(`${paths.imageMetadataDir}/${id}`)) {
       if (STAGING.test(n)) {
         await rm(`${paths.imageMetadataDir}/${id}/${n}`, { force: true });
+        removed++;
+      }
+    }
+  }
+  // Single files rewritten inside a layerdb entry (blob list, lower index) stage beside
+  // it. A mount process may write its lower index without the lock, so only a staging
+  // file whose writer is gone is a leftover.
+  for (const chain of await names(paths.layerdbDir)) {
+    for (const n of await names(`${paths.layerdbDir}/${chain}`)) {
+      if (STAGING.test(n) && !isAlive(Number(/tmp-(\d+)-/.exec(n)![1]))) {
+        await rm(`${paths.layerdbDir}/${chain}/${n}`, { force: true });
         removed++;
       }
     }

@@ -5,6 +5,7 @@
  *   <root>/image/imagedb/content/sha256/<image-id>        exact config bytes (id = their sha256)
  *   <root>/image/imagedb/metadata/sha256/<image-id>/      manifest (digest), lastUpdated
  *   <root>/image/layerdb/sha256/<chain-id>/               diff, size, cache-id, parent
+ *   <root>/image/layerdb/sha256/<chain-id>/lower-index    merged index of the chain ending here
  *   <root>/image/repositories.json                        tags
  *   <root>/layers/<cache-id>/diff/                        extracted layer (overlayfs format)
  *   <root>/blobs/sha256/<digest>                          compressed layer blobs and manifests
@@ -78,6 +79,14 @@ export class StorePaths {
   }
   layer(chain: ChainId): string {
     return `${this.layerdbDir}/${digestHex(chain)}`;
+  }
+  /**
+   * The cached merged index (union/lower-index-cache.ts) of the layer chain that ends at
+   * `chain`: a chain ID names every layer below it, and layer caches never change after
+   * import, so the file stays valid for as long as the layerdb entry exists (it goes with it).
+   */
+  lowerIndex(chain: ChainId): string {
+    return `${this.layer(chain)}/lower-index`;
   }
   cache(cacheId: string): string {
     return `${this.layersDir}/${cacheId}`;

@@ -127,6 +127,12 @@ export class Store {
     return (await this.imageLayers(id)).map((l) => this.paths.diff(l.cacheId));
   }
 
+  /** Where the merged lower index of an image is cached; undefined for an image without layers. */
+  async lowerIndexCache(id: Digest): Promise<string | undefined> {
+    const top = (await this.imageLayers(id)).at(-1);
+    return top === undefined ? undefined : this.paths.lowerIndex(top.chainId);
+  }
+
   /** Everything `images`/`inspect` need about one image. */
   async summary(id: Digest): Promise<ImageSummary> {
     const { bytes, config } = await this.images.config(id);

@@ -15,6 +15,7 @@ import { resolve as resolvePath } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import { abortAndDetach, mountsAt } from '../sys/mount-table.js';
+import { LowerIndex } from '../union/lower-index.js';
 import {
   containerPaths,
   mountSourceFor,
@@ -101,10 +102,16 @@ export class Supervisor {
       const p = containerPaths(this.dir, record.id);
       // The store lists layers bottom first; overlay's lowerdir order is top first.
       const lowerDirs = (await this.store.layerDirs(imageId)).reverse();
+      const indexCache = await this.store.lowerIndexCache(imageId);
+      // Built here, under the store lock, on the first mount of an image: the long-lived
+      // mount process then only loads it and never carries the walk's garbage. A failure
+      // here is not fatal: the mount process builds (and tries to write) it itself.
+      if (indexCache !== undefined) await LowerIndex.ensureCache(lowerDirs, indexCache).catch(() => undefined);
       const { pid } = await launchUnionMount(
         {
           mountpoint,
           lowerDirs,
+          ...(indexCache !== undefined ? { indexCache } : {}),
           ...(readOnly ? {} : { upperDir: p.upper, workDir: p.work }),
           fsname: mountSourceFor(record),
           extraOptions: [...(readOnly ? ['ro'] : []), ...(req.suid ? ['suid'] : [])],
