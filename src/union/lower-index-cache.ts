@@ -14,9 +14,9 @@
  *   the f64 columns, the u32 columns (COLUMNS order, `rows` each), the hash slots, the
  *     dir-layer words, one flag byte per row, the byte pool.
  *
- * Written to a temp file in the same directory, fsynced and renamed, so readers see the
- * old file or the whole new one. A cache that fails any check is reported as a reason
- * string and rebuilt by the caller, never trusted.
+ * Written to a temp file in the same directory and renamed, so readers see the old file or
+ * the whole new one. A cache that fails any check is reported as a reason string and
+ * rebuilt by the caller, never trusted.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
@@ -68,7 +68,7 @@ export async function checkIndexCache(file: string, roots: Buffer[]): Promise<st
   return r === true ? undefined : r;
 }
 
-/** Writes `table` for `roots` to `file` atomically (temp file + fsync + rename). */
+/** Writes `table` for `roots` to `file` atomically (temp file + rename). */
 export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTable): Promise<void> {
   if (!littleEndian) throw new Error('index caches are little-endian only');
   const identities = await Promise.all(roots.map(identify));
@@ -106,7 +106,8 @@ export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTab
         pos += bytesWritten;
       }
     }
-    await fh.sync();
+    // No fsync: a file torn by a crash fails its size or checksum check and is rebuilt,
+    // and an fsync of ~15 MB would cost a first mount hundreds of ms on a busy disk.
     await fh.close();
     await rename(tmp, file);
   } catch (err) {
