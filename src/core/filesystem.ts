@@ -140,7 +140,9 @@ export interface DirectIo {
 export interface MetadataMirror {
   /** The packed read-only index (format: src/union/native-index.ts). */
   loadReadOnlyIndex(blob: Buffer): void;
-  upperSet(path: string, blocking: boolean): void;
+  /** `noXattrs`: the object is known to have no visible xattr (the server may answer
+   * getxattr ENODATA and listxattr empty for it until told otherwise). */
+  upperSet(path: string, blocking: boolean, noXattrs: boolean): void;
   upperRemoveTree(path: string): void;
 }
 

@@ -185,7 +185,7 @@ export async function serveFilesystem(
   if (filesystem.attachMirror && fast) {
     filesystem.attachMirror({
       loadReadOnlyIndex: (blob) => fast.loadIndex(blob),
-      upperSet: (path, blocking) => fast.upperSet(path, blocking),
+      upperSet: (path, blocking, noXattrs) => fast.upperSet(path, blocking, noXattrs),
       upperRemoveTree: (path) => fast.upperRemoveTree(path),
     });
   }

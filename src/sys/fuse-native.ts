@@ -58,7 +58,7 @@ export interface NativeFuseOptions {
 export interface NativeFastPath {
   /** Before mount only; throws on a malformed blob. */
   loadIndex(blob: Buffer): void;
-  upperSet(path: string, blocking: boolean): void;
+  upperSet(path: string, blocking: boolean, noXattrs: boolean): void;
   upperRemoveTree(path: string): void;
 }
 

@@ -237,6 +237,8 @@ export class UnionFilesystem implements PathFilesystem {
       if (dst !== 'ENOENT') throw fsError('EEXIST', newPath);
       if (src.isDir) throw fsError('EPERM', existing, 'hard link to a directory');
       const up = await w.ensureUpper(existing);
+      // Both names will share the inode: a setxattr through one changes the other.
+      forgetNoXattrs(w, existing);
       await w.ensureUpper(parentOf(newPath));
       const from = this.upperReal(existing);
       const to = this.upperReal(newPath);
@@ -264,6 +266,7 @@ export class UnionFilesystem implements PathFilesystem {
       await this.checkUserXattr(this.view.resolve(path), name);
       await w.ensureUpper(path);
       await sys.lsetxattr(this.upperReal(path), stored, value, flags);
+      forgetNoXattrs(w, path);
     });
   }
 
@@ -306,6 +309,7 @@ export class UnionFilesystem implements PathFilesystem {
       }
       await w.ensureUpper(path);
       await sys.lremovexattr(this.upperReal(path), stored);
+      forgetNoXattrs(w, path);
     });
   }
 
@@ -381,6 +385,12 @@ export class UnionFilesystem implements PathFilesystem {
   private async typeOfUpper(path: string): Promise<number> {
     return (await fsp.lstat(this.upperReal(path))).mode & S_IFMT;
   }
+}
+
+/** `path` may have xattrs now: stop claiming it has none. */
+function forgetNoXattrs(w: UpperWriter, path: string): void {
+  const node = w.upper.get(path);
+  if (node?.noXattrs === true) w.upper.set(path, { ...node, noXattrs: false });
 }
 
 /** chown(2) leaves an id unchanged when it is -1 (the kernel passes it as 0xffffffff). */

@@ -8,7 +8,7 @@ import * as fsp from 'node:fs/promises';
 import { inRoot, isWithin, joinPath } from './paths.js';
 import { decodeOrigin } from './inode.js';
 import { drainQueue } from './work-queue.js';
-import { isOpaqueDir, isWhiteoutStat, ORIGIN_XATTR, readRedirect } from './overlay-format.js';
+import { isOpaqueDir, isWhiteoutStat, ORIGIN_XATTR, readRedirect, visibleXattrName } from './overlay-format.js';
 import { sys } from './sys.js';
 import type { MetadataMirror } from '../core/filesystem.js';
 
@@ -21,6 +21,12 @@ export interface UpperNode {
   redirect?: string;
   /** st_ino recorded at copy-up (trusted.layerfs.origin). */
   originIno?: number;
+  /**
+   * Known to have no visible xattr: made in this mount without any (its parent had none,
+   * so no default ACL), or copied up from a lower object without any. Cleared by setxattr,
+   * removexattr and link (another name could change them). Unknown after a remount.
+   */
+  noXattrs?: boolean;
 }
 
 /** True when `node` hides what the lower layers have below its path. */
@@ -42,6 +48,9 @@ export class UpperState {
     const state = new UpperState(Buffer.from(dir));
     const root = state.nodes.get('/')!;
     await state.loadNode('/', root);
+    // Known for the root only (one call): what is made below it inherits the answer.
+    const rootXattrs = await sys.llistxattr(state.root).catch(() => ['?']);
+    if (rootXattrs.every((n) => visibleXattrName(n) === null)) root.noXattrs = true;
     await drainQueue(['/'], 16, (d, push) => state.loadDir(d, push));
     return state;
   }
@@ -54,13 +63,13 @@ export class UpperState {
   /** Sends every node to `mirror`, which from now on hears of every change. */
   attachMirror(mirror: MetadataMirror): void {
     this.mirror = mirror;
-    for (const [path, node] of this.nodes) mirror.upperSet(path, hidesLowerBelow(node));
+    for (const [path, node] of this.nodes) mirror.upperSet(path, hidesLowerBelow(node), node.noXattrs === true);
   }
 
   /** Records a node (again after changing its fields, so the mirror sees them). */
   set(path: string, node: UpperNode): void {
     this.nodes.set(path, node);
-    this.mirror?.upperSet(path, hidesLowerBelow(node));
+    this.mirror?.upperSet(path, hidesLowerBelow(node), node.noXattrs === true);
   }
 
   /** Forgets `path` and everything beneath it. */

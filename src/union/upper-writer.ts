@@ -55,6 +55,7 @@ export class UpperWriter {
     // The rename into the parent changed its times; the kernel restores them too.
     await sys.utimens(parentReal, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
     const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', originIno: origin };
+    if (r.lower!.xattrs === false) node.noXattrs = true;
     this.upper.set(path, node);
     return this.view.resolve(path);
   }
@@ -100,6 +101,8 @@ export class UpperWriter {
     if (viaWork && isDir && existing?.kind === 'whiteout') await fsp.unlink(target).catch(() => undefined);
     const node: UpperNode = { kind: isDir ? 'dir' : 'other' };
     if (opaque) node.opaque = true;
+    // A parent without xattrs has no default ACL to pass on.
+    if (this.upper.get(parent)?.noXattrs === true) node.noXattrs = true;
     this.upper.set(path, node);
     return typeof fd === 'number' ? fd : undefined;
   }
