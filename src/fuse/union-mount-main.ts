@@ -22,7 +22,12 @@ async function main(): Promise<void> {
   const config = parseUnionMountConfig(args[0] ?? '');
 
   const traceFile = process.env.LAYERFS_TRACE_OPS || undefined;
-  const filesystem = await UnionFilesystem.open({ lowerDirs: config.lowerDirs, upperDir: config.upperDir, workDir: config.workDir });
+  const filesystem = await UnionFilesystem.open({
+    lowerDirs: config.lowerDirs,
+    upperDir: config.upperDir,
+    workDir: config.workDir,
+    indexCache: config.indexCache,
+  });
   const mount = await serveFilesystem(filesystem, config.mountpoint, {
     fsname: config.fsname ?? 'layerfs',
     extra: config.extraOptions ?? [],
@@ -64,7 +69,9 @@ async function main(): Promise<void> {
 
   writeSync(readyFd, 'READY\n');
   if (readyFd !== 1) closeSync(readyFd);
-  log(`serving ${config.mountpoint} (${config.lowerDirs.length} lower, ${config.upperDir ? 'writable' : 'read-only'})`);
+  const origin = filesystem.view.index.origin;
+  const indexNote = origin.loaded ? 'index from cache' : `index built${origin.reason ? ` (${origin.reason})` : ''}${origin.writeError ? `, not cached: ${origin.writeError}` : ''}`;
+  log(`serving ${config.mountpoint} (${config.lowerDirs.length} lower, ${config.upperDir ? 'writable' : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote})`);
 }
 
 // The handlers answer every op themselves; anything that still escapes is logged, never

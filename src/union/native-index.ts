@@ -13,7 +13,6 @@
  */
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import { S_IFLNK, S_IFMT } from './overlay-format.js';
-import { joinPath } from './paths.js';
 import { lowerStat } from './union-view.js';
 
 const MAGIC = 0x5849464c; // "LFIX"
@@ -26,15 +25,12 @@ const FIXED_BYTES = 4 + 4 + 8 * 4 + 6 * 8 + 3 * 4 + 4;
 
 /** The blob for `index`. Paths and targets are latin1 byte strings, as everywhere. */
 export function packLowerIndex(index: LowerIndex): Buffer {
-  const items: [string, LowerEntry][] = [];
+  // Two passes over the index (sizes, then bytes): nothing per entry is kept meanwhile.
   let bytes = 16;
   for (const root of index.roots) bytes += 4 + root.length;
-  const position = new Map<string, number>();
-  for (const [path, entry] of index.serialize().entries) {
-    position.set(path, items.length);
-    items.push([path, entry]);
+  index.forEach((path, entry) => {
     bytes += FIXED_BYTES + path.length + targetOf(entry).length + 4 * (entry.children?.length ?? 0);
-  }
+  });
   const buf = Buffer.allocUnsafe(bytes);
   let o = 0;
   const u32 = (v: number) => (o = buf.writeUInt32LE(v >>> 0, o));
@@ -46,15 +42,18 @@ export function packLowerIndex(index: LowerIndex): Buffer {
   u32(MAGIC);
   u32(VERSION);
   u32(index.roots.length);
-  u32(items.length);
+  u32(index.size);
   for (const root of index.roots) {
     u32(root.length);
     o += root.copy(buf, o);
   }
-  for (const [path, entry] of items) {
+  let count = 0;
+  index.forEach((path, entry, id) => {
+    // Entries go in forEach order, so an entry's number is its id.
+    if (id !== count++) throw new Error(`packLowerIndex: ids out of order at ${path}`);
     str(path);
-    const isLink = (entry.mode & S_IFMT) === S_IFLNK;
-    if (isLink && entry.target !== undefined) str(entry.target);
+    const target = targetOf(entry);
+    if ((entry.mode & S_IFMT) === S_IFLNK && entry.target !== undefined) str(target);
     else u32(NO_TARGET);
     const st = lowerStat(entry);
     u32(st.mode);
@@ -63,8 +62,7 @@ export function packLowerIndex(index: LowerIndex): Buffer {
     u32(st.nlink);
     u32(st.rdev);
     u32(st.blksize);
-    const xattrs = (entry as { xattrs?: boolean }).xattrs;
-    u32(xattrs === undefined ? 0 : XATTRS_KNOWN | (xattrs ? HAS_XATTRS : 0));
+    u32(XATTRS_KNOWN | (entry.xattrs ? HAS_XATTRS : 0));
     u32(entry.layer);
     f64(Number(st.size));
     f64(Number(st.ino));
@@ -75,15 +73,13 @@ export function packLowerIndex(index: LowerIndex): Buffer {
     u32(st.atime.nsec);
     u32(st.mtime.nsec);
     u32(st.ctime.nsec);
-    const children = entry.children ?? [];
-    u32(children.length);
-    for (const name of children) {
-      const at = position.get(joinPath(path, name));
-      if (at === undefined) throw new Error(`packLowerIndex: ${path} lists ${name}, which the index lacks`);
-      u32(at);
-    }
-  }
-  if (o !== bytes) throw new Error(`packLowerIndex: wrote ${o} of ${bytes} bytes`);
+    const children = entry.children?.length ?? 0;
+    u32(children);
+    // A directory's children are one consecutive run of ids (LowerIndex.forEach).
+    const first = children > 0 ? index.firstChildId(id) : 0;
+    for (let k = 0; k < children; k++) u32(first + k);
+  });
+  if (o !== bytes || count !== index.size) throw new Error(`packLowerIndex: wrote ${o} of ${bytes} bytes, ${count} of ${index.size} entries`);
   return buf;
 }
 

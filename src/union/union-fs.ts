@@ -34,6 +34,8 @@ export interface UnionOptions {
   upperDir?: string;
   /** Required with `upperDir`, on the same filesystem (as in overlayfs's workdir=). */
   workDir?: string;
+  /** Where the lower index is cached (only for immutable lower dirs: see LowerIndex.open). */
+  indexCache?: string;
 }
 
 const O_ACCMODE = 3;
@@ -51,7 +53,7 @@ export class UnionFilesystem implements PathFilesystem {
 
   /** Indexes the lower layers, loads the writable layer, clears leftovers in the work dir. */
   static async open(opts: UnionOptions): Promise<UnionFilesystem> {
-    const index = await LowerIndex.build(opts.lowerDirs);
+    const index = await LowerIndex.open(opts.lowerDirs, { cacheFile: opts.indexCache });
     if (opts.upperDir === undefined) return new UnionFilesystem(new UnionView(index, null), null);
     if (opts.workDir === undefined) throw fsError('EINVAL', opts.upperDir, 'upper dir without work dir');
     // Our temp names live in work/layerfs; the kernel uses work/work, so both can share.
