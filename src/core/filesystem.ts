@@ -127,6 +127,22 @@ export interface PathFilesystem {
 export interface DirectIo {
   fd: number;
   write: boolean;
+  /** fgetattr may be answered by fstat(fd) with st_ino = 2^40 + backing inode (an
+   * object made in the writable layer, numbered as src/union/inode.ts upperIno does). */
+  upperIno: boolean;
+}
+
+/** What the writable layer holds at one path (see MetadataMirror.upperSet). */
+export interface UpperFacts {
+  kind: 'dir' | 'other' | 'whiteout';
+  /** It hides what the read-only part has below it. */
+  hidesLower: boolean;
+  /** Known to have no visible xattr (getxattr ENODATA, listxattr empty). */
+  noXattrs: boolean;
+  /** Its stat is the upper object's own (no lower directory merged into it), with st_ino
+   * `originIno` or else 2^40 + backing inode: the server may lstat it itself. */
+  ownStat: boolean;
+  originIno?: number | undefined;
 }
 
 /**
@@ -134,15 +150,16 @@ export interface DirectIo {
  * immutable index of paths, loaded once) minus every path the writable part holds.
  * The filesystem keeps the writable part exact: `upperSet` before it replies to the op
  * that created or changed a path, `upperRemoveTree` when a path (and all below) goes.
- * A path that is in the writable set, or below a `blocking` one (a path that hides
- * what the read-only part has beneath it), is always asked of the filesystem.
+ * A path below one that hides the read-only part is always asked of the filesystem; a
+ * path in the writable set is too, except that a whiteout is ENOENT and an object with
+ * `ownStat` is stat'ed in the upper directory by the server itself.
  */
 export interface MetadataMirror {
   /** The packed read-only index (format: src/union/native-index.ts). */
   loadReadOnlyIndex(blob: Buffer): void;
-  /** `noXattrs`: the object is known to have no visible xattr (the server may answer
-   * getxattr ENODATA and listxattr empty for it until told otherwise). */
-  upperSet(path: string, blocking: boolean, noXattrs: boolean): void;
+  /** Where the writable layer's objects are (a 'other' path is lstat'ed there). */
+  upperRoot(dir: Buffer): void;
+  upperSet(path: string, facts: UpperFacts): void;
   upperRemoveTree(path: string): void;
 }
 

@@ -65,7 +65,7 @@ export async function serveFilesystem(
   const useFastPath = options.nativeFastPath ?? true;
   const opened = (cb: NativeCb, fh: number) => {
     const direct = useFastPath ? filesystem.directIo?.(fh) : undefined;
-    cb(0, fh, filesystem.keepCache?.(fh) ?? false, direct?.fd ?? -1, direct?.write ?? false);
+    cb(0, fh, filesystem.keepCache?.(fh) ?? false, direct?.fd ?? -1, direct?.write ?? false, direct?.upperIno ?? false);
   };
 
   const ops: NativeOps = {
@@ -185,7 +185,13 @@ export async function serveFilesystem(
   if (filesystem.attachMirror && fast) {
     filesystem.attachMirror({
       loadReadOnlyIndex: (blob) => fast.loadIndex(blob),
-      upperSet: (path, blocking, noXattrs) => fast.upperSet(path, blocking, noXattrs),
+      upperRoot: (dir) => fast.upperRoot(dir.toString('latin1')),
+      upperSet: (path, facts) =>
+        fast.upperSet(
+          path,
+          (facts.hidesLower ? 1 : 0) | (facts.noXattrs ? 2 : 0) | (facts.ownStat ? 4 : 0) | (facts.kind === 'whiteout' ? 8 : 0),
+          facts.originIno ?? 0,
+        ),
       upperRemoveTree: (path) => fast.upperRemoveTree(path),
     });
   }

@@ -58,7 +58,10 @@ export interface NativeFuseOptions {
 export interface NativeFastPath {
   /** Before mount only; throws on a malformed blob. */
   loadIndex(blob: Buffer): void;
-  upperSet(path: string, blocking: boolean, noXattrs: boolean): void;
+  /** The writable layer's directory (latin1 byte string). */
+  upperRoot(dir: string): void;
+  /** flags: 1 hides lower paths below, 2 no xattrs, 4 own stat (lstat it), 8 whiteout. */
+  upperSet(path: string, flags: number, originIno: number): void;
   upperRemoveTree(path: string): void;
 }
 

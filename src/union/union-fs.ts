@@ -134,7 +134,7 @@ export class UnionFilesystem implements PathFilesystem {
    * setuid/setgid (done here, in JS). */
   directIo(fh: number): DirectIo {
     const f = this.handles.get(fh);
-    return { fd: f.fd, write: !f.killPrivs };
+    return { fd: f.fd, write: !f.killPrivs, upperIno: f.layer < 0 && f.ino === undefined };
   }
 
   /** Lower layers never change, so their pages may stay cached; upper files may not

@@ -10,7 +10,7 @@ import { decodeOrigin } from './inode.js';
 import { drainQueue } from './work-queue.js';
 import { isOpaqueDir, isWhiteoutStat, ORIGIN_XATTR, readRedirect, visibleXattrName } from './overlay-format.js';
 import { sys } from './sys.js';
-import type { MetadataMirror } from '../core/filesystem.js';
+import type { MetadataMirror, UpperFacts } from '../core/filesystem.js';
 
 /** One object of the writable layer. */
 export interface UpperNode {
@@ -27,11 +27,27 @@ export interface UpperNode {
    * removexattr and link (another name could change them). Unknown after a remount.
    */
   noXattrs?: boolean;
+  /**
+   * Its stat is its own upper object's (st_ino from originIno or the backing inode):
+   * every non-directory, and a directory made in the writable layer, which never has a
+   * lower part merged in (it is opaque where it shadows one, also after a rename).
+   */
+  ownStat?: boolean;
 }
 
 /** True when `node` hides what the lower layers have below its path. */
 export function hidesLowerBelow(node: UpperNode): boolean {
   return node.kind !== 'dir' || node.opaque === true || node.redirect !== undefined;
+}
+
+function factsOf(node: UpperNode): UpperFacts {
+  return {
+    kind: node.kind,
+    hidesLower: hidesLowerBelow(node),
+    noXattrs: node.noXattrs === true,
+    ownStat: node.kind === 'other' || node.ownStat === true,
+    originIno: node.originIno,
+  };
 }
 
 export class UpperState {
@@ -63,13 +79,14 @@ export class UpperState {
   /** Sends every node to `mirror`, which from now on hears of every change. */
   attachMirror(mirror: MetadataMirror): void {
     this.mirror = mirror;
-    for (const [path, node] of this.nodes) mirror.upperSet(path, hidesLowerBelow(node), node.noXattrs === true);
+    mirror.upperRoot(this.root);
+    for (const [path, node] of this.nodes) mirror.upperSet(path, factsOf(node));
   }
 
   /** Records a node (again after changing its fields, so the mirror sees them). */
   set(path: string, node: UpperNode): void {
     this.nodes.set(path, node);
-    this.mirror?.upperSet(path, hidesLowerBelow(node), node.noXattrs === true);
+    this.mirror?.upperSet(path, factsOf(node));
   }
 
   /** Forgets `path` and everything beneath it. */

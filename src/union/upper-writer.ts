@@ -99,7 +99,7 @@ export class UpperWriter {
     }
     // The swapped-out whiteout now sits in the work dir; a leftover is cleared at next start.
     if (viaWork && isDir && existing?.kind === 'whiteout') await fsp.unlink(target).catch(() => undefined);
-    const node: UpperNode = { kind: isDir ? 'dir' : 'other' };
+    const node: UpperNode = { kind: isDir ? 'dir' : 'other', ownStat: true };
     if (opaque) node.opaque = true;
     // A parent without xattrs has no default ACL to pass on.
     if (this.upper.get(parent)?.noXattrs === true) node.noXattrs = true;

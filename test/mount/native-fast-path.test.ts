@@ -145,6 +145,9 @@ describe.skipIf(!inject('canMount'))('native fast path', () => {
         // New objects claim "no xattrs" natively; setxattr through another hard link must end that.
         'mkdir n && echo x > n/f && ln n/f n/g && setfattr -n user.h -v 1 n/g && getfattr -n user.h --only-values n/f',
         'echo y >> etc/sub2/deep && getfattr -d etc/sub2/deep',
+        // Directories made in the writable layer are stat'ed natively, also once moved.
+        'mkdir -p q/r && touch q/r/s && mv q etc/q2 && mv etc/q2/r usr/r && rmdir usr/r 2>&1; ls -A usr/r etc/q2',
+        'rm -r etc && mkdir etc && ls -A etc && stat -c %h etc',
       ];
       for (const step of steps) {
         await both(step);
