@@ -1,13 +1,13 @@
 /**
  * The storage behind LowerIndex: every merged lower path as one row of a column table
  * (typed arrays), its path and symlink target as bytes in one pool, and an open-addressing
- * hash table from path to row. Nothing per entry lives on the JavaScript heap, so a 100k
- * entry index costs ~14 MB of flat memory instead of ~30 MB of objects (plus the young
+ * hash table from path to row. Nothing per entry lives on the JavaScript heap, so a 102k
+ * entry index costs ~15 MB of flat memory instead of ~30 MB of objects (plus the young
  * generation those objects inflate while being built), and the same bytes are the on-disk
  * cache (lower-index-cache.ts): loading is one read and a few typed-array views.
  *
  * Rows are numbered so that every directory's children are one contiguous run
- * (`childFirst`, `childCount`): a child's name is its path after the parent's path and a
+ * (`aux0` = first row, `aux1` = count): a child's name is its path after the parent's path and a
  * slash, so names are not stored twice. Row 0 is '/'.
  */
 
