@@ -180,6 +180,9 @@ export async function serveFilesystem(
     options: mountOptions({ fsname: options.fsname ?? 'layerfs', allowOther: options.allowOther ?? true, extra: options.extra ?? [] }),
     onHandlerError: (err, op) => report?.(err, op),
     fastPath: useFastPath && filesystem.attachMirror !== undefined,
+    // close(2) has returned by the time RELEASE arrives and nobody sees its answer: the
+    // binding replies at once and the filesystem releases the handle afterwards.
+    releaseLater: useFastPath,
   });
   const fast = native.fastPath;
   if (filesystem.attachMirror && fast) {

@@ -48,6 +48,8 @@ export interface NativeFuseOptions {
   options?: string[];
   /** Set up the native fast path (patch level 3): see NativeFuse.fastPath. */
   fastPath?: boolean;
+  /** Answer RELEASE at once and run ops.release afterwards (its path is ''). */
+  releaseLater?: boolean;
   onHandlerError?: (err: unknown, op: string) => void;
 }
 

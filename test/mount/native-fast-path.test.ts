@@ -10,6 +10,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
@@ -97,6 +98,24 @@ describe.skipIf(!inject('canMount'))('native fast path', () => {
       expect(reached).toContain('open /etc/passwd');
       expect(reached).toContain('getattr /etc/sub2/deep');
       expect(reached).toContain('getattr /lib/data.bin');
+    } finally {
+      await m.stop();
+      await layers.cleanup();
+    }
+  });
+
+  it('answers RELEASE at once and still closes every backing fd afterwards', async () => {
+    const dir = await tempDir();
+    const layers = await makeLayers(LAYERS);
+    const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir);
+    try {
+      const fds = () => readdirSync(`/proc/${m.pid}/fd`).length;
+      const before = fds();
+      await sh('for i in $(seq 300); do echo $i > f$i; cat etc/passwd f$i >/dev/null; echo x >> etc/hostname; done', m.mountpoint);
+      expect(await sh('cat f300 && tail -c 2 etc/hostname', m.mountpoint)).toBe('300\nx\n');
+      // Releases reach JS after the kernel got its answer: give them a moment to drain.
+      for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(fds()).toBeLessThanOrEqual(before);
     } finally {
       await m.stop();
       await layers.cleanup();
