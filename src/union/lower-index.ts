@@ -22,7 +22,6 @@ import {
   dirLayersOf,
   findRow,
   FLAG_XATTRS,
-  INDEX_VERSION,
   pathOf,
   TableBuilder,
   targetOf,
@@ -67,14 +66,6 @@ export interface LowerEntry {
   readonly children?: string[];
   /** Symlinks: the target, read at build (undefined only if that read failed). */
   readonly target?: string;
-}
-
-/** What `LowerIndex.serialize()` produces. */
-export interface SerializedLowerIndex {
-  version: number;
-  /** Layer roots (latin1 byte strings), top first. */
-  roots: string[];
-  entries: [string, LowerEntry][];
 }
 
 /** Where `LowerIndex.open` got its index from. */
@@ -229,16 +220,6 @@ export class LowerIndex {
   /** The `forEach` id of the first child of the directory visited as `id` (see forEach). */
   firstChildId(id: number): number {
     return this.table.aux0[id]!;
-  }
-
-  /**
-   * The index as plain data.
-   * @deprecated makes every entry at once (tens of MB for 100k paths); use `forEach`.
-   */
-  serialize(): SerializedLowerIndex {
-    const entries: [string, LowerEntry][] = [];
-    this.forEach((path, entry) => entries.push([path, entry]));
-    return { version: INDEX_VERSION, roots: this.roots.map((r) => r.toString('latin1')), entries };
   }
 
   /** The backing path of `path` in layer `layer`. */
