@@ -160,7 +160,8 @@ export interface MetadataMirror {
   /** Where the writable layer's objects are (a 'other' path is lstat'ed there). */
   upperRoot(dir: Buffer): void;
   upperSet(path: string, facts: UpperFacts): void;
-  upperRemoveTree(path: string): void;
+  /** `subtree` false: `path` alone (a non-directory has nothing beneath it). */
+  upperRemoveTree(path: string, subtree: boolean): void;
 }
 
 /** A byte-string path as node:fs wants it (a Buffer, so no UTF-8 re-encoding happens). */

@@ -195,7 +195,7 @@ export async function serveFilesystem(
           (facts.hidesLower ? 1 : 0) | (facts.noXattrs ? 2 : 0) | (facts.ownStat ? 4 : 0) | (facts.kind === 'whiteout' ? 8 : 0),
           facts.originIno ?? 0,
         ),
-      upperRemoveTree: (path) => fast.upperRemoveTree(path),
+      upperRemoveTree: (path, subtree) => fast.upperRemoveTree(path, subtree),
     });
   }
 

@@ -64,7 +64,7 @@ export interface NativeFastPath {
   upperRoot(dir: string): void;
   /** flags: 1 hides lower paths below, 2 no xattrs, 4 own stat (lstat it), 8 whiteout. */
   upperSet(path: string, flags: number, originIno: number): void;
-  upperRemoveTree(path: string): void;
+  upperRemoveTree(path: string, subtree: boolean): void;
 }
 
 export interface NativeFuse {

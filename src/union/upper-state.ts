@@ -91,14 +91,25 @@ export class UpperState {
 
   /** Forgets `path` and everything beneath it. */
   deleteTree(path: string): void {
-    this.mirror?.upperRemoveTree(path);
+    // Only a directory has anything beneath it (an absent path has nothing either): the
+    // common unlink stays O(1) instead of a scan of every path the writable layer holds.
+    const subtree = this.nodes.get(path)?.kind === 'dir';
+    this.mirror?.upperRemoveTree(path, subtree);
     this.nodes.delete(path);
+    if (!subtree) return;
     const prefix = path + '/';
     for (const key of this.nodes.keys()) if (key.startsWith(prefix)) this.nodes.delete(key);
   }
 
   /** Moves `from` and everything beneath it to `to` (after a rename in the upper). */
   moveTree(from: string, to: string): void {
+    const node = this.nodes.get(from);
+    if (node !== undefined && node.kind !== 'dir') {
+      this.deleteTree(from);
+      this.deleteTree(to);
+      this.set(to, node);
+      return;
+    }
     const moved: [string, UpperNode][] = [];
     for (const [key, node] of this.nodes) {
       if (isWithin(key, from)) moved.push([to + key.slice(from.length), node]);
