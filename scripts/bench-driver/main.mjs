@@ -12,8 +12,9 @@ import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ensureFixture } from './fixture.mjs';
-import { makeSystems, peakRssMiB, forceUnmount } from './systems.mjs';
+import { makeSystems, peakRssMiB, forceUnmount, layerfsIndexCache } from './systems.mjs';
 import { workloadGroups } from './workloads.mjs';
 import { markdownTable, summarise } from './report.mjs';
 import { dropCaches, median, run, sh } from './run.mjs';
@@ -51,6 +52,13 @@ async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'layerfs-bench-'));
   const systems = makeSystems({ distDir: opts.dist, logDir: tmp }).filter((s) => s.available() && (opts.systems ? opts.systems.includes(s.name) : !s.optIn));
   const names = systems.map((s) => s.name);
+  if (names.some((n) => n.startsWith('layerfs'))) {
+    // As the supervisor does before an image's first mount: every timed mount loads it.
+    const lowers = [...fixture.layers].reverse();
+    const { LowerIndex } = await import(pathToFileURL(join(opts.dist, 'union', 'lower-index.js')).href);
+    const r = await LowerIndex.ensureCache(lowers, layerfsIndexCache(lowers));
+    log(`layerfs lower index: ${r.built ? `built (${r.reason})` : 'cached'}`);
+  }
   // A name selects a group, a step, or the steps it prefixes (`find` → find-cold, find-warm).
   const wanted = (...ns) => !opts.only || ns.some((x) => opts.only.some((o) => x === o || x.startsWith(`${o}-`)));
   const groups = workloadGroups({ helper: opts.helper, lists: fixture.lists, quick: opts.quick, meta: fixture.meta })

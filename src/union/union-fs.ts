@@ -16,7 +16,7 @@ import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesyst
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { lowerIno, upperIno } from './inode.js';
-import { LowerIndex, type LowerEntry } from './lower-index.js';
+import { LowerIndex } from './lower-index.js';
 import { Mutex } from './mutex.js';
 import { packLowerIndex } from './native-index.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
@@ -43,8 +43,6 @@ const O_ACCMODE = 3;
 export class UnionFilesystem implements PathFilesystem {
   private readonly handles = new HandleTable();
   private readonly lock = new Mutex();
-  /** xattr answers for lower objects (immutable), per index entry. */
-  private readonly lowerXattrs = new WeakMap<LowerEntry, Map<string, Buffer | null>>();
 
   private constructor(
     readonly view: UnionView,
@@ -277,20 +275,16 @@ export class UnionFilesystem implements PathFilesystem {
     if (stored === 'private') return null;
     const r = this.view.resolve(path);
     if (r.upper !== undefined) return sys.lgetxattr(this.upperReal(path), stored);
-    // Lower layers never change, so their answers are kept: the kernel asks for
-    // security.capability before every write and `ls -l` asks once per file.
-    let cache = this.lowerXattrs.get(r.lower!);
-    if (cache === undefined) this.lowerXattrs.set(r.lower!, (cache = new Map()));
-    let value = cache.get(stored);
-    if (value === undefined) {
-      value = await sys.lgetxattr(this.backingPath(r), stored);
-      cache.set(stored, value);
-    }
-    return value;
+    // The index knows which lower objects have no xattr at all (most): no syscall. (With
+    // the native fast path on, the binding answers those without asking JS.)
+    if (!r.lower!.xattrs) return null;
+    return sys.lgetxattr(this.backingPath(r), stored);
   }
 
   async listxattr(path: string): Promise<string[]> {
-    const names = await sys.llistxattr(this.backingPath(this.view.resolve(path)));
+    const r = this.view.resolve(path);
+    if (r.upper === undefined && !r.lower!.xattrs) return [];
+    const names = await sys.llistxattr(this.backingPath(r));
     const out: string[] = [];
     for (const n of names) {
       const v = visibleXattrName(n);
