@@ -21,8 +21,11 @@
  *   renameat2(from, to, flags): Promise<void>             flags: RENAME_NOREPLACE=1, RENAME_EXCHANGE=2, RENAME_WHITEOUT=4
  *   ficlone(srcFd, dstFd): Promise<void>                  ioctl FICLONE; rejects EOPNOTSUPP/EXDEV where not supported
  *   copyFileRange(srcFd, srcOff, dstFd, dstOff, len): Promise<number>  copy_file_range(2), bytes copied
+ *   lseek(fd, offset, whence): Promise<number>            lseek(2), the new offset; whence SEEK_SET/CUR/END
+ *            or SEEK_DATA/SEEK_HOLE (rejects ENXIO when no data follows `offset`, or it is past EOF)
+ *   fadvise(fd, offset, len, advice): Promise<void>       posix_fadvise(2); len 0 = to the end of the file
  *
- * The addon is built by scripts/build-sys-native.mjs (run from npm's postinstall) into
+ * The addon is built by scripts/build-native.mjs (run from npm's postinstall) into
  * src/sys/native/build/Release/layerfs_sys.node and loaded on first use, so importing this
  * module never fails; the first call does, with a NATIVE_BINDING error, if it is missing.
  */
@@ -49,6 +52,12 @@ export const RENAME_NOREPLACE = 1;
 export const RENAME_EXCHANGE = 2;
 /** renameat2 flag: leave an overlayfs whiteout (0/0 char device) at the source. */
 export const RENAME_WHITEOUT = 4;
+/** lseek whence: the next offset holding data (Linux's value). */
+export const SEEK_DATA = 3;
+/** lseek whence: the next hole (end of file counts as one). */
+export const SEEK_HOLE = 4;
+/** fadvise advice: read ahead more aggressively (Linux doubles this open file's window). */
+export const POSIX_FADV_SEQUENTIAL = 2;
 
 interface Binding {
   lgetxattr(path: SysPath, name: string): Promise<Buffer | null>;
@@ -64,6 +73,8 @@ interface Binding {
   renameat2(from: SysPath, to: SysPath, flags: number): Promise<void>;
   ficlone(srcFd: number, dstFd: number): Promise<void>;
   copyFileRange(srcFd: number, srcOff: number | null, dstFd: number, dstOff: number | null, len: number): Promise<number>;
+  lseek(fd: number, offset: number, whence: number): Promise<number>;
+  fadvise(fd: number, offset: number, len: number, advice: number): Promise<void>;
 }
 
 const ADDON_RELATIVE = join('src', 'sys', 'native', 'build', 'Release', 'layerfs_sys.node');
@@ -176,4 +187,17 @@ export async function copyFileRange(
   srcFd: number, srcOff: number | null, dstFd: number, dstOff: number | null, len: number,
 ): Promise<number> {
   return binding().copyFileRange(srcFd, srcOff, dstFd, dstOff, len);
+}
+
+/**
+ * lseek(2) on the thread pool (SEEK_DATA may walk a long extent list): resolves the new
+ * offset. With SEEK_DATA/SEEK_HOLE it maps a sparse file's data without reading it.
+ */
+export async function lseek(fd: number, offset: number, whence: number): Promise<number> {
+  return binding().lseek(fd, offset, whence);
+}
+
+/** posix_fadvise(2): declares how `fd` will be read; len 0 means to the end of the file. */
+export async function fadvise(fd: number, offset: number, len: number, advice: number): Promise<void> {
+  return binding().fadvise(fd, offset, len, advice);
 }

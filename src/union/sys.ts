@@ -24,6 +24,8 @@ export interface NativeSys {
   renameat2(from: string | Buffer, to: string | Buffer, flags: number): Promise<void>;
   ficlone(srcFd: number, dstFd: number): Promise<void>;
   copyFileRange(srcFd: number, srcOff: number, dstFd: number, dstOff: number, len: number): Promise<number>;
+  lseek(fd: number, offset: number, whence: number): Promise<number>;
+  fadvise(fd: number, offset: number, len: number, advice: number): Promise<void>;
 }
 
 /** The addon, typed by its contract (the module's own exports follow the same contract). */

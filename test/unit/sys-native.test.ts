@@ -6,9 +6,9 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hasErrnoCode } from '../../src/core/errors.js';
 import {
-  copyFileRange, ficlone, futimens, lgetxattr, llistxattr, lremovexattr, lsetxattr, major, makedev,
-  minor, mknod, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, renameat2, utimens,
-  XATTR_CREATE, XATTR_REPLACE,
+  copyFileRange, fadvise, ficlone, futimens, lgetxattr, llistxattr, lremovexattr, lseek, lsetxattr, major,
+  makedev, minor, mknod, POSIX_FADV_SEQUENTIAL, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT,
+  renameat2, SEEK_DATA, SEEK_HOLE, utimens, XATTR_CREATE, XATTR_REPLACE,
 } from '../../src/sys/native.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -259,6 +259,41 @@ describe('ficlone and copyFileRange', () => {
       await s.close();
       await d.close();
     }
+  });
+});
+
+describe('lseek and fadvise', () => {
+  it('maps a sparse file with SEEK_DATA/SEEK_HOLE and rejects ENXIO after the last data', async () => {
+    const MiB = 2 ** 20;
+    const p = path.join(dir, 'sparse');
+    const fh = await fs.open(p, 'w+');
+    try {
+      await fh.write(Buffer.alloc(4096, 1), 0, 4096, 3 * MiB);
+      await fh.truncate(8 * MiB);
+      expect(await lseek(fh.fd, 0, SEEK_DATA)).toBe(3 * MiB);
+      expect(await lseek(fh.fd, 3 * MiB, SEEK_HOLE)).toBe(3 * MiB + 4096);
+      expect(await lseek(fh.fd, 0, SEEK_HOLE)).toBe(0);
+      const err = await rejection(lseek(fh.fd, 3 * MiB + 4096, SEEK_DATA));
+      expect([err.code, err.syscall]).toEqual(['ENXIO', 'lseek']);
+      expect(await lseek(fh.fd, 0, 2 /* SEEK_END */)).toBe(8 * MiB);
+      expect(await lseek(fh.fd, 5 * 2 ** 30, 0 /* SEEK_SET */)).toBe(5 * 2 ** 30);
+      await expect(lseek(fh.fd, 0, 9)).rejects.toThrow(RangeError);
+    } finally {
+      await fh.close();
+    }
+  });
+
+  it('takes read advice for an open file and rejects bad fds and advice', async () => {
+    const fh = await fs.open(await file('f', 'data'), 'r');
+    try {
+      await fadvise(fh.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+      await expect(fadvise(fh.fd, 0, 0, 6)).rejects.toThrow(RangeError);
+    } finally {
+      await fh.close();
+    }
+    // Far above any open fd (a just-closed number could be reused by another open).
+    const err = await rejection(fadvise(2 ** 31 - 1, 0, 0, POSIX_FADV_SEQUENTIAL));
+    expect([err.code, err.syscall]).toEqual(['EBADF', 'posix_fadvise']);
   });
 });
 

@@ -1,6 +1,7 @@
 /*
  * layerfs_sys: the Linux syscalls Node.js does not expose (xattrs, mknod, utimensat with
- * nanoseconds and AT_SYMLINK_NOFOLLOW, renameat2, FICLONE, copy_file_range).
+ * nanoseconds and AT_SYMLINK_NOFOLLOW, renameat2, FICLONE, copy_file_range, lseek for
+ * SEEK_DATA/SEEK_HOLE, posix_fadvise).
  *
  * Every asynchronous call copies its arguments into a request, runs the syscall on libuv's
  * thread pool (napi_async_work) and settles a Promise. Failures reject with an Error shaped
@@ -40,7 +41,8 @@
 
 typedef enum {
   OP_LGETXATTR, OP_LLISTXATTR, OP_LSETXATTR, OP_LREMOVEXATTR, OP_MKNOD,
-  OP_UTIMENS, OP_FUTIMENS, OP_RENAMEAT2, OP_FICLONE, OP_COPY_FILE_RANGE
+  OP_UTIMENS, OP_FUTIMENS, OP_RENAMEAT2, OP_FICLONE, OP_COPY_FILE_RANGE, OP_LSEEK,
+  OP_FADVISE
 } op_t;
 
 typedef struct {
@@ -62,7 +64,7 @@ typedef struct {
   /* results */
   int err;            /* positive errno, 0 on success */
   int absent;         /* lgetxattr: ENODATA */
-  int64_t count;      /* copy_file_range */
+  int64_t count;      /* copy_file_range: bytes; lseek: the resulting offset */
   char *out;          /* lgetxattr value / llistxattr list */
   size_t out_len;
 } req_t;
@@ -255,6 +257,13 @@ static void execute(napi_env env, void *data) {
       if (n < 0) rc = -1; else r->count = n;
       break;
     }
+    case OP_LSEEK: {
+      off_t o = lseek(r->fd1, (off_t)r->off1, r->flags);
+      if (o < 0) rc = -1; else r->count = o;
+      break;
+    }
+    /* posix_fadvise returns the error number instead of setting errno. */
+    case OP_FADVISE: r->err = posix_fadvise(r->fd1, (off_t)r->off1, (off_t)r->len, r->flags); return;
   }
   if (rc < 0) r->err = errno;
 }
@@ -320,7 +329,8 @@ static napi_value make_result(napi_env env, req_t *r) {
       }
       break;
     }
-    case OP_COPY_FILE_RANGE: napi_create_int64(env, r->count, &v); break;
+    case OP_COPY_FILE_RANGE:
+    case OP_LSEEK: napi_create_int64(env, r->count, &v); break;
     default: napi_get_undefined(env, &v); break;
   }
   return v;
@@ -500,6 +510,42 @@ static napi_value js_copy_file_range(napi_env env, napi_callback_info info) {
   return queue(env, r);
 }
 
+/* Only SEEK_SET/CUR/END/DATA/HOLE: other values would be silently accepted by some
+ * filesystems with unrelated meanings. */
+static napi_value js_lseek(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  req_t *r = req_new(env, OP_LSEEK, "lseek");
+  if (!r) return NULL;
+  int64_t whence;
+  if (!get_fd(env, argv[0], "fd", &r->fd1) || !get_int64(env, argv[1], "offset", &r->off1) ||
+      !get_nonneg(env, argv[2], "whence", &whence)) FAIL(r);
+  if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END && whence != SEEK_DATA &&
+      whence != SEEK_HOLE) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "whence must be SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA or SEEK_HOLE");
+    FAIL(r);
+  }
+  r->flags = (int)whence;
+  return queue(env, r);
+}
+
+static napi_value js_fadvise(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  req_t *r = req_new(env, OP_FADVISE, "posix_fadvise");
+  if (!r) return NULL;
+  int64_t len, advice;
+  if (!get_fd(env, argv[0], "fd", &r->fd1) || !get_nonneg(env, argv[1], "offset", &r->off1) ||
+      !get_nonneg(env, argv[2], "len", &len) || !get_nonneg(env, argv[3], "advice", &advice)) FAIL(r);
+  if (advice > POSIX_FADV_NOREUSE) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "advice must be one of POSIX_FADV_NORMAL..POSIX_FADV_NOREUSE (0..5)");
+    FAIL(r);
+  }
+  r->len = (size_t)len;
+  r->flags = (int)advice;
+  return queue(env, r);
+}
+
 static napi_value js_makedev(napi_env env, napi_callback_info info) {
   napi_value argv[2], out;
   if (!get_args(env, info, 2, argv)) return NULL;
@@ -539,6 +585,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"renameat2", NULL, js_renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
     {"ficlone", NULL, js_ficlone, NULL, NULL, NULL, napi_enumerable, NULL},
     {"copyFileRange", NULL, js_copy_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lseek", NULL, js_lseek, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fadvise", NULL, js_fadvise, NULL, NULL, NULL, napi_enumerable, NULL},
     {"makedev", NULL, js_makedev, NULL, NULL, NULL, napi_enumerable, NULL},
     {"major", NULL, js_major, NULL, NULL, NULL, napi_enumerable, NULL},
     {"minor", NULL, js_minor, NULL, NULL, NULL, napi_enumerable, NULL},
