@@ -1,6 +1,7 @@
 // Syscalls with exact arguments that no shell tool makes: xattr calls with a chosen
-// buffer size, and bursts of concurrent lstat(2) from many threads (which make libfuse
-// start and stop worker threads). Built by the test setup with the machine's gcc.
+// buffer size, bursts of concurrent lstat(2) from many threads (which make libfuse
+// start and stop worker threads), and cachestat(2), the only way to see whether a file's
+// pages are still dirty (not yet on disk). Built by the test setup with the machine's gcc.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -8,8 +9,18 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <unistd.h>
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451 /* the same number on every architecture (Linux 6.5) */
+#endif
+
+struct probe_cachestat_range { uint64_t off, len; };
+struct probe_cachestat { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; };
 
 static const char *name_of(int e) {
   const char *n = strerrorname_np(e);
@@ -55,6 +66,17 @@ int main(int argc, char **argv) {
     printf("ok\n");
     return 0;
   }
-  fprintf(stderr, "usage: native-probes getxattr PATH NAME SIZE | listxattr PATH SIZE | burst PATH THREADS ROUNDS STATS\n");
+  if (argc >= 3 && strcmp(argv[1], "cachestat") == 0) {
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) { printf("err %s\n", name_of(errno)); return 0; }
+    struct probe_cachestat_range range = { 0, 0 }; /* len 0: to the end of the file */
+    struct probe_cachestat cs;
+    if (syscall(__NR_cachestat, fd, &range, &cs, 0) < 0) printf("err %s\n", name_of(errno));
+    else printf("ok cache %llu dirty %llu writeback %llu\n", (unsigned long long) cs.nr_cache,
+                (unsigned long long) cs.nr_dirty, (unsigned long long) cs.nr_writeback);
+    close(fd);
+    return 0;
+  }
+  fprintf(stderr, "usage: native-probes getxattr PATH NAME SIZE | listxattr PATH SIZE | burst PATH THREADS ROUNDS STATS | cachestat PATH\n");
   return 2;
 }
