@@ -48,15 +48,24 @@ function opsOf(trace: string): string[] {
   return trace.split('\n').filter(Boolean);
 }
 
+/** Mounts LAYERS with the request trace on, runs `fn`, and always unmounts. */
+async function withTracedUnion(fn: (mnt: string, trace: string) => Promise<void>): Promise<void> {
+  const dir = await tempDir();
+  const layers = await makeLayers(LAYERS);
+  const trace = join(dir, 'trace');
+  await writeFile(trace, '');
+  const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir, { LAYERFS_TRACE_OPS: trace });
+  try {
+    await fn(m.mountpoint, trace);
+  } finally {
+    await m.stop();
+    await layers.cleanup();
+  }
+}
+
 describe.skipIf(!inject('canMount'))('native fast path', () => {
   it('answers lower-only lookups, stats, xattr probes, readlink and reads without JS', async () => {
-    const dir = await tempDir();
-    const layers = await makeLayers(LAYERS);
-    const trace = join(dir, 'trace');
-    await writeFile(trace, '');
-    const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir, { LAYERFS_TRACE_OPS: trace });
-    try {
-      const mnt = m.mountpoint;
+    await withTracedUnion(async (mnt, trace) => {
       await sh('stat etc/passwd etc/sub/deep lib/data.bin lib/hard >/dev/null', mnt);
       expect(await sh('cat etc/passwd; readlink lib/link; cat lib/link', mnt)).toBe('root:x:0:0::/root:/bin/sh\n../etc/hostname\ntop\n');
       expect(await sh('getfattr -d --absolute-names etc/passwd; getfattr -n user.note --only-values etc/cap-tool', mnt)).toBe('from the top layer');
@@ -69,20 +78,11 @@ describe.skipIf(!inject('canMount'))('native fast path', () => {
       // a file with xattrs has its values read by JS.
       const lowerOnly = reached.filter((l) => !/ \/$/.test(l) && !/^(getxattr|listxattr) \/etc\/cap-tool$/.test(l));
       expect(lowerOnly).toEqual([]);
-    } finally {
-      await m.stop();
-      await layers.cleanup();
-    }
+    });
   });
 
   it('sends a path to JS once the writable layer holds it or hides it', async () => {
-    const dir = await tempDir();
-    const layers = await makeLayers(LAYERS);
-    const trace = join(dir, 'trace');
-    await writeFile(trace, '');
-    const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir, { LAYERFS_TRACE_OPS: trace });
-    try {
-      const mnt = m.mountpoint;
+    await withTracedUnion(async (mnt, trace) => {
       await sh('echo more >> etc/passwd && mv etc/sub etc/sub2 && rm -r lib && mkdir lib', mnt);
       await writeFile(trace, '');
       // Kernel caches were updated by the changes themselves; fresh names force lookups.
@@ -98,10 +98,7 @@ describe.skipIf(!inject('canMount'))('native fast path', () => {
       expect(reached).toContain('open /etc/passwd');
       expect(reached).toContain('getattr /etc/sub2/deep');
       expect(reached).toContain('getattr /lib/data.bin');
-    } finally {
-      await m.stop();
-      await layers.cleanup();
-    }
+    });
   });
 
   it('answers RELEASE at once and still closes every backing fd afterwards', async () => {
