@@ -22,6 +22,12 @@ export interface UnionMountConfig {
    * (layerfs-overlay) pass none and index at every mount.
    */
   indexCache?: string;
+  /**
+   * The writable layer is thrown away with its container (`run --rm`), so a kernel crash
+   * may lose it: copy-ups skip flushing their data (as podman mounts `--rm` containers
+   * with overlayfs `volatile`). Default false: copied-up data is on disk before it shows.
+   */
+  volatile?: boolean;
 }
 
 export function parseUnionMountConfig(json: string): UnionMountConfig {
@@ -37,6 +43,9 @@ export function parseUnionMountConfig(json: string): UnionMountConfig {
   }
   if (o.indexCache !== undefined && (typeof o.indexCache !== 'string' || o.indexCache === '')) {
     throw new LayerfsError('INVALID_ARGUMENT', 'indexCache must be a file path');
+  }
+  if (o.volatile !== undefined && typeof o.volatile !== 'boolean') {
+    throw new LayerfsError('INVALID_ARGUMENT', 'volatile must be true or false');
   }
   if ((o.upperDir === undefined) !== (o.workDir === undefined)) {
     throw new LayerfsError('INVALID_ARGUMENT', 'upperDir and workDir go together');

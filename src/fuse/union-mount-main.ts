@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     upperDir: config.upperDir,
     workDir: config.workDir,
     indexCache: config.indexCache,
+    volatile: config.volatile === true,
   });
   const mount = await serveFilesystem(filesystem, config.mountpoint, {
     fsname: config.fsname ?? 'layerfs',
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
   if (readyFd !== 1) closeSync(readyFd);
   const origin = filesystem.view.index.origin;
   const indexNote = origin.loaded ? 'index from cache' : `index built${origin.reason ? ` (${origin.reason})` : ''}${origin.writeError ? `, not cached: ${origin.writeError}` : ''}`;
-  log(`serving ${config.mountpoint} (${config.lowerDirs.length} lower, ${config.upperDir ? 'writable' : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote})`);
+  log(`serving ${config.mountpoint} (${config.lowerDirs.length} lower, ${config.upperDir ? (config.volatile ? 'writable, volatile' : 'writable') : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote})`);
 }
 
 // The handlers answer every op themselves; anything that still escapes is logged, never

@@ -70,7 +70,9 @@ export async function prepareRun(store: Store, o: RunOptions): Promise<PreparedR
     await mkdir(p.rootfs, { recursive: true });
     await mkdir(p.bundle, { recursive: true });
     // suid: setuid binaries of the image work as in Docker (noNewPrivileges still applies).
-    record = await supervisor.mount({ imageRef: o.imageRef, mountpoint: p.rootfs, name: record.name, suid: true });
+    // --rm: the writable layer dies with the container, so copy-ups skip their flush (podman
+    // mounts such containers volatile).
+    record = await supervisor.mount({ imageRef: o.imageRef, mountpoint: p.rootfs, name: record.name, suid: true, ...(o.autoRemove ? { volatile: true } : {}) });
     const user = await resolveUserInRootfs(p.rootfs, o.user ?? image.User ?? '');
     const cwd = o.workdir ?? (image.WorkingDir || '/');
     await mkdirInRootfs(p.rootfs, cwd);

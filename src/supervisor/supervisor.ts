@@ -34,6 +34,8 @@ export interface MountRequest {
   readOnly?: boolean;
   /** Honour setuid bits (FUSE mounts are nosuid by default); `run` sets it, as a container rootfs must. */
   suid?: boolean;
+  /** The writable layer goes with the container (`run --rm`): see UnionMountConfig.volatile. */
+  volatile?: boolean;
 }
 
 export class Supervisor {
@@ -114,6 +116,7 @@ export class Supervisor {
           ...(indexCache !== undefined ? { indexCache } : {}),
           ...(readOnly ? {} : { upperDir: p.upper, workDir: p.work }),
           fsname: mountSourceFor(record),
+          ...(req.volatile ? { volatile: true } : {}),
           extraOptions: [...(readOnly ? ['ro'] : []), ...(req.suid ? ['suid'] : [])],
         },
         p.log,

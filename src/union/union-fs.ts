@@ -36,6 +36,9 @@ export interface UnionOptions {
   workDir?: string;
   /** Where the lower index is cached (only for immutable lower dirs: see LowerIndex.open). */
   indexCache?: string;
+  /** Copy-ups skip flushing their data (UnionMountConfig.volatile). Default: the process
+   * default of copy-up.ts (flush, unless LAYERFS_COPY_UP_FSYNC=0). */
+  volatile?: boolean;
 }
 
 const O_ACCMODE = 3;
@@ -60,7 +63,7 @@ export class UnionFilesystem implements PathFilesystem {
     await fsp.mkdir(work, { recursive: true, mode: 0o700 });
     const upper = await UpperState.load(opts.upperDir);
     const view = new UnionView(index, upper);
-    return new UnionFilesystem(view, new UpperWriter(view, upper, work));
+    return new UnionFilesystem(view, new UpperWriter(view, upper, work, opts.volatile ? { durable: false } : {}));
   }
 
   async getattr(path: string): Promise<FileStat> {

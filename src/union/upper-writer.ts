@@ -25,15 +25,17 @@ const MY_GID = process.getgid?.() ?? 0;
 export class UpperWriter {
   private seq = 0;
   readonly index: LowerIndex;
-  private readonly caps: CopyCaps = { reflink: true };
+  private readonly caps: CopyCaps;
 
   constructor(
     readonly view: UnionView,
     readonly upper: UpperState,
     /** A private directory inside the overlay work dir, on the upper's filesystem. */
     readonly work: Buffer,
+    copy: Pick<CopyCaps, 'durable'> = {},
   ) {
     this.index = view.index;
+    this.caps = { reflink: true, ...copy };
   }
 
   /** A fresh temporary path in the work directory. */

@@ -61,13 +61,17 @@ describe.skipIf(!inject('canMount'))('copy-up durability', () => {
     }
   });
 
-  it('leaves the data to the kernel\'s writeback with LAYERFS_COPY_UP_FSYNC=0', async (ctx) => {
+  it.each([
+    ['LAYERFS_COPY_UP_FSYNC=0', { LAYERFS_COPY_UP_FSYNC: '0' }, false],
+    ['a volatile mount (run --rm)', undefined, true],
+  ] as const)('leaves the data to the kernel\'s writeback with %s', async (_label, env, isVolatile, ctx) => {
     const dir = await tempDir();
     // Several files: a sync(2) by anything else on the machine can flush one of them
     // between the copy-up and the probe; it cannot plausibly hit every one.
     const names = ['v1', 'v2', 'v3'];
     const { layers, data } = await layersWith(names);
-    const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir, { LAYERFS_COPY_UP_FSYNC: '0' });
+    const config = { lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work, ...(isVolatile ? { volatile: true } : {}) };
+    const m = await mountUnion(config, dir, env);
     try {
       const unflushed: string[] = [];
       for (const n of names) {
