@@ -74,6 +74,9 @@ export class BlobStore {
       },
       abort: async () => {
         stream.destroy();
+        // The stream opens its file asynchronously: removing it before the stream has
+        // closed can run before the open, which then leaves an empty staging file behind.
+        if (!stream.closed) await new Promise<void>((resolve) => stream.once('close', () => resolve()));
         await rm(tmp, { force: true });
       },
     };
