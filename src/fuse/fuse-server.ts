@@ -8,6 +8,7 @@ import type { Caller, FileStat, PathFilesystem, TimeUpdate } from '../core/files
 import { loadFuseNative, type NativeFuse, type NativeOps } from '../sys/fuse-native.js';
 import { toNegativeErrno } from './errno.js';
 import { mountOptions, type MountOptionChoices } from './mount-options.js';
+import { nativeMirror } from './native-mirror.js';
 
 export interface ServeOptions extends Partial<MountOptionChoices> {
   /**
@@ -61,8 +62,8 @@ export async function serveFilesystem(
   const timeUpdate = (t: { sec: number; nsec: number }): TimeUpdate =>
     t.nsec === Fuse.UTIME_NOW ? 'now' : t.nsec === Fuse.UTIME_OMIT ? 'omit' : { sec: t.sec, nsec: t.nsec };
   const ok = (cb: NativeCb) => () => cb(0);
-  // The binding reads and writes a handed-over fd itself (patch level 3).
   const useFastPath = options.nativeFastPath ?? true;
+  // open/create hand over the backing fd: the binding reads and writes it itself.
   const opened = (cb: NativeCb, fh: number) => {
     const direct = useFastPath ? filesystem.directIo?.(fh) : undefined;
     cb(0, fh, filesystem.keepCache?.(fh) ?? false, direct?.fd ?? -1, direct?.write ?? false, direct?.upperIno ?? false);
@@ -184,20 +185,7 @@ export async function serveFilesystem(
     // binding replies at once and the filesystem releases the handle afterwards.
     releaseLater: useFastPath,
   });
-  const fast = native.fastPath;
-  if (filesystem.attachMirror && fast) {
-    filesystem.attachMirror({
-      loadReadOnlyIndex: (blob) => fast.loadIndex(blob),
-      upperRoot: (dir) => fast.upperRoot(dir.toString('latin1')),
-      upperSet: (path, facts) =>
-        fast.upperSet(
-          path,
-          (facts.hidesLower ? 1 : 0) | (facts.noXattrs ? 2 : 0) | (facts.ownStat ? 4 : 0) | (facts.kind === 'whiteout' ? 8 : 0),
-          facts.originIno ?? 0,
-        ),
-      upperRemoveTree: (path, subtree) => fast.upperRemoveTree(path, subtree),
-    });
-  }
+  if (filesystem.attachMirror && native.fastPath) filesystem.attachMirror(nativeMirror(native.fastPath));
 
   await new Promise<void>((resolve, reject) => {
     native!.mount((err) => {
