@@ -29,7 +29,7 @@ export function packLowerIndex(index: LowerIndex): Buffer {
   let bytes = 16;
   for (const root of index.roots) bytes += 4 + root.length;
   index.forEach((path, entry) => {
-    bytes += FIXED_BYTES + path.length + targetOf(entry).length + 4 * (entry.children?.length ?? 0);
+    bytes += FIXED_BYTES + path.length + (targetOf(entry)?.length ?? 0) + 4 * (entry.children?.length ?? 0);
   });
   const buf = Buffer.allocUnsafe(bytes);
   let o = 0;
@@ -53,7 +53,7 @@ export function packLowerIndex(index: LowerIndex): Buffer {
     if (id !== count++) throw new Error(`packLowerIndex: ids out of order at ${path}`);
     str(path);
     const target = targetOf(entry);
-    if ((entry.mode & S_IFMT) === S_IFLNK && entry.target !== undefined) str(target);
+    if (target !== undefined) str(target);
     else u32(NO_TARGET);
     const st = lowerStat(entry);
     u32(st.mode);
@@ -83,6 +83,7 @@ export function packLowerIndex(index: LowerIndex): Buffer {
   return buf;
 }
 
-function targetOf(e: LowerEntry): string {
-  return (e.mode & S_IFMT) === S_IFLNK && e.target !== undefined ? e.target : '';
+/** A symlink's target when the index knows it; the binding asks JS otherwise. */
+function targetOf(e: LowerEntry): string | undefined {
+  return (e.mode & S_IFMT) === S_IFLNK ? e.target : undefined;
 }

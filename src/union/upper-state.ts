@@ -36,7 +36,7 @@ export interface UpperNode {
 }
 
 /** True when `node` hides what the lower layers have below its path. */
-export function hidesLowerBelow(node: UpperNode): boolean {
+function hidesLowerBelow(node: UpperNode): boolean {
   return node.kind !== 'dir' || node.opaque === true || node.redirect !== undefined;
 }
 
