@@ -42,6 +42,8 @@ export interface CommitRequest {
   message?: string;
   author?: string;
   changes?: string[];
+  /** CREATED BY of the new history entry (default `layerfs commit NAME`); `build` gives the instruction. */
+  createdBy?: string;
 }
 
 /** What a commit stored. */
@@ -114,7 +116,7 @@ export async function commitContainer(store: Store, req: CommitRequest): Promise
     const nonEmpty = history.filter((h) => !h.empty_layer).length;
     // Older images lack history: pad so each layer keeps its entry and ours pairs with ours.
     for (let i = nonEmpty; i < config.rootfs.diff_ids.length; i++) history.push({ created: config.created });
-    const entry: Record<string, unknown> = { created: now, created_by: `layerfs commit ${req.containerName}` };
+    const entry: Record<string, unknown> = { created: now, created_by: req.createdBy ?? `layerfs commit ${req.containerName}` };
     if (req.author) entry.author = req.author;
     if (req.message) entry.comment = req.message;
     history.push(entry);

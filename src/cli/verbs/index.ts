@@ -1,5 +1,6 @@
 /** Every subcommand, in the order `layerfs --help` lists them. */
 import type { Command } from 'commander';
+import * as build from './build.js';
 import * as commit from './commit.js';
 import * as diff from './diff.js';
 import * as events from './events.js';
@@ -30,7 +31,7 @@ const verbs: Array<{ register(program: Command): void }> = [
   load, pull, push, login, images, inspect, history, tag, rmi, save, prune,
   mount, umount, ps, rm,
   run, stop, exec, logs,
-  diff, commit, layers, explain, events, ui,
+  build, diff, commit, layers, explain, events, ui,
 ];
 
 export function registerVerbs(program: Command): void {

@@ -1,0 +1,148 @@
+/**
+ * The per-instruction build cache, kept in the store (`<root>/build-cache/entries/`), shared
+ * by every build and surviving restarts. A step's key hashes what its result depends on:
+ *
+ *   parent   the key of the step below it (for the first step, the FROM image's id), so the
+ *            key names the parent's whole chain — its layers (chain ID) and its config;
+ *   text     the instruction as written, with its arguments expanded;
+ *   args     the build args in scope for a RUN (they reach its environment);
+ *   sources  for COPY/ADD, a digest of the sources' names, types, modes, owners and
+ *            content — never mtimes (as BuildKit's content hash).
+ *
+ * An entry holds the resulting image state: config bytes and layer descriptors whose layers
+ * the store already has (no second copy). On a miss, `explainMiss` finds the closest
+ * earlier entry — same parent, else same instruction — and says which input differs.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import type { Descriptor } from '../image/oci-types.js';
+import { writeFileAtomic } from '../store/atomic.js';
+import type { Store } from '../store/store.js';
+import type { SourcesDigest } from './build-context.js';
+import { buildDir } from './image-state.js';
+
+/** What a step's result depends on. */
+export interface CacheInputs {
+  parent: string;
+  /** How to name the parent in messages (an image reference or a step). */
+  parentName: string;
+  text: string;
+  args: Record<string, string>;
+  sources?: SourcesDigest;
+}
+
+/** One cached step. */
+export interface CacheEntry {
+  key: string;
+  inputs: CacheInputs;
+  result: { configBytes: string; layers: Descriptor[] };
+  created: string;
+}
+
+/** The key of a step with these inputs. */
+export function cacheKey(i: CacheInputs): string {
+  const canonical = JSON.stringify({
+    parent: i.parent,
+    text: i.text,
+    args: Object.entries(i.args).sort(([a], [b]) => a.localeCompare(b)),
+    sources: i.sources?.digest ?? null,
+  });
+  return `sha256:${createHash('sha256').update(canonical).digest('hex')}`;
+}
+
+const MAX_LISTED = 5;
+
+function listOf(names: string[]): string {
+  const shown = names.slice(0, MAX_LISTED).join(', ');
+  return names.length > MAX_LISTED ? `${shown} and ${names.length - MAX_LISTED} more` : shown;
+}
+
+/** Which files differ between two source digests, in words. */
+function sourceChanges(before: SourcesDigest | undefined, now: SourcesDigest | undefined): string {
+  const a = before?.files ?? {};
+  const b = now?.files ?? {};
+  const changed = Object.keys(b).filter((k) => k in a && a[k] !== b[k]);
+  const added = Object.keys(b).filter((k) => !(k in a));
+  const removed = Object.keys(a).filter((k) => !(k in b));
+  const parts: string[] = [];
+  if (changed.length) parts.push(`changed: ${listOf(changed)}`);
+  if (added.length) parts.push(`added: ${listOf(added)}`);
+  if (removed.length) parts.push(`removed: ${listOf(removed)}`);
+  return parts.length ? `source files differ (${parts.join('; ')})` : 'the sources differ';
+}
+
+/** Which build args differ, in words. */
+function argChanges(before: Record<string, string>, now: Record<string, string>): string | undefined {
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(now)])].sort();
+  const diffs = keys.filter((k) => before[k] !== now[k]).map((k) => `${k}: ${before[k] === undefined ? 'unset' : JSON.stringify(before[k])} → ${now[k] === undefined ? 'unset' : JSON.stringify(now[k])}`);
+  return diffs.length ? `build arg changed (${diffs.join(', ')})` : undefined;
+}
+
+/** The cache of one store. */
+export class BuildCache {
+  private constructor(
+    private readonly dir: string,
+    private readonly entries: Map<string, CacheEntry>,
+  ) {}
+
+  /** Loads every entry (unreadable ones are dropped: a cache can always be rebuilt). */
+  static async open(store: Store): Promise<BuildCache> {
+    const dir = `${buildDir(store)}/entries`;
+    const entries = new Map<string, CacheEntry>();
+    for (const n of await readdir(dir).catch(() => [] as string[])) {
+      if (!n.endsWith('.json')) continue;
+      try {
+        const e = JSON.parse(await readFile(`${dir}/${n}`, 'utf8')) as CacheEntry;
+        if (typeof e.key === 'string' && e.result && e.inputs) entries.set(e.key, e);
+      } catch {
+        await rm(`${dir}/${n}`, { force: true });
+      }
+    }
+    return new BuildCache(dir, entries);
+  }
+
+  get(key: string): CacheEntry | undefined {
+    return this.entries.get(key);
+  }
+
+  /** Records a step (atomically: a reader sees the whole entry or none). */
+  async put(entry: CacheEntry): Promise<void> {
+    await writeFileAtomic(`${this.dir}/${entry.key.slice(7)}.json`, JSON.stringify(entry));
+    this.entries.set(entry.key, entry);
+  }
+
+  /** Drops an entry whose layers left the store. */
+  async drop(key: string): Promise<void> {
+    this.entries.delete(key);
+    await rm(`${this.dir}/${key.slice(7)}.json`, { force: true });
+  }
+
+  /**
+   * Why `inputs` missed, compared with the closest earlier entry. `parentRebuilt` names
+   * the step below when it was not served from the cache: then everything above re-runs.
+   */
+  explainMiss(inputs: CacheInputs, parentRebuilt: string | undefined): string {
+    if (parentRebuilt) return `its parent changed (${parentRebuilt} was rebuilt), so this and every later step run again`;
+    const all = [...this.entries.values()].sort((a, b) => b.created.localeCompare(a.created));
+    const sameParent = all.filter((e) => e.inputs.parent === inputs.parent);
+    const sameText = sameParent.find((e) => e.inputs.text === inputs.text);
+    if (sameText) {
+      const args = argChanges(sameText.inputs.args, inputs.args);
+      if (args) return args;
+      if (sameText.inputs.sources?.digest !== inputs.sources?.digest) return sourceChanges(sameText.inputs.sources, inputs.sources);
+      return 'the cached result is gone from the store (pruned)';
+    }
+    if (sameParent.length > 0) {
+      const was = sameParent[0]!.inputs.text;
+      return `the instruction changed (last built on this parent: ${JSON.stringify(was)})`;
+    }
+    const elsewhere = all.find((e) => e.inputs.text === inputs.text);
+    if (elsewhere) return `the parent changed (built before on ${elsewhere.inputs.parentName}, now on ${inputs.parentName})`;
+    return 'not in the cache (never built)';
+  }
+
+  /** Number of entries (for messages and tests). */
+  get size(): number {
+    return this.entries.size;
+  }
+}

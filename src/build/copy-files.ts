@@ -1,0 +1,136 @@
+/**
+ * Writing COPY/ADD sources into a mounted container rootfs, with Docker's rules: a
+ * directory source copies its contents, a file goes to DEST (or into it when DEST ends in
+ * `/`, names an existing directory, or there are several sources), missing parent
+ * directories are made (0755, root), modes and mtimes are kept, owners become root or
+ * `--chown`'s user, `--chmod` replaces the mode, and ADD unpacks a local tar archive
+ * (plain, gzip, bzip2 or xz) into DEST. Every path inside the rootfs is resolved as the
+ * container sees it (symlinks against its root, never the host's).
+ *
+ * These are ordinary asynchronous file calls on a FUSE mount served by another process
+ * (the supervisor's mount process), so the union semantics — copy-up of a parent
+ * directory, a whiteout when a file replaces one — are the mount's.
+ */
+import { execFile } from 'node:child_process';
+import { open, chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { basename, join, posix } from 'node:path';
+import { promisify } from 'node:util';
+import { LayerfsError } from '../core/errors.js';
+import { resolveInRootfs } from '../sandbox/rootfs-path.js';
+
+const run = promisify(execFile);
+
+/** One thing to copy: a host path, or a heredoc's text. */
+export type CopyItem = { kind: 'path'; abs: string; isDir: boolean } | { kind: 'heredoc'; name: string; content: string };
+
+/** How to copy. */
+export interface CopySpec {
+  items: CopyItem[];
+  /** Absolute destination inside the rootfs, as written (a trailing `/` means a directory). */
+  dest: string;
+  /** Several sources or a glob: DEST must be a directory. */
+  forceDir: boolean;
+  owner: { uid: number; gid: number } | undefined;
+  chmod: number | undefined;
+  /** ADD: unpack local archives. */
+  extract: boolean;
+  /** Host paths left out (.dockerignore of the context). */
+  excluded?: (abs: string) => boolean;
+}
+
+async function lstatOrUndefined(p: string): Promise<Awaited<ReturnType<typeof lstat>> | undefined> {
+  return lstat(p).catch(() => undefined);
+}
+
+/** `mkdir -p` inside the rootfs; new folders are root-owned 0755 (as Docker makes them). */
+async function ensureDir(rootfs: string, path: string): Promise<string> {
+  let cur = '/';
+  for (const part of path.split('/').filter(Boolean)) {
+    cur = posix.join(cur, part);
+    const host = await resolveInRootfs(rootfs, cur);
+    const st = await lstatOrUndefined(host);
+    if (st?.isDirectory()) continue;
+    if (st) throw new LayerfsError('INVALID_ARGUMENT', `cannot copy to ${path}: ${cur} exists and is not a directory`);
+    await mkdir(host, { mode: 0o755 });
+    await chmod(host, 0o755);
+  }
+  return resolveInRootfs(rootfs, path);
+}
+
+/** Tar magic: gzip, bzip2, xz, or `ustar` at offset 257. */
+async function isArchive(file: string): Promise<boolean> {
+  const fh = await open(file, 'r');
+  try {
+    const b = Buffer.alloc(262);
+    const { bytesRead } = await fh.read(b, 0, 262, 0);
+    const h = b.subarray(0, bytesRead);
+    return (h[0] === 0x1f && h[1] === 0x8b) || h.subarray(0, 3).toString('latin1') === 'BZh' || h.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) || h.subarray(257, 262).toString('latin1') === 'ustar';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Copies one host path to a host path inside the mount, recursively. */
+async function copyTree(src: string, dst: string, spec: CopySpec): Promise<void> {
+  if (spec.excluded?.(src)) return;
+  const st = await lstat(src);
+  const existing = await lstatOrUndefined(dst);
+  const uid = spec.owner?.uid ?? 0;
+  const gid = spec.owner?.gid ?? 0;
+  if (st.isDirectory()) {
+    if (existing && !existing.isDirectory()) await rm(dst, { force: true });
+    if (!existing?.isDirectory()) await mkdir(dst);
+    for (const name of (await readdir(src)).sort()) await copyTree(join(src, name), join(dst, name), spec);
+    await lchown(dst, uid, gid);
+    await chmod(dst, spec.chmod ?? st.mode & 0o7777);
+    await utimes(dst, st.atime, st.mtime);
+    return;
+  }
+  if (existing) await rm(dst, { recursive: true, force: true });
+  if (st.isSymbolicLink()) {
+    await symlink(await readlink(src), dst);
+    await lchown(dst, uid, gid);
+    await lutimes(dst, st.atime, st.mtime);
+  } else if (st.isFile()) {
+    await copyFile(src, dst);
+    await lchown(dst, uid, gid);
+    await chmod(dst, spec.chmod ?? st.mode & 0o7777);
+    await utimes(dst, st.atime, st.mtime);
+  }
+  // Sockets, fifos and devices in a context are skipped, as Docker's context upload does.
+}
+
+/** Copies the items of `spec` into the rootfs mounted at `rootfs`. */
+export async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
+  const destDir = spec.dest.endsWith('/') || spec.forceDir;
+  const destHost = await resolveInRootfs(rootfs, spec.dest);
+  const destSt = await lstatOrUndefined(destHost);
+  const intoDir = destDir || !!destSt?.isDirectory();
+  for (const item of spec.items) {
+    if (item.kind === 'heredoc') {
+      const target = intoDir ? join(await ensureDir(rootfs, spec.dest), item.name) : join(await ensureDir(rootfs, posix.dirname(spec.dest)), basename(spec.dest));
+      await rm(target, { recursive: true, force: true });
+      await writeFile(target, item.content);
+      await lchown(target, spec.owner?.uid ?? 0, spec.owner?.gid ?? 0);
+      await chmod(target, spec.chmod ?? 0o644);
+      continue;
+    }
+    if (item.isDir) {
+      // The folder's contents, not the folder itself (DEST keeps its own metadata).
+      const dir = await ensureDir(rootfs, spec.dest);
+      for (const name of (await readdir(item.abs)).sort()) await copyTree(join(item.abs, name), join(dir, name), spec);
+      continue;
+    }
+    if (spec.extract && (await isArchive(item.abs))) {
+      const dir = await ensureDir(rootfs, spec.dest);
+      try {
+        await run('tar', ['-x', '-p', '--same-owner', '--numeric-owner', '-f', item.abs, '-C', dir]);
+      } catch (err) {
+        throw new LayerfsError('INVALID_ARGUMENT', `ADD: cannot unpack ${basename(item.abs)}: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`, { cause: err });
+      }
+      continue;
+    }
+    const target = intoDir ? join(await ensureDir(rootfs, spec.dest), basename(item.abs)) : join(await ensureDir(rootfs, posix.dirname(spec.dest)), basename(spec.dest));
+    await copyTree(item.abs, target, spec);
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * Turns one instruction into a plan: the text a learner sees, what its cache key covers
+ * (the expanded instruction, the build args in scope, the sources' digest) and, for
+ * RUN/COPY/ADD, how to execute it. Planning reads sources but changes nothing, so a cache
+ * hit costs only the hashing of the step's own sources.
+ */
+import { createHash } from 'node:crypto';
+import { posix, relative } from 'node:path';
+import type { Digest } from '../core/digest.js';
+import { LayerfsError } from '../core/errors.js';
+import type { Store } from '../store/store.js';
+import type { BuildOptions } from './builder.js';
+import { BuildContext, type Source, type SourcesDigest } from './build-context.js';
+import type { CopyItem } from './copy-files.js';
+import { copyStep, withMountedImage } from './copy-step.js';
+import type { Instruction } from './dockerfile.js';
+import { storeState, type ImageState } from './image-state.js';
+import { applyMetadata, shellOf, type RunConfig } from './metadata.js';
+import { runStep } from './run-step.js';
+import { jsonForm, processWord, processWords, type LexOptions, type Vars } from './shell-words.js';
+import type { StageRun } from './builder.js';
+
+/** A step, planned. */
+export interface StepPlan {
+  display: string;
+  keyText: string;
+  args: Record<string, string>;
+  sources?: SourcesDigest;
+  metadata: boolean;
+  execute?: (parent: ImageState, output: (text: string) => void) => Promise<ImageState>;
+}
+
+/** A stage's result as COPY --from needs it. */
+type StageLookup = (name: string) => Promise<{ state: ImageState } | undefined>;
+
+const COPY_FLAGS = new Set(['from', 'chown', 'chmod', 'link', 'checksum', 'keep-git-dir']);
+
+/** Plans instructions for one build. */
+export class StepRunner {
+  constructor(
+    private readonly store: Store,
+    private readonly o: BuildOptions,
+    private readonly lex: LexOptions,
+    private readonly stageLookup: StageLookup,
+  ) {}
+
+  /** Plans `ins` in stage `st` whose run config is `config` and variables `vars`. */
+  async plan(st: StageRun, ins: Instruction, config: RunConfig, vars: Vars): Promise<StepPlan> {
+    switch (ins.keyword) {
+      case 'RUN':
+        return this.planRun(st, ins, config);
+      case 'COPY':
+      case 'ADD':
+        return this.planCopy(ins, config, vars);
+      default: {
+        const { createdBy } = applyMetadata(ins, config, vars, this.lex);
+        return { display: createdBy, keyText: createdBy, args: {}, metadata: true };
+      }
+    }
+  }
+
+  private planRun(st: StageRun, ins: Instruction, config: RunConfig): StepPlan {
+    for (const k of ins.flags.keys()) {
+      if (k === 'mount' || k === 'security') throw new LayerfsError('INVALID_ARGUMENT', `RUN --${k} is not supported by layerfs build`);
+      if (k !== 'network') throw new LayerfsError('INVALID_ARGUMENT', `RUN: unknown flag --${k}`);
+    }
+    const net = ins.flags.get('network');
+    if (net !== undefined && !['default', 'none', 'host'].includes(net ?? '')) throw new LayerfsError('INVALID_ARGUMENT', `RUN --network=${net}: use none, host or default`);
+    const network = net === 'host' ? 'host' : net === 'none' ? 'none' : this.o.network;
+    const shell = shellOf(config);
+    let argv: string[];
+    if (ins.heredocs.length > 0) {
+      if (ins.heredocs.length !== 1 || !/^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?$/.test(ins.args)) {
+        throw new LayerfsError('INVALID_ARGUMENT', 'RUN heredocs: only the form `RUN <<EOF` (the heredoc is the script) is supported');
+      }
+      argv = [...shell, ins.heredocs[0]!.body];
+    } else {
+      argv = jsonForm(ins.args) ?? [...shell, ins.args];
+    }
+    if (argv.length === 0) throw new LayerfsError('INVALID_ARGUMENT', 'RUN needs a command');
+    const args = st.args.forKey();
+    const env = new Map([...st.args.proxies(), ...st.args.defined()]);
+    const envNames = new Set((config.Env ?? []).map((kv) => kv.split('=')[0]));
+    const runEnv = [...env].filter(([k]) => !envNames.has(k)).map(([k, v]) => `${k}=${v}`);
+    const argPrefix = Object.keys(args).length ? `|${Object.keys(args).length} ${Object.entries(args).map(([k, v]) => `${k}=${v}`).join(' ')} ` : '';
+    const createdBy = `RUN ${argPrefix}${argv.join(' ')} # buildkit`;
+    const flagText = net !== undefined ? `--network=${net} ` : '';
+    const display = `RUN ${flagText}${ins.heredocs.length ? `<<${ins.heredocs[0]!.name} (${ins.heredocs[0]!.body.split('\n').length - 1} lines)` : ins.args}`;
+    return {
+      display,
+      keyText: `RUN ${flagText}${JSON.stringify(argv)}`,
+      args,
+      metadata: false,
+      execute: (parent, output) =>
+        runStep(this.store, { parent, argv, env: runEnv, workdir: config.WorkingDir || undefined, user: config.User || undefined, network, createdBy, output, signal: this.o.signal }),
+    };
+  }
+
+  private async planCopy(ins: Instruction, config: RunConfig, vars: Vars): Promise<StepPlan> {
+    const what = ins.keyword;
+    for (const k of ins.flags.keys()) if (!COPY_FLAGS.has(k)) throw new LayerfsError('INVALID_ARGUMENT', `${what}: unknown flag --${k}`);
+    if (what === 'COPY' && ins.flags.has('checksum')) throw new LayerfsError('INVALID_ARGUMENT', 'COPY: --checksum is only valid with ADD');
+    const flag = (k: string): string | undefined => {
+      const v = ins.flags.get(k);
+      return v === undefined || v === null ? undefined : processWord(v, vars, this.lex);
+    };
+    const words = jsonForm(ins.args) ?? processWords(ins.args, vars, this.lex);
+    if (words.length < 2) throw new LayerfsError('INVALID_ARGUMENT', `${what} requires at least two arguments, but got ${words.length}`);
+    const destWord = words.at(-1)!;
+    const srcWords = words.slice(0, -1);
+    const dest = destWord.startsWith('/') ? destWord : posix.join(config.WorkingDir || '/', destWord) + (destWord.endsWith('/') || destWord === '.' ? '/' : '');
+    const chmodText = flag('chmod');
+    let chmod: number | undefined;
+    if (chmodText !== undefined) {
+      if (!/^[0-7]{3,4}$/.test(chmodText)) throw new LayerfsError('INVALID_ARGUMENT', `${what} --chmod=${chmodText}: expected an octal mode such as 755`);
+      chmod = parseInt(chmodText, 8);
+    }
+    const chown = flag('chown');
+    const from = flag('from');
+    for (const s of srcWords) if (/^[a-z]+:\/\//i.test(s)) throw new LayerfsError('INVALID_ARGUMENT', `${what} ${s}: remote sources are not supported (layerfs build has no network access)`);
+
+    // Heredoc sources are files named by their delimiter.
+    const heredocItems: CopyItem[] = [];
+    const pathWords: string[] = [];
+    for (const w of srcWords) {
+      const m = /^<<-?["']?([A-Za-z_][A-Za-z0-9_]*)["']?$/.exec(w);
+      const h = m ? ins.heredocs.find((x) => x.name === m[1]) : undefined;
+      if (h) heredocItems.push({ kind: 'heredoc', name: h.name, content: h.expand ? processWord(h.body, vars, { ...this.lex, escape: '\0' }) : h.body });
+      else pathWords.push(w);
+    }
+
+    let fromImage: Digest | undefined;
+    if (from !== undefined) {
+      const stage = await this.stageLookup(from);
+      if (stage) {
+        fromImage = (await storeState(this.store, stage.state)).stored;
+      } else {
+        try {
+          fromImage = await this.store.resolveImage(from);
+        } catch (err) {
+          throw new LayerfsError('NOT_FOUND', `${what} --from=${from}: no stage or image of that name`, { cause: err });
+        }
+      }
+    }
+
+    const resolveAndDigest = async (ctx: BuildContext): Promise<{ sources: Source[]; digest: SourcesDigest }> => {
+      const sources = pathWords.length ? await ctx.resolve(pathWords, what) : [];
+      const digest = await ctx.digestSources(sources);
+      for (const h of heredocItems) if (h.kind === 'heredoc') digest.files[`<<${h.name}`] = createHash('sha256').update(h.content).digest('hex').slice(0, 16);
+      digest.digest = `sha256:${createHash('sha256').update(JSON.stringify(digest.files)).update(digest.digest).digest('hex')}`;
+      return { sources, digest };
+    };
+    let digest: SourcesDigest;
+    if (fromImage) {
+      let d: SourcesDigest | undefined;
+      await withMountedImage(this.store, fromImage, true, async (root) => {
+        d = (await resolveAndDigest(BuildContext.ofImageRoot(root))).digest;
+      }, async () => undefined);
+      digest = d!;
+    } else {
+      digest = (await resolveAndDigest(this.o.context)).digest;
+    }
+    const forceDir = pathWords.length + heredocItems.length > 1 || pathWords.some((w) => /[*?[]/.test(w));
+    const flagText = [from !== undefined ? `--from=${from}` : '', chown !== undefined ? `--chown=${chown}` : '', chmodText !== undefined ? `--chmod=${chmodText}` : ''].filter(Boolean).join(' ');
+    const display = `${what} ${flagText ? flagText + ' ' : ''}${srcWords.join(' ')} ${destWord}`;
+    const keyText = `${what} ${flagText ? flagText + ' ' : ''}${JSON.stringify(srcWords)} ${dest}${fromImage ? ` from ${fromImage}` : ''}`;
+    const createdBy = `${display} # buildkit`;
+    const ctx = this.o.context;
+    const execute = async (parent: ImageState): Promise<ImageState> => {
+      const run = async (srcCtx: BuildContext, excluded?: (abs: string) => boolean): Promise<ImageState> => {
+        const sources = pathWords.length ? await srcCtx.resolve(pathWords, what) : [];
+        const items: CopyItem[] = [...sources.map((s): CopyItem => ({ kind: 'path', abs: s.abs, isDir: s.stat.isDirectory() })), ...heredocItems];
+        return copyStep(this.store, {
+          parent,
+          spec: { items, dest, forceDir, chmod, extract: what === 'ADD' && !fromImage, ...(excluded ? { excluded } : {}) },
+          chown,
+          createdBy,
+        });
+      };
+      if (!fromImage) {
+        const root = ctx.root;
+        return run(ctx, root ? (abs) => ctx.ignored(relative(root, abs)) : undefined);
+      }
+      let out: ImageState | undefined;
+      await withMountedImage(this.store, fromImage, true, async (root) => {
+        out = await run(BuildContext.ofImageRoot(root));
+      }, async () => undefined);
+      return out!;
+    };
+    return { display, keyText, args: {}, sources: digest, metadata: false, execute };
+  }
+}
