@@ -23,6 +23,11 @@ import { buildDir } from './image-state.js';
 
 /** What a step's result depends on. */
 export interface CacheInputs {
+  /**
+   * Where the step is written (context, Dockerfile, stage, position): not part of the key,
+   * it finds the previous build of the same line to compare with.
+   */
+  slot: string;
   parent: string;
   /** How to name the parent in messages (an image reference or a step). */
   parentName: string;
@@ -124,20 +129,22 @@ export class BuildCache {
   explainMiss(inputs: CacheInputs, parentRebuilt: string | undefined): string {
     if (parentRebuilt) return `its parent changed (${parentRebuilt} was rebuilt), so this and every later step run again`;
     const all = [...this.entries.values()].sort((a, b) => b.created.localeCompare(a.created));
-    const sameParent = all.filter((e) => e.inputs.parent === inputs.parent);
-    const sameText = sameParent.find((e) => e.inputs.text === inputs.text);
-    if (sameText) {
-      const args = argChanges(sameText.inputs.args, inputs.args);
+    // The last build of this same line on this parent, else of this line on any parent,
+    // else the same instruction on this parent from another Dockerfile.
+    const previous =
+      all.find((e) => e.inputs.slot === inputs.slot && e.inputs.parent === inputs.parent) ??
+      all.find((e) => e.inputs.slot === inputs.slot) ??
+      all.find((e) => e.inputs.parent === inputs.parent && e.inputs.text === inputs.text);
+    if (previous) {
+      if (previous.inputs.parent !== inputs.parent) return `the parent changed (last built on ${previous.inputs.parentName}, now on ${inputs.parentName})`;
+      if (previous.inputs.text !== inputs.text) return `the instruction changed (last built as ${JSON.stringify(previous.inputs.text)})`;
+      const args = argChanges(previous.inputs.args, inputs.args);
       if (args) return args;
-      if (sameText.inputs.sources?.digest !== inputs.sources?.digest) return sourceChanges(sameText.inputs.sources, inputs.sources);
+      if (previous.inputs.sources?.digest !== inputs.sources?.digest) return sourceChanges(previous.inputs.sources, inputs.sources);
       return 'the cached result is gone from the store (pruned)';
     }
-    if (sameParent.length > 0) {
-      const was = sameParent[0]!.inputs.text;
-      return `the instruction changed (last built on this parent: ${JSON.stringify(was)})`;
-    }
     const elsewhere = all.find((e) => e.inputs.text === inputs.text);
-    if (elsewhere) return `the parent changed (built before on ${elsewhere.inputs.parentName}, now on ${inputs.parentName})`;
+    if (elsewhere) return `not built on this parent before (built on ${elsewhere.inputs.parentName}; now on ${inputs.parentName})`;
     return 'not in the cache (never built)';
   }
 

@@ -142,6 +142,8 @@ export class Builder {
     const def = this.df.stages[index]!;
     if (this.building.has(index)) throw syntaxError(this.df.file, def.from, `circular dependency between stages involving ${def.name ?? `stage ${index}`}`);
     this.building.add(index);
+    // Stages this one reads (FROM, COPY --from) are built first, so its steps run in order.
+    for (const dep of this.dependencies(def)) await this.stage(dep.index);
     const st = await this.from(def);
     for (const ins of def.instructions) {
       if (this.o.signal.aborted) throw new LayerfsError('RUNTIME', 'build interrupted');
@@ -151,6 +153,26 @@ export class Builder {
     const r: StageResult = { state: st.state, key: st.key, ...(st.rebuilt ? { rebuilt: st.rebuilt } : {}) };
     this.results.set(index, r);
     return r;
+  }
+
+  /** Stages `def` names in FROM or COPY --from (names expanded with the global args). */
+  private dependencies(def: StageDef): StageDef[] {
+    const globals = new Map<string, string>();
+    for (const [k, v] of this.globals) if (v !== undefined) globals.set(k, v);
+    const names = [def.from.args.split(/\s+/)[0]!];
+    for (const ins of def.instructions) {
+      const f = ins.flags.get('from');
+      if ((ins.keyword === 'COPY' || ins.keyword === 'ADD') && f) names.push(f);
+    }
+    const out: StageDef[] = [];
+    for (const raw of names) {
+      const name = processWord(raw, globals, this.lex);
+      const dep = this.findStage(name);
+      if (!dep || dep.index === def.index && raw === names[0]) continue;
+      if (dep.index === def.index) throw syntaxError(this.df.file, def.from, `stage ${def.name ?? def.index} copies from itself`);
+      out.push(dep);
+    }
+    return out;
   }
 
   private async from(def: StageDef): Promise<StageRun> {
@@ -193,7 +215,8 @@ export class Builder {
     // What the step is and what it depends on, before running anything.
     const plan = await wrapAsync(at, () => this.runner.plan(st, ins, config, vars));
     this.o.progress(`#${n} [${st.label}] ${plan.display}`);
-    const inputs: CacheInputs = { parent: st.key, parentName: st.parentName, text: plan.keyText, args: plan.args, ...(plan.sources ? { sources: plan.sources } : {}) };
+    const slot = `${this.o.context.root ?? '-'}:${this.df.file}:${st.label}:${st.def.instructions.indexOf(ins)}`;
+    const inputs: CacheInputs = { slot, parent: st.key, parentName: st.parentName, text: plan.keyText, args: plan.args, ...(plan.sources ? { sources: plan.sources } : {}) };
     const key = cacheKey(inputs);
     const hit = this.o.noCache ? undefined : this.cache.get(key);
     let reason: string | undefined;
@@ -203,7 +226,7 @@ export class Builder {
         this.o.progress(`#${n} CACHED`);
         st.state = state;
         st.key = key;
-        st.parentName = `step #${n}`;
+        st.parentName = `step #${n} [${key.slice(7, 19)}]`;
         this.steps.push({ n, stage: st.label, text: plan.display, cached: true, seconds: (Date.now() - started) / 1000 });
         return;
       }
@@ -233,7 +256,7 @@ export class Builder {
     await this.cache.put({ key, inputs, result: { configBytes: next.configBytes, layers: next.layers }, created: now() });
     st.state = next;
     st.key = key;
-    st.parentName = `step #${n}`;
+    st.parentName = `step #${n} [${key.slice(7, 19)}]`;
     st.rebuilt = `step #${n}`;
     const seconds = (Date.now() - started) / 1000;
     this.o.progress(`#${n} DONE ${seconds.toFixed(1)}s`);

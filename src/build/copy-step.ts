@@ -35,6 +35,14 @@ export async function withMountedImage<T>(
   const record = await supervisor.create({ imageRef: id, name: `build-${randomBytes(6).toString('hex')}`, readOnly });
   const p = containerPaths(store.paths.containersDir, record.id);
   try {
+    if ((await store.imageLayers(id)).length === 0) {
+      // An image without layers (FROM scratch) has nothing to merge: the writable layer is
+      // the whole rootfs, written directly (there is nothing to copy up or white out).
+      const root = readOnly ? join(p.dir, 'empty') : p.upper;
+      await mkdir(root, { recursive: true });
+      await during(root);
+      return await after(p.upper, record.name);
+    }
     const mnt = join(p.dir, 'merged');
     await mkdir(mnt, { recursive: true });
     await supervisor.mount({ imageRef: id, mountpoint: mnt, name: record.name, readOnly });

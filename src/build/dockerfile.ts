@@ -110,14 +110,12 @@ export function parseDockerfile(text: string, file: string): Dockerfile {
       // The raw text (not the AST's joined arguments): heredoc bodies keep their lines.
       const raw = lines.slice(range.start.line, range.end.line + 1).join('\n');
       const afterKeyword = raw.slice(range.start.character).replace(/^\s*\S+/, '');
-      HEREDOC.lastIndex = 0;
       const firstLine = afterKeyword.split('\n')[0] ?? '';
-      if (HEREDOC.test(stripFlags(firstLine))) {
+      if (new RegExp(HEREDOC.source).test(stripFlags(firstLine))) {
         const h = heredocsOf(afterKeyword, file, at);
         args = stripFlags(h.first).trim();
         heredocs = h.heredocs;
       }
-      HEREDOC.lastIndex = 0;
     }
     const ins: Instruction = { keyword, args: args.trim(), flags: flagsOf(ai), heredocs, line: at.line, column: at.column };
     if (keyword === 'FROM') {

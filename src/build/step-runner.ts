@@ -163,7 +163,9 @@ export class StepRunner {
     const forceDir = pathWords.length + heredocItems.length > 1 || pathWords.some((w) => /[*?[]/.test(w));
     const flagText = [from !== undefined ? `--from=${from}` : '', chown !== undefined ? `--chown=${chown}` : '', chmodText !== undefined ? `--chmod=${chmodText}` : ''].filter(Boolean).join(' ');
     const display = `${what} ${flagText ? flagText + ' ' : ''}${srcWords.join(' ')} ${destWord}`;
-    const keyText = `${what} ${flagText ? flagText + ' ' : ''}${JSON.stringify(srcWords)} ${dest}${fromImage ? ` from ${fromImage}` : ''}`;
+    // --from sources count by content (the digest below), not by the image they came from:
+    // a stage rebuilt into the same files leaves this step cached, as in BuildKit.
+    const keyText = `${what} ${flagText ? flagText + ' ' : ''}${JSON.stringify(srcWords)} ${dest}`;
     const createdBy = `${display} # buildkit`;
     const ctx = this.o.context;
     const execute = async (parent: ImageState): Promise<ImageState> => {
