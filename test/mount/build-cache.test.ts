@@ -87,6 +87,9 @@ describe.skipIf(!inject('canMount'))('layerfs build: steps, layers and the cache
     expect((await sys.lgetxattr(join(runLayer, 'app'), 'trusted.overlay.opaque'))?.toString()).toBe('y');
     expect(await readFile(join(runLayer, 'app', 'only'), 'utf8')).toBe('new\n');
     expect(await readFile(join(runLayer, 'srv', 'greeting'), 'utf8')).toBe('hi\n');
+    // The runtime's mount points (/proc, /dev, /sys, /etc/hosts…) are not part of the layer.
+    expect((await readdir(runLayer)).sort()).toEqual(['app', 'etc', 'srv']);
+    expect(await readdir(join(runLayer, 'etc'))).toEqual(['motd']);
     // COPY of a folder copies its contents; owners become root.
     expect((await readdir(join(copyLayer, 'srv'))).sort()).toEqual(['a.txt', 's.txt']);
     expect((await lstat(join(copyLayer, 'srv', 'a.txt'))).uid).toBe(0);

@@ -1,0 +1,42 @@
+/**
+ * The runtime creates a mount point for every mount of the spec that the image lacks —
+ * `/proc`, `/dev`, `/sys`, and the empty files `/etc/hosts`, `/etc/hostname`,
+ * `/etc/resolv.conf` it binds over — and on a union mount those land in the writable
+ * layer. A RUN step's layer must not carry them (BuildKit removes them the same way):
+ * an empty file or folder at one of those paths that no lower layer has is removed from
+ * the writable layer before the commit.
+ */
+import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { defaultMounts } from '../sandbox/docker-defaults.js';
+
+/** Mount destinations of a RUN container, deepest first. */
+function stubPaths(): string[] {
+  const paths = [...defaultMounts().map((m) => m.destination), '/etc/resolv.conf', '/etc/hostname', '/etc/hosts'];
+  return [...new Set(paths)].sort((a, b) => b.split('/').length - a.split('/').length);
+}
+
+/** Whether a path exists in the image below (top layer first; a whiteout hides it). */
+async function inLowers(lowerDirs: string[], rel: string): Promise<boolean> {
+  for (const dir of lowerDirs) {
+    const st = await lstat(join(dir, rel)).catch(() => undefined);
+    if (!st) continue;
+    return !(st.isCharacterDevice() && st.rdev === 0);
+  }
+  return false;
+}
+
+/** Removes the runtime's mount stubs from `upperDir`; `lowerDirs` top layer first. */
+export async function removeMountStubs(upperDir: string, lowerDirs: string[]): Promise<string[]> {
+  const removed: string[] = [];
+  for (const p of stubPaths()) {
+    const host = join(upperDir, p);
+    const st = await lstat(host).catch(() => undefined);
+    if (!st || (await inLowers(lowerDirs, p))) continue;
+    if (st.isFile() && st.size === 0) await unlink(host);
+    else if (st.isDirectory() && (await readdir(host)).length === 0) await rmdir(host);
+    else continue;
+    removed.push(p);
+  }
+  return removed;
+}
