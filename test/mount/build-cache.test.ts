@@ -5,12 +5,12 @@
  * context file by path, a build arg, the instruction), --no-cache, and a failing RUN that
  * leaves no container, mount or cache entry behind.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { cli, cliOk } from '../helpers/cli.js';
+import { cli, cliOk, LAYERFS } from '../helpers/cli.js';
 import { unionMounts } from '../helpers/mounts.js';
 import { storeWithSampleImage } from '../helpers/sample-image.js';
 import * as sys from '../../src/sys/native.js';
@@ -159,6 +159,28 @@ describe.skipIf(!inject('canMount'))('layerfs build: steps, layers and the cache
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('Dockerfile:2: step #2 RUN echo partial > /partial && exit 3');
     expect(r.stderr).toContain('returned a non-zero code: 3');
+    expect(await entries()).toBe(before);
+    await nothingLeft();
+    await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
+  });
+
+  it('Ctrl-C in the middle of a RUN kills it, caches nothing and leaves nothing behind', async () => {
+    const entries = async (): Promise<number> => (await readdir(join(root, 'build-cache', 'entries'))).length;
+    const before = await entries();
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM sample\nRUN echo started && sleep 60 && echo never > /never\n');
+    const p = spawn(process.execPath, [LAYERFS, '--root', root, 'build', ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise<number | null>((r) => p.on('close', r));
+    await new Promise<void>((resolve) => {
+      p.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        // The RUN's output is shown when it ends; its MISS line comes just before it starts.
+        if (stderr.includes('#2 MISS')) setTimeout(resolve, 3000);
+      });
+    });
+    p.kill('SIGINT');
+    expect(await exited).not.toBe(0);
+    expect(stderr).toContain('step #2 RUN echo started && sleep 60 && echo never > /never: interrupted');
     expect(await entries()).toBe(before);
     await nothingLeft();
     await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { parseBuildArgs } from '../../build/build-args.js';
 import { BuildContext } from '../../build/build-context.js';
 import { Builder } from '../../build/builder.js';
+import { plainProgress, ttyProgress } from '../../build/progress.js';
 import { LayerfsError } from '../../core/errors.js';
 import { parseNetwork } from '../../sandbox/run-options.js';
 import { openStore, printJson } from './format.js';
@@ -65,7 +66,7 @@ export function register(program: Command): void {
     .option('--build-arg <KEY=VALUE>', 'set a build arg (repeatable)', collect, [])
     .option('--target <stage>', 'build up to this stage (stages it does not need are skipped)')
     .option('--no-cache', 'run every step (the results are still recorded)')
-    .option('--progress <mode>', 'plain (one line per event) or tty', 'plain')
+    .option('--progress <mode>', 'plain (one line per event), tty (steps redrawn in place) or auto (tty on a terminal)', 'auto')
     .option('--label <KEY=VALUE>', 'add a label to the image (repeatable)', collect, [])
     .option('--network <mode>', 'network of RUN steps: none (default) or host')
     .option('--json', 'print the result (image id and steps) as JSON on stdout')
@@ -90,7 +91,7 @@ export function register(program: Command): void {
           noCache: !flags.cache,
           labels: labelsOf(flags.label),
           network: parseNetwork(flags.network),
-          progress: (line) => process.stderr.write(`${line}\n`),
+          progress: (flags.progress === 'tty' || (flags.progress === 'auto' && process.stderr.isTTY) ? ttyProgress : plainProgress)((s) => process.stderr.write(s)),
           signal: controller.signal,
         });
         const result = await builder.build();
