@@ -7,7 +7,8 @@
  * the writable layer before the commit.
  */
 import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { lgetxattr } from '../sys/native.js';
 import { defaultMounts } from '../sandbox/docker-defaults.js';
 
 /** Mount destinations of a RUN container, deepest first. */
@@ -16,14 +17,29 @@ function stubPaths(): string[] {
   return [...new Set(paths)].sort((a, b) => b.split('/').length - a.split('/').length);
 }
 
-/** Whether a path exists in the image below (top layer first; a whiteout hides it). */
-async function inLowers(lowerDirs: string[], rel: string): Promise<boolean> {
+/** The lstat of a path in the image below (top layer first; a whiteout hides it). */
+async function inLowers(lowerDirs: string[], rel: string): Promise<Awaited<ReturnType<typeof lstat>> | undefined> {
   for (const dir of lowerDirs) {
     const st = await lstat(join(dir, rel)).catch(() => undefined);
     if (!st) continue;
-    return !(st.isCharacterDevice() && st.rdev === 0);
+    return st.isCharacterDevice() && st.rdev === 0 ? undefined : st;
   }
-  return false;
+  return undefined;
+}
+
+/**
+ * A folder the stubs made the mount copy up (`/etc` for `/etc/hosts`) that is now empty,
+ * not opaque, and the same as below is no change: it leaves the layer too.
+ */
+async function removeIdleCopyUp(upperDir: string, lowerDirs: string[], rel: string): Promise<void> {
+  if (rel === '/' || rel === '.') return;
+  const host = join(upperDir, rel);
+  const st = await lstat(host).catch(() => undefined);
+  const below = await inLowers(lowerDirs, rel);
+  if (!st?.isDirectory() || !below?.isDirectory() || (await readdir(host)).length > 0) return;
+  if (st.mode !== below.mode || st.uid !== below.uid || st.gid !== below.gid) return;
+  if ((await lgetxattr(host, 'trusted.overlay.opaque').catch(() => null)) !== null) return;
+  await rmdir(host);
 }
 
 /** Removes the runtime's mount stubs from `upperDir`; `lowerDirs` top layer first. */
@@ -37,6 +53,7 @@ export async function removeMountStubs(upperDir: string, lowerDirs: string[]): P
     else if (st.isDirectory() && (await readdir(host)).length === 0) await rmdir(host);
     else continue;
     removed.push(p);
+    await removeIdleCopyUp(upperDir, lowerDirs, dirname(p));
   }
   return removed;
 }
