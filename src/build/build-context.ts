@@ -55,6 +55,30 @@ const dockerignore = dockerignoreModule.default as unknown as (options?: { ignor
 
 const hasGlob = (p: string): boolean => /[*?[]/.test(p);
 
+/** Files kept by name in a cache entry; beyond this a miss names folders, not files. */
+export const MAX_FILES_NAMED = 5000;
+
+/**
+ * Per-file hashes of a large context are folded into one hash per folder, shallower until
+ * few enough remain: a cache entry stays small (and every build loads every entry), and a
+ * miss still names where the change is.
+ */
+function summarize(files: Record<string, string>, maxNamed: number): Record<string, string> {
+  let depth = 8;
+  let out = files;
+  while (Object.keys(out).length > maxNamed && depth > 0) {
+    const folded = new Map<string, ReturnType<typeof createHash>>();
+    for (const [path, h] of Object.entries(files)) {
+      const key = path.split('/').slice(0, depth).join('/') + (path.split('/').length > depth ? '/' : '');
+      if (!folded.has(key)) folded.set(key, createHash('sha256'));
+      folded.get(key)!.update(`${path}\0${h}\n`);
+    }
+    out = Object.fromEntries([...folded].map(([k, h]) => [k, h.digest('hex').slice(0, 16)]));
+    depth--;
+  }
+  return out;
+}
+
 /** A context folder and its ignore rules. */
 export class BuildContext {
   private constructor(
@@ -162,14 +186,16 @@ export class BuildContext {
   }
 
   /** Digest of everything the sources bring (a directory source: everything below it). */
-  async digestSources(sources: Source[]): Promise<SourcesDigest> {
+  async digestSources(sources: Source[], maxNamed = MAX_FILES_NAMED): Promise<SourcesDigest> {
     const files: Record<string, string> = {};
     const all = createHash('sha256');
     const add = async (s: Source): Promise<void> => {
       const st = s.stat;
       const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
       const h = createHash('sha256').update(`${s.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0${st.uid}:${st.gid}\0`);
-      if (st.isFile()) for await (const chunk of createReadStream(s.abs)) h.update(chunk as Buffer);
+      // Small files in one read: a stream per file costs more than the hashing.
+      if (st.isFile() && st.size <= 1 << 20) h.update(await readFile(s.abs));
+      else if (st.isFile()) for await (const chunk of createReadStream(s.abs)) h.update(chunk as Buffer);
       else if (st.isSymbolicLink()) h.update(await readlink(s.abs));
       const d = h.digest('hex');
       files[s.rel || '.'] = d.slice(0, 16);
@@ -179,7 +205,7 @@ export class BuildContext {
       await add(s);
       if (s.stat.isDirectory()) await this.walk(s.rel, async (c) => (await add(c), true));
     }
-    return { digest: `sha256:${all.digest('hex')}`, files };
+    return { digest: `sha256:${all.digest('hex')}`, files: summarize(files, maxNamed) };
   }
 
   /** A context-relative path for messages. */

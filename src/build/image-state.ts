@@ -92,8 +92,12 @@ export function buildDir(store: Store): string {
 /** Stores a state as an image (tagged `reference` if given); returns the state with its id. */
 export async function storeState(store: Store, s: ImageState, reference?: string): Promise<ImageState> {
   const id = idOf(s);
-  if (!reference && (await store.images.configBytes(id))) return { ...s, stored: id };
   const ref = reference ? parseReference(reference) : undefined;
+  if (await store.images.configBytes(id)) {
+    // Already stored (a cached build): only the tag moves.
+    if (ref) await store.withLock(() => store.tags.set(ref, id));
+    return { ...s, stored: id };
+  }
   const layout = `${buildDir(store)}/${stagingName()}`;
   const blobs = `${layout}/blobs/sha256`;
   await mkdir(blobs, { recursive: true });

@@ -2,7 +2,8 @@
  * `layerfs build` with stages and file sources: --target builds only the stages it needs
  * (an unneeded stage whose RUN would fail is skipped), COPY --from a stage and from a
  * scratch stage, heredocs in RUN and COPY, --chown with names from the image's passwd,
- * --chmod, .dockerignore with a `!` exception, ADD of a local tar, the config fields every
+ * --chmod, COPY --from an image of the store, .dockerignore with a `!` exception, ADD of a
+ * local tar, the config fields every
  * metadata instruction writes; and bad input: unknown instruction (file:line:col), a
  * source outside the context, a missing source, an undefined target, a cycle.
  */
@@ -40,6 +41,7 @@ ARG BASE
 COPY --from=tiny --chown=app /out/artifact /home/app/
 COPY --chmod=700 keep/ /keep/
 ADD files.tar /unpacked/
+COPY --from=sample /app/hello.txt /from-image.txt
 ENV ONE=1 \\
     TWO="two words"
 USER app:app
@@ -86,7 +88,7 @@ describe.skipIf(!inject('canMount'))('layerfs build: stages, sources and bad inp
     const id = await cli(root, ['run', '--rm', '--entrypoint', '/bin/sh', 'multi:1', '-c', 'id']);
     expect(id.stdout).toBe('uid=1000(app) gid=1000(app)\n');
     // As root: --chmod=700 made /keep/sub unreadable for app.
-    const look = await cli(root, ['run', '--rm', '-u', '0', '--entrypoint', '/bin/sh', 'multi:1', '-c', 'stat -c "%u:%g %a %n" /home/app/artifact /keep/a.txt /unpacked/d/inside.txt; find /keep | sort; cat /unpacked/d/inside.txt']);
+    const look = await cli(root, ['run', '--rm', '-u', '0', '--entrypoint', '/bin/sh', 'multi:1', '-c', 'stat -c "%u:%g %a %n" /home/app/artifact /keep/a.txt /unpacked/d/inside.txt; find /keep | sort; cat /unpacked/d/inside.txt /from-image.txt']);
     expect(look.stdout).toBe([
       '1000:1000 644 /home/app/artifact',
       '0:0 700 /keep/a.txt',
@@ -96,6 +98,7 @@ describe.skipIf(!inject('canMount'))('layerfs build: stages, sources and bad inp
       '/keep/sub',
       '/keep/sub/important.log',
       'from the tar',
+      'hello from the app layer',
       '',
     ].join('\n'));
   });

@@ -6,7 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ArgScope, parseBuildArgs } from '../../src/build/build-args.js';
-import { globRegExp } from '../../src/build/build-context.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BuildContext, MAX_FILES_NAMED, globRegExp } from '../../src/build/build-context.js';
 import { parseDockerfile } from '../../src/build/dockerfile.js';
 import { applyMetadata, type RunConfig } from '../../src/build/metadata.js';
 import { jsonForm, keyValuePairs, processWord, processWords } from '../../src/build/shell-words.js';
@@ -142,5 +145,33 @@ describe('ARG', () => {
     expect([...scope.proxies()]).toEqual([['HTTP_PROXY', 'http://p']]);
     expect([...consumed].sort()).toEqual(['B', 'HTTP_PROXY']);
     expect(() => parseBuildArgs(['1BAD=x'])).toThrow('invalid --build-arg');
+  });
+});
+
+describe('source digests', () => {
+  it('name files, ignore mtimes, and fold a large context into folders', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'layerfs-ctx-'));
+    try {
+      for (let d = 0; d < 6; d++) {
+        await mkdir(join(dir, 'src', `d${d}`), { recursive: true });
+        for (let f = 0; f < 10; f++) await writeFile(join(dir, 'src', `d${d}`, `f${f}`), `${d}/${f}`);
+      }
+      await writeFile(join(dir, 'top.txt'), 'top');
+      const ctx = await BuildContext.open(dir);
+      // A small limit stands for MAX_FILES_NAMED, which only a very large context reaches.
+      expect(MAX_FILES_NAMED).toBeGreaterThan(1000);
+      const digest = async () => ctx.digestSources(await ctx.resolve(['.'], 'COPY'), 50);
+      const a = await digest();
+      expect(Object.keys(a.files).length).toBeLessThanOrEqual(50);
+      expect(a.files['top.txt']).toBeDefined();
+      await writeFile(join(dir, 'src', 'd3', 'f7'), 'changed');
+      await writeFile(join(dir, 'top.txt'), 'top'); // rewritten, same content: not a change
+      const b = await digest();
+      expect(b.digest).not.toBe(a.digest);
+      const changed = Object.keys(b.files).filter((k) => a.files[k] !== b.files[k]);
+      expect(changed).toEqual(['src/d3/']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
