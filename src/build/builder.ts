@@ -9,7 +9,8 @@
 import { LayerfsError } from '../core/errors.js';
 import { shortId, type Digest } from '../core/digest.js';
 import type { Store } from '../store/store.js';
-import { ArgScope, PROXY_ARGS } from './build-args.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../image/platform.js';
+import { ArgScope, PROXY_ARGS, platformArgs } from './build-args.js';
 import { BuildCache, cacheKey, type CacheInputs } from './build-cache.js';
 import type { BuildContext } from './build-context.js';
 import { parseDockerfile, syntaxError, type Dockerfile, type Instruction, type StageDef } from './dockerfile.js';
@@ -180,6 +181,12 @@ export class Builder {
     for (const [k, v] of this.globals) if (v !== undefined) globals.set(k, v);
     const base = processWord(def.from.args.split(/\s+/)[0]!, globals, this.lex);
     const label = def.name ?? `stage-${def.index}`;
+    for (const [k, v] of def.from.flags) {
+      if (k !== 'platform') throw syntaxError(this.df.file, def.from, `FROM: unknown flag --${k}`);
+      // Platform args ($BUILDPLATFORM…) are the host's: only the host platform can be built.
+      const want = parsePlatform(processWord(v ?? '', new Map([...platformArgs(), ...globals]), this.lex));
+      if (!platformMatches(want, hostPlatform())) throw syntaxError(this.df.file, def.from, `FROM --platform=${formatPlatform(want)}: layerfs builds for the host platform only (${formatPlatform(hostPlatform())})`);
+    }
     const args = new ArgScope(this.o.buildArgs, this.globals, this.consumed);
     const n = ++this.stepNo;
     this.o.progress(`#${n} [${label}] FROM ${base}`);

@@ -160,6 +160,8 @@ describe.skipIf(!inject('canMount'))('layerfs build: stages, sources and bad inp
     expect(await bad('FROM sample AS a\n', ['--target', 'nope'])).toContain('target stage "nope" could not be found');
     expect(await bad('FROM sample AS a\nCOPY --from=b /x /x\nFROM sample AS b\nCOPY --from=a /y /y\n')).toContain('circular dependency');
     expect(await bad('FROM nosuchimage\n')).toContain('FROM nosuchimage: no such image in the store');
+    const other = process.arch === 'x64' ? 'linux/arm64' : 'linux/amd64';
+    expect(await bad(`FROM --platform=${other} sample\n`)).toContain(`FROM --platform=${other}: layerfs builds for the host platform only`);
     expect(await readdir(join(root, 'containers')).catch(() => [])).toEqual([]);
     expect(unionMounts().filter((m) => m.mountpoint.startsWith(root))).toEqual([]);
   });
