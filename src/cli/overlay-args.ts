@@ -24,14 +24,18 @@ export interface OverlayArgs {
 
 /** Options with no effect on layerfs, accepted for compatibility. */
 const IGNORED = new Set([
-  'volatile', 'fsync', 'nodev', 'nosuid', 'noexec', 'exec', 'suid', 'dev', 'rw', 'noatime', 'relatime',
+  'volatile', 'fsync', 'noexec', 'exec', 'rw', 'noatime', 'relatime',
   'strictatime', 'squash_to_root', 'squash_to_uid', 'squash_to_gid', 'static_nlink', 'noacl', 'xino',
   'redirect_dir', 'index', 'metacopy', 'uidmapping', 'gidmapping', 'timeout', 'threaded', 'writeback',
   'noxattrs', 'plugins', 'context', 'fscontext', 'defcontext', 'rootcontext', 'userxattr', 'auto_unmount',
   'max_idle_threads', 'default_permissions', 'allow_other', 'allow_root', 'debug', '_netdev',
 ]);
-/** Options libfuse understands and layerfs passes through. */
-const PASSED = new Set(['ro', 'entry_timeout', 'attr_timeout', 'negative_timeout', 'kernel_cache']);
+/**
+ * Options libfuse understands and layerfs passes through. suid/dev matter: mount.fuse3
+ * adds them for root (mount(8)'s defaults), and a container rootfs mounted by containerd
+ * through it needs setuid binaries and device nodes to work as on overlayfs.
+ */
+const PASSED = new Set(['ro', 'entry_timeout', 'attr_timeout', 'negative_timeout', 'kernel_cache', 'suid', 'nosuid', 'dev', 'nodev']);
 
 /** Splits on commas, keeping backslash-escaped ones (the libfuse convention). */
 function splitOptions(s: string): string[] {

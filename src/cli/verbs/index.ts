@@ -23,6 +23,7 @@ import * as stop from './stop.js';
 import * as exec from './exec.js';
 import * as logs from './logs.js';
 import * as save from './save.js';
+import * as snapshotter from './snapshotter.js';
 import * as tag from './tag.js';
 import * as ui from './ui.js';
 import * as umount from './umount.js';
@@ -32,6 +33,7 @@ const verbs: Array<{ register(program: Command): void }> = [
   mount, umount, ps, rm,
   run, stop, exec, logs,
   build, diff, commit, layers, explain, events, ui,
+  snapshotter,
 ];
 
 export function registerVerbs(program: Command): void {
