@@ -67,13 +67,21 @@ function wireMounts(mounts: MountSpec[]): object {
 type Req = Record<string, unknown> & { key?: string; parent?: string; name?: string; labels?: Record<string, string> };
 
 /** Wraps an async handler: its result or its error becomes the reply. */
+/** Calls that change state: logged one line each (with their outcome), as containerd logs them at debug. */
+const LOGGED = new Set(['Prepare', 'View', 'Commit', 'Remove', 'Update', 'Cleanup']);
+
 function unary(log: (line: string) => void, op: string, fn: (req: Req) => Promise<object>): grpc.handleUnaryCall<Req, object> {
   return (call, callback) => {
-    fn(call.request).then(
-      (reply) => callback(null, reply),
+    const r = call.request;
+    const what = `${op} ${[r.name, r.key, r.parent].filter((x) => x).map((x) => JSON.stringify(x)).join(' ')}`;
+    fn(r).then(
+      (reply) => {
+        if (LOGGED.has(op)) log(`${what}: ok`);
+        callback(null, reply);
+      },
       (err: unknown) => {
         const status = toStatus(err);
-        if (status.code === grpc.status.UNKNOWN) log(`${op}: ${(err as Error)?.stack ?? String(err)}`);
+        log(`${what}: ${status.code === grpc.status.UNKNOWN ? ((err as Error)?.stack ?? String(err)) : status.details}`);
         callback(status as grpc.ServiceError, null);
       },
     );
@@ -101,7 +109,11 @@ export function snapshotsHandlers(sn: Snapshotter, log: (line: string) => void):
           for (let i = 0; i < infos.length; i += 100) call.write({ info: infos.slice(i, i + 100).map(wireInfo) });
           call.end();
         },
-        (err: unknown) => call.destroy(Object.assign(new Error(toStatus(err).details), toStatus(err))),
+        (err: unknown) => {
+          log(`List: ${toStatus(err).details}`);
+          // grpc-js sends a server stream's status from its 'error' event.
+          call.emit('error', toStatus(err));
+        },
       );
     },
     Usage: unary(log, 'Usage', async (r) => sn.usage(r.key ?? '')),
@@ -138,7 +150,10 @@ export async function serveSnapshotter(sn: Snapshotter, address: string, log: (l
   return {
     shutdown: () =>
       new Promise<void>((resolve) => {
+        // Calls in flight get a few seconds to finish; then the connections are cut.
+        const force = setTimeout(() => server.forceShutdown(), 5000);
         server.tryShutdown(() => {
+          clearTimeout(force);
           void unlink(address).catch(() => undefined).then(() => resolve());
         });
       }),
