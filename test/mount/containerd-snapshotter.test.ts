@@ -66,7 +66,6 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
 
   afterAll(async () => {
     await env?.teardown();
-    if (process.env.KEEP_LOG) await exec("cp", [join(work, "snapshotter.log"), join(work, "containerd.log"), "/tmp/"]);
   });
 
   it('imports the image as a chain of committed layerfs snapshots, one folder each', async () => {
@@ -133,7 +132,7 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
 
       const ls = await snapshotLines(sn);
       expect(ls.some((l) => l.startsWith(`committed-${sn} `) && l.endsWith(' Committed'))).toBe(true);
-      expect(ls, ls.join("\n")).toContain(`view-${sn} committed-${sn} View`);
+      expect(ls, ls.join('\n')).toContain(`view-${sn} committed-${sn} View`);
       await env.ctrOk([...s, 'label', `committed-${sn}`, 'layerfs.test/k=v']);
       const info = JSON.parse(await env.ctrOk([...s, 'info', `committed-${sn}`])) as { Kind: string; Labels: Record<string, string> };
       expect(info.Kind).toBe('Committed');
