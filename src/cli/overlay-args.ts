@@ -4,7 +4,9 @@
  *   mount.fuse.layerfs SOURCE MOUNTPOINT -o OPTIONS        (the mount(8) helper form)
  * Relative paths resolve from the current directory (containers-storage runs from its
  * graph root). Options layerfs has no use for are ignored with a note, as fuse-overlayfs
- * ignores them; empty options (",,") are skipped.
+ * ignores them; empty options (",,") are skipped. One option is layerfs's own:
+ * `layerfs_index=FILE`, the lower-index cache of lowers that never change (the containerd
+ * snapshotter passes it for committed snapshots), loaded instead of walking the lowers.
  */
 import { resolve } from 'node:path';
 import { LayerfsError } from '../core/errors.js';
@@ -13,6 +15,8 @@ export interface OverlayArgs {
   lowerDirs: string[];
   upperDir?: string;
   workDir?: string;
+  /** `layerfs_index=FILE`: where the merged lower index is cached (see UnionMountConfig.indexCache). */
+  indexCache?: string;
   mountpoint: string;
   foreground: boolean;
   readOnly: boolean;
@@ -68,6 +72,7 @@ export function parseOverlayArgs(argv: string[], cwd = process.cwd()): OverlayAr
     if (key === 'lowerdir') out.lowerDirs = value.split(':').filter(Boolean).map((d) => resolve(cwd, d));
     else if (key === 'upperdir') out.upperDir = resolve(cwd, value);
     else if (key === 'workdir') out.workDir = resolve(cwd, value);
+    else if (key === 'layerfs_index') out.indexCache = resolve(cwd, value);
     else if (PASSED.has(key)) {
       out.fuseOptions.push(opt);
       if (key === 'ro') out.readOnly = true;

@@ -18,6 +18,7 @@ async function main(): Promise<number> {
   const config = {
     mountpoint: args.mountpoint,
     lowerDirs: args.lowerDirs,
+    ...(args.indexCache ? { indexCache: args.indexCache } : {}),
     ...(args.upperDir && args.workDir && !args.readOnly ? { upperDir: args.upperDir, workDir: args.workDir } : {}),
     fsname: 'layerfs',
     extraOptions: args.fuseOptions,

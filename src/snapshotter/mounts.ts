@@ -9,7 +9,9 @@
  *                         `mount.fuse3 layerfs TARGET -o lowerdir=…,upperdir=…,workdir=…
  *                         -t layerfs-overlay`, and mount.fuse3 runs `layerfs-overlay` from
  *                         PATH — the fuse-overlayfs-compatible mount program. A view gets
- *                         no upperdir and `ro`.
+ *                         no upperdir and `ro`. `layerfs_index=` names the lower-index
+ *                         cache of the parent chain (committed layers never change, so
+ *                         each mount loads it instead of walking every layer).
  *
  * `lowerdir` lists the parent chain top first, as overlayfs does. The FUSE mount is owned
  * by whoever mounted it (containerd or its shim), not by the snapshotter: unmounting it
@@ -37,6 +39,8 @@ export interface MountInput {
   lowers: string[];
   /** Program name after `fuse3.` (fuse-overlayfs for comparisons). */
   program?: string;
+  /** The lowers' index cache file, passed as `layerfs_index=` (layerfs-overlay only). */
+  indexCache?: string;
 }
 
 /** The mounts for one active or view snapshot. */
@@ -48,8 +52,10 @@ export function snapshotMounts(m: MountInput): MountSpec[] {
   if (ro && m.lowers.length === 1) {
     return [{ type: 'bind', source: m.lowers[0]!, target: '', options: ['ro', 'rbind'] }];
   }
+  const program = m.program ?? DEFAULT_MOUNT_PROGRAM;
   const options = [`lowerdir=${m.lowers.join(':')}`];
+  if (m.indexCache !== undefined && program === DEFAULT_MOUNT_PROGRAM) options.push(`layerfs_index=${m.indexCache}`);
   if (ro) options.push('ro');
   else options.push(`upperdir=${m.upper}`, `workdir=${m.work}`);
-  return [{ type: `fuse3.${m.program ?? DEFAULT_MOUNT_PROGRAM}`, source: 'layerfs', target: '', options }];
+  return [{ type: `fuse3.${program}`, source: 'layerfs', target: '', options }];
 }

@@ -6,6 +6,9 @@
  *                                      layer (overlayfs on-disk format); after Commit, the
  *                                      same folder is a read-only layer, never written again
  *   <state>/snapshots/<id>/work/       the union's work folder (copy-up staging)
+ *   <state>/snapshots/<id>/lower-index the merged index of the chain this committed
+ *                                      snapshot tops (union/lower-index-cache.ts), built
+ *                                      once, when a child is first created on it
  *
  * Keys and names share one namespace. Prepare/View take a committed parent (or none);
  * Commit turns an active snapshot into a committed one under a new name (the key goes);
@@ -19,6 +22,7 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import { stagingName } from '../store/store-paths.js';
+import { LowerIndex } from '../union/lower-index.js';
 import { Mutex } from '../union/mutex.js';
 import { diskUsage } from './disk-usage.js';
 import { parseFilters } from './filters.js';
@@ -96,7 +100,7 @@ export class Snapshotter {
 
   /** Prepare (active) or View (view): a new snapshot on top of committed `parent`. */
   async create(kind: 'active' | 'view', key: string, parent: string, labels: Record<string, string>): Promise<MountSpec[]> {
-    return this.lock.run(async () => {
+    const mounts = await this.lock.run(async () => {
       if (key === '') throw new LayerfsError('INVALID_ARGUMENT', 'snapshot key is empty');
       checkLabels(labels);
       const data = await this.meta.read();
@@ -121,6 +125,21 @@ export class Snapshotter {
       }
       return this.mountsOf(await this.meta.read(), record);
     });
+    await this.ensureIndex(mounts);
+    return mounts;
+  }
+
+  /**
+   * Builds the parent chain's index cache if it is missing, here in the long-lived
+   * service (outside the lock: it walks every layer once), so that no mount of the chain
+   * pays for the walk. A failure only costs speed: the mount process builds it itself.
+   */
+  private async ensureIndex(mounts: MountSpec[]): Promise<void> {
+    const opt = (name: string): string | undefined => mounts[0]?.options.find((o) => o.startsWith(`${name}=`))?.slice(name.length + 1);
+    const cache = opt('layerfs_index');
+    const lowers = opt('lowerdir');
+    if (cache === undefined || lowers === undefined) return;
+    await LowerIndex.ensureCache(lowers.split(':'), cache).catch(() => undefined);
   }
 
   /** The mounts of an active or view snapshot. */
@@ -144,6 +163,7 @@ export class Snapshotter {
       upper: this.fsDir(r.id),
       work: this.workDir(r.id),
       lowers,
+      ...(r.parent !== '' ? { indexCache: join(this.snapshotsDir, data.snapshots[r.parent]!.id, 'lower-index') } : {}),
       ...(this.options.mountProgram ? { program: this.options.mountProgram } : {}),
     });
   }

@@ -176,6 +176,10 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
       // The FUSE mount belongs to the shim's mount, not to the snapshotter.
       const e = await env.ctr(['tasks', 'exec', '--exec-id', 'probe', 'bg', 'cat', '/app/config.ini']);
       expect(e.stdout).toBe('greeting=hello\n');
+      // The rootfs honours setuid and device nodes, as on overlayfs (mount.fuse3 asks for suid,dev).
+      const root = await env.ctr(['tasks', 'exec', '--exec-id', 'probe2', 'bg', 'busybox', 'grep', ' / / ', '/proc/self/mountinfo']);
+      expect(root.stdout).toContain('fuse.layerfs');
+      expect(root.stdout.split(' ')[5]!.split(',')).not.toContain('nosuid');
     } finally {
       await env.startSnapshotter();
     }

@@ -112,9 +112,16 @@ describe('layerfs snapshotter gRPC service', () => {
         type: 'fuse3.layerfs-overlay',
         source: 'layerfs',
         target: '',
-        options: [`lowerdir=${lowers.map((id) => join(state, 'snapshots', id, 'fs')).join(':')}`, `upperdir=${join(state, 'snapshots', await idOf('top'), 'fs')}`, `workdir=${join(state, 'snapshots', await idOf('top'), 'work')}`],
+        options: [
+          `lowerdir=${lowers.map((id) => join(state, 'snapshots', id, 'fs')).join(':')}`,
+          `layerfs_index=${join(state, 'snapshots', lowers[0]!, 'lower-index')}`,
+          `upperdir=${join(state, 'snapshots', await idOf('top'), 'fs')}`,
+          `workdir=${join(state, 'snapshots', await idOf('top'), 'work')}`,
+        ],
       },
     ]);
+    // The chain's index was built by the service, once, beside the parent's layer.
+    expect(existsSync(join(state, 'snapshots', lowers[0]!, 'lower-index'))).toBe(true);
     expect(((await c.call('Mounts', { key: 'top' })).mounts as Mount[])).toEqual(top);
     const v2 = (await view({ key: 'v2', parent: 'c2' })).mounts as Mount[];
     expect(v2[0]!.type).toBe('fuse3.layerfs-overlay');
