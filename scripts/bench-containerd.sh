@@ -90,6 +90,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 EOF
 node "$REPO/dist/cli/main.js" snapshotter --root "$WORK/lf" --address "$WORK/layerfs.sock" > "$WORK/lf.log" 2>&1 & PIDS+=($!)
 node "$REPO/dist/cli/main.js" snapshotter --root "$WORK/fo" --address "$WORK/fuse-overlayfs.sock" --mount-program fuse-overlayfs > "$WORK/fo.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 300); do [ -S "$WORK/layerfs.sock" ] && [ -S "$WORK/fuse-overlayfs.sock" ] && break; sleep 0.1; done
 containerd --config "$WORK/config.toml" > "$WORK/containerd.log" 2>&1 & PIDS+=($!)
 CTR=(ctr -a "$WORK/containerd.sock")
 for _ in $(seq 100); do "${CTR[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
