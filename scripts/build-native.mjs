@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateFormats } from './generate-formats.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FUSE_NATIVE_VERSION = '2.2.6';
@@ -74,6 +75,8 @@ try {
   fail('libfuse 2 headers are missing: apt-get install libfuse-dev libfuse2 (scripts/setup does it)');
 }
 rmSync(join(fuseNative, 'prebuilds'), { recursive: true, force: true });
+// The binary formats' C headers, from their one definition in src/engine/formats/.
+for (const f of await generateFormats()) console.log(`layerfs build-native: generated ${f}`);
 buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'layerfs-fast.h', 'binding.gyp'], join(fuseNative, 'build', 'Release', 'fuse.node'));
 
 const sysNative = join(root, 'src', 'sys', 'native');
