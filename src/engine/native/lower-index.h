@@ -102,7 +102,7 @@ int lf_index_entry (const lf_index_t *idx, uint32_t row, lf_entry_t *out);
 // a slash), not NUL-terminated; *len set. `child` must be one of dir's children.
 const char * lf_index_child_name (const lf_entry_t *dir, const lf_entry_t *child, uint32_t *len);
 
-// Writes root(layer) + path + NUL into buf. Returns buf, or NULL when it does not fit.
+// Writes root(layer) + path + NUL into buf ("/" is the root alone). Returns buf, or NULL when it does not fit.
 char * lf_index_backing_path (const lf_index_t *idx, const lf_entry_t *e, char *buf, size_t size);
 
 // The bytes the index reads (the whole file), e.g. to hand them to JavaScript.
