@@ -77,7 +77,14 @@ try {
 rmSync(join(fuseNative, 'prebuilds'), { recursive: true, force: true });
 // The binary formats' C headers, from their one definition in src/engine/formats/.
 for (const f of await generateFormats()) console.log(`layerfs build-native: generated ${f}`);
-buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'layerfs-fast.h', 'binding.gyp'], join(fuseNative, 'build', 'Release', 'fuse.node'));
+// The patched binding compiles layerfs's own C from src/engine/native/ too (its binding.gyp
+// names them relative to node_modules/fuse-native), so those sources are part of its stamp.
+const engineNative = join(root, 'src', 'engine', 'native');
+const sharedSources = ['lower-index', 'upper-set', 'resolve']
+  .flatMap((n) => [`${n}.c`, `${n}.h`])
+  .concat(['handle.h', ...readdirSync(join(engineNative, 'generated')).sort().map((f) => `generated/${f}`)])
+  .map((f) => join('..', '..', 'src', 'engine', 'native', f));
+buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'layerfs-fast.h', 'binding.gyp', ...sharedSources], join(fuseNative, 'build', 'Release', 'fuse.node'));
 
 const sysNative = join(root, 'src', 'sys', 'native');
 const sysSources = ['binding.gyp', ...readdirSync(sysNative).filter((f) => /\.[ch]$/.test(f)).sort()];

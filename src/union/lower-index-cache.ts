@@ -11,6 +11,7 @@
  * rebuilt by the caller, never trusted.
  */
 import { randomBytes } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
@@ -60,7 +61,7 @@ export async function checkIndexCache(file: string, roots: Buffer[]): Promise<st
 
 /** Writes `table` for `roots` to `file` atomically (temp file + rename). */
 export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTable): Promise<void> {
-  const parts = await encodeIndexCache(roots, t);
+  const parts = encodeIndexCache(await Promise.all(roots.map(identify)), t);
   const dir = dirname(file);
   await mkdir(dir, { recursive: true });
   // The store's staging-name shape (store-paths.ts), so store cleanup recognises a leftover.
@@ -87,12 +88,20 @@ export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTab
 }
 
 /**
- * The cache file's bytes for `table`, as one Buffer (8-aligned, not pooled): what the
- * native side reads when the index was built rather than loaded (no cache file).
+ * The cache file's bytes for `table`: the file itself when the table was loaded from one,
+ * else the same layout encoded now into one Buffer (8-aligned, not pooled) — what the
+ * native side reads in place. Encoding stats the layer roots (synchronously: they are
+ * never the mount being served) and copies the columns once.
  */
-export async function indexCacheBytes(roots: Buffer[], t: IndexTable): Promise<Buffer> {
+export function indexCacheBytes(roots: Buffer[], t: IndexTable): Buffer {
   if (t.file !== undefined) return t.file;
-  const parts = await encodeIndexCache(roots, t);
+  const parts = encodeIndexCache(
+    roots.map((path) => {
+      const st = lstatSync(path, { bigint: true });
+      return { path, ino: st.ino, ctimeNs: st.ctimeNs };
+    }),
+    t,
+  );
   const out = Buffer.allocUnsafeSlow(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) o += p.copy(out, o);
@@ -100,9 +109,9 @@ export async function indexCacheBytes(roots: Buffer[], t: IndexTable): Promise<B
 }
 
 /** The file's sections, in order (views of the table's columns, not copies). */
-async function encodeIndexCache(roots: Buffer[], t: IndexTable): Promise<Buffer[]> {
+function encodeIndexCache(ids: RootIdentity[], t: IndexTable): Buffer[] {
   if (!littleEndian) throw new Error('index caches are little-endian only');
-  const rootsPart = encodeRoots(await Promise.all(roots.map(identify)));
+  const rootsPart = encodeRoots(ids);
   const n = t.count;
   const head = Buffer.alloc(HEADER_BYTES);
   const parts: Buffer[] = [head, rootsPart];
@@ -117,7 +126,7 @@ async function encodeIndexCache(roots: Buffer[], t: IndexTable): Promise<Buffer[
   head.writeUInt32LE(t.dirLayers.length, HEADER.dirLayerWords);
   head.writeUInt32LE(t.bytes.length, HEADER.poolBytes);
   head.writeUInt32LE(rootsPart.length, HEADER.rootsBytes);
-  head.writeUInt32LE(roots.length, HEADER.rootCount);
+  head.writeUInt32LE(ids.length, HEADER.rootCount);
   let crc = crc32(head.subarray(CRC_FROM));
   for (const p of parts.slice(1)) crc = crc32(p, crc);
   head.writeUInt32LE(crc, HEADER.crc);

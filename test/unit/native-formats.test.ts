@@ -63,7 +63,7 @@ beforeAll(async () => {
   index = await LowerIndex.open(layers.lowers, { cacheFile });
   expect(index.origin.loaded).toBe(false);
   expect(index.origin.writeError).toBeUndefined();
-});
+}, 120_000); // compiling C on a busy machine
 
 afterAll(async () => {
   await layers?.cleanup();
