@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateFormats } from './generate-formats.mjs';
 
@@ -77,15 +77,17 @@ try {
 rmSync(join(fuseNative, 'prebuilds'), { recursive: true, force: true });
 // The binary formats' C headers, from their one definition in src/engine/formats/.
 for (const f of await generateFormats()) console.log(`layerfs build-native: generated ${f}`);
-// The patched binding compiles layerfs's own C from src/engine/native/ too (its binding.gyp
-// names them relative to node_modules/fuse-native), so those sources are part of its stamp.
+// Both addons compile layerfs's own C from src/engine/native/ too (their binding.gyp files
+// name it relatively), so those sources are part of their rebuild stamps.
 const engineNative = join(root, 'src', 'engine', 'native');
-const sharedSources = ['lower-index', 'upper-set', 'resolve']
-  .flatMap((n) => [`${n}.c`, `${n}.h`])
-  .concat(['handle.h', ...readdirSync(join(engineNative, 'generated')).sort().map((f) => `generated/${f}`)])
-  .map((f) => join('..', '..', 'src', 'engine', 'native', f));
+const engineSources = (fromDir) =>
+  ['lower-index', 'upper-set', 'resolve']
+    .flatMap((n) => [`${n}.c`, `${n}.h`])
+    .concat(['handle.h', ...readdirSync(join(engineNative, 'generated')).sort().map((f) => `generated/${f}`)])
+    .map((f) => relative(fromDir, join(engineNative, f)));
+const sharedSources = engineSources(fuseNative);
 buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'layerfs-fast.h', 'binding.gyp', ...sharedSources], join(fuseNative, 'build', 'Release', 'fuse.node'));
 
 const sysNative = join(root, 'src', 'sys', 'native');
-const sysSources = ['binding.gyp', ...readdirSync(sysNative).filter((f) => /\.[ch]$/.test(f)).sort()];
+const sysSources = ['binding.gyp', ...readdirSync(sysNative).filter((f) => /\.[ch]$/.test(f)).sort(), ...engineSources(sysNative)];
 buildIfChanged('layerfs_sys', sysNative, sysSources, join(sysNative, 'build', 'Release', 'layerfs_sys.node'));

@@ -18,8 +18,8 @@ import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { hasErrnoCode } from '../core/errors.js';
 import { cacheFileBytes, CRC_FROM, HEADER, HEADER_BYTES, INDEX_MAGIC, ROOT } from '../engine/formats/index-cache.js';
-import { COLUMNS, INDEX_VERSION, NONE, type IndexTable } from './lower-index-table.js';
-import { S_IFDIR, S_IFLNK, S_IFMT } from './overlay-format.js';
+import { COLUMNS, INDEX_VERSION, type IndexTable } from './lower-index-table.js';
+import { sys } from './sys.js';
 
 interface RootIdentity {
   path: Buffer;
@@ -42,14 +42,25 @@ interface Header {
 
 const littleEndian = endianness() === 'LE';
 
-/** The table cached in `file` for `roots`, or why it cannot be used. */
+/**
+ * The table cached in `file` for `roots`, or why it cannot be used. The file is mapped,
+ * not read (src/sys/native.ts mapIndexCache): the native reader checks its checksum, its
+ * layer roots and every offset, then drops the pages from the resident set, so a process
+ * holds only the pages its lookups touch, and native code can read the same bytes.
+ */
 export async function readIndexCache(file: string, roots: Buffer[]): Promise<IndexTable | string> {
-  return withCache(file, roots, async (fh, h) => {
-    // Not pooled, so the views below start at an 8-aligned offset of their own memory.
-    const buf = Buffer.allocUnsafeSlow(h.fileSize);
-    await readFully(fh, buf, 0);
-    if (crc32(buf.subarray(CRC_FROM)) !== h.crc) return 'checksum mismatch';
-    return viewTable(buf, h);
+  return withCache(file, roots, async () => {
+    let mapped: Buffer;
+    try {
+      mapped = Buffer.from(sys.mapIndexCache(file));
+    } catch (err) {
+      return (err as Error).message;
+    }
+    // Parsed again from the mapping: the file may have been replaced since withCache looked.
+    const h = parseHeader(mapped.subarray(0, HEADER_BYTES), mapped.length);
+    if (typeof h === 'string') return h;
+    const problem = await checkRoots(mapped.subarray(HEADER_BYTES, h.dataStart), h.rootCount, roots);
+    return problem ?? viewTable(mapped, h);
   });
 }
 
@@ -191,6 +202,12 @@ async function readHeader(fh: FileHandle): Promise<Header | string> {
   if (size < HEADER_BYTES) return 'truncated cache';
   const head = Buffer.alloc(HEADER_BYTES);
   await readFully(fh, head, 0);
+  return parseHeader(head, size);
+}
+
+/** The header of a cache file of `size` bytes, checked against that size. */
+function parseHeader(head: Buffer, size: number): Header | string {
+  if (size < HEADER_BYTES) return 'truncated cache';
   if (head.readUInt32LE(HEADER.magic) !== INDEX_MAGIC) return 'not an index cache';
   const version = head.readUInt32LE(HEADER.version);
   if (version !== INDEX_VERSION) return `cache version ${version}, not ${INDEX_VERSION}`;
@@ -231,7 +248,7 @@ async function identify(root: Buffer): Promise<RootIdentity> {
   return { path: root, ino: st.ino, ctimeNs: st.ctimeNs };
 }
 
-/** Typed-array views of the sections of `buf` (no copy), after bounds checks of every row. */
+/** Typed-array views of the sections of `buf` (no copy); the native reader has checked every offset. */
 function viewTable(buf: Buffer, h: Header): IndexTable | string {
   const ab = buf.buffer;
   let off = buf.byteOffset + h.dataStart;
@@ -252,25 +269,7 @@ function viewTable(buf: Buffer, h: Header): IndexTable | string {
   off += h.rows;
   t.bytes = Buffer.from(ab, off, h.poolBytes);
   t.file = buf;
-  const table = t as IndexTable;
-  return checkRows(table) ?? table;
-}
-
-/** Every offset in range, so a reader can never index past a section (checksums catch the rest). */
-function checkRows(t: IndexTable): string | undefined {
-  const pool = t.bytes.length;
-  for (let row = 0; row < t.count; row++) {
-    if (t.pathOff[row]! + t.pathLen[row]! > pool) return `row ${row}: path out of range`;
-    const type = t.mode[row]! & S_IFMT;
-    if (type === S_IFDIR) {
-      if (t.aux0[row]! + t.aux1[row]! > t.count && t.aux1[row]! > 0) return `row ${row}: children out of range`;
-      const dl = t.dirLayersOff[row]!;
-      if (dl === NONE || dl >= t.dirLayers.length || dl + 1 + t.dirLayers[dl]! > t.dirLayers.length) return `row ${row}: dir layers out of range`;
-    } else if (type === S_IFLNK && t.aux0[row]! !== NONE && t.aux0[row]! + t.aux1[row]! > pool) {
-      return `row ${row}: target out of range`;
-    }
-  }
-  return undefined;
+  return t as IndexTable;
 }
 
 async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
