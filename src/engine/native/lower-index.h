@@ -73,7 +73,9 @@ typedef struct {
   struct stat st;
 } lf_entry_t;
 
-// Maps `file` and validates it (flags: LF_INDEX_*). *out is set only on success.
+// Maps `file` and validates it (flags: LF_INDEX_*). *out is set only on success. The pages
+// the checks read are dropped from the process's resident set afterwards (MADV_DONTNEED;
+// they stay in the page cache), so the process holds only what lookups touch.
 int lf_index_open_file (const char *file, unsigned flags, lf_index_t **out, char *err, size_t err_size);
 
 // Uses `size` bytes at `data` (the whole cache file's content, 8-byte aligned) without
