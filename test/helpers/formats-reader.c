@@ -103,9 +103,9 @@ static int script (lf_index_t *idx) {
       if (a == LF_UPPER) {
         printf(",\"flags\":%u,\"origin\":\"%" PRIu64 "\"", f.flags, f.origin_ino);
         struct stat st;
-        if ((f.flags & LF_UPPER_OWN_STAT) && lf_resolve_upper_lstat(up, path, &f, &st) == 0) {
-          printf(",\"lstatIno\":\"%" PRIu64 "\",\"lstatMode\":%u", (uint64_t) st.st_ino, (unsigned) st.st_mode);
-        }
+        int rc = (f.flags & LF_UPPER_OWN_STAT) ? lf_resolve_upper_lstat(up, path, &f, &st) : -1;
+        if (f.flags & LF_UPPER_OWN_STAT) printf(",\"lstatRc\":%d", rc);
+        if (rc == 0) printf(",\"lstatIno\":\"%" PRIu64 "\",\"lstatMode\":%u", (uint64_t) st.st_ino, (unsigned) st.st_mode);
       }
       printf("}\n");
     } else if (strcmp(cmd, "fh") == 0) {

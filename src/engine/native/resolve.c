@@ -39,8 +39,7 @@ int lf_resolve_upper_lstat (lf_upper_set_t *upper, const char *path, const lf_up
   size_t root_len;
   const char *root = lf_upper_root_locked(upper, &root_len);
   int r = 0;
-  if (root == NULL) r = -ENOENT;
-  else if (root_len + len + 1 > sizeof(real)) r = -ENAMETOOLONG;
+  if (root == NULL || root_len + len + 1 > sizeof(real)) r = LF_ASK_JS;
   else {
     memcpy(real, root, root_len);
     memcpy(real + root_len, path, len + 1);

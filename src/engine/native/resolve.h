@@ -38,8 +38,10 @@ typedef enum {
 lf_answer_t lf_resolve (const lf_index_t *idx, lf_upper_set_t *upper, const char *path, lf_entry_t *entry, lf_upper_facts_t *facts);
 
 // lstat of an LF_UPPER_OWN_STAT path in the upper root, with st_ino as the union numbers
-// it (facts->origin_ino, else lf_ino_upper). Returns 0, -errno from lstat, or
-// -ENAMETOOLONG / -ENOENT when there is no upper root (the caller then asks JavaScript).
+// it (facts->origin_ino, else lf_ino_upper). Returns 0, -errno from lstat(2), or
+// LF_ASK_JS when native code cannot stat it (no upper root set, or root + path longer
+// than its buffer): the caller then asks JavaScript.
+#define LF_ASK_JS 1
 int lf_resolve_upper_lstat (lf_upper_set_t *upper, const char *path, const lf_upper_facts_t *facts, struct stat *st);
 
 // st_ino numbering (src/union/inode.ts; constants in generated/inode-numbers.h):
