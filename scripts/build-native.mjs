@@ -6,8 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateFormats } from './generate-formats.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FUSE_NATIVE_VERSION = '2.2.6';
@@ -74,8 +75,19 @@ try {
   fail('libfuse 2 headers are missing: apt-get install libfuse-dev libfuse2 (scripts/setup does it)');
 }
 rmSync(join(fuseNative, 'prebuilds'), { recursive: true, force: true });
-buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'layerfs-fast.h', 'binding.gyp'], join(fuseNative, 'build', 'Release', 'fuse.node'));
+// The binary formats' C headers, from their one definition in src/engine/formats/.
+for (const f of await generateFormats()) console.log(`layerfs build-native: generated ${f}`);
+// Both addons compile layerfs's own C from src/engine/native/ too (their binding.gyp files
+// name it relatively), so those sources are part of their rebuild stamps.
+const engineNative = join(root, 'src', 'engine', 'native');
+const engineSources = (fromDir) =>
+  ['lower-index', 'upper-set', 'resolve']
+    .flatMap((n) => [`${n}.c`, `${n}.h`])
+    .concat(['handle.h', ...readdirSync(join(engineNative, 'generated')).sort().map((f) => `generated/${f}`)])
+    .map((f) => relative(fromDir, join(engineNative, f)));
+const sharedSources = engineSources(fuseNative);
+buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'layerfs-fast.h', 'binding.gyp', ...sharedSources], join(fuseNative, 'build', 'Release', 'fuse.node'));
 
 const sysNative = join(root, 'src', 'sys', 'native');
-const sysSources = ['binding.gyp', ...readdirSync(sysNative).filter((f) => /\.[ch]$/.test(f)).sort()];
+const sysSources = ['binding.gyp', ...readdirSync(sysNative).filter((f) => /\.[ch]$/.test(f)).sort(), ...engineSources(sysNative)];
 buildIfChanged('layerfs_sys', sysNative, sysSources, join(sysNative, 'build', 'Release', 'layerfs_sys.node'));

@@ -155,8 +155,12 @@ export interface UpperFacts {
  * `ownStat` is stat'ed in the upper directory by the server itself.
  */
 export interface MetadataMirror {
-  /** The packed read-only index (format: src/union/native-index.ts). */
-  loadReadOnlyIndex(blob: Buffer): void;
+  /**
+   * The read-only index as the bytes of its lower-index cache file (format:
+   * src/engine/formats/index-cache.ts), read in place: they stay alive and unchanged as
+   * long as the filesystem does.
+   */
+  loadReadOnlyIndex(bytes: Buffer): void;
   /** Where the writable layer's objects are (a 'other' path is lstat'ed there). */
   upperRoot(dir: Buffer): void;
   upperSet(path: string, facts: UpperFacts): void;

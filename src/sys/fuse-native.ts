@@ -10,7 +10,7 @@ import { LayerfsError } from '../core/errors.js';
 const require = createRequire(import.meta.url);
 
 /** The patch level this code speaks (LAYERFS_PATCH_LEVEL in the patched fuse-native.c). */
-export const EXPECTED_PATCH_LEVEL = 3;
+export const EXPECTED_PATCH_LEVEL = 4;
 
 /** Raw fuse-native stat input: times as { sec, nsec }; 64-bit fields as number or bigint. */
 export interface NativeStat {
@@ -54,15 +54,18 @@ export interface NativeFuseOptions {
 }
 
 /**
- * The binding's native fast path (layerfs-fast.h in the patch): a copy of the read-only
- * index and of the writable layer's path set, answered from on FUSE threads.
+ * The binding's native fast path (layerfs-fast.h in the patch, over src/engine/native/):
+ * the read-only index and the writable layer's path set, answered from on FUSE threads.
  */
 export interface NativeFastPath {
-  /** Before mount only; throws on a malformed blob. */
-  loadIndex(blob: Buffer): void;
+  /** Before mount only: the lower-index cache file's bytes (src/engine/formats/index-cache.ts),
+   * read in place and kept alive by the binding; throws when their offsets do not check out. */
+  loadIndex(bytes: Buffer): void;
+  /** Before mount only: the cache file itself, mapped (checksum and layer roots checked). */
+  loadIndexFile(file: string): void;
   /** The writable layer's directory (latin1 byte string). */
   upperRoot(dir: string): void;
-  /** flags: 1 hides lower paths below, 2 no xattrs, 4 own stat (lstat it), 8 whiteout. */
+  /** flags: src/engine/formats/upper-facts.ts (hides lower, no xattrs, own stat, whiteout). */
   upperSet(path: string, flags: number, originIno: number): void;
   upperRemoveTree(path: string, subtree: boolean): void;
 }

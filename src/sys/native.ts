@@ -24,6 +24,9 @@
  *   lseek(fd, offset, whence): Promise<number>            lseek(2), the new offset; whence SEEK_SET/CUR/END
  *            or SEEK_DATA/SEEK_HOLE (rejects ENXIO when no data follows `offset`, or it is past EOF)
  *   fadvise(fd, offset, len, advice): Promise<void>       posix_fadvise(2); len 0 = to the end of the file
+ *   mapIndexCache(path): ArrayBuffer                      SYNCHRONOUS: the lower-index cache file mapped
+ *            read-only after src/engine/native/lower-index.c checked it (CRC-32, layer roots, every
+ *            offset); throws an Error with `errno` (negative) and the reason; unmapped when collected
  *
  * The addon is built by scripts/build-native.mjs (run from npm's postinstall) into
  * src/sys/native/build/Release/layerfs_sys.node and loaded on first use, so importing this
@@ -75,6 +78,7 @@ interface Binding {
   copyFileRange(srcFd: number, srcOff: number | null, dstFd: number, dstOff: number | null, len: number): Promise<number>;
   lseek(fd: number, offset: number, whence: number): Promise<number>;
   fadvise(fd: number, offset: number, len: number, advice: number): Promise<void>;
+  mapIndexCache(path: SysPath): ArrayBuffer;
 }
 
 const ADDON_RELATIVE = join('src', 'sys', 'native', 'build', 'Release', 'layerfs_sys.node');
@@ -200,4 +204,14 @@ export async function lseek(fd: number, offset: number, whence: number): Promise
 /** posix_fadvise(2): declares how `fd` will be read; len 0 means to the end of the file. */
 export async function fadvise(fd: number, offset: number, len: number, advice: number): Promise<void> {
   return binding().fadvise(fd, offset, len, advice);
+}
+
+/**
+ * The lower-index cache file `path`, mapped read-only (never write to it: the process
+ * would fault), once the native reader (src/engine/native/lower-index.c) has checked its
+ * CRC-32, its layer roots' st_ino and ctime and every offset. Synchronous (~15 ms for
+ * 15 MB). Throws when the file cannot be used; its message says why.
+ */
+export function mapIndexCache(path: SysPath): ArrayBuffer {
+  return binding().mapIndexCache(path);
 }

@@ -1,40 +1,30 @@
 /**
  * The on-disk cache of a LowerIndex: the column table (lower-index-table.ts) byte for byte
  * as it sits in memory, so loading it is one read plus typed-array views — no parse, no
- * object per entry (102k entries: ~17 MB, loaded in tens of milliseconds).
- *
- * Layout, little-endian (typed arrays use the host's order, so big-endian hosts neither
- * read nor write caches):
- *   header, 40 bytes: u32 magic "LFLI", u32 INDEX_VERSION, u32 crc32 of everything after
- *     this field, u32 rows, u32 hash slots, u32 dir-layer words, u32 pool bytes,
- *     u32 roots JSON bytes, 8 reserved;
- *   roots JSON (latin1), space-padded to a multiple of 8: per layer root, top first, its
- *     path, st_ino and st_ctime in ns — a cheap check that the cache describes these very
- *     directories (a re-extracted or replaced layer has another inode or ctime);
- *   the f64 columns, the u32 columns (COLUMNS order, `rows` each), the hash slots, the
- *     dir-layer words, one flag byte per row, the byte pool.
+ * object per entry (102k entries: ~17 MB, loaded in tens of milliseconds). The native
+ * side reads the very same bytes in place (src/engine/native/lower-index.c), so the
+ * layout is defined once, in src/engine/formats/index-cache.ts (little-endian; typed
+ * arrays use the host's order, so big-endian hosts neither read nor write caches).
  *
  * Written to a temp file in the same directory and renamed, so readers see the old file or
  * the whole new one. A cache that fails any check is reported as a reason string and
  * rebuilt by the caller, never trusted.
  */
 import { randomBytes } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { hasErrnoCode } from '../core/errors.js';
-import { COLUMNS, INDEX_VERSION, NONE, type IndexTable } from './lower-index-table.js';
-import { S_IFDIR, S_IFLNK, S_IFMT } from './overlay-format.js';
-
-const MAGIC = 0x494c464c; // "LFLI"
-const HEADER = 40;
-const CRC_FROM = 12;
+import { cacheFileBytes, CRC_FROM, HEADER, HEADER_BYTES, INDEX_MAGIC, ROOT } from '../engine/formats/index-cache.js';
+import { COLUMNS, INDEX_VERSION, type IndexTable } from './lower-index-table.js';
+import { sys } from './sys.js';
 
 interface RootIdentity {
-  path: string;
-  ino: string;
-  ctimeNs: string;
+  path: Buffer;
+  ino: bigint;
+  ctimeNs: bigint;
 }
 
 interface Header {
@@ -43,6 +33,7 @@ interface Header {
   dirLayerWords: number;
   poolBytes: number;
   rootsBytes: number;
+  rootCount: number;
   crc: number;
   /** Offset of the first column. */
   dataStart: number;
@@ -51,14 +42,25 @@ interface Header {
 
 const littleEndian = endianness() === 'LE';
 
-/** The table cached in `file` for `roots`, or why it cannot be used. */
+/**
+ * The table cached in `file` for `roots`, or why it cannot be used. The file is mapped,
+ * not read (src/sys/native.ts mapIndexCache): the native reader checks its checksum, its
+ * layer roots and every offset, then drops the pages from the resident set, so a process
+ * holds only the pages its lookups touch, and native code can read the same bytes.
+ */
 export async function readIndexCache(file: string, roots: Buffer[]): Promise<IndexTable | string> {
-  return withCache(file, roots, async (fh, h) => {
-    // Not pooled, so the views below start at an 8-aligned offset of their own memory.
-    const buf = Buffer.allocUnsafeSlow(h.fileSize);
-    await readFully(fh, buf, 0);
-    if (crc32(buf.subarray(CRC_FROM)) !== h.crc) return 'checksum mismatch';
-    return viewTable(buf, h);
+  return withCache(file, roots, async () => {
+    let mapped: Buffer;
+    try {
+      mapped = Buffer.from(sys.mapIndexCache(file));
+    } catch (err) {
+      return (err as Error).message;
+    }
+    // Parsed again from the mapping: the file may have been replaced since withCache looked.
+    const h = parseHeader(mapped.subarray(0, HEADER_BYTES), mapped.length);
+    if (typeof h === 'string') return h;
+    const problem = await checkRoots(mapped.subarray(HEADER_BYTES, h.dataStart), h.rootCount, roots);
+    return problem ?? viewTable(mapped, h);
   });
 }
 
@@ -70,28 +72,7 @@ export async function checkIndexCache(file: string, roots: Buffer[]): Promise<st
 
 /** Writes `table` for `roots` to `file` atomically (temp file + rename). */
 export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTable): Promise<void> {
-  if (!littleEndian) throw new Error('index caches are little-endian only');
-  const identities = await Promise.all(roots.map(identify));
-  let rootsJson = JSON.stringify(identities);
-  rootsJson += ' '.repeat((8 - ((HEADER + rootsJson.length) % 8)) % 8);
-  const n = t.count;
-  const parts: Buffer[] = [Buffer.alloc(HEADER), Buffer.from(rootsJson, 'latin1')];
-  const view = (a: Float64Array | Uint32Array | Uint8Array, len: number): Buffer => Buffer.from(a.buffer, a.byteOffset, len * a.BYTES_PER_ELEMENT);
-  for (const c of COLUMNS.f64) parts.push(view(t[c], n));
-  for (const c of COLUMNS.u32) parts.push(view(t[c], n));
-  parts.push(view(t.slots, t.slots.length), view(t.dirLayers, t.dirLayers.length), view(t.flags, n), t.bytes);
-  const head = parts[0]!;
-  head.writeUInt32LE(MAGIC, 0);
-  head.writeUInt32LE(INDEX_VERSION, 4);
-  head.writeUInt32LE(n, 12);
-  head.writeUInt32LE(t.slots.length, 16);
-  head.writeUInt32LE(t.dirLayers.length, 20);
-  head.writeUInt32LE(t.bytes.length, 24);
-  head.writeUInt32LE(rootsJson.length, 28);
-  let crc = crc32(head.subarray(CRC_FROM));
-  for (const p of parts.slice(1)) crc = crc32(p, crc);
-  head.writeUInt32LE(crc, 8);
-
+  const parts = encodeIndexCache(await Promise.all(roots.map(identify)), t);
   const dir = dirname(file);
   await mkdir(dir, { recursive: true });
   // The store's staging-name shape (store-paths.ts), so store cleanup recognises a leftover.
@@ -117,6 +98,81 @@ export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTab
   }
 }
 
+/**
+ * The cache file's bytes for `table`: the file itself when the table was loaded from one,
+ * else the same layout encoded now into one Buffer (8-aligned, not pooled) — what the
+ * native side reads in place. Encoding stats the layer roots (synchronously: they are
+ * never the mount being served) and copies the columns once.
+ */
+export function indexCacheBytes(roots: Buffer[], t: IndexTable): Buffer {
+  if (t.file !== undefined) return t.file;
+  const parts = encodeIndexCache(
+    roots.map((path) => {
+      const st = lstatSync(path, { bigint: true });
+      return { path, ino: st.ino, ctimeNs: st.ctimeNs };
+    }),
+    t,
+  );
+  const out = Buffer.allocUnsafeSlow(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) o += p.copy(out, o);
+  return out;
+}
+
+/** The file's sections, in order (views of the table's columns, not copies). */
+function encodeIndexCache(ids: RootIdentity[], t: IndexTable): Buffer[] {
+  if (!littleEndian) throw new Error('index caches are little-endian only');
+  const rootsPart = encodeRoots(ids);
+  const n = t.count;
+  const head = Buffer.alloc(HEADER_BYTES);
+  const parts: Buffer[] = [head, rootsPart];
+  const view = (a: Float64Array | Uint32Array | Uint8Array, len: number): Buffer => Buffer.from(a.buffer, a.byteOffset, len * a.BYTES_PER_ELEMENT);
+  for (const c of COLUMNS.f64) parts.push(view(t[c], n));
+  for (const c of COLUMNS.u32) parts.push(view(t[c], n));
+  parts.push(view(t.slots, t.slots.length), view(t.dirLayers, t.dirLayers.length), view(t.flags, n), t.bytes);
+  head.writeUInt32LE(INDEX_MAGIC, HEADER.magic);
+  head.writeUInt32LE(INDEX_VERSION, HEADER.version);
+  head.writeUInt32LE(n, HEADER.rows);
+  head.writeUInt32LE(t.slots.length, HEADER.slots);
+  head.writeUInt32LE(t.dirLayers.length, HEADER.dirLayerWords);
+  head.writeUInt32LE(t.bytes.length, HEADER.poolBytes);
+  head.writeUInt32LE(rootsPart.length, HEADER.rootsBytes);
+  head.writeUInt32LE(ids.length, HEADER.rootCount);
+  let crc = crc32(head.subarray(CRC_FROM));
+  for (const p of parts.slice(1)) crc = crc32(p, crc);
+  head.writeUInt32LE(crc, HEADER.crc);
+  return parts;
+}
+
+/** The roots section: one ROOT record per root, each padded to 8 bytes. */
+function encodeRoots(ids: RootIdentity[]): Buffer {
+  const recs = ids.map((id) => {
+    const rec = Buffer.alloc(pad8(ROOT.path + id.path.length));
+    rec.writeUInt32LE(id.path.length, ROOT.pathLen);
+    rec.writeBigUInt64LE(id.ino, ROOT.ino);
+    rec.writeBigInt64LE(id.ctimeNs, ROOT.ctimeNs);
+    id.path.copy(rec, ROOT.path);
+    return rec;
+  });
+  return Buffer.concat(recs);
+}
+
+/** Parses the roots section; a string says what is wrong with it. */
+function decodeRoots(buf: Buffer, count: number): RootIdentity[] | string {
+  const out: RootIdentity[] = [];
+  let o = 0;
+  for (let i = 0; i < count; i++) {
+    if (o + ROOT.path > buf.length) return 'bad roots record';
+    const len = buf.readUInt32LE(o + ROOT.pathLen);
+    if (o + ROOT.path + len > buf.length) return 'bad roots record';
+    out.push({ path: buf.subarray(o + ROOT.path, o + ROOT.path + len), ino: buf.readBigUInt64LE(o + ROOT.ino), ctimeNs: buf.readBigInt64LE(o + ROOT.ctimeNs) });
+    o += pad8(ROOT.path + len);
+  }
+  return o === buf.length ? out : 'bad roots record';
+}
+
+const pad8 = (n: number): number => (n + 7) & ~7;
+
 /** Opens `file`, checks its header and roots, and runs `body`; any failure becomes a reason. */
 async function withCache<T>(file: string, roots: Buffer[], body: (fh: FileHandle, h: Header) => Promise<T | string>): Promise<T | string> {
   if (!littleEndian) return 'big-endian host';
@@ -129,9 +185,9 @@ async function withCache<T>(file: string, roots: Buffer[], body: (fh: FileHandle
   try {
     const h = await readHeader(fh);
     if (typeof h === 'string') return h;
-    const rootsJson = Buffer.alloc(h.rootsBytes);
-    await readFully(fh, rootsJson, HEADER);
-    const problem = await checkRoots(rootsJson.toString('latin1'), roots);
+    const rootsPart = Buffer.alloc(h.rootsBytes);
+    await readFully(fh, rootsPart, HEADER_BYTES);
+    const problem = await checkRoots(rootsPart, h.rootCount, roots);
     if (problem !== undefined) return problem;
     return await body(fh, h);
   } catch (err) {
@@ -143,36 +199,39 @@ async function withCache<T>(file: string, roots: Buffer[], body: (fh: FileHandle
 
 async function readHeader(fh: FileHandle): Promise<Header | string> {
   const { size } = await fh.stat();
-  if (size < HEADER) return 'truncated cache';
-  const head = Buffer.alloc(HEADER);
+  if (size < HEADER_BYTES) return 'truncated cache';
+  const head = Buffer.alloc(HEADER_BYTES);
   await readFully(fh, head, 0);
-  if (head.readUInt32LE(0) !== MAGIC) return 'not an index cache';
-  const version = head.readUInt32LE(4);
+  return parseHeader(head, size);
+}
+
+/** The header of a cache file of `size` bytes, checked against that size. */
+function parseHeader(head: Buffer, size: number): Header | string {
+  if (size < HEADER_BYTES) return 'truncated cache';
+  if (head.readUInt32LE(HEADER.magic) !== INDEX_MAGIC) return 'not an index cache';
+  const version = head.readUInt32LE(HEADER.version);
   if (version !== INDEX_VERSION) return `cache version ${version}, not ${INDEX_VERSION}`;
-  const rows = head.readUInt32LE(12);
-  const slots = head.readUInt32LE(16);
-  const dirLayerWords = head.readUInt32LE(20);
-  const poolBytes = head.readUInt32LE(24);
-  const rootsBytes = head.readUInt32LE(28);
-  const dataStart = HEADER + rootsBytes;
-  const expected = dataStart + rows * (COLUMNS.f64.length * 8 + COLUMNS.u32.length * 4 + 1) + (slots + dirLayerWords) * 4 + poolBytes;
+  const rows = head.readUInt32LE(HEADER.rows);
+  const slots = head.readUInt32LE(HEADER.slots);
+  const dirLayerWords = head.readUInt32LE(HEADER.dirLayerWords);
+  const poolBytes = head.readUInt32LE(HEADER.poolBytes);
+  const rootsBytes = head.readUInt32LE(HEADER.rootsBytes);
+  const rootCount = head.readUInt32LE(HEADER.rootCount);
+  const dataStart = HEADER_BYTES + rootsBytes;
+  const expected = cacheFileBytes(rows, slots, dirLayerWords, poolBytes, rootsBytes);
   if (size !== expected || dataStart % 8 !== 0) return `cache size ${size}, header says ${expected}`;
   // findRow ends at an empty slot: a power of two above the row count guarantees one.
   if (slots <= rows || (slots & (slots - 1)) !== 0) return 'bad hash table size';
-  return { rows, slots, dirLayerWords, poolBytes, rootsBytes, crc: head.readUInt32LE(8), dataStart, fileSize: size };
+  return { rows, slots, dirLayerWords, poolBytes, rootsBytes, rootCount, crc: head.readUInt32LE(HEADER.crc), dataStart, fileSize: size };
 }
 
-async function checkRoots(json: string, roots: Buffer[]): Promise<string | undefined> {
-  let cached: RootIdentity[];
-  try {
-    cached = JSON.parse(json) as RootIdentity[];
-  } catch {
-    return 'bad roots record';
-  }
-  if (!Array.isArray(cached) || cached.length !== roots.length) return 'other layers';
+async function checkRoots(part: Buffer, count: number, roots: Buffer[]): Promise<string | undefined> {
+  const cached = decodeRoots(part, count);
+  if (typeof cached === 'string') return cached;
+  if (cached.length !== roots.length) return 'other layers';
   for (let i = 0; i < roots.length; i++) {
     const c = cached[i]!;
-    if (c.path !== roots[i]!.toString('latin1')) return `other layer ${i}`;
+    if (!c.path.equals(roots[i]!)) return `other layer ${i}`;
     let now: RootIdentity;
     try {
       now = await identify(roots[i]!);
@@ -186,10 +245,10 @@ async function checkRoots(json: string, roots: Buffer[]): Promise<string | undef
 
 async function identify(root: Buffer): Promise<RootIdentity> {
   const st = await lstat(root, { bigint: true });
-  return { path: root.toString('latin1'), ino: String(st.ino), ctimeNs: String(st.ctimeNs) };
+  return { path: root, ino: st.ino, ctimeNs: st.ctimeNs };
 }
 
-/** Typed-array views of the sections of `buf` (no copy), after bounds checks of every row. */
+/** Typed-array views of the sections of `buf` (no copy); the native reader has checked every offset. */
 function viewTable(buf: Buffer, h: Header): IndexTable | string {
   const ab = buf.buffer;
   let off = buf.byteOffset + h.dataStart;
@@ -209,25 +268,8 @@ function viewTable(buf: Buffer, h: Header): IndexTable | string {
   t.flags = new Uint8Array(ab, off, h.rows);
   off += h.rows;
   t.bytes = Buffer.from(ab, off, h.poolBytes);
-  const table = t as IndexTable;
-  return checkRows(table) ?? table;
-}
-
-/** Every offset in range, so a reader can never index past a section (checksums catch the rest). */
-function checkRows(t: IndexTable): string | undefined {
-  const pool = t.bytes.length;
-  for (let row = 0; row < t.count; row++) {
-    if (t.pathOff[row]! + t.pathLen[row]! > pool) return `row ${row}: path out of range`;
-    const type = t.mode[row]! & S_IFMT;
-    if (type === S_IFDIR) {
-      if (t.aux0[row]! + t.aux1[row]! > t.count && t.aux1[row]! > 0) return `row ${row}: children out of range`;
-      const dl = t.dirLayersOff[row]!;
-      if (dl === NONE || dl >= t.dirLayers.length || dl + 1 + t.dirLayers[dl]! > t.dirLayers.length) return `row ${row}: dir layers out of range`;
-    } else if (type === S_IFLNK && t.aux0[row]! !== NONE && t.aux0[row]! + t.aux1[row]! > pool) {
-      return `row ${row}: target out of range`;
-    }
-  }
-  return undefined;
+  t.file = buf;
+  return t as IndexTable;
 }
 
 async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {

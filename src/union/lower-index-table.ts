@@ -8,52 +8,48 @@
  *
  * Rows are numbered so that every directory's children are one contiguous run
  * (`aux0` = first row, `aux1` = count): a child's name is its path after the parent's path and a
- * slash, so names are not stored twice. Row 0 is '/'.
+ * slash, so names are not stored twice. Row 0 is '/'. The columns, their order and the
+ * hash are defined once, with the file layout, in src/engine/formats/index-cache.ts.
  */
+import {
+  F64_COLUMNS,
+  FNV_OFFSET,
+  FNV_PRIME,
+  INDEX_VERSION as FORMAT_VERSION,
+  NONE as FORMAT_NONE,
+  ROW_FLAG_XATTRS,
+  U32_COLUMNS,
+} from '../engine/formats/index-cache.js';
 
 /** Version of the table layout and of LowerEntry; bump when either changes (old caches are rebuilt). */
-export const INDEX_VERSION = 2;
+export const INDEX_VERSION = FORMAT_VERSION;
 
 /** Row flags. */
-export const FLAG_XATTRS = 1;
+export const FLAG_XATTRS = ROW_FLAG_XATTRS;
 
 /** Marks "no value" in u32 columns (target offsets, dir-layer offsets). */
-export const NONE = 0xffffffff;
-
-const F64_COLUMNS = ['size', 'blocks', 'ino', 'rdev', 'atimeSec', 'mtimeSec', 'ctimeSec'] as const;
-const U32_COLUMNS = [
-  'mode',
-  'uid',
-  'gid',
-  'nlink',
-  'blksize',
-  'atimeNsec',
-  'mtimeNsec',
-  'ctimeNsec',
-  'layer',
-  'pathOff',
-  'pathLen',
-  // Directories: first child row and child count; symlinks: target offset and length
-  // (NONE: target unknown); others: unused.
-  'aux0',
-  'aux1',
-  // Directories: offset in `dirLayers` of [count, layer…]; others NONE.
-  'dirLayersOff',
-  'hash',
-] as const;
+export const NONE = FORMAT_NONE;
 
 type F64Column = (typeof F64_COLUMNS)[number];
 type U32Column = (typeof U32_COLUMNS)[number];
 
 /** The finished table. Column lengths may exceed `count` (only rows below it are used). */
-export type IndexTable = { count: number; flags: Uint8Array; dirLayers: Uint32Array; bytes: Buffer; slots: Uint32Array } & {
+export type IndexTable = {
+  count: number;
+  flags: Uint8Array;
+  dirLayers: Uint32Array;
+  bytes: Buffer;
+  slots: Uint32Array;
+  /** The whole cache file the columns are views of, when the table was loaded from one. */
+  file?: Buffer;
+} & {
   [K in F64Column]: Float64Array;
 } & { [K in U32Column]: Uint32Array };
 
 /** FNV-1a over the bytes of a latin1 string (each UTF-16 unit is one byte). */
 export function hashPath(path: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193);
+  let h = FNV_OFFSET;
+  for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), FNV_PRIME);
   return h >>> 0;
 }
 

@@ -16,7 +16,7 @@
 import * as fsp from 'node:fs/promises';
 import { lstat, readlink, type BigIntStats } from 'node:fs';
 import { hasErrnoCode } from '../core/errors.js';
-import { checkIndexCache, readIndexCache, writeIndexCache } from './lower-index-cache.js';
+import { checkIndexCache, indexCacheBytes, readIndexCache, writeIndexCache } from './lower-index-cache.js';
 import {
   childNames,
   dirLayersOf,
@@ -220,6 +220,15 @@ export class LowerIndex {
   /** The `forEach` id of the first child of the directory visited as `id` (see forEach). */
   firstChildId(id: number): number {
     return this.table.aux0[id]!;
+  }
+
+  /**
+   * The index as the bytes of its cache file (src/engine/formats/index-cache.ts): the
+   * loaded file itself (no copy), or, for an index built without a cache file, the same
+   * layout encoded once. Native code reads them in place.
+   */
+  cacheBytes(): Buffer {
+    return indexCacheBytes(this.roots, this.table);
   }
 
   /** The backing path of `path` in layer `layer`. */

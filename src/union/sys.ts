@@ -26,6 +26,7 @@ export interface NativeSys {
   copyFileRange(srcFd: number, srcOff: number, dstFd: number, dstOff: number, len: number): Promise<number>;
   lseek(fd: number, offset: number, whence: number): Promise<number>;
   fadvise(fd: number, offset: number, len: number, advice: number): Promise<void>;
+  mapIndexCache(path: string | Buffer): ArrayBuffer;
 }
 
 /** The addon, typed by its contract (the module's own exports follow the same contract). */

@@ -18,7 +18,6 @@ import { fsError } from './fs-error.js';
 import { lowerIno, upperIno } from './inode.js';
 import { LowerIndex } from './lower-index.js';
 import { Mutex } from './mutex.js';
-import { packLowerIndex } from './native-index.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
 import { parentOf } from './paths.js';
 import { fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
@@ -123,11 +122,12 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   /**
-   * The server's native side answers lower-only paths from a packed copy of the index,
-   * and learns every change of the writable layer from UpperState.
+   * The server's native side answers lower-only paths from the index's own bytes (the
+   * cache file's layout, read in place), and learns every change of the writable layer
+   * from UpperState.
    */
   attachMirror(mirror: MetadataMirror): void {
-    mirror.loadReadOnlyIndex(packLowerIndex(this.view.index));
+    mirror.loadReadOnlyIndex(this.view.index.cacheBytes());
     this.writer?.upper.attachMirror(mirror);
   }
 
