@@ -11,7 +11,7 @@ import { mkdir, readFile, readdir, lstat, readlink, rm, writeFile } from 'node:f
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { pack, type Headers } from 'tar-stream';
+import { pack, type Header } from 'tar-stream';
 import * as sys from '../../src/sys/native.js';
 
 const execFileP = promisify(execFile);
@@ -98,7 +98,7 @@ export async function umociUnpack(layout: string, tag: string, dest: string): Pr
 /** One entry of a hand-made tar. */
 export interface TarSpec {
   name: string;
-  type?: Headers['type'];
+  type?: Header['type'];
   data?: Buffer | string;
   mode?: number;
   uid?: number;
@@ -116,11 +116,11 @@ export interface TarSpec {
 export async function makeTar(entries: TarSpec[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((r) => p.on('end', r));
+  p.on('data', (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((r) => p.on('end', () => r()));
   for (const e of entries) {
     const data = e.data === undefined ? undefined : Buffer.from(e.data);
-    const h: Headers = { name: e.name, type: e.type ?? 'file', mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: e.mtime ?? new Date(1_700_000_000_000) };
+    const h: Partial<Header> & Pick<Header, 'name'> = { name: e.name, type: e.type ?? 'file', mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: e.mtime ?? new Date(1_700_000_000_000) };
     if (e.linkname !== undefined) h.linkname = e.linkname;
     if (e.devmajor !== undefined) h.devmajor = e.devmajor;
     if (e.devminor !== undefined) h.devminor = e.devminor;
@@ -128,7 +128,7 @@ export async function makeTar(entries: TarSpec[]): Promise<Buffer> {
     if (e.size !== undefined) h.size = e.size;
     await new Promise<void>((resolve, reject) => {
       if (data) p.entry(h, data, (err) => (err ? reject(err) : resolve()));
-      else p.entry(h, (err) => (err ? reject(err) : resolve())).end();
+      else p.entry(h, (err) => (err ? reject(err) : resolve())).end(undefined);
     });
   }
   p.finalize();

@@ -4,6 +4,10 @@
  *   /sparse6g  a 6 GiB file with no data      /bigino   inode number 2^40 + 5
  *   /slow      read answers after `slowMs`     /throw    getattr throws synchronously
  *   /reject    getattr rejects with a plain Error (not an errno)
+ *   /gated/    a small tree to use as a union's lower layer: other/a ('a'), and big
+ *              (1 MiB) whose reads log {op:'read'} and then wait for `gate` (SIGUSR1 to
+ *              probe-main), so a copy-up of it is in progress for exactly as long as a
+ *              test wants, not for as long as a big copy happens to take
  * Every create and write is appended to `logFile` (outside the mount) before the op is
  * answered, so a test that sees its syscall return can read the log.
  */
@@ -40,6 +44,8 @@ function errno(code: string): Error {
 export interface ProbeOptions {
   logFile: string;
   slowMs: number;
+  /** Reads of /gated/big wait for this (default: never wait). */
+  gate?: Promise<void>;
 }
 
 export function createProbeFilesystem(options: ProbeOptions): PathFilesystem {
@@ -60,6 +66,16 @@ export function createProbeFilesystem(options: ProbeOptions): PathFilesystem {
   slow.data = Buffer.from('slow but fine\n');
   slow.size = slow.data.length;
   nodes.set('/slow', slow);
+  nodes.set('/gated', make(S_IFDIR | 0o755));
+  nodes.set('/gated/other', make(S_IFDIR | 0o755));
+  const other = make(S_IFREG | 0o644);
+  other.data = Buffer.from('a');
+  other.size = 1;
+  nodes.set('/gated/other/a', other);
+  const gated = make(S_IFREG | 0o644);
+  gated.data = Buffer.alloc(1024 * 1024, 0x67);
+  gated.size = gated.data.length;
+  nodes.set('/gated/big', gated);
 
   const log = (entry: object) => appendFile(options.logFile, JSON.stringify(entry) + '\n');
   const get = (path: string): Node => {
@@ -110,6 +126,10 @@ export function createProbeFilesystem(options: ProbeOptions): PathFilesystem {
     async read(path, _fh, buf, length, position) {
       const n = get(path);
       if (path === '/slow') await new Promise((r) => setTimeout(r, options.slowMs));
+      if (path === '/gated/big' && options.gate) {
+        await log({ op: 'read', path, position });
+        await options.gate;
+      }
       if (position >= n.data.length) return 0;
       return n.data.copy(buf, 0, position, Math.min(n.data.length, position + length));
     },

@@ -1,7 +1,8 @@
 /**
  * Child-process entry that serves the probe filesystem:
  *   vite-node test/helpers/probe-main.ts -- MOUNTPOINT LOGFILE [SLOW_MS] [EXTRA_OPTION...]
- * Prints "READY" once mounted; unmounts on SIGTERM/SIGINT.
+ * Prints "READY" once mounted; unmounts on SIGTERM/SIGINT. Reads of /gated/big wait for
+ * SIGUSR1 (probe-filesystem.ts).
  */
 import { serveFilesystem } from '../../src/fuse/fuse-server.js';
 import { createProbeFilesystem } from './probe-filesystem.js';
@@ -11,8 +12,9 @@ if (!mountpoint || !logFile) {
   console.error('usage: probe-main MOUNTPOINT LOGFILE [SLOW_MS] [EXTRA_OPTION...]');
   process.exit(2);
 }
+const gate = new Promise<void>((open) => process.on('SIGUSR1', () => open()));
 try {
-  const mount = await serveFilesystem(createProbeFilesystem({ logFile, slowMs: Number(slowMs) }), mountpoint, {
+  const mount = await serveFilesystem(createProbeFilesystem({ logFile, slowMs: Number(slowMs), gate }), mountpoint, {
     fsname: 'layerfs-probe',
     extra,
     onUnexpectedError: (err, op) => console.error(`probe: ${op}: ${(err as Error).message}`),

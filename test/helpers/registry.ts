@@ -224,7 +224,8 @@ export async function startProxy(target: string): Promise<Proxy> {
         ur.on('data', (c: Buffer) => chunks.push(c));
         ur.on('end', () => {
           const b = Buffer.concat(chunks);
-          b[Math.floor(b.length / 2)] ^= 0xff;
+          const mid = Math.floor(b.length / 2);
+          b[mid] = b[mid]! ^ 0xff;
           res.writeHead(ur.statusCode!, ur.headers).end(b);
         });
         return;

@@ -24,6 +24,13 @@ async function record(root: string, name: string) {
   return ps.find((c) => c.name === name)!;
 }
 
+/** The FUSE process of a mounted container (a mounted one always has one). */
+async function mountPid(root: string, name: string): Promise<number> {
+  const { pid } = await record(root, name);
+  if (pid === null) throw new Error(`container ${name} is mounted but has no FUSE process`);
+  return pid;
+}
+
 describe.skipIf(!inject('canMount'))('layerfs mount IMAGE DIR', () => {
   let root: string;
   let work: string;
@@ -89,7 +96,7 @@ describe.skipIf(!inject('canMount'))('layerfs mount IMAGE DIR', () => {
   it('unmounts cleanly when the FUSE process gets SIGTERM', async () => {
     const mnt = await mountpoint('term');
     await cliOk(root, ['mount', '--name', 'term', 'sample', mnt]);
-    const { pid } = await record(root, 'term');
+    const pid = await mountPid(root, 'term');
     process.kill(pid, 'SIGTERM');
     for (let i = 0; i < 200 && isMounted(mnt); i++) await new Promise((r) => setTimeout(r, 25));
     expect(isMounted(mnt)).toBe(false);
@@ -100,7 +107,7 @@ describe.skipIf(!inject('canMount'))('layerfs mount IMAGE DIR', () => {
     const mnt = await mountpoint('kill');
     await cliOk(root, ['mount', '--name', 'kill', 'sample', mnt]);
     await writeFile(join(mnt, 'root', 'kept.txt'), 'still here');
-    const { pid } = await record(root, 'kill');
+    const pid = await mountPid(root, 'kill');
     process.kill(pid, 'SIGKILL');
     while (existsSync(`/proc/${pid}`)) await new Promise((r) => setTimeout(r, 10));
     // The dead mount: "Transport endpoint is not connected" (or aborted, if caught mid-request).

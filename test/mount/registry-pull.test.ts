@@ -36,13 +36,13 @@ async function putBlob(host: string, repo: string, bytes: Buffer): Promise<strin
   const post = await fetch(`http://${host}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
   const loc = new URL(post.headers.get('location')!, `http://${host}`);
   loc.searchParams.set('digest', digest);
-  const put = await fetch(loc, { method: 'PUT', body: bytes, headers: { 'Content-Type': 'application/octet-stream' } });
+  const put = await fetch(loc, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'Content-Type': 'application/octet-stream' } });
   if (put.status !== 201) throw new Error(`blob PUT ${put.status}`);
   return digest;
 }
 
 async function putManifest(host: string, repo: string, ref: string, bytes: Buffer, type: string): Promise<string> {
-  const r = await fetch(`http://${host}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes, headers: { 'Content-Type': type } });
+  const r = await fetch(`http://${host}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'Content-Type': type } });
   if (r.status !== 201) throw new Error(`manifest PUT ${r.status}: ${await r.text()}`);
   return sha(bytes);
 }
@@ -53,7 +53,7 @@ async function pushRecompressed(host: string, layout: string, repo: string, kind
   const blob = (d: string): Promise<Buffer> => readFile(join(layout, 'blobs', 'sha256', d.slice(7)));
   const manifest = JSON.parse((await blob(index.manifests[0]!.digest)).toString()) as { config: { digest: string }; layers: { mediaType: string; digest: string; size: number }[] };
   for (const l of manifest.layers) {
-    let bytes = gunzipSync(await blob(l.digest));
+    let bytes: Buffer = gunzipSync(await blob(l.digest));
     if (kind === 'zstd') bytes = (await runBuffer('zstd', ['-q', '-c'], bytes));
     l.digest = await putBlob(host, repo, bytes);
     l.size = bytes.length;

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cliOk, LAYERFS, REPO } from '../helpers/cli.js';
@@ -20,6 +20,27 @@ type Playwright = typeof import('playwright-core');
 const playwright: Playwright | null = await import('playwright-core').catch(() => null);
 const haveBrowser = playwright !== null && existsSync(CHROMIUM);
 if (!haveBrowser) console.warn('\n*** layerfs: no playwright-core or no /usr/bin/chromium: the `layerfs ui` browser test is SKIPPED ***\n');
+
+/**
+ * The local addresses of listening TCP sockets on `port`, from /proc/net/tcp and tcp6
+ * (addresses there are hex, each 32-bit word in host byte order: little-endian here).
+ */
+async function listeningAddresses(port: number): Promise<string[]> {
+  const out: string[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (!local || state !== '0A') continue; // 0A: TCP_LISTEN
+      const [addr, hexPort] = local.split(':') as [string, string];
+      if (parseInt(hexPort, 16) !== port) continue;
+      const bytes = Buffer.from(addr, 'hex');
+      for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
+      out.push(bytes.length === 4 ? [...bytes].join('.') : bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:'));
+    }
+  }
+  return out.sort();
+}
 
 describe.skipIf(!inject('canMount') || !haveBrowser)('layerfs ui in a browser', () => {
   let root: string;
@@ -83,6 +104,8 @@ describe.skipIf(!inject('canMount') || !haveBrowser)('layerfs ui in a browser', 
 
   it('serves on 127.0.0.1 only and answers an unknown container with 404', async () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:/);
+    // What the socket is bound to, as the kernel lists it (not what the server printed).
+    expect(await listeningAddresses(Number(new URL(url).port))).toEqual(['127.0.0.1']);
     const r = await fetch(`${url}api/view?container=nobody`);
     expect(r.status).toBe(404);
     expect(((await r.json()) as { error: string }).error).toMatch(/no such container: nobody/);

@@ -23,9 +23,12 @@ describe('digests', () => {
     expect(ids[2]).toBe(h(`${h(`${a} ${b}`)} ${c}`));
     expect(chainIdOf(undefined, a)).toBe(a);
   });
-  it('matches a known chain id (alpine-like two-layer vector)', () => {
-    // ChainID(L1) for diff ids "sha256:aaaa…" and "sha256:bbbb…", computed independently with sha256sum.
-    expect(chainIds([d('a'), d('b')])[1]).toBe(digestOf(`sha256:${'a'.repeat(64)} sha256:${'b'.repeat(64)}`));
+  it('matches known vectors written down outside the project', () => {
+    // FIPS 180-2, appendix B.1: SHA-256("abc").
+    expect(digestOf('abc')).toBe('sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    // ChainID(L1) for diff ids "sha256:aaaa…" and "sha256:bbbb…", computed once with
+    // `printf 'sha256:aaa… sha256:bbb…' | sha256sum` and pasted here.
+    expect(chainIds([d('a'), d('b')])[1]).toBe('sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c');
     expect(shortId('sha256:0123456789abcdef')).toBe('0123456789ab');
   });
 });

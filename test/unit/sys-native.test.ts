@@ -1,4 +1,5 @@
 // The native syscall addon against the real filesystem under os.tmpdir() (no mounts).
+import { execFile } from 'node:child_process';
 import { constants as C } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
@@ -207,18 +208,44 @@ describe('renameat2', () => {
 });
 
 describe('ficlone and copyFileRange', () => {
-  it('clones identical bytes, or rejects as unsupported on this filesystem', async () => {
+  it('clones exactly when `cp --reflink=always` can, and fails with the errno cp reports when it cannot', async () => {
     const content = Buffer.alloc(64 * 1024, 0x5a);
-    const src = await fs.open(await file('src', content.toString('latin1')), 'r');
+    const srcPath = await file('src', content.toString('latin1'));
+    // coreutils issues the same ioctl: its outcome on this filesystem is the expectation.
+    const viaCp = await new Promise<{ ok: boolean; stderr: string }>((resolve) => {
+      execFile('cp', ['--reflink=always', srcPath, path.join(dir, 'by-cp')], (err, _out, stderr) => resolve({ ok: err === null, stderr }));
+    });
+    const src = await fs.open(srcPath, 'r');
     const dstPath = path.join(dir, 'dst');
     const dst = await fs.open(dstPath, 'w');
     try {
-      await ficlone(src.fd, dst.fd);
-      expect(await fs.readFile(dstPath)).toEqual(content);
-    } catch (err) {
-      expect(['EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOTTY']).toContain((err as NodeJS.ErrnoException).code);
-      expect((err as NodeJS.ErrnoException).syscall).toBe('ioctl(FICLONE)');
-      expect((err as NodeJS.ErrnoException).errno).toBeLessThan(0);
+      if (viaCp.ok) {
+        await ficlone(src.fd, dst.fd);
+        expect(await fs.readFile(dstPath)).toEqual(content);
+      } else {
+        const byMessage: Record<string, string> = {
+          'Operation not supported': 'EOPNOTSUPP', 'Invalid cross-device link': 'EXDEV', 'Invalid argument': 'EINVAL',
+          'Inappropriate ioctl for device': 'ENOTTY',
+        };
+        const expected = Object.entries(byMessage).find(([m]) => viaCp.stderr.includes(m))?.[1];
+        expect(expected, `cp said: ${viaCp.stderr}`).toBeDefined();
+        const err = await rejection(ficlone(src.fd, dst.fd));
+        expect({ code: err.code, syscall: err.syscall }).toEqual({ code: expected, syscall: 'ioctl(FICLONE)' });
+        expect(err.errno).toBeLessThan(0);
+        expect((await fs.stat(dstPath)).size).toBe(0);
+      }
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+  });
+
+  it('refuses to clone into a descriptor not open for writing (EBADF on every filesystem)', async () => {
+    const src = await fs.open(await file('src', 'data'), 'r');
+    const dst = await fs.open(await file('dst', ''), 'r');
+    try {
+      const err = await rejection(ficlone(src.fd, dst.fd));
+      expect({ code: err.code, syscall: err.syscall }).toEqual({ code: 'EBADF', syscall: 'ioctl(FICLONE)' });
     } finally {
       await src.close();
       await dst.close();
