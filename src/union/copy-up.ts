@@ -6,7 +6,8 @@
  * filesystem), else a read/write loop; a sparse file copies its data extents only
  * (SEEK_DATA/SEEK_HOLE), so holes stay holes and are never read. Mode, owner, xattrs
  * (minus overlay markers) and atime/mtime to the nanosecond are preserved; the origin
- * inode number is recorded so st_ino does not change. The parent's times are restored
+ * inode number is recorded so st_ino does not change (except for a file with other names
+ * below: its copy is a new inode). The parent's times are restored
  * after the rename, as the kernel does, so a copy-up is invisible in the parent's mtime.
  *
  * Durability. A killed layerfs loses nothing (the page cache outlives the process), but
@@ -58,6 +59,7 @@ export function durableByDefault(): boolean {
 /**
  * Copies lower object `entry` (at index path `lowerPath`) to `dest` via the temp path
  * `tmp`. With `data` false a regular file is copied empty (the caller truncates it).
+ * Returns the st_ino the copy keeps, or undefined when it takes its own.
  */
 export async function copyUpObject(
   caps: CopyCaps,
@@ -67,11 +69,15 @@ export async function copyUpObject(
   tmp: Buffer,
   dest: Buffer,
   data: boolean,
-): Promise<number> {
+): Promise<number | undefined> {
   const src = index.realPath(entry.layer, lowerPath);
   const type = entry.mode & S_IFMT;
   const perm = entry.mode & 0o7777;
-  const origin = lowerIno(entry.layer, entry.ino);
+  // A lower file with more than one name: the copy is a new inode (the hard link is
+  // broken, as by the kernel's overlayfs without index=on), so it takes its own number, as
+  // the kernel's does; keeping the original's would give two different files (the copy
+  // and a sibling still below) one st_ino, and tar, rsync or du would take them for links.
+  const origin = type !== S_IFDIR && entry.nlink > 1 ? undefined : lowerIno(entry.layer, entry.ino);
   const atime = { sec: entry.atimeSec, nsec: entry.atimeNsec };
   const mtime = { sec: entry.mtimeSec, nsec: entry.mtimeNsec };
   try {
@@ -111,7 +117,7 @@ export async function copyUpObject(
       await fsp.chmod(tmp, perm);
     }
     await copyXattrs(src, tmp, type === S_IFLNK);
-    await sys.lsetxattr(tmp, ORIGIN_XATTR, encodeOrigin(origin));
+    if (origin !== undefined) await sys.lsetxattr(tmp, ORIGIN_XATTR, encodeOrigin(origin));
     await sys.utimens(tmp, atime, mtime);
     await fsp.rename(tmp, dest);
   } catch (err) {

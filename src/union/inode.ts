@@ -4,8 +4,9 @@
  * `tag * 2^40 + backingIno mod 2^40`, tag 1 for the writable layer and 2 + i for lower
  * layer i, which stays an exact JavaScript number (< 2^53) for up to 8,190 layers.
  * A copied-up object keeps the number of its lower original (recorded in the
- * trusted.layerfs.origin xattr), so `ls -i` before and after a write agree. Hard links
- * inside a layer share a backing inode and so share the number.
+ * trusted.layerfs.origin xattr), so `ls -i` before and after a write agree; not so a file
+ * with other names in its layer, whose copy is a separate inode. Hard links inside a
+ * layer share a backing inode and so share the number.
  */
 const SPAN = 2 ** 40;
 

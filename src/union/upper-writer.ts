@@ -56,7 +56,7 @@ export class UpperWriter {
     const origin = await copyUpObject(this.caps, this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), data);
     // The rename into the parent changed its times; the kernel restores them too.
     await sys.utimens(parentReal, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
-    const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', originIno: origin };
+    const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}) };
     if (r.lower!.xattrs === false) node.noXattrs = true;
     this.upper.set(path, node);
     return this.view.resolve(path);
