@@ -8,10 +8,11 @@ import { sys } from '../../src/union/sys.js';
 import { makeLayers, ROOT, type LayerSpec, type TestLayers } from '../helpers/layers.js';
 
 let layers: TestLayers | undefined;
+// Removing the 100,000-entry layers takes longer than the 10 s default on a busy machine.
 afterEach(async () => {
   await layers?.cleanup();
   layers = undefined;
-});
+}, 120_000);
 
 async function union(specs: LayerSpec[], readOnly = false): Promise<UnionFilesystem> {
   layers = await makeLayers(specs);
