@@ -51,7 +51,7 @@ async function layerEntries(file: string, gzip: boolean): Promise<Array<[string,
   const out: Array<[string, string]> = [];
   ex.on('entry', (h, stream, next) => {
     const hash = createHash('sha256');
-    stream.on('data', (d: Buffer) => hash.update(d));
+    stream.on('data', (d: unknown) => hash.update(d as Buffer));
     stream.on('end', () => {
       const name = h.name.replace(/^\.\//, '').replace(/\/$/, '');
       out.push([name, `${h.type} ${(h.mode ?? 0) & 0o7777} ${h.uid}:${h.gid} ${h.type === 'file' ? hash.digest('hex').slice(0, 12) : (h.linkname ?? '')}`]);
@@ -61,7 +61,7 @@ async function layerEntries(file: string, gzip: boolean): Promise<Array<[string,
   });
   const src = createReadStream(file);
   (gzip ? src.pipe(createGunzip()) : src).pipe(ex);
-  await new Promise((r) => ex.on('finish', r));
+  await new Promise<void>((r) => ex.on('finish', () => r()));
   return out;
 }
 
