@@ -1,26 +1,38 @@
 #!/usr/bin/env node
 /**
  * `layerfs`: one subcommand per file under verbs/, each registering itself on the
- * program. Global options live here; exit codes and error printing in exit-codes.ts.
+ * program. Global options live here; exit codes and error printing in exit-codes.ts;
+ * how each verb may open the store in store-use.ts.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { recoverRunsAndReport } from '../sandbox/recover-runs.js';
 import { Supervisor } from '../supervisor/supervisor.js';
-import { EXIT_USAGE, exitCodeFor, printError } from './exit-codes.js';
-import { openStore } from './verbs/format.js';
+import { exitCodeFor, printError, usageExitCode } from './exit-codes.js';
+import { openStore, storeUseOf } from './store-use.js';
 import { registerVerbs } from './verbs/index.js';
+
+/** package.json's version (dist/cli/main.js and src/cli/main.ts are both two levels below it). */
+function version(): string {
+  return (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 export function buildProgram(): Command {
   const program = new Command('layerfs')
     .description('A union-filesystem runtime for container images, served over FUSE')
+    .version(`layerfs version ${version()}`, '-v, --version', 'print the version')
     .option('--root <dir>', 'store root (default: $LAYERFS_ROOT or /var/lib/layerfs)')
-    .showHelpAfterError()
+    // A parse error is one line and a pointer to the verb's help (printed by main), as
+    // docker does; the whole help after every typo buries the line that matters.
+    .configureOutput({ outputError: () => undefined })
     .exitOverride();
   registerVerbs(program);
   // Before any verb: a container whose monitor died is stopped and its runtime state
   // deleted; one whose mount process was killed has its dead mount cleared. Writable
   // layers stay, so no command trips over ENOTCONN or a stale runc container.
   program.hook('preAction', async (_program, action) => {
+    if (storeUseOf(action) === 'none') return;
     const store = await openStore(action);
     await recoverRunsAndReport(store);
     const fixed = await new Supervisor(store).recover();
@@ -31,15 +43,50 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The verb named on the command line (`system df` for nested ones), skipping global options. */
+export function verbOf(program: Command, args: string[]): string | undefined {
+  let cmd: Command = program;
+  const names: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--root') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!sub) break;
+    names.push(sub.name());
+    cmd = sub;
+    if (cmd.commands.length === 0) break;
+  }
+  return names.length ? names.join(' ') : undefined;
+}
+
+/** Commander's "error: unknown option '--x'" in docker's words, on one line. */
+function parseErrorLine(err: CommanderError): string {
+  const msg = err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+  if (err.code === 'commander.unknownOption') return msg.replace(/^unknown option '([^']*)'/, 'unknown flag: $1');
+  return msg;
+}
+
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  const verb = verbOf(program, argv.slice(2));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return 0;
+      // `layerfs` alone prints the help (commander.help) and is a usage error.
+      if (err.code !== 'commander.help' && err.code !== 'commander.executeSubCommandAsync') {
+        process.stderr.write(`layerfs: ${parseErrorLine(err)}\nSee 'layerfs ${verb ? `${verb} ` : ''}--help'.\n`);
+      }
+      return usageExitCode(verb);
+    }
     printError(err);
-    return exitCodeFor(err);
+    return exitCodeFor(err, verb);
   }
 }
 

@@ -9,7 +9,7 @@
  * For mounts: `resolveImage(ref)` then `layerDirs(id)` gives the overlay lowerdirs of an
  * image, bottom layer first.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { shortId, type ChainId, type Digest, chainIds, parseDigest, isDigestString } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import type { ImageConfig } from '../image/oci-types.js';
@@ -35,6 +35,10 @@ export interface ImageSummary {
   layers: LayerRecord[];
 }
 
+async function isDirectory(p: string): Promise<boolean> {
+  return (await stat(p).catch(() => null))?.isDirectory() ?? false;
+}
+
 /** An open store root. */
 export class Store {
   readonly blobs: BlobStore;
@@ -49,9 +53,18 @@ export class Store {
     this.tags = new TagStore(paths);
   }
 
-  /** Opens (creating if needed) the store at `root` (default: --root / LAYERFS_ROOT / /var/lib/layerfs). */
-  static async open(root?: string): Promise<Store> {
+  /**
+   * Opens the store at `root` (default: --root / LAYERFS_ROOT / /var/lib/layerfs), creating
+   * it when `create` (the default). Without `create`, a root that holds no store is an
+   * error: a mistyped --root must not quietly become a new, empty store.
+   */
+  static async open(root?: string, opts: { create?: boolean } = {}): Promise<Store> {
     const paths = new StorePaths(resolveRoot(root));
+    if (opts.create === false && !(await isDirectory(paths.imagedb))) {
+      throw new LayerfsError('NOT_FOUND', `no layerfs store at ${paths.root}`, {
+        hint: 'check --root or LAYERFS_ROOT; load, pull, import or build an image to create a store there',
+      });
+    }
     for (const d of [paths.imageContentDir, paths.imageMetadataDir, paths.layerdbDir, paths.layersDir, paths.blobsDir, paths.tmpDir]) {
       try {
         await mkdir(d, { recursive: true });

@@ -2,14 +2,7 @@
  * Shared output helpers for the image verbs: Docker's human sizes and "x ago" times,
  * column tables, and opening the store from the global `--root` option.
  */
-import type { Command } from 'commander';
-import { Store } from '../../store/store.js';
-
-/** Opens the store named by `--root` (on this command or any parent) or LAYERFS_ROOT. */
-export async function openStore(cmd: Command): Promise<Store> {
-  const root = (cmd.optsWithGlobals() as { root?: string }).root;
-  return Store.open(root);
-}
+export { openStore } from '../store-use.js';
 
 /** Docker's size format: decimal units, 3 significant digits ("5.58MB", "0B"). */
 export function humanSize(bytes: number): string {
