@@ -15,7 +15,6 @@ import type { Store } from '../store/store.js';
 import { containerPaths } from '../supervisor/container-record.js';
 import { commitContainer } from '../teach/commit.js';
 import { stateOfImage, type ImageState } from './image-state.js';
-import { removeMountStubs } from './mount-stubs.js';
 
 /** What a RUN step needs. */
 export interface RunStepInput {
@@ -66,8 +65,8 @@ export async function runStep(store: Store, i: RunStepInput): Promise<ImageState
     if (i.signal.aborted) throw new LayerfsError('RUNTIME', 'interrupted');
     if (result.failure) throw new LayerfsError('RUNTIME', `the command could not start: ${result.failure.message}`);
     if (result.exitCode !== 0) throw new LayerfsError('RUNTIME', `the command ${JSON.stringify(i.argv.join(' '))} returned a non-zero code: ${result.exitCode}`);
+    // The runtime's mount stubs were removed by the teardown (sandbox/mount-stubs.ts).
     const upperDir = containerPaths(store.paths.containersDir, record.id).upper;
-    await removeMountStubs(upperDir, (await store.layerDirs(i.parent.stored)).reverse());
     const committed = await commitContainer(store, {
       image: i.parent.stored,
       upperDir,

@@ -11,7 +11,8 @@
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import { LayerfsError } from '../core/errors.js';
-import type { ContainerRecord } from '../supervisor/container-record.js';
+import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
+import { removeMountStubs } from './mount-stubs.js';
 import { isMountProcess } from '../supervisor/process-check.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 import { startFailure, type OciRuntime, type StartFailure } from './oci-runtime.js';
@@ -53,7 +54,7 @@ export async function monitorContainer(ctx: MonitorContext): Promise<MonitorResu
   let reason: string | undefined;
   let started = false;
   try {
-    const child = await spawnRuntime(ctx.runtime.binary, ctx.runtime.runArgs(p.runtimeLog, p.bundle, p.pidFile, ctx.record.id), ctx.io);
+    const child = await spawnRuntime(ctx.runtime.binary, ctx.runtime.runArgs(p.runtimeLog, p.bundle, p.pidFile, ctx.record.id), ctx.io, { file: p.runtimeLog, offset: logOffset });
     let done = false;
     const exited = child.exited.then((code) => {
       done = true;
@@ -110,13 +111,17 @@ export async function teardown(ctx: Pick<MonitorContext, 'supervisor' | 'record'
     if (!(err instanceof LayerfsError && (err.code === 'FAILED_PRECONDITION' || err.code === 'NOT_FOUND'))) throw err;
   }
   await rm(p.pidFile, { force: true });
-  // 4. The writable layer, with --rm; otherwise the container stays, exited.
+  // 4. The writable layer, with --rm; otherwise the container stays, exited, without the
+  // runtime's mount stubs (/etc/hosts, /proc…), which are no change of its own.
   if (ctx.autoRemove) {
     await ctx.supervisor.remove(ctx.record.id, true).catch((err: unknown) => {
       if (!(err instanceof LayerfsError && err.code === 'NOT_FOUND')) throw err;
     });
     return;
   }
+  // Best effort: an image removed with `rmi --force` leaves no lower layers to compare with.
+  const lowerDirs = await ctx.supervisor.store.layerDirs(ctx.record.image).catch(() => undefined);
+  if (lowerDirs) await removeMountStubs(containerPaths(ctx.supervisor.store.paths.containersDir, ctx.record.id).upper, lowerDirs.reverse());
   await updateRunState(ctx.dir, {
     status: 'exited',
     exitCode: result.exitCode,

@@ -13,7 +13,7 @@ import { isAlive, readRunState, runPaths, type RunState } from './run-state.js';
 import { spawnRuntime } from './runtime-child.js';
 import { resolveUserInRootfs } from './user-resolver.js';
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mergeEnv } from './image-process.js';
 import type { RuntimeSpec, SpecProcess } from './runtime-spec-types.js';
@@ -33,6 +33,11 @@ export async function findRunContainer(store: Store, ref: string): Promise<RunCo
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Whether a run container's process is running (its monitor alive and the state says so). */
+export async function isRunning(c: RunContainer): Promise<boolean> {
+  return !!c.state && (c.state.status === 'running' || c.state.status === 'created') && (await isAlive(c.state.monitor));
+}
 
 async function ended(dir: string): Promise<boolean> {
   const s = await readRunState(dir).catch(() => undefined);
@@ -74,7 +79,9 @@ export async function execInContainer(store: Store, c: RunContainer, o: ExecOpti
   const runtime = await OciRuntime.locate(c.state.runtime, store.paths.root);
   const p = runPaths(c.dir);
   const user = o.user !== undefined ? await resolveUserInRootfs(p.rootfs, o.user) : undefined;
-  const logOffset = (await stat(p.runtimeLog).catch(() => null))?.size ?? 0;
+  // The exec's errors go to a log of its own: in the container's runtime.log the monitor
+  // would take them for the container's own start failure when it exits.
+  const execLog = join(c.dir, `exec-${process.pid}-${randomBytes(4).toString('hex')}.log`);
   // The new process starts from the container's own (Docker defaults, env, cwd, user),
   // written as a process file so that a terminal gets its window size before the
   // process starts (runc's --tty alone resizes only after it runs).
@@ -89,15 +96,16 @@ export async function execInContainer(store: Store, c: RunContainer, o: ExecOpti
   };
   delete proc.consoleSize;
   if (o.tty && process.stdout.columns) proc.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
-  const processFile = join(c.dir, `exec-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  const processFile = execLog.replace(/\.log$/, '.json');
   await writeFile(processFile, JSON.stringify(proc));
-  const args = runtime.execArgs(p.runtimeLog, c.record.id, processFile);
+  const args = runtime.execArgs(execLog, c.record.id, processFile);
   try {
-    const child = await spawnRuntime(runtime.binary, args, { mode: 'attached', tty: o.tty, interactive: o.interactive });
+    const child = await spawnRuntime(runtime.binary, args, { mode: 'attached', tty: o.tty, interactive: o.interactive }, { file: execLog, offset: 0 });
     const code = await child.exited;
-    const failure = code !== 0 ? await startFailure(p.runtimeLog, logOffset) : undefined;
+    const failure = code !== 0 ? await startFailure(execLog, 0) : undefined;
     return failure ? { exitCode: failure.exitCode, failure } : { exitCode: code };
   } finally {
     await rm(processFile, { force: true });
+    await rm(execLog, { force: true });
   }
 }

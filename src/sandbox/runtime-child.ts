@@ -10,6 +10,7 @@
  *  - detached: stdout and stderr go to a log file, stdin is /dev/null.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { constants } from 'node:os';
 
@@ -17,15 +18,50 @@ import { constants } from 'node:os';
 export type ChildIo = { mode: 'attached'; tty: boolean; interactive: boolean } | { mode: 'logfile'; file: string };
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
-const RUNTIME_NOISE = /^(time="[^"]*" level=\w+ msg=|\{"level":|(runc|crun) (run|exec|create|start) failed: |crun: )/;
+const RUNTIME_NOISE = /^(time="[^"]*" level=\w+ msg=|\{"level":|((runc|crun) )?(run|exec|create|start) failed: |crun: )/;
 
-/** Removes the runtime's own diagnostic lines from a stderr chunk. */
-export function filterRuntimeNoise(chunk: string): string {
-  if (!chunk.split('\n').some((l) => RUNTIME_NOISE.test(l))) return chunk;
-  return chunk
-    .split('\n')
-    .filter((l) => !RUNTIME_NOISE.test(l))
-    .join('\n');
+/** The runtime's JSON log (`--log FILE`) from `offset`: the messages it logged this time. */
+export interface RuntimeLog {
+  file: string;
+  offset: number;
+}
+
+/** Messages the runtime logged after `log.offset` (read now, synchronously: called per stderr chunk). */
+function loggedMessages(log: RuntimeLog | undefined): Set<string> {
+  const out = new Set<string>();
+  if (!log) return out;
+  let fd: number | undefined;
+  try {
+    fd = openSync(log.file, 'r');
+    const buf = Buffer.alloc(64 * 1024);
+    const n = readSync(fd, buf, 0, buf.length, log.offset);
+    for (const line of buf.subarray(0, n).toString('utf8').split('\n')) {
+      try {
+        const msg = (JSON.parse(line) as { msg?: unknown }).msg;
+        if (typeof msg === 'string') out.add(msg.trim());
+      } catch {
+        // not a JSON line (a partial write)
+      }
+    }
+  } catch {
+    // no log yet
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  return out;
+}
+
+/**
+ * Removes the runtime's own diagnostic lines from a stderr chunk: those of its known
+ * shapes, and any line it also wrote to its log (crun prints its errors bare). They are
+ * reported once, from the log, as `layerfs: …`.
+ */
+export function filterRuntimeNoise(chunk: string, log?: RuntimeLog): string {
+  const lines = chunk.split('\n');
+  const logged = lines.some((l) => l.trim() !== '') && log ? loggedMessages(log) : new Set<string>();
+  const noise = (l: string): boolean => RUNTIME_NOISE.test(l) || (l.trim() !== '' && logged.has(l.trim()));
+  if (!lines.some(noise)) return chunk;
+  return lines.filter((l) => !noise(l)).join('\n');
 }
 
 /** A running runtime child; `exited` resolves to the exit code (128+N for a signal). */
@@ -36,8 +72,8 @@ export interface RuntimeChild {
   signal(sig: NodeJS.Signals): void;
 }
 
-/** Spawns `binary args` wired per `io`. */
-export async function spawnRuntime(binary: string, args: string[], io: ChildIo): Promise<RuntimeChild> {
+/** Spawns `binary args` wired per `io`; `log` is the runtime's `--log` file, whose lines are kept off our stderr. */
+export async function spawnRuntime(binary: string, args: string[], io: ChildIo, log?: RuntimeLog): Promise<RuntimeChild> {
   let stdio: StdioOptions;
   let logHandle: Awaited<ReturnType<typeof open>> | undefined;
   if (io.mode === 'logfile') {
@@ -46,7 +82,7 @@ export async function spawnRuntime(binary: string, args: string[], io: ChildIo):
   } else if (io.tty) {
     // The container's stdio is the runtime's pty; the runtime's own stderr only carries
     // its diagnostics, which the filter below drops (they come back as one line).
-    stdio = ['inherit', 'inherit', 'pipe'];
+    stdio = [io.interactive ? 'inherit' : 'ignore', 'inherit', 'pipe'];
   } else {
     stdio = [io.interactive ? 'pipe' : 'ignore', 'inherit', 'pipe'];
   }
@@ -56,7 +92,7 @@ export async function spawnRuntime(binary: string, args: string[], io: ChildIo):
 
   if (io.mode === 'attached') {
     child.stderr?.on('data', (d: Buffer) => {
-      const out = filterRuntimeNoise(d.toString('latin1'));
+      const out = filterRuntimeNoise(d.toString('latin1'), log);
       if (out) process.stderr.write(Buffer.from(out, 'latin1'));
     });
   }

@@ -38,8 +38,19 @@ export interface MountRequest {
   volatile?: boolean;
 }
 
+/** A mount point must exist, be a folder, be empty (FUSE refuses to hide files) and not be mounted on. */
+async function checkMountpoint(mountpoint: string): Promise<void> {
+  const st = await stat(mountpoint).catch(() => null);
+  if (!st) throw new LayerfsError('NOT_FOUND', `mount point ${mountpoint} does not exist`, { hint: `create it first: mkdir -p ${mountpoint}` });
+  if (!st.isDirectory()) throw new LayerfsError('INVALID_ARGUMENT', `mount point ${mountpoint} is not a directory`);
+  if ((await mountsAt(mountpoint)).length > 0) throw new LayerfsError('IN_USE', `${mountpoint} is already a mount point`);
+  if ((await readdir(mountpoint)).length > 0) {
+    throw new LayerfsError('INVALID_ARGUMENT', `mount point ${mountpoint} is not empty`, { hint: 'mount on an empty directory: the mount would hide what it holds' });
+  }
+}
+
 export class Supervisor {
-  constructor(private readonly store: Store) {}
+  constructor(readonly store: Store) {}
 
   private get dir(): string {
     return this.store.paths.containersDir;
@@ -84,14 +95,13 @@ export class Supervisor {
   /** Mounts a new container of `imageRef`, or brings back the named one. */
   async mount(req: MountRequest): Promise<ContainerRecord> {
     const mountpoint = resolvePath(req.mountpoint);
-    const st = await stat(mountpoint).catch(() => null);
-    if (!st?.isDirectory()) throw new LayerfsError('INVALID_ARGUMENT', `mount point ${mountpoint} is not a directory`);
-    if ((await mountsAt(mountpoint)).length > 0) throw new LayerfsError('IN_USE', `${mountpoint} is already a mount point`);
+    await checkMountpoint(mountpoint);
 
     return this.store.withLock(async () => {
       await this.recover();
       const imageId = await this.store.resolveImage(req.imageRef);
       let record = req.name ? await this.find(req.name) : undefined;
+      const created = !record;
       if (record) {
         if (record.state === 'mounted') throw new LayerfsError('IN_USE', `container ${record.name} is already mounted on ${record.mountpoint}`);
         if (record.image !== imageId) {
@@ -109,7 +119,7 @@ export class Supervisor {
       // mount process then only loads it and never carries the walk's garbage. A failure
       // here is not fatal: the mount process builds (and tries to write) it itself.
       if (indexCache !== undefined) await LowerIndex.ensureCache(lowerDirs, indexCache).catch(() => undefined);
-      const { pid } = await launchUnionMount(
+      const launched = launchUnionMount(
         {
           mountpoint,
           lowerDirs,
@@ -121,6 +131,11 @@ export class Supervisor {
         },
         p.log,
       );
+      // A container made by this call and never mounted is no container: nothing stays behind.
+      const { pid } = await launched.catch(async (err: unknown) => {
+        if (created) await rm(p.dir, { recursive: true, force: true });
+        throw err;
+      });
       record = { ...record, readOnly, state: 'mounted', mountpoint, pid };
       await writeRecord(p.record, record);
       return record;
@@ -175,7 +190,7 @@ export class Supervisor {
     return this.store.withLock(async () => {
       let record = await this.get(ref);
       if (record.state === 'mounted') {
-        if (!force) throw new LayerfsError('IN_USE', `container ${record.name} is mounted on ${record.mountpoint}`, { hint: 'umount it first, or use rm --force' });
+        if (!force) throw new LayerfsError('IN_USE', `container ${record.name} is mounted on ${record.mountpoint}`, { hint: `umount it first (layerfs umount ${record.name}), or use rm --force` });
         record = await this.stopMount(record);
       }
       await rm(containerPaths(this.dir, record.id).dir, { recursive: true, force: true });

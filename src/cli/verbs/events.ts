@@ -5,7 +5,7 @@
  * (or N events). A line "watching …" on stderr says the watch is in place.
  */
 import type { Command } from 'commander';
-import { resolve as resolvePath } from 'node:path';
+import { LayerfsError } from '../../core/errors.js';
 import { shortId } from '../../core/digest.js';
 import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
@@ -38,7 +38,9 @@ export function register(program: Command): void {
     .action(async (ref: string, flags: { json?: boolean; count?: string }, cmd: Command) => {
       const store = await openStore(cmd);
       const sup = new Supervisor(store);
-      const record = (await sup.find(ref)) ?? (await sup.get(resolvePath(ref)));
+      // find() takes names, ids and mount points alike; the message names what was typed.
+      const record = await sup.find(ref);
+      if (!record) throw new LayerfsError('NOT_FOUND', `no such container: ${ref}`, { hint: '`layerfs ps -a` lists containers' });
       const stack = await loadImageStack(store, record.image);
       const watcher = new UpperWatcher(containerPaths(store.paths.containersDir, record.id).upper, stack);
       let left = flags.count === undefined ? Number.POSITIVE_INFINITY : Number(flags.count);

@@ -11,6 +11,7 @@ import { LayerfsError } from '../../core/errors.js';
 import { loadImageStack } from '../../teach/image-stack.js';
 import { analyzeImage, parseByteSize, type ImageAnalysis } from '../../teach/layer-analysis.js';
 import { runLayerTui } from '../../teach/layer-tui.js';
+import { EXIT_FAILURE } from '../exit-codes.js';
 import { humanSize, openStore, printJson, table } from './format.js';
 
 interface LayersFlags {
@@ -60,15 +61,18 @@ function printLayerFiles(a: ImageAnalysis, n: number): void {
   for (const [k, p] of lines) process.stdout.write(`${k} ${latin1ToUtf8(p)}\n`);
 }
 
-function ciCheck(a: ImageAnalysis, flags: LayersFlags): boolean {
+/** The --ci thresholds, checked before the analysis runs (a typo must not cost a whole analysis). */
+function ciThresholds(flags: LayersFlags): { lowest: number; highest: number } {
   const lowest = Number(flags.lowestEfficiency);
-  if (!(lowest >= 0 && lowest <= 1)) throw new LayerfsError('INVALID_ARGUMENT', `--lowest-efficiency ${flags.lowestEfficiency}: expected a ratio between 0 and 1`);
-  let highest: number;
+  if (!(lowest >= 0 && lowest <= 1)) throw new LayerfsError('INVALID_ARGUMENT', `invalid --lowest-efficiency ${flags.lowestEfficiency}: expected a ratio between 0 and 1`);
   try {
-    highest = parseByteSize(flags.highestWastedBytes);
+    return { lowest, highest: parseByteSize(flags.highestWastedBytes) };
   } catch (err) {
-    throw new LayerfsError('INVALID_ARGUMENT', `--highest-wasted-bytes: ${(err as Error).message}`);
+    throw new LayerfsError('INVALID_ARGUMENT', `invalid --highest-wasted-bytes: ${(err as Error).message}`);
   }
+}
+
+function ciCheck(a: ImageAnalysis, { lowest, highest }: { lowest: number; highest: number }): boolean {
   const checks = [
     { name: 'lowestEfficiency', ok: a.efficiency >= lowest, detail: `efficiency ${a.efficiency.toFixed(4)} (threshold ${lowest})` },
     { name: 'highestWastedBytes', ok: a.wastedBytes <= highest, detail: `wasted ${a.wastedBytes} bytes (threshold ${highest})` },
@@ -93,6 +97,7 @@ export function register(program: Command): void {
     .option('--lowest-efficiency <ratio>', 'with --ci: fail below this efficiency', '0.9')
     .option('--highest-wasted-bytes <size>', 'with --ci: fail above this much wasted space (20MB, 1GiB…)', '20MB')
     .action(async (ref: string, flags: LayersFlags, cmd: Command) => {
+      const thresholds = ciThresholds(flags);
       const store = await openStore(cmd);
       const a = await analyzeImage(await loadImageStack(store, await store.resolveImage(ref)));
       if (flags.json) {
@@ -125,7 +130,7 @@ export function register(program: Command): void {
       }
       if (flags.ci && !flags.json) {
         process.stdout.write('\nCI checks:\n');
-        if (!ciCheck(a, flags)) process.exitCode = 1;
-      } else if (flags.ci && !ciCheck(a, flags)) process.exitCode = 1;
+        if (!ciCheck(a, thresholds)) process.exitCode = EXIT_FAILURE;
+      } else if (flags.ci && !ciCheck(a, thresholds)) process.exitCode = EXIT_FAILURE;
     });
 }

@@ -2,14 +2,15 @@
  * The runtime creates a mount point for every mount of the spec that the image lacks —
  * `/proc`, `/dev`, `/sys`, and the empty files `/etc/hosts`, `/etc/hostname`,
  * `/etc/resolv.conf` it binds over — and on a union mount those land in the writable
- * layer. A RUN step's layer must not carry them (BuildKit removes them the same way):
- * an empty file or folder at one of those paths that no lower layer has is removed from
- * the writable layer before the commit.
+ * layer. Neither a RUN step's layer nor `diff` and `commit` of a run container may show
+ * them (BuildKit removes them the same way; Docker keeps them in an init layer below the
+ * container's): once the container's mount is gone, an empty file or folder at one of
+ * those paths that no lower layer has is removed from the writable layer.
  */
 import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { lgetxattr } from '../sys/native.js';
-import { defaultMounts } from '../sandbox/docker-defaults.js';
+import { defaultMounts } from './docker-defaults.js';
 
 /** Mount destinations of a RUN container, deepest first. */
 function stubPaths(): string[] {
