@@ -86,3 +86,13 @@ export function chainIds(diffIds: readonly DiffId[]): ChainId[] {
 export function shortId(d: string): string {
   return d.replace(/^sha256:/, '').slice(0, 12);
 }
+
+/**
+ * A layer's short id, the same in every verb (load, pull and push progress, layers,
+ * explain, events, inspect's Layers): Docker's short form of its DiffID — the digest of
+ * its uncompressed tar, the one id a layer keeps whatever blob (gzip, zstd, plain tar)
+ * carries it, and the one `inspect` lists in RootFS.Layers.
+ */
+export function layerShortId(diffId: string): string {
+  return shortId(diffId);
+}

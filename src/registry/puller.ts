@@ -6,7 +6,7 @@
  * verified or partial downloads, which the next pull of the same blobs resumes from).
  */
 import { rm } from 'node:fs/promises';
-import { chainIdOf, digestOf, shortId, type ChainId, type Digest } from '../core/digest.js';
+import { chainIdOf, digestOf, layerShortId, type ChainId, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import { defaultLimits } from '../image/limits.js';
 import { parseImageConfig, parseManifest, type Descriptor, type Platform } from '../image/oci-types.js';
@@ -74,6 +74,10 @@ export async function pullImage(store: Store, refString: string, opts: PullOptio
     if (config.rootfs.diff_ids.length !== m.layers.length) {
       throw new LayerfsError('INVALID_IMAGE', `${what}: manifest has ${m.layers.length} layers but the config lists ${config.rootfs.diff_ids.length} diff_ids`);
     }
+    // Progress names a layer by its short id (the DiffID's, as every verb does), not its blob's.
+    const idOf = new Map<Digest, string>();
+    for (const [i, d] of m.layers.entries()) if (!idOf.has(d.digest)) idOf.set(d.digest, layerShortId(config.rootfs.diff_ids[i]!));
+    const layerId = (d: Digest): string => idOf.get(d)!;
     const dir = `${store.paths.root}/downloads`;
     const layerFiles = new Map<Digest, string>();
     const toFetch = new Map<Digest, Descriptor>();
@@ -84,17 +88,17 @@ export async function pullImage(store: Store, refString: string, opts: PullOptio
       const existing = await store.layers.get(chain);
       if (existing?.blobs.includes(d.digest) && (await store.blobs.has(d.digest))) {
         layerFiles.set(d.digest, store.paths.blob(d.digest));
-        emit({ type: 'layer', id: shortId(d.digest), status: 'Already exists' });
+        emit({ type: 'layer', id: layerId(d.digest), status: 'Already exists' });
       } else if (!toFetch.has(d.digest)) {
         toFetch.set(d.digest, d);
-        emit({ type: 'layer', id: shortId(d.digest), status: 'Pulling fs layer' });
+        emit({ type: 'layer', id: layerId(d.digest), status: 'Pulling fs layer' });
       }
     }
     const jobs = opts.jobs ?? 3;
-    for (const d of [...toFetch.values()].slice(jobs)) emit({ type: 'layer', id: shortId(d.digest), status: 'Waiting' });
+    for (const d of [...toFetch.values()].slice(jobs)) emit({ type: 'layer', id: layerId(d.digest), status: 'Waiting' });
     await pruneStaleDownloads(dir);
     await pool([...toFetch.values()], jobs, async (d) => {
-      const id = shortId(d.digest);
+      const id = layerId(d.digest);
       emit({ type: 'layer', id, status: 'Downloading', current: 0, total: d.size });
       const file = await downloadBlob(client, ref.path, d, dir, {
         onProgress: (current, total) => emit({ type: 'layer', id, status: 'Downloading', current, total }),
@@ -123,7 +127,7 @@ export async function pullImage(store: Store, refString: string, opts: PullOptio
         if (e.type === 'waiting') emit(e);
         if (e.type !== 'layer') return;
         const blob = byDiff.get(e.diffId);
-        if (blob && toFetch.has(blob)) emit({ type: 'layer', id: shortId(blob), status: 'Pull complete' });
+        if (blob && toFetch.has(blob)) emit({ type: 'layer', id: layerId(blob), status: 'Pull complete' });
       },
     });
     const id = result.images[0]!.id;

@@ -5,12 +5,16 @@
  * the registry already has; a blob this store pulled from another repository of the same
  * registry is mounted from there (no upload); the rest is uploaded, in one PUT up to the
  * chunk size and as PATCH chunks beyond it. The manifest goes last, so a failed push
- * never leaves a tag pointing at missing blobs.
+ * never leaves a tag pointing at missing blobs. Layers stored as uncompressed tar are
+ * compressed on the way unless asked not to (push-compress.ts); then the manifest is
+ * rewritten to name them, and its digest is no longer the stored one.
+ * Progress names each layer by its short id (layerShortId: the DiffID's), as every verb does.
  */
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
-import { digestOf, parseDigest, shortId, type Digest } from '../core/digest.js';
+import { digestOf, layerShortId, parseDigest, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import { MediaType, parseManifest } from '../image/oci-types.js';
 import { familiarName, parseReference, type Reference } from '../image/reference.js';
@@ -18,10 +22,11 @@ import type { Store } from '../store/store.js';
 import { blobSources, recordBlobSources } from './blob-sources.js';
 import { drain, type RequestBody } from './http-transport.js';
 import { pool } from './pool.js';
+import { compressForPush, type PushCompression } from './push-compress.js';
 import { RegistryClient, registryError, type ClientOptions } from './registry-client.js';
 
 /** Statuses of one blob, as docker prints them. */
-export type PushStatus = 'Preparing' | 'Pushing' | 'Pushed' | 'Layer already exists' | `Mounted from ${string}`;
+export type PushStatus = 'Preparing' | 'Compressing' | 'Pushing' | 'Pushed' | 'Layer already exists' | `Mounted from ${string}`;
 
 /** Progress of a push. */
 export type PushEvent =
@@ -35,6 +40,8 @@ export interface PushOptions extends ClientOptions {
   chunkSize?: number;
   /** Parallel blob uploads (default 3). */
   jobs?: number;
+  /** How layers stored as uncompressed tar are sent (default gzip). */
+  compress?: PushCompression;
   onEvent?: (e: PushEvent) => void;
 }
 
@@ -42,6 +49,8 @@ interface BlobToPush {
   digest: Digest;
   size: number;
   file: string;
+  /** Progress id (the layer's short id); the config has none. */
+  id?: string;
 }
 
 function fileBody(file: string, start: number, length: number): RequestBody {
@@ -57,23 +66,43 @@ export async function pushImage(store: Store, image: string, target: string, opt
   const m = await store.images.getMeta(id, 'manifest');
   if (!m) throw new LayerfsError('NOT_FOUND', `image ${image} has no stored manifest`, { hint: 'load or pull it again to record one' });
   const manifestDigest = parseDigest(m);
-  const manifestBytes = await readFile(store.paths.blob(manifestDigest)).catch(() => {
+  const storedManifest = await readFile(store.paths.blob(manifestDigest)).catch(() => {
     throw new LayerfsError('NOT_FOUND', `manifest ${manifestDigest} of ${image} is missing from the store`);
   });
-  if (digestOf(manifestBytes) !== manifestDigest) throw new LayerfsError('DIGEST_MISMATCH', `stored manifest ${manifestDigest} of ${image} is damaged`);
-  const manifest = parseManifest(manifestBytes, `manifest of ${image}`);
+  if (digestOf(storedManifest) !== manifestDigest) throw new LayerfsError('DIGEST_MISMATCH', `stored manifest ${manifestDigest} of ${image} is damaged`);
+  const manifest = parseManifest(storedManifest, `manifest of ${image}`);
   if (manifest.config.digest !== id) throw new LayerfsError('INVALID_IMAGE', `stored manifest ${manifestDigest} does not describe image ${id}`);
-  // A manifest without mediaType (umoci writes those) is an OCI manifest.
-  const mediaType = manifest.mediaType ?? MediaType.ociManifest;
+  const diffIds = (await store.images.config(id)).config.rootfs.diff_ids;
 
-  const blobs: BlobToPush[] = [];
-  for (const l of manifest.layers) {
+  const stored: BlobToPush[] = [];
+  for (const [i, l] of manifest.layers.entries()) {
     const size = await store.blobs.size(l.digest);
     if (size === undefined) throw new LayerfsError('NOT_FOUND', `layer blob ${l.digest} of ${image} is missing from the store`, { hint: 'pull or load the image again' });
     if (size !== l.size) throw new LayerfsError('DIGEST_MISMATCH', `stored layer blob ${l.digest} is ${size} bytes, the manifest says ${l.size}`);
-    if (!blobs.some((b) => b.digest === l.digest)) blobs.push({ digest: l.digest, size, file: store.paths.blob(l.digest) });
+    stored.push({ digest: l.digest, size, file: store.paths.blob(l.digest), id: layerShortId(diffIds[i] ?? l.digest) });
   }
-  const config: BlobToPush = { digest: id, size: manifest.config.size, file: store.paths.imageConfig(id) };
+  const work = await mkdtemp(`${tmpdir()}/layerfs-push-`);
+  try {
+    const sent = await compressForPush(storedManifest, stored, opts.compress ?? 'gzip', work, (i) => emit({ type: 'layer', id: stored[i]!.id!, status: 'Compressing' }));
+    const layers = sent.layers.map((b, i) => ({ ...b, id: stored[i]!.id! }));
+    return await uploadImage(store, { id, manifestBytes: sent.manifestBytes, layers, configSize: manifest.config.size, dest, emit, opts });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Uploads the blobs, then the manifest; resolves the manifest digest. */
+async function uploadImage(
+  store: Store,
+  a: { id: Digest; manifestBytes: Buffer; layers: BlobToPush[]; configSize: number; dest: Reference; emit: (e: PushEvent) => void; opts: PushOptions },
+): Promise<Digest> {
+  const { id, manifestBytes, dest, emit, opts } = a;
+  const manifestDigest = digestOf(manifestBytes);
+  // A manifest without mediaType (umoci writes those) is an OCI manifest.
+  const mediaType = parseManifest(manifestBytes).mediaType ?? MediaType.ociManifest;
+  const blobs: BlobToPush[] = [];
+  for (const b of a.layers) if (!blobs.some((x) => x.digest === b.digest)) blobs.push(b);
+  const config: BlobToPush = { digest: id, size: a.configSize, file: store.paths.imageConfig(id) };
 
   const repo = dest.path;
   const scopes = [`repository:${repo}:pull,push`];
@@ -81,10 +110,10 @@ export async function pushImage(store: Store, image: string, target: string, opt
   const client = await RegistryClient.connect(dest.domain, opts);
   try {
     emit({ type: 'start', repository: familiarName(dest) });
-    for (const b of blobs) emit({ type: 'layer', id: shortId(b.digest), status: 'Preparing' });
+    for (const b of blobs) emit({ type: 'layer', id: b.id!, status: 'Preparing' });
 
     const pushBlob = async (b: BlobToPush, quiet: boolean): Promise<void> => {
-      const say = (status: PushStatus): void => void (quiet || emit({ type: 'layer', id: shortId(b.digest), status }));
+      const say = (status: PushStatus): void => void (quiet || emit({ type: 'layer', id: b.id ?? '', status }));
       const head = await client.call('HEAD', `/v2/${repo}/blobs/${b.digest}`, { scopes });
       drain(head);
       if (head.status === 200) return say('Layer already exists');

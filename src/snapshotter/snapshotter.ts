@@ -24,7 +24,7 @@ import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import { stagingName } from '../store/store-paths.js';
 import { LowerIndex } from '../union/lower-index.js';
 import { Mutex } from '../union/mutex.js';
-import { diskUsage } from './disk-usage.js';
+import { diskUsage } from '../core/disk-usage.js';
 import { parseFilters } from './filters.js';
 import { MetadataStore, type MetadataFile, type SnapshotKind, type SnapshotRecord } from './metadata.js';
 import { snapshotMounts, type MountSpec } from './mounts.js';

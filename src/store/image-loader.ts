@@ -57,15 +57,29 @@ export interface LoadResult {
 /** Spools a stream (decompressing a gzip/zstd archive) into a file under the store's tmp/. */
 async function spool(store: Store, input: Readable, limits: LoadLimits): Promise<string> {
   const file = `${store.paths.tmpDir}/${stagingName()}.tar`;
-  await pipeline(input, new Decompressor('archive', limits.maxZstdWindow), createWriteStream(file, { flags: 'wx' }));
+  try {
+    await pipeline(input, new Decompressor('archive', limits.maxZstdWindow), createWriteStream(file, { flags: 'wx' }));
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
   return file;
+}
+
+/** Opens a spooled archive; a spool that is no archive (truncated, not a tar) is removed at once. */
+async function openSpooled(file: string, name?: string): Promise<{ src: ArchiveSource; spooled: string }> {
+  try {
+    return { src: await TarSource.open(file, name), spooled: file };
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
 }
 
 async function openSource(store: Store, opts: LoadOptions, limits: LoadLimits): Promise<{ src: ArchiveSource; spooled?: string }> {
   if (opts.source) return { src: opts.source };
   if (opts.input === '-') {
-    const file = await spool(store, opts.stdin ?? process.stdin, limits);
-    return { src: await TarSource.open(file, 'stdin'), spooled: file };
+    return openSpooled(await spool(store, opts.stdin ?? process.stdin, limits), 'stdin');
   }
   let st;
   try {
@@ -79,8 +93,7 @@ async function openSource(store: Store, opts: LoadOptions, limits: LoadLimits): 
   await fh.read(head, 0, 4, 0);
   await fh.close();
   if (detectCompression(head) !== 'none') {
-    const file = await spool(store, createReadStream(opts.input), limits);
-    return { src: await TarSource.open(file, opts.input), spooled: file };
+    return openSpooled(await spool(store, createReadStream(opts.input), limits), opts.input);
   }
   return { src: await TarSource.open(opts.input) };
 }

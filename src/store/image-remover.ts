@@ -85,6 +85,8 @@ export async function removeImages(store: Store, refs: string[], opts: { force: 
       report.deleted.push(id);
     }
     await collect(store, report);
+    // What the lock's cleanup removed first (a killed load's spool, half-extracted layers) was reclaimed too.
+    report.reclaimed += store.cleanedBytes;
     return report;
   });
 }
@@ -102,6 +104,8 @@ export async function pruneStore(store: Store, opts: { dangling: boolean }): Pro
       }
     }
     await collect(store, report);
+    // What the lock's cleanup removed first (a killed load's spool, half-extracted layers) was reclaimed too.
+    report.reclaimed += store.cleanedBytes;
     return report;
   });
 }

@@ -6,6 +6,7 @@
  * store lock, so no live writer can own any of them.
  */
 import { readdir, rm } from 'node:fs/promises';
+import { diskUsage } from '../core/disk-usage.js';
 import { hasErrnoCode } from '../core/errors.js';
 import type { LayerDb } from './layer-db.js';
 import type { StorePaths } from './store-paths.js';
@@ -30,9 +31,21 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Removes leftovers; returns how many entries were removed. Call with the lock held. */
-export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<number> {
-  let removed = 0;
+/** What a cleanup removed. */
+export interface CleanupReport {
+  entries: number;
+  /** Disk space freed (allocated bytes), for `prune`'s "Total reclaimed space". */
+  bytes: number;
+}
+
+/** Removes leftovers; returns what was removed. Call with the lock held. */
+export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<CleanupReport> {
+  const report: CleanupReport = { entries: 0, bytes: 0 };
+  const remove = async (path: string): Promise<void> => {
+    report.bytes += (await diskUsage(path)).size;
+    await rm(path, { recursive: true, force: true });
+    report.entries++;
+  };
   const dirs = [
     paths.root,
     `${paths.root}/image`,
@@ -46,16 +59,14 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
   for (const d of dirs) {
     for (const n of await names(d)) {
       if (STAGING.test(n)) {
-        await rm(`${d}/${n}`, { recursive: true, force: true });
-        removed++;
+        await remove(`${d}/${n}`);
       }
     }
   }
   for (const id of await names(paths.imageMetadataDir)) {
     for (const n of await names(`${paths.imageMetadataDir}/${id}`)) {
       if (STAGING.test(n)) {
-        await rm(`${paths.imageMetadataDir}/${id}/${n}`, { force: true });
-        removed++;
+        await remove(`${paths.imageMetadataDir}/${id}/${n}`);
       }
     }
   }
@@ -65,14 +76,12 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
   for (const chain of await names(paths.layerdbDir)) {
     for (const n of await names(`${paths.layerdbDir}/${chain}`)) {
       if (STAGING.test(n) && !isAlive(Number(/tmp-(\d+)-/.exec(n)![1]))) {
-        await rm(`${paths.layerdbDir}/${chain}/${n}`, { force: true });
-        removed++;
+        await remove(`${paths.layerdbDir}/${chain}/${n}`);
       }
     }
   }
   for (const n of await names(paths.tmpDir)) {
-    await rm(`${paths.tmpDir}/${n}`, { recursive: true, force: true });
-    removed++;
+    await remove(`${paths.tmpDir}/${n}`);
   }
   // Layer caches nothing points to.
   const used = new Set<string>();
@@ -82,9 +91,8 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
   }
   for (const n of await names(paths.layersDir)) {
     if (/^[0-9a-f]{64}$/.test(n) && !used.has(n)) {
-      await rm(paths.cache(n), { recursive: true, force: true });
-      removed++;
+      await remove(paths.cache(n));
     }
   }
-  return removed;
+  return report;
 }

@@ -45,6 +45,8 @@ export class Store {
   readonly images: ImageDb;
   readonly layers: LayerDb;
   readonly tags: TagStore;
+  /** Bytes this process's cleanups freed (leftovers of interrupted commands): `prune` reports them. */
+  cleanedBytes = 0;
 
   private constructor(readonly paths: StorePaths) {
     this.blobs = new BlobStore(paths);
@@ -76,7 +78,7 @@ export class Store {
     const lock = await tryLock(paths.lockFile);
     if (lock) {
       try {
-        await cleanupStore(paths, store.layers);
+        store.cleanedBytes += (await cleanupStore(paths, store.layers)).bytes;
       } finally {
         await lock.release();
       }
@@ -88,7 +90,7 @@ export class Store {
   async withLock<T>(fn: () => Promise<T>, onWait?: (pid: number | undefined) => void): Promise<T> {
     const lock = await acquireLock(this.paths.lockFile, onWait ? { onWait } : {});
     try {
-      await cleanupStore(this.paths, this.layers);
+      this.cleanedBytes += (await cleanupStore(this.paths, this.layers)).bytes;
       return await fn();
     } finally {
       await lock.release();

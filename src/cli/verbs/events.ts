@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { shortId } from '../../core/digest.js';
+import { layerShortId } from '../../core/digest.js';
 import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { loadImageStack } from '../../teach/image-stack.js';
@@ -16,7 +16,7 @@ import { humanSize, openStore } from './format.js';
 const show = (p: string): string => Buffer.from(p, 'latin1').toString('utf8');
 
 function line(e: CowEvent): string {
-  const src = e.layer ? `layer ${e.layer.position} (${shortId(e.layer.chainId)})` : 'image';
+  const src = e.layer ? `layer ${e.layer.position} (${layerShortId(e.layer.diffId)})` : 'image';
   const flow =
     e.event === 'copy-up' ? `${src} → writable layer` :
     e.event === 'whiteout' ? `hides it in ${src}` :

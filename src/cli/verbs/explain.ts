@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { resolve as resolvePath } from 'node:path';
-import { shortId } from '../../core/digest.js';
+import { layerShortId } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
 import { containerPaths, type ContainerRecord } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
@@ -31,7 +31,7 @@ function printExplanation(e: Explanation, subject: string): void {
   const w = (s: string): boolean => process.stdout.write(s + '\n');
   w(`${show(e.path)} in ${subject}: ${e.exists ? 'exists' : 'does not exist'}`);
   if (e.servedBy === 'writable layer') w('  served by: the writable layer');
-  else if (e.servedBy) w(`  served by: layer ${e.servedBy.position} ${shortId(e.servedBy.chainId)}  ${e.servedBy.createdBy}`);
+  else if (e.servedBy) w(`  served by: layer ${e.servedBy.position} ${layerShortId(e.servedBy.diffId)}  ${e.servedBy.createdBy}`);
   if (e.lowerPath !== null && e.lowerPath !== e.path) w(`  image layers are looked up at: ${show(e.lowerPath)} (a renamed directory above it)`);
   if (e.upper) {
     const u = e.upper;
@@ -45,7 +45,7 @@ function printExplanation(e: Explanation, subject: string): void {
   if (e.copies.length) {
     w('  image layers holding this path (top first):');
     for (const c of e.copies) {
-      w(`    layer ${c.layer.position} ${shortId(c.layer.chainId)}  ${c.role.toUpperCase()}  ${c.kind}${c.kind === 'file' ? ` ${humanSize(c.size)}` : ''}  ${c.layer.createdBy}`);
+      w(`    layer ${c.layer.position} ${layerShortId(c.layer.diffId)}  ${c.role.toUpperCase()}  ${c.kind}${c.kind === 'file' ? ` ${humanSize(c.size)}` : ''}  ${c.layer.createdBy}`);
       w(`      ${show(c.file)}${c.why ? `  (${c.why})` : ''}`);
     }
   } else {

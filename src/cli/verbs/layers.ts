@@ -6,7 +6,7 @@
  * `--ci` checks thresholds and exits 1 on failure.
  */
 import type { Command } from 'commander';
-import { shortId } from '../../core/digest.js';
+import { layerShortId } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
 import { loadImageStack } from '../../teach/image-stack.js';
 import { analyzeImage, parseByteSize, type ImageAnalysis } from '../../teach/layer-analysis.js';
@@ -30,7 +30,7 @@ function printLayers(a: ImageAnalysis, full: boolean): void {
   const by = (c: string): string => (full || c.length <= 60 ? c : c.slice(0, 59) + '…');
   const rows = a.layers.map((r) => [
     String(r.layer.position),
-    shortId(r.layer.chainId),
+    layerShortId(r.layer.diffId),
     humanSize(r.layer.size),
     String(r.added.length),
     String(r.modified.length),
@@ -52,7 +52,7 @@ function printLayers(a: ImageAnalysis, full: boolean): void {
 function printLayerFiles(a: ImageAnalysis, n: number): void {
   const r = a.layers[n];
   if (!r) throw new LayerfsError('INVALID_ARGUMENT', `--layer ${n}: the image has layers 0 to ${a.layers.length - 1}`);
-  process.stdout.write(`Layer ${n} ${shortId(r.layer.chainId)}: ${r.layer.createdBy}\n`);
+  process.stdout.write(`Layer ${n} ${layerShortId(r.layer.diffId)}: ${r.layer.createdBy}\n`);
   const lines = [
     ...r.added.map((p) => ['A', p] as const),
     ...r.modified.map((p) => ['C', p] as const),

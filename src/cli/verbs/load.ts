@@ -1,6 +1,6 @@
 /** `layerfs load -i FILE|-`: load images from a docker-archive or an OCI layout. */
 import type { Command } from 'commander';
-import { shortId } from '../../core/digest.js';
+import { layerShortId } from '../../core/digest.js';
 import { parseSize } from '../../image/limits.js';
 import { parsePlatform } from '../../image/platform.js';
 import { loadImages, type LoadEvent } from '../../store/image-loader.js';
@@ -35,7 +35,7 @@ export function register(program: Command): void {
           return;
         }
         if (quiet) return;
-        if (e.type === 'layer') process.stdout.write(`${shortId(e.diffId)}: ${e.status}\n`);
+        if (e.type === 'layer') process.stdout.write(`${layerShortId(e.diffId)}: ${e.status}\n`);
         else if (e.type === 'untagged') process.stdout.write(`The image ${e.name} already exists, renaming the old one with ID ${e.previous} to empty string\n`);
         else if (e.names.length) for (const n of e.names) process.stdout.write(`Loaded image: ${n}\n`);
         else process.stdout.write(`Loaded image ID: ${e.id}\n`);

@@ -4,7 +4,7 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hasErrnoCode } from '../core/errors.js';
+import { hasErrnoCode } from './errors.js';
 
 /** Size in bytes and inode count; a missing tree uses nothing. */
 export async function diskUsage(root: string): Promise<{ size: number; inodes: number }> {
