@@ -1,7 +1,9 @@
 /**
- * Shared output helpers for the image verbs: Docker's human sizes and "x ago" times,
- * column tables, and opening the store from the global `--root` option.
+ * Shared output helpers for the verbs: Docker's human sizes and "x ago" times, column
+ * tables, `--format` templates, and opening the store from the global `--root` option.
  */
+import { compileTemplate } from '../go-template.js';
+
 export { openStore } from '../store-use.js';
 
 /** Docker's size format: decimal units, 3 significant digits ("5.58MB", "0B"). */
@@ -43,4 +45,27 @@ export function table(headers: string[], rows: string[][]): string {
 /** Prints a value as indented JSON. */
 export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}
+
+/**
+ * Prints `rows` with a docker-style `--format`: `json` (one JSON object per line), a Go
+ * template per row, or `table TEMPLATE` (a header row made by rendering the template on
+ * `headers`, columns split at tabs and aligned). `\t` and `\n` typed literally mean
+ * tab and newline, as in docker.
+ */
+export function printFormatted(format: string, rows: object[], headers: Record<string, string>): void {
+  if (format.trim() === 'json') {
+    process.stdout.write(rows.map((r) => JSON.stringify(r) + '\n').join(''));
+    return;
+  }
+  const isTable = /^table(\s|$)/.test(format);
+  const body = (isTable ? format.slice(5) : format).trim().replaceAll('\\t', '\t').replaceAll('\\n', '\n');
+  const tmpl = compileTemplate(body);
+  if (!isTable) {
+    process.stdout.write(rows.map((r) => tmpl.render(r) + '\n').join(''));
+    return;
+  }
+  const lines = rows.map((r) => tmpl.render(r).split('\t'));
+  const headerRow = compileTemplate(body.replace(/\{\{[^}]*?\.(\w+)[^}]*\}\}/g, (_m, f: string) => headers[f] ?? f.toUpperCase())).render({}).split('\t');
+  process.stdout.write(table(headerRow, lines));
 }
