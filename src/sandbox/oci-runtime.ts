@@ -91,6 +91,17 @@ export class OciRuntime {
     }
   }
 
+  /** The container's processes as `ps ARGS` shows them (the runtime runs ps and keeps the container's rows). */
+  async ps(id: string, psArgs: string[]): Promise<string> {
+    try {
+      const { stdout } = await run(this.binary, ['--root', this.stateDir, 'ps', id, ...psArgs]);
+      return stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new LayerfsError('RUNTIME', `${this.name} ps failed: ${(e.stderr || e.message).trim()}`);
+    }
+  }
+
   /** Container ids the runtime holds state for. */
   async list(): Promise<string[]> {
     try {

@@ -176,6 +176,20 @@ export class Supervisor {
     return record;
   }
 
+  /** Renames a container (the name must be free); its id, mount and writable layer stay. */
+  async rename(ref: string, name: string): Promise<ContainerRecord> {
+    return this.store.withLock(async () => {
+      const record = await this.get(ref);
+      const taken = (await this.list()).find((c) => c.name === name);
+      if (taken && taken.id !== record.id) {
+        throw new LayerfsError('ALREADY_EXISTS', `the container name ${name} is already in use`, { hint: `remove it with \`layerfs rm ${name}\` or choose another name` });
+      }
+      const updated = { ...record, name };
+      await writeRecord(containerPaths(this.dir, record.id).record, updated);
+      return updated;
+    });
+  }
+
   /** Unmounts; the writable layer stays. */
   async unmount(ref: string): Promise<ContainerRecord> {
     return this.store.withLock(async () => {

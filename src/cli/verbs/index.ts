@@ -17,6 +17,12 @@ import * as mount from './mount.js';
 import * as prune from './prune.js';
 import * as ps from './ps.js';
 import * as rm from './rm.js';
+import * as start from './start.js';
+import * as restart from './restart.js';
+import * as kill from './kill.js';
+import * as wait from './wait.js';
+import * as top from './top.js';
+import * as rename from './rename.js';
 import * as rmi from './rmi.js';
 import * as run from './run.js';
 import * as stop from './stop.js';
@@ -31,7 +37,7 @@ import * as umount from './umount.js';
 const verbs: Array<{ register(program: Command): void }> = [
   load, pull, push, login, images, inspect, history, tag, rmi, save, prune,
   mount, umount, ps, rm,
-  run, stop, exec, logs,
+  run, start, stop, restart, kill, wait, exec, logs, top, rename,
   build, diff, commit, layers, explain, events, ui,
   snapshotter,
 ];

@@ -4,6 +4,13 @@ import { LayerfsError } from '../../core/errors.js';
 import { findRunContainer, stopContainer } from '../../sandbox/run-control.js';
 import { openStore } from './format.js';
 
+/** `-t SECS` of stop and restart. */
+export function parseGrace(v: string): number {
+  const grace = Number(v);
+  if (!Number.isFinite(grace) || grace < 0) throw new LayerfsError('INVALID_ARGUMENT', `invalid --time ${JSON.stringify(v)}: expected seconds`);
+  return grace;
+}
+
 export function register(program: Command): void {
   program
     .command('stop')
@@ -11,8 +18,7 @@ export function register(program: Command): void {
     .argument('<container...>', 'container names or ids')
     .option('-t, --time <seconds>', 'seconds to wait before SIGKILL', '10')
     .action(async (refs: string[], flags: { time: string }, cmd: Command) => {
-      const grace = Number(flags.time);
-      if (!Number.isFinite(grace) || grace < 0) throw new LayerfsError('INVALID_ARGUMENT', `invalid --time ${JSON.stringify(flags.time)}: expected seconds`);
+      const grace = parseGrace(flags.time);
       const store = await openStore(cmd);
       for (const ref of refs) {
         await stopContainer(store, await findRunContainer(store, ref), grace);
