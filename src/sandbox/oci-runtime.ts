@@ -76,6 +76,16 @@ export class OciRuntime {
     }
   }
 
+  /** Freezes (`pause`) or thaws (`resume`) every process of the container (cgroup freezer). */
+  async freeze(id: string, frozen: boolean): Promise<void> {
+    try {
+      await run(this.binary, ['--root', this.stateDir, frozen ? 'pause' : 'resume', id]);
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new LayerfsError('RUNTIME', `cannot ${frozen ? 'pause' : 'resume'} container ${id.slice(0, 12)}: ${(e.stderr || e.message).trim()}`);
+    }
+  }
+
   /** Deletes the runtime's state of `id` (killing what is left); no error when it is already gone. */
   async delete(id: string, logFile = '/dev/null'): Promise<void> {
     await run(this.binary, [...this.globalArgs(logFile), 'delete', '--force', id]).catch(() => undefined);

@@ -80,6 +80,11 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
       }
     }
   }
+  // Staging layouts of `import` (in downloads/, beside a pull's resumable blobs) whose writer is gone.
+  for (const n of await names(`${paths.root}/downloads`)) {
+    const m = /^import-tmp-(\d+)-[0-9a-f]+$/.exec(n);
+    if (m && !isAlive(Number(m[1]))) await remove(`${paths.root}/downloads/${n}`);
+  }
   for (const n of await names(paths.tmpDir)) {
     await remove(`${paths.tmpDir}/${n}`);
   }

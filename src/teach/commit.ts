@@ -7,23 +7,19 @@
  * the new one. All of it is laid out as an OCI image layout in a staging folder under
  * the container's folder (the image's existing blobs hard-linked, not copied: same
  * filesystem as the store; not the store's tmp/, which the loader clears when it takes
- * the lock), and that layout
- * is loaded by the same loader `layerfs load` uses — so the new layer is verified,
- * extracted and recorded exactly like any loaded layer, all or nothing.
+ * the lock), and that layout is loaded as `layerfs load` loads one (store/layout-import.ts).
  */
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
-import { digestHex, digestOf, parseDigest, type Digest } from '../core/digest.js';
+import { digestHex, parseDigest, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import { MediaType, parseJsonObject, parseManifest, type Descriptor } from '../image/oci-types.js';
-import { familiarString, fullString, parseReference } from '../image/reference.js';
-import { loadImages } from '../store/image-loader.js';
+import { familiarString, parseReference } from '../image/reference.js';
+import { HashTap, loadLayoutImage } from '../store/layout-import.js';
 import { stagingName } from '../store/store-paths.js';
 import type { Store } from '../store/store.js';
 import { applyConfigChanges } from './config-changes.js';
@@ -54,20 +50,6 @@ export interface CommitResult {
   blob: Digest;
   blobSize: number;
   tar: LayerTarStats;
-}
-
-/** sha256 and byte count of whatever passes through. */
-class HashTap extends Transform {
-  private readonly hash = createHash('sha256');
-  size = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.size += chunk.length;
-    cb(null, chunk);
-  }
-  digest(): Digest {
-    return parseDigest(`sha256:${this.hash.digest('hex')}`);
-  }
 }
 
 /** Commits a container's writable layer as a new image (takes the store lock to load it). */
@@ -128,32 +110,13 @@ export async function commitContainer(store: Store, req: CommitRequest): Promise
     };
     if (req.author) newConfig.author = req.author;
     if (req.changes?.length) newConfig.config = applyConfigChanges(config.config as Record<string, unknown> | undefined, req.changes);
-    const configBytes = Buffer.from(JSON.stringify(newConfig));
-    const configDigest = digestOf(configBytes);
-    await writeFile(`${blobs}/${digestHex(configDigest)}`, configBytes);
 
-    // 4. Manifest in the base's family (Docker or OCI media types), and the index.
+    // 4. Manifest in the base's family (Docker or OCI media types), index, and into the store.
     const docker = base.mediaType === MediaType.dockerManifest;
     const layers: Descriptor[] = base.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
     layers.push({ mediaType: docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip, digest: blob, size: gzTap.size });
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
-      config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
-      layers,
-    }));
-    const mDigest = digestOf(manifest);
-    await writeFile(`${blobs}/${digestHex(mDigest)}`, manifest);
-    const desc: Record<string, unknown> = { mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest, digest: mDigest, size: manifest.length };
-    if (ref) desc.annotations = { 'io.containerd.image.name': fullString(ref), 'org.opencontainers.image.ref.name': ref.tag ?? 'latest' };
-    await writeFile(`${layout}/index.json`, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [desc] }));
-    await writeFile(`${layout}/oci-layout`, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-
-    // 5. Into the store through the loader.
-    const result = await loadImages(store, { input: layout });
-    const img = result.images.find((i) => i.id === configDigest);
-    if (!img) throw new LayerfsError('IO', 'internal: the committed image was not loaded');
-    return { id: img.id, names: ref ? [familiarString(ref)] : [], diffId, blob, blobSize: gzTap.size, tar };
+    const id = await loadLayoutImage(store, { layout, configBytes: Buffer.from(JSON.stringify(newConfig)), layers, docker, ref });
+    return { id, names: ref ? [familiarString(ref)] : [], diffId, blob, blobSize: gzTap.size, tar };
   } finally {
     await rm(layout, { recursive: true, force: true });
   }

@@ -17,6 +17,9 @@ import * as mount from './mount.js';
 import * as prune from './prune.js';
 import * as ps from './ps.js';
 import * as rm from './rm.js';
+import * as cp from './cp.js';
+import * as exportVerb from './export.js';
+import * as importVerb from './import.js';
 import * as start from './start.js';
 import * as restart from './restart.js';
 import * as kill from './kill.js';
@@ -35,9 +38,9 @@ import * as ui from './ui.js';
 import * as umount from './umount.js';
 
 const verbs: Array<{ register(program: Command): void }> = [
-  load, pull, push, login, images, inspect, history, tag, rmi, save, prune,
+  load, importVerb, pull, push, login, images, inspect, history, tag, rmi, save, prune,
   mount, umount, ps, rm,
-  run, start, stop, restart, kill, wait, exec, logs, top, rename,
+  run, start, stop, restart, kill, wait, exec, logs, top, rename, cp, exportVerb,
   build, diff, commit, layers, explain, events, ui,
   snapshotter,
 ];
