@@ -21,7 +21,7 @@ export interface RemoveReport {
 }
 
 /** Blobs (manifest + its layer blobs) an image references. */
-async function blobsOf(store: Store, id: Digest): Promise<Digest[]> {
+export async function blobsOf(store: Store, id: Digest): Promise<Digest[]> {
   const m = await store.images.getMeta(id, 'manifest');
   if (!m) return [];
   const md = parseDigest(m);

@@ -18,6 +18,7 @@ import * as prune from './prune.js';
 import * as ps from './ps.js';
 import * as rm from './rm.js';
 import * as cp from './cp.js';
+import * as system from './system.js';
 import * as exportVerb from './export.js';
 import * as importVerb from './import.js';
 import * as start from './start.js';
@@ -38,7 +39,7 @@ import * as ui from './ui.js';
 import * as umount from './umount.js';
 
 const verbs: Array<{ register(program: Command): void }> = [
-  load, importVerb, pull, push, login, images, inspect, history, tag, rmi, save, prune,
+  load, importVerb, pull, push, login, images, inspect, history, tag, rmi, save, prune, system,
   mount, umount, ps, rm,
   run, start, stop, restart, kill, wait, exec, logs, top, rename, cp, exportVerb,
   build, diff, commit, layers, explain, events, ui,

@@ -1,0 +1,30 @@
+/** `layerfs system df [--format T] [--json]`: disk usage of images, layer caches, blobs, containers and the build cache. */
+import type { Command } from 'commander';
+import { diskReport } from '../../store/disk-report.js';
+import { containerPaths } from '../../supervisor/container-record.js';
+import { isLive, listContainerEntries } from '../container-rows.js';
+import { humanSize, openStore, printFormatted, printJson, table } from './format.js';
+
+const HEADERS = { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' };
+
+export function register(program: Command): void {
+  const system = program.command('system').description('Store-wide commands (df)');
+  system
+    .command('df')
+    .description('Show disk usage: images, layer caches, blobs, containers, build cache, and what is reclaimable')
+    .option('--format <template>', "Go template per row ({{.Type}} {{.Size}} {{.Reclaimable}} …), 'table TEMPLATE' or 'json'")
+    .option('--json', 'JSON output (sizes in bytes)')
+    .action(async (flags: { format?: string; json?: boolean }, cmd: Command) => {
+      const store = await openStore(cmd);
+      const entries = await listContainerEntries(store, true);
+      const rows = await diskReport(
+        store,
+        entries.map((e) => ({ id: e.record.id, image: e.record.image, live: isLive(e), upper: containerPaths(store.paths.containersDir, e.record.id).upper })),
+      );
+      if (flags.json) return printJson(rows);
+      const pct = (a: number, b: number): string => (b > 0 ? ` (${Math.round((a / b) * 100)}%)` : '');
+      const shown = rows.map((r) => ({ ...r, Size: humanSize(r.Size), Reclaimable: `${humanSize(r.Reclaimable)}${pct(r.Reclaimable, r.Size)}` }));
+      if (flags.format) return printFormatted(flags.format, shown, HEADERS);
+      process.stdout.write(table(Object.values(HEADERS), shown.map((r) => [r.Type, String(r.TotalCount), String(r.Active), r.Size, r.Reclaimable])));
+    });
+}
