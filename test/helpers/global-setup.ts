@@ -54,6 +54,7 @@ export default function setup(project: TestProject) {
   // Mount processes and CLI tests run the compiled build; make sure it is current.
   if (newestSource(join(root, 'src')) > mtimeOr0(join(root, 'dist', 'cli', 'main.js'))) {
     execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
+    execFileSync(process.execPath, [join(root, 'scripts', 'mark-bins.mjs')], { stdio: 'inherit' });
   }
   const probes = join(CACHE_DIR, 'native-probes');
   const source = join(root, 'test', 'helpers', 'native-probes.c');
