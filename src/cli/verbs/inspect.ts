@@ -71,6 +71,7 @@ async function inspectImage(store: Store, ref: string): Promise<object> {
       Config: store.paths.imageConfig(s.id),
       Manifest: s.manifestDigest ? { Digest: s.manifestDigest, Path: store.paths.blob(s.manifestDigest) } : null,
       Layers: s.layers.map((l) => ({
+        ID: layerShortId(l.diffId),
         ChainID: l.chainId,
         DiffID: l.diffId,
         CacheID: l.cacheId,
