@@ -20,7 +20,7 @@ const run = promisify(execFile);
 
 
 async function record(root: string, name: string) {
-  const ps = JSON.parse(await cliOk(root, ['ps', '--json'])) as Array<{ id: string; name: string; pid: number | null; state: string; mountpoint: string }>;
+  const ps = JSON.parse(await cliOk(root, ['ps', '-a', '--json'])) as Array<{ id: string; name: string; pid: number | null; state: string; mountpoint: string }>;
   return ps.find((c) => c.name === name)!;
 }
 
@@ -113,7 +113,7 @@ describe.skipIf(!inject('canMount'))('layerfs mount IMAGE DIR', () => {
     // The dead mount: "Transport endpoint is not connected" (or aborted, if caught mid-request).
     const dead = await readdir(mnt).then(() => 'readable', (e: NodeJS.ErrnoException) => e.code);
     expect(['ENOTCONN', 'ECONNABORTED']).toContain(dead);
-    const ps = await cli(root, ['ps']);
+    const ps = await cli(root, ['ps', '-a']);
     expect(ps.code).toBe(0);
     expect(ps.stderr).toMatch(/mount process had died; cleared the dead mount/);
     expect(ps.stdout).toMatch(/Unmounted .* kill/);

@@ -40,7 +40,7 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
   let root: string;
   let work: string;
 
-  const ps = async (): Promise<PsEntry[]> => JSON.parse(await cliOk(root, ['ps', '--json'])) as PsEntry[];
+  const ps = async (): Promise<PsEntry[]> => JSON.parse(await cliOk(root, ['ps', '-a', '--json'])) as PsEntry[];
   const entry = async (name: string): Promise<PsEntry | undefined> => (await ps()).find((c) => c.name === name);
   const runtimeIds = async (): Promise<string[]> => {
     const { stdout } = await exec('runc', ['--root', join(root, 'runtime', 'runc'), 'list', '-q']);
@@ -118,7 +118,7 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
     const wh = await lstat(join(upper, 'app', 'hello.txt'));
     expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
     expect(await treeHashes(join(root, 'layers'))).toEqual(before);
-    expect((await cliOk(root, ['ps'])).split('\n').find((l) => l.endsWith(' w1'))).toMatch(/Exited \(0\)/);
+    expect((await cliOk(root, ['ps', '-a'])).split('\n').find((l) => l.endsWith(' w1'))).toMatch(/Exited \(0\)/);
     // A new container of the same image starts from the image, not from w1's layer.
     const fresh = await cli(root, ['run', '--rm', 'sample', 'sh', '-c', 'cat /app/hello.txt; ls /root']);
     expect(fresh.stdout).toBe('hello from the app layer\n');
@@ -139,7 +139,7 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
         expect((await cli(root, ['exec', n, 'sh', '-c', `grep -rl "^${other}$" /tmp /root /app || echo none`])).stdout).toBe('none\n');
       }
       expect((await cli(root, ['exec', 'a', 'sh', '-c', 'exit 7'])).code).toBe(7);
-      expect((await cliOk(root, ['ps'])).split('\n').find((l) => l.endsWith(' a'))).toMatch(/Up /);
+      expect((await cliOk(root, ['ps', '-a'])).split('\n').find((l) => l.endsWith(' a'))).toMatch(/Up /);
       const pidsA = (await cli(root, ['exec', 'a', 'ls', '/proc'])).stdout.split('\n').filter((x) => /^\d+$/.test(x));
       expect(pidsA).toContain('1'); // its own pid namespace
       expect(pidsA.length).toBeLessThan(10);
@@ -320,7 +320,7 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
     await waitFor('the write', async () => (await cli(root, ['exec', 'k', 'ls', '/root/kept'])).code === 0);
     const c = (await entry('k'))!;
     process.kill(c.run!.monitor!.pid, 'SIGKILL');
-    const next = await cli(root, ['ps']);
+    const next = await cli(root, ['ps', '-a']);
     expect(next.stderr).toMatch(/container k: its monitor process had died; stopped it/);
     expect(next.stdout.split('\n').find((l) => l.endsWith(' k'))).toMatch(/Exited \(137\)/);
     expect(isMounted(join(root, 'containers', c.id, 'merged'))).toBe(false);

@@ -47,7 +47,7 @@ describe.skipIf(!inject('canMount'))('lower index cache of store images', () => 
     const id = (await cliOk(root, ['mount', '--name', 'c1', 'sample', mnt])).trim();
     try {
       expect(await indexFiles(root)).toEqual([cacheFile]);
-      const pid = (JSON.parse(await cliOk(root, ['ps', '--json'])) as { id: string; pid: number }[]).find((c) => c.id === id)!.pid;
+      const pid = (JSON.parse(await cliOk(root, ['ps', '-a', '--json'])) as { id: string; pid: number }[]).find((c) => c.id === id)!.pid;
       const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
       expect(JSON.parse(argv.find((a) => a.startsWith('{'))!).indexCache).toBe(cacheFile);
       const loaded = await LowerIndex.open(lowerDirs, { cacheFile });
