@@ -202,7 +202,7 @@ describe.skipIf(!inject('canMount'))('a Docker user’s CLI', () => {
     expect((await cliOk(root, ['start', 'life'])).trim()).toBe('life');
     expect(await state('life')).toBe('running');
     await cliOk(root, ['rename', 'life', 'life2']);
-    expect((await cli(root, ['rename', 'life2', 'bad name'])).code).toBe(2);
+    expect((await cli(root, ['rename', 'life2', 'bad name'])).stderr).toMatch(/^layerfs: invalid container name "bad name"/);
     expect((await cliOk(root, ['restart', '-t', '0', 'life2'])).trim()).toBe('life2');
     expect(await state('life2')).toBe('running');
     expect((await cliOk(root, ['kill', 'life2'])).trim()).toBe('life2');
