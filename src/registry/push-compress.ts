@@ -12,15 +12,15 @@
  * manifest has no zstd media type: with zstd it becomes an OCI manifest.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip } from 'node:zlib';
-import { parseDigest, type Digest } from '../core/digest.js';
+import type { Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import { MediaType } from '../image/oci-types.js';
+import { HashTap } from '../store/layout-import.js';
 
 export type PushCompression = 'gzip' | 'zstd' | 'none';
 
@@ -45,20 +45,6 @@ const DOCKER_TO_OCI: Record<string, string> = {
   [MediaType.dockerLayerGzip]: MediaType.ociLayerGzip,
 };
 
-/** sha256 and byte count of what passes through. */
-class Tap extends Transform {
-  private readonly hash = createHash('sha256');
-  size = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.size += chunk.length;
-    cb(null, chunk);
-  }
-  digest(): Digest {
-    return parseDigest(`sha256:${this.hash.digest('hex')}`);
-  }
-}
-
 /** zstd -3 of `src` into `dst`, by the program (Node 20's zlib has no zstd). */
 async function zstdFile(src: string, dst: string): Promise<void> {
   const out = await open(dst, 'wx');
@@ -76,7 +62,7 @@ async function zstdFile(src: string, dst: string): Promise<void> {
 }
 
 async function compressFile(src: string, dst: string, how: 'gzip' | 'zstd'): Promise<{ digest: Digest; size: number }> {
-  const tap = new Tap();
+  const tap = new HashTap();
   if (how === 'gzip') {
     await pipeline(createReadStream(src), createGzip({ level: constants.Z_DEFAULT_COMPRESSION }), tap, createWriteStream(dst, { flags: 'wx' }));
   } else {
