@@ -23,7 +23,7 @@ export const UI_PAGE = `<!doctype html>
   #tree li.flash { animation: flash 1.5s; }
   @keyframes flash { from { background: #ffeb3b; } to { background: transparent; } }
   #treebox { max-height: 80vh; overflow: auto; }
-  #changes li, #events li { font-family: ui-monospace, monospace; font-size: 12px; }
+  #changes li, #events li { font-family: ui-monospace, monospace; font-size: 12px; overflow-wrap: anywhere; }
   .A { color: #2e7d32; } .C { color: #ef6c00; } .D { color: #c62828; }
   #events li { padding: 2px 0; border-bottom: 1px solid #eee; }
   #status { font-size: 12px; opacity: .8; }
@@ -58,7 +58,7 @@ async function main() {
   const view = await (await fetch('/api/view?' + current)).json();
   if (view.error) { document.getElementById('status').textContent = view.error; return; }
   draw(view);
-  document.getElementById('status').textContent = view.layers.length + ' layers · wasted ' + human(view.wastedBytes) + ' · efficiency ' + (view.efficiency * 100).toFixed(1) + ' %';
+  document.getElementById('status').textContent = view.layers.length + (view.layers.length === 1 ? ' layer' : ' layers') + ' · wasted ' + human(view.wastedBytes) + ' · efficiency ' + (view.efficiency * 100).toFixed(1) + ' %';
   document.body.dataset.loaded = 'yes';
   if (view.subject.container) live(view.subject.container);
 }
@@ -70,14 +70,15 @@ function draw(view) {
     const s = el('div', { className: 'sheet upper' });
     s.dataset.layer = 'upper';
     s.style.background = colorOf('upper');
-    s.append(el('div', {}, 'writable layer (container ' + view.subject.container + ')'), el('div', { className: 'meta' }, 'copy-ups and new files land here'));
+    s.append(el('div', {}, 'writable layer (container ' + view.subject.container + ') · ' + view.upperChanges.length + (view.upperChanges.length === 1 ? ' change' : ' changes')), el('div', { className: 'meta' }, 'copy-ups and new files land here'));
+    s.onclick = () => showChanges(s, 'Writable layer: changes to the image (as layerfs diff)', view.upperChanges.map((c) => [c.kind, c.path]));
     sheets.push(s);
   }
   for (const l of [...view.layers].reverse()) {
     const s = el('div', { className: 'sheet' });
     s.dataset.layer = String(l.position);
     s.style.background = colorOf(l.position);
-    s.append(el('div', {}, 'layer ' + l.position + ' · ' + human(l.size) + ' · +' + l.added.length + ' ~' + l.modified.length + ' -' + l.removed.length),
+    s.append(el('div', {}, 'layer ' + l.position + ' · ' + human(l.size) + (l.bytesWasted ? ' · wasted ' + human(l.bytesWasted) : '') + ' · +' + l.added.length + ' ~' + l.modified.length + ' -' + l.removed.length),
              el('div', { className: 'meta', title: l.createdBy }, l.createdBy || '(no history)'));
     s.onclick = () => showLayer(l, s);
     sheets.push(s);
@@ -99,10 +100,14 @@ function treeItem(t) {
 }
 
 function showLayer(l, sheet) {
+  const rows = [...l.added.map((p) => ['A', p]), ...l.modified.map((p) => ['C', p]), ...l.removed.map((p) => ['D', p])].sort((a, b) => a[1] < b[1] ? -1 : 1);
+  showChanges(sheet, 'Layer ' + l.position + ': ' + (l.createdBy || ''), rows);
+}
+
+function showChanges(sheet, title, rows) {
   document.querySelectorAll('.sheet').forEach((s) => s.classList.remove('selected'));
   sheet.classList.add('selected');
-  document.getElementById('dtitle').textContent = 'Layer ' + l.position + ': ' + (l.createdBy || '');
-  const rows = [...l.added.map((p) => ['A', p]), ...l.modified.map((p) => ['C', p]), ...l.removed.map((p) => ['D', p])].sort((a, b) => a[1] < b[1] ? -1 : 1);
+  document.getElementById('dtitle').textContent = title;
   document.getElementById('changes').replaceChildren(...rows.map(([k, p]) => el('li', { className: k }, k + ' ' + p)));
 }
 

@@ -13,6 +13,7 @@ import { LayerfsError } from '../core/errors.js';
 import type { Digest } from '../core/digest.js';
 import type { Store } from '../store/store.js';
 import { joinPath } from '../union/paths.js';
+import { containerDiff } from './container-diff.js';
 import { openContainerView } from './container-view.js';
 import { loadImageStack, layerOfIndex, type ImageStack } from './image-stack.js';
 import { analyzeImage } from './layer-analysis.js';
@@ -94,10 +95,13 @@ async function view(opts: UiOptions, q: URLSearchParams): Promise<unknown> {
   const name = q.get('container');
   let stack: ImageStack;
   const tree: { path: string; dir: boolean; layer: number | 'upper' }[] = [];
+  let upperChanges: { kind: string; path: string }[] | undefined;
   if (name) {
     const c = await container(opts, name);
     const cv = await openContainerView(opts.store, c.image, c.upperDir);
     stack = cv.stack;
+    // The writable layer's sheet lists these, as `layerfs diff` prints them.
+    upperChanges = (await containerDiff(cv)).map((ch) => ({ kind: ch.kind, path: show(ch.path) }));
     const walk = async (dir: string): Promise<void> => {
       const names = (await cv.view.readdir(cv.view.resolve(dir))).map((e) => e.name).sort();
       for (const n of names) {
@@ -134,12 +138,14 @@ async function view(opts: UiOptions, q: URLSearchParams): Promise<unknown> {
       chainId: r.layer.chainId,
       createdBy: r.layer.createdBy,
       size: r.layer.size,
+      bytesWasted: r.bytesWasted,
       added: r.added.map(show),
       modified: r.modified.map(show),
       removed: r.removed.map(show),
     })),
     wastedBytes: analysis.wastedBytes,
     efficiency: analysis.efficiency,
+    ...(upperChanges ? { upperChanges } : {}),
     tree,
     truncated: tree.length >= max,
   };

@@ -93,6 +93,14 @@ describe.skipIf(!inject('canMount') || !haveBrowser)('layerfs ui in a browser', 
       await page.waitForSelector('#events li.event.copy-up[data-path="/etc/motd"]', { timeout: 20_000 });
       expect(await page.locator('#tree li[data-path="/etc/motd"]').getAttribute('data-layer')).toBe('upper');
       expect(await page.locator('#events li.event.copy-up[data-path="/etc/motd"]').innerText()).toMatch(/copy-up \/etc\/motd \(from layer 1\)/);
+      // The writable layer's sheet lists its changes (as of the page load: before the write, none).
+      await page.locator('.sheet[data-layer="upper"]').click();
+      await expect.poll(() => page.locator('#dtitle').innerText()).toMatch(/^Writable layer/);
+      await page.reload();
+      await page.waitForSelector('body[data-loaded="yes"]');
+      await page.locator('.sheet[data-layer="upper"]').click();
+      await expect.poll(() => page.locator('#changes').innerText()).toMatch(/C \/etc\nC \/etc\/motd/);
+      expect(await page.locator('.sheet[data-layer="upper"]').innerText()).toMatch(/2 changes/);
       const shot = join(REPO, 'node_modules', '.cache', 'layerfs-test', 'ui-screenshot.png');
       await page.screenshot({ path: shot, fullPage: true });
       expect(existsSync(shot)).toBe(true);
