@@ -157,8 +157,15 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
   });
 
   it('logs -f follows a detached container to its end; -d --rm removes it after', async () => {
-    await cliOk(root, ['run', '-d', '--rm', '--name', 'lf', 'sample', 'sh', '-c', 'echo one; echo err >&2; sleep 1; echo two']);
-    const logs = await cli(root, ['logs', '-f', 'lf']);
+    // The container waits for /go, so `logs -f` surely starts before it ends (a CLI start can take seconds on a busy machine).
+    await cliOk(root, ['run', '-d', '--rm', '--name', 'lf', 'sample', 'sh', '-c', 'echo one; echo err >&2; while [ ! -f /go ]; do sleep 0.1; done; echo two']);
+    const follower = spawn(process.execPath, [LAYERFS, '--root', root, 'logs', '-f', 'lf'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const logs = { stdout: '', code: null as number | null };
+    follower.stdout.on('data', (d: Buffer) => (logs.stdout += d.toString()));
+    const ended = new Promise<void>((r) => follower.on('close', (code) => r(void (logs.code = code))));
+    await waitFor('logs -f to print', async () => logs.stdout.includes('one'));
+    await cliOk(root, ['exec', 'lf', 'touch', '/go']);
+    await ended;
     expect(logs.code).toBe(0);
     // stdout and stderr share the log; the shell may flush them in either order.
     expect(logs.stdout.split('\n').slice(0, 2).sort()).toEqual(['err', 'one']);
