@@ -54,7 +54,7 @@ export async function monitorContainer(ctx: MonitorContext): Promise<MonitorResu
   let reason: string | undefined;
   let started = false;
   try {
-    const child = await spawnRuntime(ctx.runtime.binary, ctx.runtime.runArgs(p.runtimeLog, p.bundle, p.pidFile, ctx.record.id), ctx.io, { file: p.runtimeLog, offset: logOffset });
+    const child = await spawnRuntime(ctx.runtime.binary, ctx.runtime.runArgs(p.runtimeLog, p.bundle, p.pidFile, ctx.record.id), ctx.io, { file: p.runtimeLog, offset: logOffset, started: () => started });
     let done = false;
     const exited = child.exited.then((code) => {
       done = true;

@@ -24,6 +24,12 @@ const RUNTIME_NOISE = /^(time="[^"]*" level=\w+ msg=|\{"level":|((runc|crun) )?(
 export interface RuntimeLog {
   file: string;
   offset: number;
+  /**
+   * Whether the container's process has started. Until then stderr can only be the
+   * runtime's own, which may reach us before it is in the log (crun): it is held back and
+   * filtered once the process starts or the runtime exits, when the log is complete.
+   */
+  started?: () => boolean;
 }
 
 /** Messages the runtime logged after `log.offset` (read now, synchronously: called per stderr chunk). */
@@ -91,9 +97,22 @@ export async function spawnRuntime(binary: string, args: string[], io: ChildIo, 
   await logHandle?.close();
 
   if (io.mode === 'attached') {
-    child.stderr?.on('data', (d: Buffer) => {
-      const out = filterRuntimeNoise(d.toString('latin1'), log);
+    let held = '';
+    const flush = (): void => {
+      const out = filterRuntimeNoise(held, log);
+      held = '';
       if (out) process.stderr.write(Buffer.from(out, 'latin1'));
+    };
+    const poll = setInterval(() => {
+      if (held && log?.started?.()) flush();
+    }, 20);
+    child.stderr?.on('data', (d: Buffer) => {
+      held += d.toString('latin1');
+      if (!log?.started || log.started()) flush();
+    });
+    child.stderr?.on('close', () => {
+      clearInterval(poll);
+      if (held) flush();
     });
   }
   if (io.mode === 'attached' && !io.tty) {
