@@ -155,7 +155,9 @@ export class Supervisor {
       pid: null,
     };
     const p = containerPaths(this.dir, id);
-    await mkdir(p.upper, { recursive: true });
+    // 0700: the mount point `merged` below serves setuid binaries (store-permissions.ts).
+    await mkdir(p.dir, { recursive: true, mode: 0o700 });
+    await mkdir(p.upper);
     await mkdir(p.work, { recursive: true, mode: 0o700 });
     await writeRecord(p.record, record);
     return record;
