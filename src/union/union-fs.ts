@@ -13,6 +13,7 @@
 import * as fsp from 'node:fs/promises';
 import { constants as C } from 'node:fs';
 import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { lowerIno, upperIno } from './inode.js';
@@ -262,9 +263,9 @@ export class UnionFilesystem implements PathFilesystem {
     await this.mutate(from, (w) => renameInUnion(w, from, to, flags));
   }
 
-  async setxattr(path: string, name: string, value: Buffer, flags: number, _caller: Caller): Promise<void> {
+  async setxattr(path: string, name: string, value: Buffer, flags: number, caller: Caller): Promise<void> {
     const stored = storedXattrName(name);
-    if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
+    if (stored === 'private' || !(await mayAccessXattr(name, caller))) throw fsError('EPERM', path, `xattr ${name}`);
     await this.mutate(path, async (w) => {
       await this.checkUserXattr(this.view.resolve(path), name);
       await w.ensureUpper(path);
@@ -273,9 +274,10 @@ export class UnionFilesystem implements PathFilesystem {
     });
   }
 
-  async getxattr(path: string, name: string): Promise<Buffer | null> {
+  async getxattr(path: string, name: string, caller?: Caller): Promise<Buffer | null> {
     const stored = storedXattrName(name);
     if (stored === 'private') return null;
+    if (!(await mayAccessXattr(name, caller))) return null; // ENODATA, as the kernel answers
     const r = this.view.resolve(path);
     if (r.upper !== undefined) return sys.lgetxattr(this.upperReal(path), stored);
     // The index knows which lower objects have no xattr at all (most): no syscall. (With
@@ -284,7 +286,7 @@ export class UnionFilesystem implements PathFilesystem {
     return sys.lgetxattr(this.backingPath(r), stored);
   }
 
-  async listxattr(path: string): Promise<string[]> {
+  async listxattr(path: string, caller?: Caller): Promise<string[]> {
     const r = this.view.resolve(path);
     if (r.upper === undefined && !r.lower!.xattrs) return [];
     const names = await sys.llistxattr(this.backingPath(r));
@@ -293,12 +295,12 @@ export class UnionFilesystem implements PathFilesystem {
       const v = visibleXattrName(n);
       if (v !== null) out.push(v);
     }
-    return out;
+    return visibleXattrNamesFor(out, caller);
   }
 
-  async removexattr(path: string, name: string, _caller: Caller): Promise<void> {
+  async removexattr(path: string, name: string, caller: Caller): Promise<void> {
     const stored = storedXattrName(name);
-    if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
+    if (stored === 'private' || !(await mayAccessXattr(name, caller))) throw fsError('EPERM', path, `xattr ${name}`);
     await this.mutate(path, async (w) => {
       const r = this.view.resolve(path);
       await this.checkUserXattr(r, name);
