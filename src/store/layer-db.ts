@@ -139,6 +139,12 @@ export class LayerDb {
     }
   }
 
+  /** Drops a cache extracted under a `.pending` marker that will not be committed (check's comparison copy). */
+  async discard(cacheId: string): Promise<void> {
+    await removeDir(this.paths.cache(cacheId), this.paths.layersDir);
+    await clearMarker(this.paths, cacheId, 'pending');
+  }
+
   /** Records one more blob digest for an existing layer (same diff, other compression). */
   async addBlob(rec: LayerRecord, blob: Digest): Promise<void> {
     if (rec.blobs.includes(blob)) return;

@@ -12,13 +12,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { layerfs, makeTar, writeOciLayout } from '../helpers/images.js';
+import { entryDir, layersOf, okIn as ok } from '../helpers/store-layers.js';
 import { tempDir } from '../helpers/temp.js';
-
-interface LayerInfo {
-  ChainID: string;
-  CacheID: string;
-  Diff: string;
-}
 
 let work: string;
 let imgA: string;
@@ -35,12 +30,6 @@ beforeAll(async () => {
   await writeOciLayout(imgB, [other], { tag: 'b' });
 }, 120_000);
 
-async function ok(root: string, args: string[]): Promise<string> {
-  const r = await layerfs(root, args);
-  if (r.code !== 0) throw new Error(`layerfs ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
 async function freshStore(): Promise<string> {
   const root = join(await tempDir('layerfs-root-'), 'store');
   await ok(root, ['load', '-i', imgA, '--name', 'test/img']);
@@ -48,11 +37,6 @@ async function freshStore(): Promise<string> {
   return root;
 }
 
-async function layersOf(root: string, image: string): Promise<LayerInfo[]> {
-  return (JSON.parse(await ok(root, ['inspect', image])) as { Store: { Layers: LayerInfo[] } }[])[0]!.Store.Layers;
-}
-
-const entryDir = (root: string, chain: string): string => join(root, 'image', 'layerdb', 'sha256', chain.slice(7));
 const cacheDir = (root: string, cacheId: string): string => join(root, 'layers', cacheId);
 
 /** A pid that certainly belongs to no process now (a child that has exited). */
