@@ -54,7 +54,8 @@ export async function serveFilesystem(
     }
     promise.then(reply, (err: unknown) => {
       const errno = toNegativeErrno(err);
-      if (errno === -5 && report) report(err, op);
+      // A damaged layer (DAMAGED) was logged once by the filesystem: not an unexpected error.
+      if (errno === -5 && report && !(err instanceof LayerfsError && err.code === 'DAMAGED')) report(err, op);
       cb(errno);
     });
   }
