@@ -79,6 +79,7 @@ interface Binding {
   teardown(h: Handle, detach: boolean): Promise<void>;
   fd(h: Handle): number;
   unmountPath(mountpoint: string, fusermount: boolean): number;
+  socketDevice(): [Handle, number];
   readonly protocolMinor: number;
   readonly requestBufferSize: number;
 }
@@ -158,7 +159,21 @@ export async function mountFuseDevice(req: MountRequest): Promise<FuseDevice> {
       hint: process.geteuid?.() === 0 ? undefined : 'as a non-root user, mounting needs fusermount3 (Debian: fuse3) and a mountpoint you own',
     });
   }
-  return new Device(native, handle, req.mountpoint);
+  // The mount's device number: unmount() detaches the mountpoint only while it is still
+  // this mount on top (not someone else's that replaced it after ours went away).
+  const ours = (await mountsAt(req.mountpoint).catch(() => [])).at(-1)?.device;
+  return new Device(native, handle, req.mountpoint, ours);
+}
+
+/**
+ * A device on one end of a SOCK_SEQPACKET socketpair instead of /dev/fuse, for tests: write
+ * request frames (valid, random, truncated) to `peerFd` and read the replies from it; each
+ * message is one frame, as on the device. Closing `peerFd` ends the device like an unmount.
+ */
+export function socketFuseDevice(): { device: FuseDevice; peerFd: number } {
+  const native = binding();
+  const [handle, peerFd] = native.socketDevice();
+  return { device: new Device(native, handle, '', undefined), peerFd };
 }
 
 class Device implements FuseDevice {
@@ -172,6 +187,7 @@ class Device implements FuseDevice {
     private readonly native: Binding,
     private readonly handle: Handle,
     readonly mountpoint: string,
+    private readonly mountDevice: string | undefined,
   ) {
     this.fd = native.fd(handle);
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
@@ -185,7 +201,8 @@ class Device implements FuseDevice {
       (req) => {
         if (req === null) {
           // The kernel ended the connection: nothing left to detach.
-          void this.close(false).catch(() => undefined);
+          this.teardown ??= this.close(false);
+          void this.teardown.catch(() => undefined);
           return;
         }
         try {
@@ -231,7 +248,12 @@ class Device implements FuseDevice {
   }
 
   unmount(): Promise<void> {
-    return this.close(true);
+    this.teardown ??= (async () => {
+      const top = this.mountpoint ? (await mountsAt(this.mountpoint).catch(() => [])).at(-1) : undefined;
+      const stillOurs = top !== undefined && (this.mountDevice === undefined || top.device === this.mountDevice);
+      return this.close(stillOurs);
+    })();
+    return this.teardown;
   }
 
   private settleNotify(rc: number, what: string): void {
@@ -240,8 +262,10 @@ class Device implements FuseDevice {
     throw systemError(rc, 'write', what);
   }
 
+  private closing: Promise<void> | undefined;
+
   private close(detach: boolean): Promise<void> {
-    this.teardown ??= this.native.teardown(this.handle, detach).finally(() => this.markClosed());
-    return this.teardown;
+    this.closing ??= this.native.teardown(this.handle, detach).finally(() => this.markClosed());
+    return this.closing;
   }
 }

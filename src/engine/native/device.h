@@ -34,6 +34,7 @@ typedef struct lf_device {
   napi_deferred unmount_done;    // pending unmount() promise, if any
   napi_async_work teardown_work;
   int detach_on_teardown;
+  int has_cleanup_hook;
   int teardown_err;
   char teardown_msg[256];
 } lf_device;

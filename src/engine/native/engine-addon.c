@@ -11,6 +11,7 @@
  *   notifyInvalInode(h, nodeid: bigint, offset: bigint, length: bigint) -> Promise<0 | -errno>
  *   teardown(h, detach: boolean) -> Promise<void>   (once per handle)
  *   fd(h) -> number ; unmountPath(mountpoint, fusermount) -> 0 | -errno
+ *   socketDevice() -> [handle, peerFd]        a device on a socketpair, for tests
  *
  * Argument TYPE errors throw (programming errors); outcomes are errno numbers, which the
  * TS wrapper turns into errors where the caller needs one.
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "device.h"
@@ -170,7 +172,7 @@ static napi_value errno_error(napi_env env, int negerrno, const char *message) {
 // otherwise stay behind answering ENOTCONN (fusermount3's auto_unmount covers the rest).
 static void cleanup_hook(void *arg) {
   lf_device *dev = arg;
-  if (dev->torn_down || dev->mount.fusermount) return;
+  if (dev->torn_down || dev->mount.fusermount || !dev->mountpoint[0]) return;
   char err[256];
   lf_unmount(dev->mountpoint, 0, err, sizeof err);
 }
@@ -237,6 +239,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   int fl = fcntl(dev->mount.fd, F_GETFL);
   if (fl >= 0) fcntl(dev->mount.fd, F_SETFL, fl | O_NONBLOCK);
   napi_add_env_cleanup_hook(env, cleanup_hook, dev);
+  dev->has_cleanup_hook = 1;
   napi_value handle;
   CHECK(napi_create_external(env, dev, handle_finalize, NULL, &handle));
   return handle;
@@ -246,6 +249,42 @@ static void free_base(napi_env env, void *view, void *base) {
   (void) env;
   (void) view;
   free(base);
+}
+
+// A device on one end of a SOCK_SEQPACKET socketpair instead of /dev/fuse (message
+// boundaries kept, as the device keeps them): tests feed it frames, random or truncated
+// ones included, from the other end and read the replies there. Returns [handle, peerFd].
+static napi_value js_socket_device(napi_env env, napi_callback_info info) {
+  (void) info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    napi_throw(env, errno_error(env, -errno, "socketpair"));
+    return NULL;
+  }
+  lf_device *dev = calloc(1, sizeof *dev);
+  char *name = strdup("");
+  int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (!dev || !name || wake < 0) {
+    free(dev);
+    free(name);
+    if (wake >= 0) close(wake);
+    close(sv[0]);
+    close(sv[1]);
+    napi_throw_error(env, "ENOMEM", "layerfs_engine: cannot create a socket device");
+    return NULL;
+  }
+  dev->wake_fd = wake;
+  dev->mountpoint = name;
+  dev->mount.fd = sv[0];
+  dev->mount.commfd = -1;
+  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+  napi_value handle, peer, pair;
+  CHECK(napi_create_external(env, dev, handle_finalize, NULL, &handle));
+  napi_create_int32(env, sv[1], &peer);
+  napi_create_array_with_length(env, 2, &pair);
+  napi_set_element(env, pair, 0, handle);
+  napi_set_element(env, pair, 1, peer);
+  return pair;
 }
 
 // Requests reach JS here, on the JS thread. data: [u32 length][request bytes], or NULL
@@ -454,7 +493,7 @@ static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
 static void teardown_execute(napi_env env, void *data) {
   (void) env;
   lf_device *dev = data;
-  if (dev->detach_on_teardown) {
+  if (dev->detach_on_teardown && dev->mountpoint[0]) {
     int rc = lf_unmount(dev->mountpoint, dev->mount.fusermount, dev->teardown_msg, sizeof dev->teardown_msg);
     if (rc != 0 && rc != -EINVAL && rc != -ENOENT) dev->teardown_err = rc;
   }
@@ -472,7 +511,7 @@ static void teardown_complete(napi_env env, napi_status status, void *data) {
     napi_release_threadsafe_function(dev->to_js, napi_tsfn_release);
     napi_release_threadsafe_function(dev->settle, napi_tsfn_release);
   }
-  napi_remove_env_cleanup_hook(env, cleanup_hook, dev);
+  if (dev->has_cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, dev);
   dev->torn_down = 1;
   if (dev->teardown_err) napi_reject_deferred(env, dev->unmount_done, errno_error(env, dev->teardown_err, dev->teardown_msg));
   else napi_resolve_deferred(env, dev->unmount_done, undefined(env));
@@ -538,6 +577,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "teardown", NULL, js_teardown, NULL, NULL, NULL, napi_default, NULL },
     { "fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL },
     { "unmountPath", NULL, js_unmount_path, NULL, NULL, NULL, napi_default, NULL },
+    { "socketDevice", NULL, js_socket_device, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_value version;
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
