@@ -73,36 +73,26 @@ static int get_device(napi_env env, napi_value v, lf_device **dev) {
   return 1;
 }
 
+// Throws "<what> must be <expected>" and returns 0, for the get_* helpers below.
+static int type_error(napi_env env, const char *what, const char *expected) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "layerfs_engine: %s must be %s", what, expected);
+  napi_throw_type_error(env, "EINVAL", msg);
+  return 0;
+}
+
 static int get_u64(napi_env env, napi_value v, uint64_t *out, const char *what) {
   bool lossless;
-  if (napi_get_value_bigint_uint64(env, v, out, &lossless) != napi_ok || !lossless) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a bigint in 0..2^64-1", what);
-    napi_throw_type_error(env, "EINVAL", msg);
-    return 0;
-  }
-  return 1;
+  return (napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok && lossless) || type_error(env, what, "a bigint in 0..2^64-1");
 }
 
 static int get_i64(napi_env env, napi_value v, int64_t *out, const char *what) {
   bool lossless;
-  if (napi_get_value_bigint_int64(env, v, out, &lossless) != napi_ok || !lossless) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a 64-bit bigint", what);
-    napi_throw_type_error(env, "EINVAL", msg);
-    return 0;
-  }
-  return 1;
+  return (napi_get_value_bigint_int64(env, v, out, &lossless) == napi_ok && lossless) || type_error(env, what, "a 64-bit bigint");
 }
 
 static int get_i32(napi_env env, napi_value v, int32_t *out, const char *what) {
-  if (napi_get_value_int32(env, v, out) != napi_ok) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a number", what);
-    napi_throw_type_error(env, "EINVAL", msg);
-    return 0;
-  }
-  return 1;
+  return napi_get_value_int32(env, v, out) == napi_ok || type_error(env, what, "a number");
 }
 
 static int get_bytes(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
@@ -112,10 +102,7 @@ static int get_bytes(napi_env env, napi_value v, void **data, size_t *len, const
   size_t offset;
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
       napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok || type != napi_uint8_array) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a Buffer or Uint8Array", what);
-    napi_throw_type_error(env, "EINVAL", msg);
-    return 0;
+    return type_error(env, what, "a Buffer or Uint8Array");
   }
   if (!*data) *data = "";  // an empty view may have no backing store
   return 1;
@@ -133,10 +120,7 @@ static char *get_string_prop(napi_env env, napi_value obj, const char *name, int
   if (t == napi_undefined && !required) return NULL;
   size_t len;
   if (t != napi_string || napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a string", name);
-    napi_throw_type_error(env, "EINVAL", msg);
-    *ok = 0;
+    *ok = type_error(env, name, "a string");
     return NULL;
   }
   char *s = malloc(len + 1);
