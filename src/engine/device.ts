@@ -43,7 +43,9 @@ export interface FuseDevice {
    *  connection (someone unmounted it; the connection was aborted). */
   readonly closed: Promise<void>;
   /** Reader threads deliver each request (fuse_in_header + body, WRITE data included)
-   *  as a Buffer the JS side owns. Once. A throwing callback is reported, never fatal. */
+   *  as a Buffer the JS side owns. Once. A throwing callback is reported, never fatal.
+   *  threads 0: no reader threads; the JS thread reads the device when libuv sees it
+   *  readable (one thread hop less per request). */
   start(onRequest: (req: Buffer) => void, threads?: number): void;
   /** error: 0 or a negative errno (an error reply carries no payload). A request that is
    *  gone (interrupted) is not an error; a reply the kernel rejects throws (EINVAL: a

@@ -44,7 +44,7 @@ async function fixture(): Promise<Fixture> {
   return { dir, mountpoint, backingPath, content };
 }
 
-async function mountAndServe(f: Fixture, options: { passthrough: boolean; cacheSeconds?: number }): Promise<{ device: FuseDevice; responder: Responder }> {
+async function mountAndServe(f: Fixture, options: { passthrough: boolean; cacheSeconds?: number; threads?: number }): Promise<{ device: FuseDevice; responder: Responder }> {
   const device = await mountFuseDevice({
     mountpoint: f.mountpoint, fsname: 'engine-test', subtype: SUBTYPE, allowOther: false, defaultPermissions: true, rootMode: 0o40755,
   });
@@ -69,9 +69,12 @@ async function until(what: string, check: () => boolean | Promise<boolean>): Pro
 }
 
 describe('engine device: mount(2), requests and replies', () => {
-  it('mounts, answers INIT/GETATTR/LOOKUP, serves READ from an fd, and unmounts', async () => {
+  it.each([
+    ['two reader threads', 2],
+    ['the JS thread reading the device', 0],
+  ])('mounts, answers INIT/GETATTR/LOOKUP, serves READ from an fd, and unmounts (%s)', async (_, threads) => {
     const f = await fixture();
-    const { device, responder } = await mountAndServe(f, { passthrough: false });
+    const { device, responder } = await mountAndServe(f, { passthrough: false, threads });
 
     const [entry] = mountsAt(f.mountpoint);
     expect(entry?.fstype).toBe(`fuse.${SUBTYPE}`);
@@ -97,9 +100,9 @@ describe('engine device: mount(2), requests and replies', () => {
     await device.unmount();
   });
 
-  it('ends by itself when the mount is taken away from it (closed resolves)', async () => {
+  it.each([2, 0])('ends by itself when the mount is taken away from it (closed resolves; %i reader threads)', async (threads) => {
     const f = await fixture();
-    const { device } = await mountAndServe(f, { passthrough: false });
+    const { device } = await mountAndServe(f, { passthrough: false, threads });
     await stat(join(f.mountpoint, 'file'));
     await forceUnmount(f.mountpoint);
     await device.closed;

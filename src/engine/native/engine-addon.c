@@ -30,6 +30,7 @@
 #include "device.h"
 #include "fd-reply.h"
 #include "fuse-kernel.h"
+#include "js-loop.h"
 #include "notify.h"
 #include "passthrough.h"
 #include "reply.h"
@@ -328,7 +329,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "EINVAL", "layerfs_engine: start() runs once, before unmount()");
     return NULL;
   }
-  if (readers < 1 || readers > 64) readers = 2;
+  if (readers < 0 || readers > 64) readers = 2;
   napi_value name;
   napi_create_string_utf8(env, "layerfs-engine", NAPI_AUTO_LENGTH, &name);
   CHECK(napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, dev, deliver, &dev->to_js));
@@ -341,7 +342,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     if (err) lf_queue_stop(&dev->io);
   }
   if (!err) {
-    err = lf_readers_start(dev, readers);
+    err = readers == 0 ? lf_js_reader_start(dev, env, argv[1]) : lf_readers_start(dev, readers);
     if (err) {
       lf_queue_stop(&dev->io);
       lf_queue_stop(&dev->notify);
@@ -513,6 +514,7 @@ static napi_value js_teardown(napi_env env, napi_callback_info info) {
     return NULL;
   }
   dev->closing = 1;
+  lf_js_reader_stop(dev);  // a JS-thread reader stops here: libuv handles belong to this thread
   dev->detach_on_teardown = detach;
   napi_value promise, name;
   CHECK(napi_create_promise(env, &dev->unmount_done, &promise));
