@@ -132,13 +132,18 @@ export class Body {
   private pos = 0;
   constructor(private readonly buf: Buffer) {}
 
-  /** The fixed struct `name` at the current position, as a view; advances past it. */
-  struct(name: keyof typeof LAYOUT, minSize: number = LAYOUT[name].size): StructView {
-    const size = Math.min(LAYOUT[name].size, this.buf.length - this.pos);
-    if (size < minSize) throw malformed(`${name} of ${this.buf.length - this.pos} bytes`);
+  /** The fixed struct `name` at the current position, as a view; advances past it.
+   * `size`: the bytes the kernel sends for it (an older, shorter form: its compat size). */
+  struct(name: keyof typeof LAYOUT, size: number = LAYOUT[name].size): StructView {
+    if (this.pos + size > this.buf.length) throw malformed(`${name} of ${this.buf.length - this.pos} bytes`);
     const v = new StructView(this.buf.subarray(this.pos, this.pos + size), LAYOUT[name].fields as Record<string, Field>, name);
     this.pos += size;
     return v;
+  }
+
+  /** Bytes left after what was read. */
+  get remaining(): number {
+    return this.buf.length - this.pos;
   }
 
   /** A NUL-terminated name, as a byte string (latin1). */
