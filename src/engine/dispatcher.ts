@@ -6,6 +6,7 @@
  * it cannot parse EINVAL, an opcode it does not serve ENOSYS; nothing here can end the
  * process (test/unit/engine-dispatcher.test.ts feeds it random frames).
  */
+import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { Errno } from '../core/errors.js';
 import type { Caller, DirEntry, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
@@ -38,6 +39,9 @@ type Reply = Buffer[] | null;
 const osErrno = constants.errno;
 const OPNAME: Record<number, string> = Object.fromEntries(Object.entries(Opcode).map(([k, v]) => [v, k.toLowerCase()]));
 const UTIME_NOW_MASK = { atime: FAttr.ATIME_NOW, mtime: FAttr.MTIME_NOW };
+/** O_DIRECT is the kernel's business (FUSE direct I/O to the engine); a backing fd opened
+ * with it would refuse the engine's unaligned buffers (EINVAL). */
+const O_DIRECT = fsConstants.O_DIRECT;
 /** setxattr_in as sent without FUSE_SETXATTR_EXT (which the engine does not ask for). */
 const SETXATTR_COMPAT_SIZE = 8;
 /** init_in before protocol 7.36. */
@@ -440,7 +444,7 @@ export class Dispatcher {
     const n = this.node(h.nodeid);
     const path = this.pathOf(n);
     this.trace('open', path);
-    const fh = await this.fs.open(path, flags, this.caller(h));
+    const fh = await this.fs.open(path, flags & ~O_DIRECT, this.caller(h));
     // A write open copies up: one name of a lower hard link becomes its own inode.
     if ((flags & 3) !== 0 && n.links.length > 1) await this.statNode(n).catch(() => undefined);
     const { openFlags, backingId } = this.files.opened(n, fh, flags);
@@ -451,7 +455,7 @@ export class Dispatcher {
     const parent = this.node(h.nodeid);
     const path = this.childPath(parent, name);
     this.trace('create', path);
-    const fh = await this.fs.create(path, mode, flags, this.caller(h, umask));
+    const fh = await this.fs.create(path, mode, flags & ~O_DIRECT, this.caller(h, umask));
     let e;
     try {
       e = await this.entry(parent, name, path);
