@@ -2,7 +2,8 @@
  * A child process serving the minimal responder (engine-responder.ts) on a real mount:
  *   vite-node test/helpers/engine-responder-main.ts -- MOUNTPOINT BACKING_FILE [fusermount|attach-fd=N]
  * (attach-fd=N: serve the already mounted connection inherited as fd N, without detaching
- * it at the end: the parent that mounted it removes it.)
+ * it at the end: the parent that mounted it removes it. exit: process.exit(0) right after
+ * READY, without unmounting.)
  * Prints READY once mounted and INIT answered, then `read <sha256>` of `file` as read
  * through the mount by this process itself (async, so the JS thread keeps serving).
  * SIGTERM unmounts, prints `left <n>` (mounts still at MOUNTPOINT in this process's mount
@@ -23,7 +24,7 @@ if (!mountpoint || !backingPath) {
 const attachFd = mode?.startsWith('attach-fd=') ? Number(mode.slice('attach-fd='.length)) : undefined;
 const device = attachFd !== undefined
   ? attachFuseDevice(attachFd, mountpoint, { detach: false })
-  : await mountFuseDevice({
+  : await mountFuseDevice({ // mode 'exit' mounts like the default
       mountpoint, fsname: 'engine-test', subtype: 'layerfs-engine-test', allowOther: false, defaultPermissions: true,
       rootMode: 0o40755, useFusermount: mode === 'fusermount',
     });
@@ -44,3 +45,4 @@ const content = await readFile(join(mountpoint, 'file'));
 if (!responder.counts.get(FUSE.INIT)) throw new Error('no INIT before the first read');
 console.log('READY');
 console.log(`read ${createHash('sha256').update(content).digest('hex')}`);
+if (mode === 'exit') process.exit(0);

@@ -213,6 +213,18 @@ describe('engine device: servers that die', () => {
     await proc.stop();
   });
 
+  it('process.exit() with the device still mounted leaves no mount behind', async () => {
+    const f = await fixture();
+    const child = spawn(VITE_NODE, [RESPONDER_MAIN, '--', f.mountpoint, f.backingPath, 'exit'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanups.push(() => forceUnmount(f.mountpoint));
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const [code] = await once(child, 'exit');
+    expect(out).toContain(`read ${sha256(f.content)}`);
+    expect(code).toBe(0);
+    expect(mountsAt(f.mountpoint)).toEqual([]);
+  });
+
   it('SIGTERM unmounts: the server detaches and exits 0', async () => {
     const f = await fixture();
     const proc = await startMountProcess(VITE_NODE, [RESPONDER_MAIN, '--', f.mountpoint, f.backingPath], f.mountpoint);

@@ -36,6 +36,7 @@ typedef struct lf_device {
   napi_async_work teardown_work;
   int detach_on_teardown;
   int has_cleanup_hook;
+  struct lf_device *live_next;   // the list of live devices detached at process exit
   int no_detach;                 // attached to someone else's mount: teardown never detaches
   int teardown_err;
   char teardown_msg[256];

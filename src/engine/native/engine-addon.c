@@ -154,14 +154,49 @@ static napi_value errno_error(napi_env env, int negerrno, const char *message) {
   return err;
 }
 
-// process exit with the device still up: detach a mount(2)-made mount, which would
+// Process exit with a device still up: detach its mount(2)-made mount, which would
 // otherwise stay behind answering ENOTCONN (fusermount3's auto_unmount covers the rest).
-static void cleanup_hook(void *arg) {
-  lf_device *dev = arg;
+// Node's process.exit() skips environment cleanup hooks but not exit()'s atexit handlers,
+// so live devices are kept in a list an atexit handler walks; the env cleanup hook covers
+// an environment torn down without exit() (a worker thread).
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static lf_device *live_head;
+static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
+
+static void detach_at_exit(lf_device *dev) {
   if (dev->torn_down || dev->mount.fusermount || dev->no_detach || !dev->mountpoint[0]) return;
   char err[256];
   lf_unmount(dev->mountpoint, 0, err, sizeof err);
 }
+
+static void detach_all_at_exit(void) {
+  pthread_mutex_lock(&live_lock);
+  for (lf_device *d = live_head; d; d = d->live_next) detach_at_exit(d);
+  pthread_mutex_unlock(&live_lock);
+}
+
+static void register_atexit(void) { atexit(detach_all_at_exit); }
+
+static void live_add(lf_device *dev) {
+  pthread_once(&atexit_once, register_atexit);
+  pthread_mutex_lock(&live_lock);
+  dev->live_next = live_head;
+  live_head = dev;
+  pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(lf_device *dev) {
+  pthread_mutex_lock(&live_lock);
+  for (lf_device **p = &live_head; *p; p = &(*p)->live_next) {
+    if (*p == dev) {
+      *p = dev->live_next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&live_lock);
+}
+
+static void cleanup_hook(void *arg) { detach_at_exit(arg); }
 
 static void free_device(lf_device *dev) {
   if (dev->wake_fd >= 0) close(dev->wake_fd);
@@ -249,6 +284,7 @@ static napi_value new_device(napi_env env, lf_mount_result *m, char *mountpoint,
   if (mountpoint[0]) {
     napi_add_env_cleanup_hook(env, cleanup_hook, dev);
     dev->has_cleanup_hook = 1;
+    live_add(dev);
   }
   *out = dev;
   return handle;
@@ -347,6 +383,9 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   return handle;
 }
 
+// Requests up to this size reach JS as a copy; larger ones (WRITE data) as an external Buffer.
+#define SMALL_REQUEST (16 * 1024)
+
 static void free_base(napi_env env, void *view, void *base) {
   (void) env;
   (void) view;
@@ -400,11 +439,17 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     }
     uint32_t len;
     memcpy(&len, data, sizeof len);
-    // The Buffer views the reader's allocation (freed with the Buffer): no second copy.
-    if (napi_create_external_buffer(env, len, (char *) data + sizeof len, free_base, data, &arg) != napi_ok) {
+    napi_status st;
+    if (len <= SMALL_REQUEST) {
+      // Most requests are a few hundred bytes: a copy costs less than a finalizer.
+      st = napi_create_buffer_copy(env, len, (char *) data + sizeof len, NULL, &arg);
       free(data);
-      return;
+    } else {
+      // A WRITE's data: the Buffer views the reader's allocation (freed with the Buffer).
+      st = napi_create_external_buffer(env, len, (char *) data + sizeof len, free_base, data, &arg);
+      if (st != napi_ok) free(data);
     }
+    if (st != napi_ok) return;
   }
   if (napi_call_function(env, global, js_cb, 1, &arg, NULL) == napi_pending_exception) {
     // The TS wrapper catches everything; this is the last line against a crash.
@@ -605,7 +650,10 @@ static void teardown_complete(napi_env env, napi_status status, void *data) {
     napi_release_threadsafe_function(dev->to_js, napi_tsfn_release);
     napi_release_threadsafe_function(dev->settle, napi_tsfn_release);
   }
-  if (dev->has_cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, dev);
+  if (dev->has_cleanup_hook) {
+    napi_remove_env_cleanup_hook(env, cleanup_hook, dev);
+    live_remove(dev);
+  }
   dev->torn_down = 1;
   if (dev->teardown_err) napi_reject_deferred(env, dev->unmount_done, errno_error(env, dev->teardown_err, dev->teardown_msg));
   else napi_resolve_deferred(env, dev->unmount_done, undefined(env));
