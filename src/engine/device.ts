@@ -54,6 +54,10 @@ export interface FuseDevice {
   /** READ reply with `size` bytes of `fd` at `offset`, read off the JS thread (short at EOF).
    *  `fd` must stay open until the kernel sends RELEASE for the file. */
   replyFromFd(unique: bigint, fd: number, offset: bigint, size: number): void;
+  /** WRITE answered off the JS thread: pwrite `data` (the request's payload, kept alive
+   *  until written) at `offset` of `fd`, then reply with the count (-errno if nothing
+   *  was written). */
+  writeToFd(unique: bigint, fd: number, offset: bigint, data: Uint8Array): void;
   /** FUSE_DEV_IOC_BACKING_OPEN: a backing id, or throws an Error with .errno/.code. */
   backingOpen(fd: number): number;
   backingClose(id: number): void;
@@ -75,6 +79,7 @@ interface Binding {
   start(h: Handle, onRequest: (req: Buffer | null) => void, readers: number): void;
   reply(h: Handle, unique: bigint, error: number, parts: Uint8Array[]): number;
   replyFromFd(h: Handle, unique: bigint, fd: number, offset: bigint, size: number): number;
+  writeToFd(h: Handle, unique: bigint, fd: number, offset: bigint, data: Uint8Array): number;
   backingOpen(h: Handle, fd: number): number;
   backingClose(h: Handle, id: number): number;
   notifyInvalEntry(h: Handle, parent: bigint, name: Uint8Array): Promise<number>;
@@ -306,6 +311,12 @@ class Device implements FuseDevice {
     const rc = this.native.replyFromFd(this.handle, unique, fd, offset, size);
     if (rc === 0 || (rc === EBADF && this.teardown)) return;
     throw systemError(rc, 'write', `reply to FUSE READ ${unique} from fd ${fd}`);
+  }
+
+  writeToFd(unique: bigint, fd: number, offset: bigint, data: Uint8Array): void {
+    const rc = this.native.writeToFd(this.handle, unique, fd, offset, data);
+    if (rc === 0 || (rc === EBADF && this.teardown)) return;
+    throw systemError(rc, 'write', `reply to FUSE WRITE ${unique} to fd ${fd}`);
   }
 
   backingOpen(fd: number): number {

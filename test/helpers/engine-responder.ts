@@ -10,7 +10,7 @@ import { closeSync, fstatSync, openSync, type Stats } from 'node:fs';
 import type { FuseDevice } from '../../src/engine/device.js';
 
 export const FUSE = {
-  LOOKUP: 1, FORGET: 2, GETATTR: 3, OPEN: 14, READ: 15, RELEASE: 18, FLUSH: 25, INIT: 26,
+  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, OPEN: 14, READ: 15, WRITE: 16, RELEASE: 18, FLUSH: 25, INIT: 26,
   OPENDIR: 27, READDIR: 28, RELEASEDIR: 29, ACCESS: 34, INTERRUPT: 36, DESTROY: 38, BATCH_FORGET: 42,
 } as const;
 const ENOENT = -2;
@@ -32,6 +32,8 @@ export interface ResponderOptions {
   cacheSeconds?: number;
   /** Reader threads for device.start (0: read on the JS thread). */
   threads?: number;
+  /** `file` is writable (mode 0644): WRITE goes to the backing file through writeToFd. */
+  writable?: boolean;
 }
 
 export interface Responder {
@@ -43,6 +45,8 @@ export interface Responder {
   readonly backing: Map<bigint, number>;
   /** Errors from backingOpen, in order (the open then fell back to READ requests). */
   readonly backingErrors: string[];
+  /** The largest WRITE payload seen. */
+  readonly maxWrite: number;
   close(): void;
 }
 
@@ -61,7 +65,8 @@ function attrBytes(st: Stats, ino: bigint, mode: number, nlink: number): Buffer 
 }
 
 export function serveMinimal(device: FuseDevice, options: ResponderOptions): Responder {
-  const backingFd = openSync(options.backingPath, 'r');
+  const backingFd = openSync(options.backingPath, options.writable ? 'r+' : 'r');
+  let maxWrite = 0;
   const counts = new Map<number, number>();
   const backing = new Map<bigint, number>();
   const backingErrors: string[] = [];
@@ -70,7 +75,7 @@ export function serveMinimal(device: FuseDevice, options: ResponderOptions): Res
   const cache = BigInt(options.cacheSeconds ?? 0);
   const fileAttr = () => {
     const st = fstatSync(backingFd);
-    return attrBytes(st, FILE_NODE, 0o100444, 1);
+    return attrBytes(st, FILE_NODE, options.writable ? 0o100644 : 0o100444, 1);
   };
   const rootAttr = () => attrBytes(fstatSync(backingFd), 1n, 0o40755, 2);
   const attrOut = (attr: Buffer) => {
@@ -146,6 +151,13 @@ export function serveMinimal(device: FuseDevice, options: ResponderOptions): Res
         device.replyFromFd(unique, backingFd, offset, size);
         return;
       }
+      case FUSE.WRITE: {
+        const offset = body.readBigUInt64LE(8);
+        const size = body.readUInt32LE(16);
+        maxWrite = Math.max(maxWrite, size);
+        device.writeToFd(unique, backingFd, offset, body.subarray(40, 40 + size));
+        return;
+      }
       case FUSE.RELEASE: {
         const fh = body.readBigUInt64LE(0);
         const id = backing.get(fh);
@@ -193,6 +205,9 @@ export function serveMinimal(device: FuseDevice, options: ResponderOptions): Res
     },
     backing,
     backingErrors,
+    get maxWrite() {
+      return maxWrite;
+    },
     close: () => closeSync(backingFd),
   };
 }

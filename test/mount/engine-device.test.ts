@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, chown, lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -44,7 +44,7 @@ async function fixture(): Promise<Fixture> {
   return { dir, mountpoint, backingPath, content };
 }
 
-async function mountAndServe(f: Fixture, options: { passthrough: boolean; cacheSeconds?: number; threads?: number }): Promise<{ device: FuseDevice; responder: Responder }> {
+async function mountAndServe(f: Fixture, options: { passthrough: boolean; cacheSeconds?: number; threads?: number; writable?: boolean }): Promise<{ device: FuseDevice; responder: Responder }> {
   const device = await mountFuseDevice({
     mountpoint: f.mountpoint, fsname: 'engine-test', subtype: SUBTYPE, allowOther: false, defaultPermissions: true, rootMode: 0o40755,
   });
@@ -98,6 +98,24 @@ describe('engine device: mount(2), requests and replies', () => {
     // Late calls after unmount are dropped, not errors; unmount is idempotent.
     device.reply(12345n, 0, Buffer.alloc(8));
     await device.unmount();
+  });
+
+  it('answers WRITE off the JS thread (writeToFd): 1 MiB requests, the backing file byte-exact', async () => {
+    const f = await fixture();
+    const { responder } = await mountAndServe(f, { passthrough: false, writable: true });
+    const data = randomBytes(2 * 1024 * 1024 + 777);
+    const fh = await open(join(f.mountpoint, 'file'), 'r+');
+    try {
+      const { bytesWritten } = await fh.write(data, 0, data.length, 4096);
+      expect(bytesWritten).toBe(data.length);
+    } finally {
+      await fh.close();
+    }
+    const expected = Buffer.from(f.content);
+    data.copy(expected, 4096);
+    expect(sha256(await readFile(f.backingPath))).toBe(sha256(expected));
+    expect(responder.counts.get(FUSE.WRITE)).toBeGreaterThanOrEqual(3);
+    expect(responder.maxWrite).toBe(1024 * 1024); // max_pages 256
   });
 
   it.each([2, 0])('ends by itself when the mount is taken away from it (closed resolves; %i reader threads)', async (threads) => {

@@ -35,6 +35,9 @@ class Recorder implements FuseDevice {
   replyFromFd(unique: bigint, _fd: number, _offset: bigint, size: number): void {
     this.sent.push({ unique, error: 0, payload: Buffer.alloc(Math.min(size, 1)) });
   }
+  writeToFd(unique: bigint, _fd: number, _offset: bigint, data: Uint8Array): void {
+    this.sent.push({ unique, error: 0, payload: Buffer.from(data) });
+  }
   backingOpen(): number {
     return ++this.backings;
   }

@@ -6,6 +6,7 @@
  *   start(h, onRequest(buf|null), readers)    null = the kernel ended the connection
  *   reply(h, unique: bigint, error, parts: Uint8Array[]) -> 0 | -errno
  *   replyFromFd(h, unique, fd, offset: bigint, size) -> 0 | -errno (queued)
+ *   writeToFd(h, unique, fd, offset: bigint, data: Uint8Array) -> 0 | -errno (queued)
  *   backingOpen(h, fd) -> id | -errno ; backingClose(h, id) -> 0 | -errno
  *   notifyInvalEntry(h, parent: bigint, name: Uint8Array) -> Promise<0 | -errno>
  *   notifyInvalInode(h, nodeid: bigint, offset: bigint, length: bigint) -> Promise<0 | -errno>
@@ -459,20 +460,44 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   }
 }
 
-// Notification promises are settled here, on the JS thread.
+// What the queue threads hand back to the JS thread through dev->settle.
+typedef struct {
+  enum { SETTLE_NOTIFY, SETTLE_WRITE } kind;
+  void *job;
+} settle_item;
+
+static void post_settle(lf_device *dev, int kind, void *job) {
+  settle_item *item = malloc(sizeof *item);
+  if (item) {
+    item->kind = kind;
+    item->job = job;
+  }
+  // Without memory (or while closing) the item is dropped: a notification's promise stays
+  // pending, a WRITE's request Buffer stays referenced; neither is unsafe.
+  if (!item || napi_call_threadsafe_function(dev->settle, item, napi_tsfn_blocking) != napi_ok) free(item);
+}
+
+// On the JS thread: settle a notification's promise, or let go of a WRITE's data.
 static void settle(napi_env env, napi_value js_cb, void *context, void *data) {
   (void) js_cb;
   (void) context;
-  lf_notify_job *job = data;
-  if (env) napi_resolve_deferred(env, (napi_deferred) job->user, number(env, job->rc));
-  free(job);
+  settle_item *item = data;
+  if (item->kind == SETTLE_NOTIFY) {
+    lf_notify_job *job = item->job;
+    if (env) napi_resolve_deferred(env, (napi_deferred) job->user, number(env, job->rc));
+    free(job);
+  } else {
+    lf_write_job *job = item->job;
+    if (env) napi_delete_reference(env, (napi_ref) job->user);
+    free(job);
+  }
+  free(item);
 }
 
 // On the notify thread, after the write: hand the result to the JS thread.
-static void notify_done(lf_notify_job *job) {
-  lf_device *dev = job->ctx;
-  if (napi_call_threadsafe_function(dev->settle, job, napi_tsfn_blocking) != napi_ok) free(job);
-}
+static void notify_done(lf_notify_job *job) { post_settle(job->ctx, SETTLE_NOTIFY, job); }
+
+static void write_done(lf_write_job *job) { post_settle(job->ctx, SETTLE_WRITE, job); }
 
 static napi_value js_start(napi_env env, napi_callback_info info) {
   ARGS(3);
@@ -557,6 +582,31 @@ static napi_value js_reply_from_fd(napi_env env, napi_callback_info info) {
   lf_job *job = lf_fd_reply_job(dev->mount.fd, unique, fd, offset, (uint32_t) size);
   if (!job) return number(env, lf_reply(dev->mount.fd, unique, -ENOMEM, NULL, 0));
   lf_queue_push(&dev->io, job);
+  return number(env, 0);
+}
+
+// writeToFd(h, unique, fd, offset, data): WRITE answered by pwrite on an IO thread; `data`
+// (a view into the request Buffer) stays referenced until the write is done.
+static napi_value js_write_to_fd(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  lf_device *dev;
+  uint64_t unique, offset;
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &unique, "unique") || !get_i32(env, argv[2], &fd, "fd") ||
+      !get_u64(env, argv[3], &offset, "offset") || !get_bytes(env, argv[4], &data, &len, "data")) return NULL;
+  if (dev->closing || !dev->started) return number(env, -EBADF);
+  lf_write_job *job = lf_fd_write_job(dev->mount.fd, unique, fd, offset, data, len);
+  napi_ref ref;
+  if (!job || napi_create_reference(env, argv[4], 1, &ref) != napi_ok) {
+    free(job);
+    return number(env, lf_reply(dev->mount.fd, unique, -ENOMEM, NULL, 0));
+  }
+  job->user = ref;
+  job->ctx = dev;
+  job->done = write_done;
+  lf_queue_push(&dev->io, &job->job);
   return number(env, 0);
 }
 
@@ -713,6 +763,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL },
     { "reply", NULL, js_reply, NULL, NULL, NULL, napi_default, NULL },
     { "replyFromFd", NULL, js_reply_from_fd, NULL, NULL, NULL, napi_default, NULL },
+    { "writeToFd", NULL, js_write_to_fd, NULL, NULL, NULL, napi_default, NULL },
     { "backingOpen", NULL, js_backing_open, NULL, NULL, NULL, napi_default, NULL },
     { "backingClose", NULL, js_backing_close, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL },
