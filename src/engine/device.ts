@@ -8,7 +8,7 @@
  * This module knows nothing about opcodes: requests arrive as raw frames (fuse_in_header
  * + body) and replies leave as raw parts; src/engine/wire.ts encodes and decodes them.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -43,7 +43,9 @@ export interface FuseDevice {
    *  connection (someone unmounted it; the connection was aborted). */
   readonly closed: Promise<void>;
   /** Reader threads deliver each request (fuse_in_header + body, WRITE data included)
-   *  as a Buffer the JS side owns. Once. A throwing callback is reported, never fatal. */
+   *  as a Buffer the JS side owns. Once. A throwing callback is reported, never fatal.
+   *  threads 0: no reader threads; the JS thread reads the device when libuv sees it
+   *  readable (one thread hop less per request). */
   start(onRequest: (req: Buffer) => void, threads?: number): void;
   /** error: 0 or a negative errno (an error reply carries no payload). A request that is
    *  gone (interrupted) is not an error; a reply the kernel rejects throws (EINVAL: a
@@ -66,6 +68,7 @@ export interface FuseDevice {
 }
 
 type Handle = { readonly __layerfsEngineHandle: unique symbol };
+type Helper = { readonly __layerfsFusermountHelper: unique symbol };
 
 interface Binding {
   mount(req: MountRequest): Handle;
@@ -79,6 +82,10 @@ interface Binding {
   teardown(h: Handle, detach: boolean): Promise<void>;
   fd(h: Handle): number;
   unmountPath(mountpoint: string, fusermount: boolean): number;
+  socketDevice(): [Handle, number];
+  fusermount(req: MountRequest): { fd: number; helper: Helper };
+  releaseFusermount(helper: Helper): void;
+  attach(fd: number, mountpoint: string, detach: boolean): Handle;
   readonly protocolMinor: number;
   readonly requestBufferSize: number;
 }
@@ -137,28 +144,115 @@ async function clearDeadMounts(mountpoint: string, native: Binding): Promise<voi
     } catch (err) {
       if (!hasErrnoCode(err, 'ENOTCONN')) return;
     }
-    const rc = native.unmountPath(mountpoint, process.geteuid?.() !== 0);
+    const rc = native.unmountPath(mountpoint, !isRoot());
     if (rc !== 0) return;
   }
+}
+
+const isRoot = () => process.geteuid?.() === 0;
+
+function mountFailed(req: MountRequest, cause: unknown): LayerfsError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  return new LayerfsError('MOUNT_FAILED', `cannot mount the layerfs engine on ${req.mountpoint}: ${(cause as Error).message}`, {
+    cause,
+    errno: code === 'EPERM' || code === 'EACCES' || code === 'ENOENT' || code === 'ENOTDIR' || code === 'EBUSY' ? code : undefined,
+    hint: isRoot() ? undefined : 'as a non-root user, mounting needs fusermount3 (Debian: fuse3) and a mountpoint you own',
+  });
+}
+
+/** fusermount3 refuses allow_other from users unless /etc/fuse.conf says user_allow_other. */
+function checkAllowOther(req: MountRequest): void {
+  if (!req.allowOther || (isRoot() && !req.useFusermount)) return;
+  let conf = '';
+  try {
+    conf = readFileSync('/etc/fuse.conf', 'utf8');
+  } catch {
+    // No file: the option is off.
+  }
+  if (isRoot() || /^\s*user_allow_other\s*$/m.test(conf)) return;
+  throw new LayerfsError('MOUNT_FAILED', `cannot mount on ${req.mountpoint} with allowOther as a non-root user: /etc/fuse.conf lacks user_allow_other`, {
+    errno: 'EPERM',
+    hint: 'mount without allowOther, or add user_allow_other to /etc/fuse.conf (as root)',
+  });
 }
 
 /** Mounts a new FUSE connection on `mountpoint`; call start() next (the kernel's INIT is
  *  the first request). Throws LayerfsError MOUNT_FAILED with the errno when it cannot. */
 export async function mountFuseDevice(req: MountRequest): Promise<FuseDevice> {
   const native = binding();
+  checkAllowOther(req);
   await clearDeadMounts(req.mountpoint, native);
   let handle: Handle;
   try {
     handle = native.mount(req);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new LayerfsError('MOUNT_FAILED', `cannot mount the layerfs engine on ${req.mountpoint}: ${(cause as Error).message}`, {
-      cause,
-      errno: code === 'EPERM' || code === 'EACCES' || code === 'ENOENT' || code === 'ENOTDIR' || code === 'EBUSY' ? code : undefined,
-      hint: process.geteuid?.() === 0 ? undefined : 'as a non-root user, mounting needs fusermount3 (Debian: fuse3) and a mountpoint you own',
-    });
+    throw mountFailed(req, cause);
   }
-  return new Device(native, handle, req.mountpoint);
+  return new Device(native, handle, req.mountpoint, await topMountDevice(req.mountpoint));
+}
+
+// The mount's device number: unmount() detaches the mountpoint only while it is still
+// this mount on top (not someone else's that replaced it after ours went away).
+async function topMountDevice(mountpoint: string): Promise<string | undefined> {
+  return (await mountsAt(mountpoint).catch(() => [])).at(-1)?.device;
+}
+
+/** A mount made by fusermount3 (auto_unmount) and its /dev/fuse fd, not yet served. */
+export interface FusermountMount {
+  /** The connection fd (close-on-exec; hand it to a child through spawn's stdio). */
+  readonly fd: number;
+  /** Lets fusermount3 go: it unmounts (if still mounted) and exits. Until then, and at the
+   *  latest when this process exits however it exits, the mount is tied to this process. */
+  release(): void;
+}
+
+/**
+ * Mounts through fusermount3 in this process's namespaces and returns the connection fd
+ * without serving it: for a server that runs elsewhere (e.g. uid 0 of a user namespace,
+ * where a setuid fusermount3 is not honoured) and gets the fd by inheritance, then calls
+ * attachFuseDevice(fd, mountpoint, { detach: false }). The mount is made synchronously.
+ */
+export function fusermountFd(req: MountRequest): FusermountMount {
+  const native = binding();
+  checkAllowOther({ ...req, useFusermount: true });
+  let made: { fd: number; helper: Helper };
+  try {
+    made = native.fusermount(req);
+  } catch (cause) {
+    throw mountFailed(req, cause);
+  }
+  let released = false;
+  return {
+    fd: made.fd,
+    release() {
+      if (released) return;
+      released = true;
+      native.releaseFusermount(made.helper);
+    },
+  };
+}
+
+/**
+ * A FuseDevice over a connection fd obtained elsewhere (fusermountFd here or in a parent),
+ * mounted at `mountpoint`; it takes the fd over. `detach: false`: unmount() stops serving
+ * and closes the fd but leaves removing the mount to whoever made it (fusermountFd's
+ * release(), or its process ending).
+ */
+export function attachFuseDevice(fd: number, mountpoint: string, options: { detach?: boolean } = {}): FuseDevice {
+  const native = binding();
+  const detach = options.detach ?? true;
+  return new Device(native, native.attach(fd, mountpoint, detach), mountpoint, undefined, detach);
+}
+
+/**
+ * A device on one end of a SOCK_SEQPACKET socketpair instead of /dev/fuse, for tests: write
+ * request frames (valid, random, truncated) to `peerFd` and read the replies from it; each
+ * message is one frame, as on the device. Closing `peerFd` ends the device like an unmount.
+ */
+export function socketFuseDevice(): { device: FuseDevice; peerFd: number } {
+  const native = binding();
+  const [handle, peerFd] = native.socketDevice();
+  return { device: new Device(native, handle, '', undefined), peerFd };
 }
 
 class Device implements FuseDevice {
@@ -172,6 +266,8 @@ class Device implements FuseDevice {
     private readonly native: Binding,
     private readonly handle: Handle,
     readonly mountpoint: string,
+    private readonly mountDevice: string | undefined,
+    private readonly detachable = true,
   ) {
     this.fd = native.fd(handle);
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
@@ -185,7 +281,8 @@ class Device implements FuseDevice {
       (req) => {
         if (req === null) {
           // The kernel ended the connection: nothing left to detach.
-          void this.close(false).catch(() => undefined);
+          this.teardown ??= this.close(false);
+          void this.teardown.catch(() => undefined);
           return;
         }
         try {
@@ -231,7 +328,12 @@ class Device implements FuseDevice {
   }
 
   unmount(): Promise<void> {
-    return this.close(true);
+    this.teardown ??= (async () => {
+      const top = this.mountpoint && this.detachable ? (await mountsAt(this.mountpoint).catch(() => [])).at(-1) : undefined;
+      const stillOurs = top !== undefined && (this.mountDevice === undefined || top.device === this.mountDevice);
+      return this.close(stillOurs);
+    })();
+    return this.teardown;
   }
 
   private settleNotify(rc: number, what: string): void {
@@ -240,8 +342,10 @@ class Device implements FuseDevice {
     throw systemError(rc, 'write', what);
   }
 
+  private closing: Promise<void> | undefined;
+
   private close(detach: boolean): Promise<void> {
-    this.teardown ??= this.native.teardown(this.handle, detach).finally(() => this.markClosed());
-    return this.teardown;
+    this.closing ??= this.native.teardown(this.handle, detach).finally(() => this.markClosed());
+    return this.closing;
   }
 }

@@ -1,6 +1,8 @@
 /**
  * A child process serving the minimal responder (engine-responder.ts) on a real mount:
- *   vite-node test/helpers/engine-responder-main.ts -- MOUNTPOINT BACKING_FILE [fusermount]
+ *   vite-node test/helpers/engine-responder-main.ts -- MOUNTPOINT BACKING_FILE [fusermount|attach-fd=N]
+ * (attach-fd=N: serve the already mounted connection inherited as fd N, without detaching
+ * it at the end: the parent that mounted it removes it.)
  * Prints READY once mounted and INIT answered, then `read <sha256>` of `file` as read
  * through the mount by this process itself (async, so the JS thread keeps serving).
  * SIGTERM unmounts, prints `left <n>` (mounts still at MOUNTPOINT in this process's mount
@@ -10,18 +12,21 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { mountsAt } from '../../src/sys/mount-table.js';
 import { join } from 'node:path';
-import { mountFuseDevice } from '../../src/engine/device.js';
+import { attachFuseDevice, mountFuseDevice } from '../../src/engine/device.js';
 import { FUSE, serveMinimal } from './engine-responder.js';
 
 const [mountpoint, backingPath, mode] = process.argv.slice(2).filter((a) => a !== '--');
 if (!mountpoint || !backingPath) {
-  console.error('usage: engine-responder-main MOUNTPOINT BACKING_FILE [fusermount]');
+  console.error('usage: engine-responder-main MOUNTPOINT BACKING_FILE [fusermount|attach-fd=N]');
   process.exit(2);
 }
-const device = await mountFuseDevice({
-  mountpoint, fsname: 'engine-test', subtype: 'layerfs-engine-test', allowOther: false, defaultPermissions: true,
-  rootMode: 0o40755, useFusermount: mode === 'fusermount',
-});
+const attachFd = mode?.startsWith('attach-fd=') ? Number(mode.slice('attach-fd='.length)) : undefined;
+const device = attachFd !== undefined
+  ? attachFuseDevice(attachFd, mountpoint, { detach: false })
+  : await mountFuseDevice({
+      mountpoint, fsname: 'engine-test', subtype: 'layerfs-engine-test', allowOther: false, defaultPermissions: true,
+      rootMode: 0o40755, useFusermount: mode === 'fusermount',
+    });
 const responder = serveMinimal(device, { backingPath, passthrough: false });
 process.on('SIGTERM', () => {
   void device.unmount().then(

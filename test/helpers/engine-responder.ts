@@ -30,6 +30,8 @@ export interface ResponderOptions {
   passthrough: boolean;
   /** Entry and attribute timeout of every reply (default 0: the kernel asks each time). */
   cacheSeconds?: number;
+  /** Reader threads for device.start (0: read on the JS thread). */
+  threads?: number;
 }
 
 export interface Responder {
@@ -183,7 +185,7 @@ export function serveMinimal(device: FuseDevice, options: ResponderOptions): Res
       default:
         device.reply(unique, ENOSYS);
     }
-  });
+  }, options.threads);
   return {
     counts,
     get init() {

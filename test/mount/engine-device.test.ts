@@ -11,7 +11,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mountFuseDevice, type FuseDevice } from '../../src/engine/device.js';
+import { attachFuseDevice, fusermountFd, mountFuseDevice, type FuseDevice } from '../../src/engine/device.js';
 import { FUSE, serveMinimal, type Responder } from '../helpers/engine-responder.js';
 import { startMountProcess } from '../helpers/mount-process.js';
 import { forceUnmount, listMounts } from '../helpers/mounts.js';
@@ -44,7 +44,7 @@ async function fixture(): Promise<Fixture> {
   return { dir, mountpoint, backingPath, content };
 }
 
-async function mountAndServe(f: Fixture, options: { passthrough: boolean; cacheSeconds?: number }): Promise<{ device: FuseDevice; responder: Responder }> {
+async function mountAndServe(f: Fixture, options: { passthrough: boolean; cacheSeconds?: number; threads?: number }): Promise<{ device: FuseDevice; responder: Responder }> {
   const device = await mountFuseDevice({
     mountpoint: f.mountpoint, fsname: 'engine-test', subtype: SUBTYPE, allowOther: false, defaultPermissions: true, rootMode: 0o40755,
   });
@@ -69,9 +69,12 @@ async function until(what: string, check: () => boolean | Promise<boolean>): Pro
 }
 
 describe('engine device: mount(2), requests and replies', () => {
-  it('mounts, answers INIT/GETATTR/LOOKUP, serves READ from an fd, and unmounts', async () => {
+  it.each([
+    ['two reader threads', 2],
+    ['the JS thread reading the device', 0],
+  ])('mounts, answers INIT/GETATTR/LOOKUP, serves READ from an fd, and unmounts (%s)', async (_, threads) => {
     const f = await fixture();
-    const { device, responder } = await mountAndServe(f, { passthrough: false });
+    const { device, responder } = await mountAndServe(f, { passthrough: false, threads });
 
     const [entry] = mountsAt(f.mountpoint);
     expect(entry?.fstype).toBe(`fuse.${SUBTYPE}`);
@@ -97,9 +100,9 @@ describe('engine device: mount(2), requests and replies', () => {
     await device.unmount();
   });
 
-  it('ends by itself when the mount is taken away from it (closed resolves)', async () => {
+  it.each([2, 0])('ends by itself when the mount is taken away from it (closed resolves; %i reader threads)', async (threads) => {
     const f = await fixture();
-    const { device } = await mountAndServe(f, { passthrough: false });
+    const { device } = await mountAndServe(f, { passthrough: false, threads });
     await stat(join(f.mountpoint, 'file'));
     await forceUnmount(f.mountpoint);
     await device.closed;
@@ -229,6 +232,54 @@ describe('engine device: servers that die', () => {
     await once(proc.child, 'exit');
     await until('fusermount3 unmounted the dead server', () => mountsAt(f.mountpoint).length === 0);
     await proc.stop();
+  });
+});
+
+describe('engine device: mounting and serving apart (fusermountFd + attachFuseDevice)', () => {
+  const request = (f: Fixture) => ({
+    mountpoint: f.mountpoint, fsname: 'engine-test', subtype: SUBTYPE, allowOther: false, defaultPermissions: true, rootMode: 0o40755,
+  });
+
+  it('a child serves the inherited fd; its unmount leaves the mount to the parent, whose release removes it', async () => {
+    const f = await fixture();
+    const made = fusermountFd(request(f));
+    cleanups.push(async () => {
+      made.release();
+      await forceUnmount(f.mountpoint);
+    });
+    expect(mountsAt(f.mountpoint)[0]?.fstype).toBe(`fuse.${SUBTYPE}`);
+    const child = spawn(VITE_NODE, [RESPONDER_MAIN, '--', f.mountpoint, f.backingPath, 'attach-fd=3'], { stdio: ['ignore', 'pipe', 'pipe', made.fd] });
+    closeSync(made.fd); // the child has its own copy now
+    const exited = once(child, 'exit');
+    cleanups.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await until(`the child serves (${err})`, () => out.includes('read ') || child.exitCode !== null);
+    expect(out).toContain(`read ${sha256(f.content)}`);
+
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    expect({ code, err }).toEqual({ code: 0, err: '' });
+    // The child stopped serving; the mount is still the parent's to remove.
+    expect(out).toContain('left 1');
+    made.release();
+    await until('fusermount3 removed the mount', () => mountsAt(f.mountpoint).length === 0);
+  });
+
+  it('attachFuseDevice with detach (the default) unmounts like mountFuseDevice', async () => {
+    const f = await fixture();
+    const made = fusermountFd(request(f));
+    cleanups.push(() => made.release());
+    const device = attachFuseDevice(made.fd, f.mountpoint);
+    const responder = serveMinimal(device, { backingPath: f.backingPath, passthrough: false });
+    cleanups.push(() => responder.close());
+    expect(sha256(await readFile(join(f.mountpoint, 'file')))).toBe(sha256(f.content));
+    await device.unmount();
+    expect(mountsAt(f.mountpoint)).toEqual([]);
   });
 });
 

@@ -46,6 +46,10 @@ static void *reader(void *p) {
       ended_by_kernel = 1;
       break;
     }
+    if (n == 0) {  // a socket standing in for the device (tests): the peer closed it
+      ended_by_kernel = 1;
+      break;
+    }
     void *copy = malloc((size_t) n + sizeof(uint32_t));
     if (!copy) continue;  // out of memory: the request stays unanswered rather than crash; the kernel's caller may be interrupted
     // The length travels in front so the JS side can wrap exactly these bytes.

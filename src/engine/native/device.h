@@ -26,6 +26,7 @@ typedef struct lf_device {
   atomic_int readers_left;       // the last reader to leave because the kernel ended the connection reports it
   napi_threadsafe_function to_js;  // requests (and the end marker) to the JS callback
   napi_threadsafe_function settle; // settles promises of queued work (notifications)
+  struct lf_js_reader *js_reader;  // readers == 0: requests read on the JS thread (js-loop.c)
   lf_work_queue io;              // READ replies from an fd
   lf_work_queue notify;          // notifications, in order
   int started;
@@ -34,6 +35,8 @@ typedef struct lf_device {
   napi_deferred unmount_done;    // pending unmount() promise, if any
   napi_async_work teardown_work;
   int detach_on_teardown;
+  int has_cleanup_hook;
+  int no_detach;                 // attached to someone else's mount: teardown never detaches
   int teardown_err;
   char teardown_msg[256];
 } lf_device;

@@ -11,6 +11,8 @@
  *   notifyInvalInode(h, nodeid: bigint, offset: bigint, length: bigint) -> Promise<0 | -errno>
  *   teardown(h, detach: boolean) -> Promise<void>   (once per handle)
  *   fd(h) -> number ; unmountPath(mountpoint, fusermount) -> 0 | -errno
+ *   socketDevice() -> [handle, peerFd]        a device on a socketpair, for tests
+ *   fusermount(req) -> { fd, helper } ; releaseFusermount(helper) ; attach(fd, mountpoint, detach) -> handle
  *
  * Argument TYPE errors throw (programming errors); outcomes are errno numbers, which the
  * TS wrapper turns into errors where the caller needs one.
@@ -23,11 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "device.h"
 #include "fd-reply.h"
 #include "fuse-kernel.h"
+#include "js-loop.h"
 #include "notify.h"
 #include "passthrough.h"
 #include "reply.h"
@@ -71,36 +75,26 @@ static int get_device(napi_env env, napi_value v, lf_device **dev) {
   return 1;
 }
 
+// Throws "<what> must be <expected>" and returns 0, for the get_* helpers below.
+static int type_error(napi_env env, const char *what, const char *expected) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "layerfs_engine: %s must be %s", what, expected);
+  napi_throw_type_error(env, "EINVAL", msg);
+  return 0;
+}
+
 static int get_u64(napi_env env, napi_value v, uint64_t *out, const char *what) {
   bool lossless;
-  if (napi_get_value_bigint_uint64(env, v, out, &lossless) != napi_ok || !lossless) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a bigint in 0..2^64-1", what);
-    napi_throw_type_error(env, "EINVAL", msg);
-    return 0;
-  }
-  return 1;
+  return (napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok && lossless) || type_error(env, what, "a bigint in 0..2^64-1");
 }
 
 static int get_i64(napi_env env, napi_value v, int64_t *out, const char *what) {
   bool lossless;
-  if (napi_get_value_bigint_int64(env, v, out, &lossless) != napi_ok || !lossless) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a 64-bit bigint", what);
-    napi_throw_type_error(env, "EINVAL", msg);
-    return 0;
-  }
-  return 1;
+  return (napi_get_value_bigint_int64(env, v, out, &lossless) == napi_ok && lossless) || type_error(env, what, "a 64-bit bigint");
 }
 
 static int get_i32(napi_env env, napi_value v, int32_t *out, const char *what) {
-  if (napi_get_value_int32(env, v, out) != napi_ok) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a number", what);
-    napi_throw_type_error(env, "EINVAL", msg);
-    return 0;
-  }
-  return 1;
+  return napi_get_value_int32(env, v, out) == napi_ok || type_error(env, what, "a number");
 }
 
 static int get_bytes(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
@@ -110,10 +104,7 @@ static int get_bytes(napi_env env, napi_value v, void **data, size_t *len, const
   size_t offset;
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
       napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok || type != napi_uint8_array) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a Buffer or Uint8Array", what);
-    napi_throw_type_error(env, "EINVAL", msg);
-    return 0;
+    return type_error(env, what, "a Buffer or Uint8Array");
   }
   if (!*data) *data = "";  // an empty view may have no backing store
   return 1;
@@ -131,10 +122,7 @@ static char *get_string_prop(napi_env env, napi_value obj, const char *name, int
   if (t == napi_undefined && !required) return NULL;
   size_t len;
   if (t != napi_string || napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "layerfs_engine: %s must be a string", name);
-    napi_throw_type_error(env, "EINVAL", msg);
-    *ok = 0;
+    *ok = type_error(env, name, "a string");
     return NULL;
   }
   char *s = malloc(len + 1);
@@ -170,7 +158,7 @@ static napi_value errno_error(napi_env env, int negerrno, const char *message) {
 // otherwise stay behind answering ENOTCONN (fusermount3's auto_unmount covers the rest).
 static void cleanup_hook(void *arg) {
   lf_device *dev = arg;
-  if (dev->torn_down || dev->mount.fusermount) return;
+  if (dev->torn_down || dev->mount.fusermount || dev->no_detach || !dev->mountpoint[0]) return;
   char err[256];
   lf_unmount(dev->mountpoint, 0, err, sizeof err);
 }
@@ -189,56 +177,173 @@ static void handle_finalize(napi_env env, void *data, void *hint) {
   if (dev->torn_down) free_device(dev);
 }
 
-static napi_value js_mount(napi_env env, napi_callback_info info) {
-  ARGS(1);
+// The strings of a MountRequest, owned by the caller of parse_request (free_request).
+typedef struct {
+  char *mountpoint, *fsname, *subtype;
+} request_strings;
+
+static void free_request(request_strings *r) {
+  free(r->mountpoint);
+  free(r->fsname);
+  free(r->subtype);
+}
+
+// A JS MountRequest into `req`; 0 with an exception pending on a type error.
+static int parse_request(napi_env env, napi_value obj, lf_mount_request *req, request_strings *strs) {
   int ok = 1;
-  char *mountpoint = get_string_prop(env, argv[0], "mountpoint", 1, &ok);
-  char *fsname = ok ? get_string_prop(env, argv[0], "fsname", 1, &ok) : NULL;
-  char *subtype = ok ? get_string_prop(env, argv[0], "subtype", 0, &ok) : NULL;
+  memset(strs, 0, sizeof *strs);
+  strs->mountpoint = get_string_prop(env, obj, "mountpoint", 1, &ok);
+  if (ok) strs->fsname = get_string_prop(env, obj, "fsname", 1, &ok);
+  if (ok) strs->subtype = get_string_prop(env, obj, "subtype", 0, &ok);
+  if (!ok) {
+    free_request(strs);
+    return 0;
+  }
   int32_t root_mode = 040755;
-  if (ok) {
-    napi_value v;
-    napi_valuetype t;
-    if (napi_get_named_property(env, argv[0], "rootMode", &v) == napi_ok && napi_typeof(env, v, &t) == napi_ok && t == napi_number) {
-      napi_get_value_int32(env, v, &root_mode);
-    }
+  napi_value v;
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, "rootMode", &v) == napi_ok && napi_typeof(env, v, &t) == napi_ok && t == napi_number) {
+    napi_get_value_int32(env, v, &root_mode);
   }
-  lf_device *dev = ok ? calloc(1, sizeof *dev) : NULL;
-  if (!dev) {
-    free(mountpoint);
-    free(fsname);
-    free(subtype);
-    if (ok) napi_throw_error(env, "ENOMEM", "layerfs_engine: out of memory");
-    return NULL;
-  }
-  lf_mount_request req = {
-    .mountpoint = mountpoint, .fsname = fsname, .subtype = subtype, .root_mode = (unsigned) root_mode,
-    .allow_other = get_bool_prop(env, argv[0], "allowOther"),
-    .default_permissions = get_bool_prop(env, argv[0], "defaultPermissions"),
-    .read_only = get_bool_prop(env, argv[0], "readOnly"),
-    .suid = get_bool_prop(env, argv[0], "suid"),
-    .dev = get_bool_prop(env, argv[0], "dev"),
-    .force_fusermount = get_bool_prop(env, argv[0], "useFusermount"),
+  *req = (lf_mount_request) {
+    .mountpoint = strs->mountpoint, .fsname = strs->fsname, .subtype = strs->subtype, .root_mode = (unsigned) root_mode,
+    .allow_other = get_bool_prop(env, obj, "allowOther"),
+    .default_permissions = get_bool_prop(env, obj, "defaultPermissions"),
+    .read_only = get_bool_prop(env, obj, "readOnly"),
+    .suid = get_bool_prop(env, obj, "suid"),
+    .dev = get_bool_prop(env, obj, "dev"),
+    .force_fusermount = get_bool_prop(env, obj, "useFusermount"),
   };
-  char err[512];
-  dev->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  int rc = dev->wake_fd < 0 ? -errno : lf_mount(&req, &dev->mount, err, sizeof err);
-  if (dev->wake_fd < 0) snprintf(err, sizeof err, "eventfd: %s", strerror(-rc));
-  free(fsname);
-  free(subtype);
-  dev->mountpoint = mountpoint;
-  if (rc != 0) {
-    free_device(dev);
-    napi_throw(env, errno_error(env, rc, err));
+  return 1;
+}
+
+// A device over an open connection fd (taken over: closed at teardown). `mountpoint` is
+// taken over too ("" for none). NULL with an exception pending on failure (both freed).
+static napi_value new_device(napi_env env, lf_mount_result *m, char *mountpoint, lf_device **out) {
+  lf_device *dev = calloc(1, sizeof *dev);
+  int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (!dev || wake < 0) {
+    int e = wake < 0 ? -errno : -ENOMEM;
+    if (wake >= 0) close(wake);
+    free(dev);
+    free(mountpoint);
+    close(m->fd);
+    lf_mount_release_helper(m);
+    napi_throw(env, errno_error(env, e, "layerfs_engine: cannot set up the device"));
     return NULL;
   }
+  dev->wake_fd = wake;
+  dev->mount = *m;
+  dev->mountpoint = mountpoint;
   // Readers poll: a read that finds the queue empty (another reader took the request)
   // must return EAGAIN instead of sleeping with no way to be woken.
   int fl = fcntl(dev->mount.fd, F_GETFL);
   if (fl >= 0) fcntl(dev->mount.fd, F_SETFL, fl | O_NONBLOCK);
-  napi_add_env_cleanup_hook(env, cleanup_hook, dev);
   napi_value handle;
-  CHECK(napi_create_external(env, dev, handle_finalize, NULL, &handle));
+  if (napi_create_external(env, dev, handle_finalize, NULL, &handle) != napi_ok) {
+    close(dev->mount.fd);
+    free_device(dev);
+    napi_throw_error(env, "EINVAL", "layerfs_engine: cannot create a device handle");
+    return NULL;
+  }
+  if (mountpoint[0]) {
+    napi_add_env_cleanup_hook(env, cleanup_hook, dev);
+    dev->has_cleanup_hook = 1;
+  }
+  *out = dev;
+  return handle;
+}
+
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  lf_mount_request req;
+  request_strings strs;
+  if (!parse_request(env, argv[0], &req, &strs)) return NULL;
+  char err[512];
+  lf_mount_result m;
+  int rc = lf_mount(&req, &m, err, sizeof err);
+  char *mountpoint = strs.mountpoint;
+  strs.mountpoint = NULL;
+  free_request(&strs);
+  if (rc != 0) {
+    free(mountpoint);
+    napi_throw(env, errno_error(env, rc, err));
+    return NULL;
+  }
+  lf_device *dev;
+  return new_device(env, &m, mountpoint, &dev);
+}
+
+// fusermount3's helper (auto_unmount) as JS holds it apart from a device.
+static void helper_finalize(napi_env env, void *data, void *hint) {
+  (void) env;
+  (void) hint;
+  free(data);  // an unreleased helper's socket stays open: the mount lives until this process exits
+}
+
+// fusermount(req) -> { fd, helper }: the mount made by fusermount3, its /dev/fuse fd, and
+// the auto_unmount helper to release (closing its socket unmounts).
+static napi_value js_fusermount(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  lf_mount_request req;
+  request_strings strs;
+  if (!parse_request(env, argv[0], &req, &strs)) return NULL;
+  req.force_fusermount = 1;
+  char err[512];
+  lf_mount_result *m = calloc(1, sizeof *m);
+  int rc = m ? lf_mount(&req, m, err, sizeof err) : -ENOMEM;
+  if (!m) snprintf(err, sizeof err, "out of memory");
+  free_request(&strs);
+  if (rc != 0) {
+    free(m);
+    napi_throw(env, errno_error(env, rc, err));
+    return NULL;
+  }
+  napi_value out, fd, helper;
+  napi_create_object(env, &out);
+  napi_create_int32(env, m->fd, &fd);
+  m->fd = -1;  // the caller owns the fd now
+  CHECK(napi_create_external(env, m, helper_finalize, NULL, &helper));
+  napi_set_named_property(env, out, "fd", fd);
+  napi_set_named_property(env, out, "helper", helper);
+  return out;
+}
+
+static napi_value js_release_fusermount(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  void *p = NULL;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return type_error(env, "helper", "a fusermount helper"), NULL;
+  lf_mount_release_helper(p);
+  return undefined(env);
+}
+
+// attach(fd, mountpoint, detach) -> handle: a device over a connection fd obtained
+// elsewhere (fusermount() here or in a parent; inherited across a user namespace). With
+// detach false, unmount() only stops serving and closes the fd: whoever made the mount
+// removes it (e.g. by releasing fusermount3's helper).
+static napi_value js_attach(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int32_t fd;
+  bool detach = true;
+  if (!get_i32(env, argv[0], &fd, "fd")) return NULL;
+  napi_get_value_bool(env, argv[2], &detach);
+  size_t len;
+  char *mountpoint = NULL;
+  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok || !(mountpoint = malloc(len + 1)) ||
+      napi_get_value_string_utf8(env, argv[1], mountpoint, len + 1, &len) != napi_ok) {
+    free(mountpoint);
+    return type_error(env, "mountpoint", "a string"), NULL;
+  }
+  if (fcntl(fd, F_GETFD) < 0) {
+    free(mountpoint);
+    napi_throw(env, errno_error(env, -EBADF, "layerfs_engine: attach: not an open fd"));
+    return NULL;
+  }
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  lf_mount_result m = { .fd = fd, .fusermount = geteuid() != 0, .commfd = -1, .helper = 0 };
+  lf_device *dev;
+  napi_value handle = new_device(env, &m, mountpoint, &dev);
+  if (handle) dev->no_detach = !detach;
   return handle;
 }
 
@@ -246,6 +351,34 @@ static void free_base(napi_env env, void *view, void *base) {
   (void) env;
   (void) view;
   free(base);
+}
+
+// A device on one end of a SOCK_SEQPACKET socketpair instead of /dev/fuse (message
+// boundaries kept, as the device keeps them): tests feed it frames, random or truncated
+// ones included, from the other end and read the replies there. Returns [handle, peerFd].
+static napi_value js_socket_device(napi_env env, napi_callback_info info) {
+  (void) info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    napi_throw(env, errno_error(env, -errno, "socketpair"));
+    return NULL;
+  }
+  char *none = strdup("");
+  lf_mount_result m = { .fd = sv[0], .fusermount = 0, .commfd = -1, .helper = 0 };
+  lf_device *dev;
+  napi_value handle = none ? new_device(env, &m, none, &dev) : NULL;
+  if (!handle) {
+    if (!none) close(sv[0]);
+    close(sv[1]);
+    if (!none) napi_throw_error(env, "ENOMEM", "layerfs_engine: out of memory");
+    return NULL;
+  }
+  napi_value peer, pair;
+  napi_create_int32(env, sv[1], &peer);
+  napi_create_array_with_length(env, 2, &pair);
+  napi_set_element(env, pair, 0, handle);
+  napi_set_element(env, pair, 1, peer);
+  return pair;
 }
 
 // Requests reach JS here, on the JS thread. data: [u32 length][request bytes], or NULL
@@ -305,7 +438,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "EINVAL", "layerfs_engine: start() runs once, before unmount()");
     return NULL;
   }
-  if (readers < 1 || readers > 64) readers = 2;
+  if (readers < 0 || readers > 64) readers = 2;
   napi_value name;
   napi_create_string_utf8(env, "layerfs-engine", NAPI_AUTO_LENGTH, &name);
   CHECK(napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, dev, deliver, &dev->to_js));
@@ -318,7 +451,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     if (err) lf_queue_stop(&dev->io);
   }
   if (!err) {
-    err = lf_readers_start(dev, readers);
+    err = readers == 0 ? lf_js_reader_start(dev, env, argv[1]) : lf_readers_start(dev, readers);
     if (err) {
       lf_queue_stop(&dev->io);
       lf_queue_stop(&dev->notify);
@@ -454,7 +587,7 @@ static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
 static void teardown_execute(napi_env env, void *data) {
   (void) env;
   lf_device *dev = data;
-  if (dev->detach_on_teardown) {
+  if (dev->detach_on_teardown && !dev->no_detach && dev->mountpoint[0]) {
     int rc = lf_unmount(dev->mountpoint, dev->mount.fusermount, dev->teardown_msg, sizeof dev->teardown_msg);
     if (rc != 0 && rc != -EINVAL && rc != -ENOENT) dev->teardown_err = rc;
   }
@@ -472,7 +605,7 @@ static void teardown_complete(napi_env env, napi_status status, void *data) {
     napi_release_threadsafe_function(dev->to_js, napi_tsfn_release);
     napi_release_threadsafe_function(dev->settle, napi_tsfn_release);
   }
-  napi_remove_env_cleanup_hook(env, cleanup_hook, dev);
+  if (dev->has_cleanup_hook) napi_remove_env_cleanup_hook(env, cleanup_hook, dev);
   dev->torn_down = 1;
   if (dev->teardown_err) napi_reject_deferred(env, dev->unmount_done, errno_error(env, dev->teardown_err, dev->teardown_msg));
   else napi_resolve_deferred(env, dev->unmount_done, undefined(env));
@@ -490,6 +623,7 @@ static napi_value js_teardown(napi_env env, napi_callback_info info) {
     return NULL;
   }
   dev->closing = 1;
+  lf_js_reader_stop(dev);  // a JS-thread reader stops here: libuv handles belong to this thread
   dev->detach_on_teardown = detach;
   napi_value promise, name;
   CHECK(napi_create_promise(env, &dev->unmount_done, &promise));
@@ -538,6 +672,10 @@ static napi_value init(napi_env env, napi_value exports) {
     { "teardown", NULL, js_teardown, NULL, NULL, NULL, napi_default, NULL },
     { "fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL },
     { "unmountPath", NULL, js_unmount_path, NULL, NULL, NULL, napi_default, NULL },
+    { "socketDevice", NULL, js_socket_device, NULL, NULL, NULL, napi_default, NULL },
+    { "fusermount", NULL, js_fusermount, NULL, NULL, NULL, napi_default, NULL },
+    { "releaseFusermount", NULL, js_release_fusermount, NULL, NULL, NULL, napi_default, NULL },
+    { "attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_value version;
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
