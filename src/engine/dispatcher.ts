@@ -17,7 +17,7 @@ import { OpenFiles } from './open-files.js';
 import { OpenDirs, type PlusEntry } from './readdir.js';
 import { negotiateInit, type InitChoice } from './init.js';
 import {
-  attrOut, Body, entryOut, FAttr, GETATTR_FH, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
+  attrOut, Body, entryOut, FAttr, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
   readInHeader, statfsOut, writeOut, type InHeader, type Validity,
 } from './wire.js';
 
@@ -38,6 +38,8 @@ type Reply = Buffer[] | null;
 
 const osErrno = constants.errno;
 const OPNAME: Record<number, string> = Object.fromEntries(Object.entries(Opcode).map(([k, v]) => [v, k.toLowerCase()]));
+/** setattr_in.valid bits that ask nothing of the filesystem (FATTR_LOCKOWNER, FATTR_CTIME). */
+const LOCK_BITS = 512 | FAttr.CTIME;
 const UTIME_NOW_MASK = { atime: FAttr.ATIME_NOW, mtime: FAttr.MTIME_NOW };
 /** O_DIRECT is the kernel's business (FUSE direct I/O to the engine); a backing fd opened
  * with it would refuse the engine's unaligned buffers (EINVAL). */
@@ -154,6 +156,12 @@ export class Dispatcher {
    * dropped and the kernel told to look it up again.
    */
   private async statNode(n: Node): Promise<FileStat> {
+    const st = await this.statNow(n);
+    n.lastStat = st;
+    return st;
+  }
+
+  private async statNow(n: Node): Promise<FileStat> {
     if (n === this.nodes.root) {
       const st = await this.fs.getattr('/');
       if (this.nodes.root.ino !== String(st.ino)) this.nodes.setRootIno(st.ino);
@@ -176,6 +184,8 @@ export class Dispatcher {
 
   /** An object the kernel knows no name of: only its open handles reach it (fstat after unlink). */
   private async statOpen(n: Node): Promise<FileStat> {
+    // A retired node's open files stay on the object they opened: it shows what it showed.
+    if (n.retired && n.lastStat) return n.lastStat;
     for (const fh of n.openHandles) {
       if (this.fs.fgetattr) return this.fs.fgetattr('', fh);
     }
@@ -195,7 +205,8 @@ export class Dispatcher {
   /** An entry reply for `name` in `parent`, which now exists (lookup, create, link…). */
   private async entry(parent: Node, name: string, path: string): Promise<{ node: Node; st: FileStat; out: Buffer }> {
     const st = await this.fs.getattr(path);
-    const node = this.nodes.remember(parent, name, st.ino);
+    const node = this.nodes.remember(parent, name, st.ino, st.perName);
+    node.lastStat = st;
     return { node, st, out: entryOut(node.id, st, this.entryValid) };
   }
 
@@ -351,7 +362,8 @@ export class Dispatcher {
       if (toNegativeErrno(err) === -Errno.ENOENT && this.negativeValid.entry > 0) return [entryOut(0n, null, this.negativeValid)];
       throw err;
     }
-    const node = this.nodes.remember(parent, name, st.ino);
+    const node = this.nodes.remember(parent, name, st.ino, st.perName);
+    node.lastStat = st;
     return [entryOut(node.id, st, this.entryValid)];
   }
 
@@ -359,10 +371,9 @@ export class Dispatcher {
     const s = b.struct('fuse_getattr_in');
     const n = this.node(h.nodeid);
     this.trace('getattr', this.nodes.path(n) ?? '');
-    const fh = Number(s.u64('fh'));
-    const st = (s.u32('getattr_flags') & GETATTR_FH) !== 0 && this.fs.fgetattr && n.openHandles.has(fh)
-      ? await this.fs.fgetattr(this.nodes.path(n) ?? '', fh)
-      : await this.statNode(n);
+    // By name while the node has one (a descriptor then sees a copy-up as the kernel's
+    // overlayfs shows it); by its open handles once it has none (fstat after unlink).
+    const st = await this.statNode(n);
     return [attrOut(st, this.options.attrSeconds)];
   }
 
@@ -370,11 +381,12 @@ export class Dispatcher {
     const s = b.struct('fuse_setattr_in');
     const valid = s.u32('valid');
     const n = this.node(h.nodeid);
-    const path = this.pathOf(n);
-    this.trace('setattr', path);
-    const who = this.caller(h);
     const fh = Number(s.u64('fh'));
     const withFh = (valid & FAttr.FH) !== 0 && n.openHandles.has(fh);
+    // A file whose names are all gone is still open: only its handle reaches it (ftruncate).
+    const path = withFh && (valid & ~(FAttr.FH | FAttr.SIZE | LOCK_BITS)) === 0 ? this.nodes.path(n) ?? '' : this.pathOf(n);
+    this.trace('setattr', path);
+    const who = this.caller(h);
     if (valid & FAttr.MODE) await this.fs.chmod(path, s.u32('mode'), who);
     if (valid & (FAttr.UID | FAttr.GID)) {
       // chown(2)'s "leave unchanged" is -1, which the union takes as 0xffffffff.
@@ -433,11 +445,10 @@ export class Dispatcher {
     const newPath = this.childPath(parent, newName);
     this.trace('link', newPath);
     await this.fs.link(oldPath, newPath, this.caller(h));
-    const e = await this.entry(parent, newName, newPath);
-    // Linking may have copied the object up as its own inode (one name of a lower hard
-    // link): then its other names are no longer this node.
-    if (e.node !== old) await this.statNode(old).catch(() => undefined);
-    return [e.out];
+    // Linking may have copied the old name up as an object of its own (a lower hard link):
+    // its node takes the new identity first, so the new name joins it.
+    await this.statNode(old).catch(() => undefined);
+    return [(await this.entry(parent, newName, newPath)).out];
   }
 
   private async open(h: InHeader, flags: number): Promise<Reply> {
@@ -445,10 +456,21 @@ export class Dispatcher {
     const path = this.pathOf(n);
     this.trace('open', path);
     const fh = await this.fs.open(path, flags & ~O_DIRECT, this.caller(h));
-    // A write open copies up: one name of a lower hard link becomes its own inode.
-    if ((flags & 3) !== 0 && n.links.length > 1) await this.statNode(n).catch(() => undefined);
-    const { openFlags, backingId } = this.files.opened(n, fh, flags);
-    return [openOut(fh, openFlags, backingId)];
+    return [openOut(fh, ...this.openedOrRetire(n, path, fh, flags))];
+  }
+
+  /**
+   * open_out's flags and backing id for a new handle of `n`. When `n` cannot take it (its
+   * passthrough opens pin a backing file this open does not share: the open copied the
+   * file up), the handle is released, `n` keeps only its open files, and ESTALE makes the
+   * VFS repeat the open with a fresh lookup, which gives the name a new node.
+   */
+  private openedOrRetire(n: Node, path: string, fh: number, flags: number): [number, number] {
+    const r = this.files.opened(n, fh, flags);
+    if (r !== null) return [r.openFlags, r.backingId];
+    this.fs.release(path, fh).catch((err: unknown) => this.options.onUnexpectedError?.(err, 'release'));
+    this.nodes.retire(n);
+    throw errno('ESTALE');
   }
 
   private async createOpen(h: InHeader, flags: number, mode: number, umask: number, name: string): Promise<Reply> {
@@ -463,8 +485,13 @@ export class Dispatcher {
       await this.fs.release(path, fh).catch(() => undefined);
       throw err;
     }
-    const { openFlags, backingId } = this.files.opened(e.node, fh, flags);
-    return [e.out, openOut(fh, openFlags, backingId)];
+    try {
+      return [e.out, openOut(fh, ...this.openedOrRetire(e.node, path, fh, flags))];
+    } catch (err) {
+      // The entry never reached the kernel: take back its reference.
+      this.nodes.forget(e.node.id, 1n);
+      throw err;
+    }
   }
 
   private async read(h: InHeader, s: ReturnType<Body['struct']>): Promise<Reply> {
@@ -534,7 +561,9 @@ export class Dispatcher {
         st = await this.fs.getattr(p).catch(() => undefined);
         if (st === undefined) return null;
       }
-      return { nodeid: this.nodes.remember(dir, e.name, st.ino).id, stat: st };
+      const node = this.nodes.remember(dir, e.name, st.ino, st.perName);
+      node.lastStat = st;
+      return { nodeid: node.id, stat: st };
     };
     return [await this.dirs.packPlus(fh, offset, size, dots, resolve, this.entryValid)];
   }

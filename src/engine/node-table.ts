@@ -5,6 +5,7 @@
  * kernel reached it; its path, as the PathFilesystem wants it, is built from the first.
  * Node ids are never reused (a 64-bit counter), so the generation is always 0.
  */
+import type { FileStat } from '../core/filesystem.js';
 import { FUSE_ROOT_ID } from './wire.js';
 
 export interface Link {
@@ -19,6 +20,10 @@ export class Node {
   readonly links: Link[] = [];
   /** Open file handles of this object (GETATTR of an object whose last name is gone). */
   readonly openHandles = new Set<number>();
+  /** Set by NodeTable.retire: the kernel reaches this node only through open files. */
+  retired = false;
+  /** The attributes last sent to the kernel for it (what a retired node keeps showing). */
+  lastStat: FileStat | undefined;
 
   constructor(
     readonly id: bigint,
@@ -77,24 +82,41 @@ export class NodeTable {
    * Records that the kernel got an entry for object `ino` as `name` in `parent` (a lookup,
    * a create, a readdirplus entry): returns its node with one more kernel reference. When
    * the name pointed at another object (a copy-up gave it its own inode), it moves here.
+   * `perName`: the object gets a node for this name alone (FileStat.perName).
    */
-  remember(parent: Node, name: string, ino: number | bigint): Node {
+  remember(parent: Node, name: string, ino: number | bigint, perName = false): Node {
     const k = String(ino);
-    let node = this.byIno.get(k);
-    if (node === undefined) {
-      node = new Node(this.nextId++, k);
-      this.byId.set(node.id, node);
-      this.byIno.set(k, node);
-    }
     const nk = key(parent, name);
     const old = this.byName.get(nk);
-    if (old !== node) {
+    let node = old !== undefined && old.ino === k ? old : undefined;
+    if (node === undefined) {
+      node = perName ? undefined : this.byIno.get(k);
+      if (node === undefined) {
+        node = new Node(this.nextId++, k);
+        this.byId.set(node.id, node);
+        if (!perName) this.byIno.set(k, node);
+      }
       if (old !== undefined) dropLink(old, parent, name);
       node.links.push({ parent, name });
       this.byName.set(nk, node);
     }
     node.lookups++;
     return node;
+  }
+
+  /**
+   * The kernel must stop reaching `node` by its names (its open files keep it): the next
+   * lookup of each name makes a new node. For an open the current node cannot take (a copy
+   * of the file now answers for the name, but the node's other opens pin the old one).
+   */
+  retire(node: Node): void {
+    node.retired = true;
+    for (const l of node.links) {
+      const nk = key(l.parent, l.name);
+      if (this.byName.get(nk) === node) this.byName.delete(nk);
+    }
+    node.links.length = 0;
+    if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
   }
 
   /** `name` in `parent` is gone (unlink, rmdir, or replaced by a rename). */
@@ -140,10 +162,9 @@ export class NodeTable {
   /** `node`'s only name now names object `ino` (its identity changed in place). */
   rekey(node: Node, ino: number | bigint): void {
     const k = String(ino);
-    if (this.byIno.has(k)) return;
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     node.ino = k;
-    this.byIno.set(k, node);
+    if (!this.byIno.has(k)) this.byIno.set(k, node);
   }
 
   private addLink(node: Node, parent: Node, name: string): void {

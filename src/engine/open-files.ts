@@ -13,13 +13,15 @@
  * passthrough is on, an open that cannot use it (another backing file after a copy-up, a
  * read-only backing for a writer) gets FOPEN_DIRECT_IO, which stays out of that accounting.
  */
-import { fstatSync, write as fsWrite } from 'node:fs';
-import type { PathFilesystem } from '../core/filesystem.js';
+import { closeSync, constants as fsConstants, fstatSync, openSync, write as fsWrite } from 'node:fs';
+import type { DirectIo, PathFilesystem } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
 import type { Node } from './node-table.js';
 import { FOpen } from './wire.js';
 
 const O_ACCMODE = 3;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
 
 export interface OpenFile {
   fh: number;
@@ -61,8 +63,12 @@ export class OpenFiles {
     return this.files.get(fh);
   }
 
-  /** Registers the filesystem's handle `fh` for `node`; returns open_out's flags and backing id. */
-  opened(node: Node, fh: number, flags: number): { openFlags: number; backingId: number } {
+  /**
+   * Registers the filesystem's handle `fh` for `node`; returns open_out's flags and
+   * backing id, or null when the node cannot take this open (it has passthrough opens on
+   * another backing file: the caller retires the node and has the kernel look it up anew).
+   */
+  opened(node: Node, fh: number, flags: number): { openFlags: number; backingId: number } | null {
     const wantWrite = (flags & O_ACCMODE) !== 0;
     const direct = this.policy.directData ? this.filesystem.directIo?.(fh) : undefined;
     const file: OpenFile = { fh, node, mode: 'fs', fd: -1, writeFd: false };
@@ -71,22 +77,27 @@ export class OpenFiles {
       file.writeFd = wantWrite && direct.write;
       file.mode = 'fd';
     }
-    this.files.set(fh, file);
-    node.openHandles.add(fh);
     let openFlags = 0;
     let backingId = 0;
     if (this.policy.passthrough) {
-      const id = direct !== undefined && (!wantWrite || direct.write) ? this.shareBacking(node, direct.fd, wantWrite) : undefined;
+      const id = direct !== undefined ? this.shareBacking(node, fh, direct, wantWrite) : undefined;
       if (id !== undefined) {
         file.mode = 'passthrough';
         openFlags |= FOpen.PASSTHROUGH;
         backingId = id;
+      } else if (this.backings.has(node)) {
+        // The kernel refuses a non-passthrough open of an inode with passthrough opens.
+        return null;
       } else {
+        // Direct I/O stays out of the kernel's inode I/O modes, so later opens of the same
+        // node can still be passthrough.
         openFlags |= FOpen.DIRECT_IO;
       }
     } else if (this.filesystem.keepCache?.(fh)) {
       openFlags |= FOpen.KEEP_CACHE;
     }
+    this.files.set(fh, file);
+    node.openHandles.add(fh);
     return { openFlags, backingId };
   }
 
@@ -130,28 +141,48 @@ export class OpenFiles {
     return this.filesystem.write(path, fh, data, data.length, Number(offset));
   }
 
-  /** The node's backing id for `fd` (one per node, shared), or undefined when it cannot be. */
-  private shareBacking(node: Node, fd: number, wantWrite: boolean): number | undefined {
+  /**
+   * The node's backing id for this open (one per node, shared), or undefined when it
+   * cannot have one. A file whose content may change (not keepCache: the writable layer)
+   * gets a backing opened read-write from the start, so readers and writers share it.
+   */
+  private shareBacking(node: Node, fh: number, direct: DirectIo, wantWrite: boolean): number | undefined {
     let st;
     try {
-      st = fstatSync(fd);
+      st = fstatSync(direct.fd);
     } catch {
       return undefined;
     }
     if (!st.isFile()) return undefined;
+    // A write the filesystem must see first (it clears setuid/setgid): not behind its back.
+    if (wantWrite && !direct.write && (st.mode & S_ISUID || (st.mode & S_ISGID && st.mode & 0o010))) return undefined;
     const b = this.backings.get(node);
     if (b !== undefined) {
       if (b.dev !== st.dev || b.ino !== st.ino || (wantWrite && !b.writable)) return undefined;
       b.refs++;
       return b.id;
     }
+    let fd = direct.fd;
+    let writable = wantWrite;
+    let reopened: number | undefined;
+    if (!this.filesystem.keepCache?.(fh)) {
+      try {
+        reopened = openSync(`/proc/self/fd/${direct.fd}`, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
+        [fd, writable] = [reopened, true];
+      } catch {
+        // Read-only after all (a read-only mount of the layer): this open alone decides.
+      }
+    }
     try {
       const id = this.device.backingOpen(fd);
-      this.backings.set(node, { id, dev: st.dev, ino: st.ino, writable: wantWrite, refs: 1 });
+      this.backings.set(node, { id, dev: st.dev, ino: st.ino, writable, refs: 1 });
       return id;
     } catch (err) {
       this.lastBackingError = err as Error;
       return undefined;
+    } finally {
+      // The backing id holds its own reference to the file.
+      if (reopened !== undefined) closeSync(reopened);
     }
   }
 }
