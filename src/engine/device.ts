@@ -42,10 +42,11 @@ export interface FuseDevice {
   /** Resolves once the device is closed: after unmount(), or when the kernel ended the
    *  connection (someone unmounted it; the connection was aborted). */
   readonly closed: Promise<void>;
-  /** Reader threads deliver each request (fuse_in_header + body, WRITE data included)
-   *  as a Buffer the JS side owns. Once. A throwing callback is reported, never fatal.
-   *  threads 0: no reader threads; the JS thread reads the device when libuv sees it
-   *  readable (one thread hop less per request). */
+  /** Delivers each request (fuse_in_header + body, WRITE data included) as a Buffer the
+   *  JS side owns. Once. A throwing callback is reported, never fatal.
+   *  threads 0 (default): the JS thread reads the device whenever libuv sees it readable —
+   *  no thread hop; measured 2–4× less CPU per request than reader threads.
+   *  threads N > 0: N reader threads read and hand frames over a thread-safe function. */
   start(onRequest: (req: Buffer) => void, threads?: number): void;
   /** error: 0 or a negative errno (an error reply carries no payload). A request that is
    *  gone (interrupted) is not an error; a reply the kernel rejects throws (EINVAL: a
@@ -278,7 +279,7 @@ class Device implements FuseDevice {
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
   }
 
-  start(onRequest: (req: Buffer) => void, threads = 2): void {
+  start(onRequest: (req: Buffer) => void, threads = 0): void {
     if (this.started) throw new LayerfsError('INVALID_ARGUMENT', 'the engine device is already started');
     this.started = true;
     this.native.start(

@@ -100,9 +100,9 @@ describe('engine device: mount(2), requests and replies', () => {
     await device.unmount();
   });
 
-  it('answers WRITE off the JS thread (writeToFd): 1 MiB requests, the backing file byte-exact', async () => {
+  it.each([0, 2])('answers WRITE off the JS thread (writeToFd): 1 MiB requests, the backing file byte-exact (%i reader threads)', async (threads) => {
     const f = await fixture();
-    const { responder } = await mountAndServe(f, { passthrough: false, writable: true });
+    const { responder } = await mountAndServe(f, { passthrough: false, writable: true, threads });
     const data = randomBytes(2 * 1024 * 1024 + 777);
     const fh = await open(join(f.mountpoint, 'file'), 'r+');
     try {

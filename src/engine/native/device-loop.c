@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "reply.h"
 
 typedef struct {
   lf_device *dev;
@@ -51,7 +52,10 @@ static void *reader(void *p) {
       break;
     }
     void *copy = malloc((size_t) n + sizeof(uint32_t));
-    if (!copy) continue;  // out of memory: the request stays unanswered rather than crash; the kernel's caller may be interrupted
+    if (!copy) {
+      lf_reply_enomem(dev->mount.fd, buf, (size_t) n);
+      continue;
+    }
     // The length travels in front so the JS side can wrap exactly these bytes.
     uint32_t len = (uint32_t) n;
     memcpy(copy, &len, sizeof len);

@@ -14,6 +14,9 @@
 // A request as read: 1 MiB of WRITE data (max_pages 256) + its headers fit, with room to
 // spare. The kernel refuses reads into a buffer smaller than max_write + the headers.
 #define LF_REQUEST_BUFFER (1024 * 1024 + 4096)
+// Requests up to this size reach JS as a copy (cheaper than a finalizer); larger ones
+// (WRITE data) as an external Buffer over the memory they were read into.
+#define LF_SMALL_REQUEST (16 * 1024)
 // Threads for READ replies from an fd (pread + writev).
 #define LF_IO_THREADS 4
 

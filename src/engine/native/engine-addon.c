@@ -384,9 +384,6 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-// Requests up to this size reach JS as a copy; larger ones (WRITE data) as an external Buffer.
-#define SMALL_REQUEST (16 * 1024)
-
 static void free_base(napi_env env, void *view, void *base) {
   (void) env;
   (void) view;
@@ -440,16 +437,13 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     }
     uint32_t len;
     memcpy(&len, data, sizeof len);
-    napi_status st;
-    if (len <= SMALL_REQUEST) {
-      // Most requests are a few hundred bytes: a copy costs less than a finalizer.
-      st = napi_create_buffer_copy(env, len, (char *) data + sizeof len, NULL, &arg);
-      free(data);
-    } else {
-      // A WRITE's data: the Buffer views the reader's allocation (freed with the Buffer).
-      st = napi_create_external_buffer(env, len, (char *) data + sizeof len, free_base, data, &arg);
-      if (st != napi_ok) free(data);
-    }
+    char *frame = (char *) data + sizeof len;
+    // Most requests are a few hundred bytes: a copy costs less than a finalizer. A WRITE's
+    // data: the Buffer views the reader's allocation (freed with the Buffer).
+    napi_status st = len <= LF_SMALL_REQUEST ? napi_create_buffer_copy(env, len, frame, NULL, &arg)
+                                             : napi_create_external_buffer(env, len, frame, free_base, data, &arg);
+    if (st != napi_ok) lf_reply_enomem(dev->mount.fd, frame, len);
+    if (st != napi_ok || len <= LF_SMALL_REQUEST) free(data);
     if (st != napi_ok) return;
   }
   if (napi_call_function(env, global, js_cb, 1, &arg, NULL) == napi_pending_exception) {

@@ -3,6 +3,8 @@
 // (promise jobs the handler queues run right after it, as for any libuv callback).
 #include "js-loop.h"
 
+#include "reply.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,12 @@ static void closed(uv_handle_t *h) {
   lf_js_reader *r = h->data;
   free(r->buf);
   free(r);
+}
+
+static void free_given(napi_env env, void *data, void *hint) {
+  (void) env;
+  (void) hint;
+  free(data);
 }
 
 static void call(lf_js_reader *r, napi_value arg) {
@@ -61,7 +69,21 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       break;
     }
     napi_value buf;
-    if (napi_create_buffer_copy(r->env, (size_t) n, r->buf, NULL, &buf) != napi_ok) break;
+    char *fresh = n > LF_SMALL_REQUEST ? malloc(LF_REQUEST_BUFFER) : NULL;
+    if (fresh) {
+      // WRITE data: hand the read buffer itself to JS (shrunk to fit) and take the new one.
+      char *given = realloc(r->buf, (size_t) n);
+      if (!given) given = r->buf;
+      r->buf = fresh;
+      if (napi_create_external_buffer(r->env, (size_t) n, given, free_given, NULL, &buf) != napi_ok) {
+        lf_reply_enomem(dev->mount.fd, given, (size_t) n);
+        free(given);
+        continue;
+      }
+    } else if (napi_create_buffer_copy(r->env, (size_t) n, r->buf, NULL, &buf) != napi_ok) {
+      lf_reply_enomem(dev->mount.fd, r->buf, (size_t) n);
+      continue;
+    }
     call(r, buf);
   }
   if (ended && !r->stopped) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fuse-kernel.h"
@@ -36,4 +37,11 @@ int lf_reply(int fd, uint64_t unique, int32_t error, const struct iovec *parts, 
 int lf_notify(int fd, int32_t code, const struct iovec *parts, int nparts) {
   struct fuse_out_header out = { .error = code, .unique = 0 };
   return write_message(fd, &out, parts, nparts);
+}
+
+void lf_reply_enomem(int fd, const void *frame, size_t len) {
+  uint64_t unique;
+  if (len < sizeof(struct fuse_in_header)) return;
+  memcpy(&unique, (const char *) frame + offsetof(struct fuse_in_header, unique), sizeof unique);
+  lf_reply(fd, unique, -ENOMEM, NULL, 0);
 }

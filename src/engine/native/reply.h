@@ -15,6 +15,10 @@
 // caller was killed): nobody waits for the answer, which is not an error.
 int lf_reply(int fd, uint64_t unique, int32_t error, const struct iovec *parts, int nparts);
 
+// Answers a request that could not be handed to JS (no memory) with ENOMEM, so its caller
+// does not wait forever. `frame` is the request as read (its unique sits at offset 8).
+void lf_reply_enomem(int fd, const void *frame, size_t len);
+
 // Writes a notification (unique 0, error = the FUSE_NOTIFY_* code). Returns 0 or -errno.
 int lf_notify(int fd, int32_t code, const struct iovec *parts, int nparts);
 
