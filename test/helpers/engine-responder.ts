@@ -21,6 +21,7 @@ const FUSE_BIG_WRITES = 1 << 5;
 const FUSE_MAX_PAGES = 1 << 22;
 const FUSE_INIT_EXT = 1 << 30;
 const FUSE_PASSTHROUGH_FLAGS2 = 1 << (37 - 32);
+const FOPEN_DIRECT_IO = 1 << 0;
 const FOPEN_PASSTHROUGH = 1 << 7;
 
 export interface ResponderOptions {
@@ -34,6 +35,8 @@ export interface ResponderOptions {
   threads?: number;
   /** `file` is writable (mode 0644): WRITE goes to the backing file through writeToFd. */
   writable?: boolean;
+  /** With passthrough: only the first N OPENs get it; later ones answer FOPEN_DIRECT_IO. */
+  passthroughOpens?: number;
 }
 
 export interface Responder {
@@ -72,6 +75,7 @@ export function serveMinimal(device: FuseDevice, options: ResponderOptions): Res
   const backingErrors: string[] = [];
   let init: Responder['init'];
   let nextFh = 1n;
+  let opens = 0;
   const cache = BigInt(options.cacheSeconds ?? 0);
   const fileAttr = () => {
     const st = fstatSync(backingFd);
@@ -132,7 +136,10 @@ export function serveMinimal(device: FuseDevice, options: ResponderOptions): Res
         const fh = nextFh++;
         const out = Buffer.alloc(16);
         out.writeBigUInt64LE(fh, 0);
-        if (options.passthrough && init && init.flags2 & FUSE_PASSTHROUGH_FLAGS2) {
+        opens++;
+        if (options.passthroughOpens !== undefined && opens > options.passthroughOpens) {
+          out.writeUInt32LE(FOPEN_DIRECT_IO, 8);
+        } else if (options.passthrough && init && init.flags2 & FUSE_PASSTHROUGH_FLAGS2) {
           try {
             const id = device.backingOpen(backingFd);
             backing.set(fh, id);

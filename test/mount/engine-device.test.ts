@@ -44,7 +44,10 @@ async function fixture(): Promise<Fixture> {
   return { dir, mountpoint, backingPath, content };
 }
 
-async function mountAndServe(f: Fixture, options: { passthrough: boolean; cacheSeconds?: number; threads?: number; writable?: boolean }): Promise<{ device: FuseDevice; responder: Responder }> {
+async function mountAndServe(
+  f: Fixture,
+  options: { passthrough: boolean; cacheSeconds?: number; threads?: number; writable?: boolean; passthroughOpens?: number },
+): Promise<{ device: FuseDevice; responder: Responder }> {
   const device = await mountFuseDevice({
     mountpoint: f.mountpoint, fsname: 'engine-test', subtype: SUBTYPE, allowOther: false, defaultPermissions: true, rootMode: 0o40755,
   });
@@ -152,6 +155,23 @@ describe('engine device: passthrough', () => {
     expect(responder.counts.get(FUSE.READ) ?? 0).toBe(0);
     // RELEASE follows close(2) asynchronously; the responder then closes the backing id.
     await until('RELEASE closed the backing id', () => responder.backing.size === 0);
+  });
+
+  it('the kernel refuses a non-passthrough open of an inode with a passthrough open alive (EIO), and takes it after', async () => {
+    // The io-mode rule src/engine/open-files.ts is built on (fs/fuse/iomode.c): while an
+    // inode has a backing file, every open of it must be passthrough with that file.
+    const f = await fixture();
+    const { responder } = await mountAndServe(f, { passthrough: true, passthroughOpens: 1 });
+    const file = join(f.mountpoint, 'file');
+    const first = await open(file, 'r');
+    try {
+      await expect(open(file, 'r')).rejects.toMatchObject({ code: 'EIO' });
+    } finally {
+      await first.close();
+    }
+    await until('RELEASE closed the backing id', () => responder.backing.size === 0);
+    expect(sha256(await readFile(file))).toBe(sha256(f.content)); // a direct-io open now: READ requests
+    expect(responder.counts.get(FUSE.READ)).toBeGreaterThan(0);
   });
 
   it('backingOpen refuses what the kernel refuses: a directory (EISDIR), a bad fd (EBADF)', async () => {
