@@ -1,7 +1,8 @@
 /**
  * A mounted /dev/fuse connection for the layerfs engine: mounting (mount(2) as root,
- * fusermount3 otherwise), reader threads that hand every request to one JS callback, and
- * the replies, passthrough registrations and cache invalidations the engine sends back.
+ * fusermount3 otherwise), the request loop (on the JS thread, or reader threads) that
+ * hands every request to one JS callback, and the replies, passthrough registrations and
+ * cache invalidations the engine sends back.
  * The native side is src/engine/native/ (addon layerfs_engine, built by
  * scripts/build-native.mjs); native-notes/engine.md describes protocol and threading.
  *
