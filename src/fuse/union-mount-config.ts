@@ -3,6 +3,7 @@
  * the mount process as one JSON argument.
  */
 import { LayerfsError } from '../core/errors.js';
+import { parseEngine, type EngineName } from './engine-choice.js';
 
 export interface UnionMountConfig {
   mountpoint: string;
@@ -33,6 +34,8 @@ export interface UnionMountConfig {
    * the index: store/damage-record.ts); the supervisor passes `containers/<id>/damage.json`.
    */
   damageFile?: string;
+  /** Which engine serves the mount (src/fuse/engine-choice.ts); absent: LAYERFS_ENGINE or the default. */
+  engine?: EngineName;
 }
 
 export function parseUnionMountConfig(json: string): UnionMountConfig {
@@ -55,6 +58,7 @@ export function parseUnionMountConfig(json: string): UnionMountConfig {
   if (o.damageFile !== undefined && (typeof o.damageFile !== 'string' || o.damageFile === '')) {
     throw new LayerfsError('INVALID_ARGUMENT', 'damageFile must be a file path');
   }
+  if (o.engine !== undefined) parseEngine(String(o.engine), 'the mount config');
   if ((o.upperDir === undefined) !== (o.workDir === undefined)) {
     throw new LayerfsError('INVALID_ARGUMENT', 'upperDir and workDir go together');
   }
