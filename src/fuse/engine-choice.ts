@@ -22,5 +22,8 @@ export function chooseEngine(explicit: string | undefined, env: NodeJS.ProcessEn
   if (explicit !== undefined) return parseEngine(explicit, 'the mount options');
   const fromEnv = env.LAYERFS_ENGINE;
   if (fromEnv !== undefined && fromEnv !== '') return parseEngine(fromEnv, 'LAYERFS_ENGINE');
+  // fuse-native's libfuse 2.9 opens /dev/fuse itself and cannot mount as another user;
+  // the layerfs engine goes through fusermount3.
+  if (process.getuid?.() !== 0) return 'layerfs';
   return DEFAULT_ENGINE;
 }
