@@ -522,7 +522,7 @@ export class Dispatcher {
   private async getxattr(h: InHeader, size: number, name: string): Promise<Reply> {
     const path = this.pathOf(this.node(h.nodeid));
     this.trace('getxattr', path);
-    const v = await withCaller(this.fs.getxattr).call(this.fs, path, name, this.caller(h));
+    const v = await this.fs.getxattr(path, name, this.caller(h));
     if (v === null) throw errno('ENODATA');
     return sized(v, size);
   }
@@ -530,7 +530,7 @@ export class Dispatcher {
   private async listxattr(h: InHeader, size: number): Promise<Reply> {
     const path = this.pathOf(this.node(h.nodeid));
     this.trace('listxattr', path);
-    const names = await withCaller(this.fs.listxattr).call(this.fs, path, this.caller(h));
+    const names = await this.fs.listxattr(path, this.caller(h));
     return sized(Buffer.from(names.map((n) => n + '\0').join(''), 'latin1'), size);
   }
 
@@ -575,12 +575,6 @@ const NO_REPLY = new Set<number>([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INT
 /** A failure with an errno name, as node:fs reports one (the errno boundary maps it). */
 function errno(name: keyof typeof osErrno): Error & { errno: number; code: string } {
   return Object.assign(new Error(name), { errno: -osErrno[name], code: name });
-}
-
-/** The xattr methods may take the caller as a last argument (filesystems that check
- * trusted.* access do): pass it; one that does not declare it ignores it. */
-function withCaller<A extends unknown[], R>(fn: (...args: A) => R): (this: PathFilesystem, ...args: [...A, Caller]) => R {
-  return fn as unknown as (this: PathFilesystem, ...args: [...A, Caller]) => R;
 }
 
 /** getxattr/listxattr's size protocol: 0 asks for the size, too small is ERANGE. */
