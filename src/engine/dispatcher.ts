@@ -10,7 +10,7 @@ import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { Errno } from '../core/errors.js';
 import type { Caller, DirEntry, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
-import { toNegativeErrno } from '../fuse/errno.js';
+import { isUnexpectedFailure, toNegativeErrno } from '../fuse/errno.js';
 import type { FuseDevice } from './device.js';
 import { NodeTable, type Node } from './node-table.js';
 import { OpenFiles } from './open-files.js';
@@ -110,7 +110,7 @@ export class Dispatcher {
 
   private fail(h: InHeader, op: string, err: unknown): void {
     const errno = toNegativeErrno(err);
-    if (errno === -Errno.EIO) this.options.onUnexpectedError?.(err, op);
+    if (isUnexpectedFailure(err, errno)) this.options.onUnexpectedError?.(err, op);
     if (!NO_REPLY.has(h.opcode)) this.send(h.unique, errno, null);
   }
 

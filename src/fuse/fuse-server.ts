@@ -6,7 +6,7 @@
 import { LayerfsError } from '../core/errors.js';
 import type { Caller, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
 import { loadFuseNative, type NativeFuse, type NativeOps } from '../sys/fuse-native.js';
-import { toNegativeErrno } from './errno.js';
+import { isUnexpectedFailure, toNegativeErrno } from './errno.js';
 import { mountOptions, type MountOptionChoices } from './mount-options.js';
 import { nativeMirror } from './native-mirror.js';
 
@@ -54,8 +54,7 @@ export async function serveFilesystem(
     }
     promise.then(reply, (err: unknown) => {
       const errno = toNegativeErrno(err);
-      // A damaged layer (DAMAGED) was logged once by the filesystem: not an unexpected error.
-      if (errno === -5 && report && !(err instanceof LayerfsError && err.code === 'DAMAGED')) report(err, op);
+      if (report && isUnexpectedFailure(err, errno)) report(err, op);
       cb(errno);
     });
   }
