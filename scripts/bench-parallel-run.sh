@@ -11,7 +11,8 @@
 #   sudo scripts/bench-parallel-run.sh [N]     (needs root, /dev/fuse, runc, umoci; uses dist/)
 set -euo pipefail
 N=${1:-20}
-REPO=$(cd "$(dirname "$0")/.." && pwd)
+# LAYERFS_REPO=DIR measures another checkout's dist/ (e.g. main, for a before/after figure).
+REPO=${LAYERFS_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 LAYERFS=(node "$REPO/dist/cli/main.js")
 [ -f "$REPO/dist/cli/main.js" ] || (cd "$REPO" && npx tsc -p tsconfig.json)
 WORK=$(mktemp -d)

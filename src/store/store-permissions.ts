@@ -28,6 +28,7 @@ async function setMode(path: string, mode: (current: number) => number): Promise
     if (hasErrnoCode(err, 'ENOENT')) return;
     throw err;
   }
+  if (!st.isDirectory()) return; // e.g. a container's lock file beside its folder
   const want = mode(st.mode & 0o7777);
   if (want === (st.mode & 0o7777)) return;
   if (process.getuid?.() !== 0 && st.uid !== process.getuid?.()) return;

@@ -139,7 +139,10 @@ export class UnionFilesystem implements PathFilesystem {
       fd = await openFd(this.view.index.realPath(e.layer, r.lowerPath!), flags);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') throw this.damage(r, `backing file missing or not a file (${code})`);
+      // ELOOP is the ordinary answer for a symlink (O_NOFOLLOW); for anything else the
+      // index promised, a missing or retyped backing object is damage.
+      const retyped = code === 'ELOOP' && (e.mode & S_IFMT) !== S_IFLNK;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || retyped) throw this.damage(r, `backing object missing or of another type (${code})`);
       throw err;
     }
     const st = await fstatFd(fd);

@@ -3,10 +3,10 @@
  * and a file truncated in `layers/<id>/diff`. The mount answers EIO for those paths — never
  * the index's stale size with missing data — logs each layer and path once to the
  * container's mount.log, records containers/<id>/damage.json, and `ps` and `check` say so.
- * Runs with the native fast path off (LAYERFS_NATIVE_FAST_PATH=0): the check is in the
- * union's open, which the fuse-native fast path does not reach for read-only opens.
+ * Both with the native fast path (whose open hands a file that is not what the index
+ * says to JS) and without it (LAYERFS_NATIVE_FAST_PATH=0): the check is the union's.
  */
-import { readFile, rm, truncate, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { LAYERFS, runNode } from '../helpers/cli.js';
@@ -14,9 +14,9 @@ import { makeTar, writeOciLayout } from '../helpers/images.js';
 import { layersOf } from '../helpers/store-layers.js';
 import { tempDir } from '../helpers/temp.js';
 
-const env = { ...process.env, LAYERFS_NATIVE_FAST_PATH: '0' };
 let work: string;
 let root: string;
+let env: NodeJS.ProcessEnv = process.env;
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return runNode(LAYERFS, ['--root', root, ...args], { env });
@@ -30,13 +30,17 @@ beforeAll(async () => {
   work = await tempDir('layerfs-damage-');
   const layout = join(work, 'img');
   await writeOciLayout(layout, [{ tar: await makeTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/os-release', data: 'ID=test\n' }, { name: 'big', data: Buffer.alloc(100_000, 1) }, { name: 'fine', data: 'fine\n' }]) }], { tag: 'd' });
-  root = join(work, 'store');
-  expect((await cli(['load', '-i', layout, '--name', 'dmg'])).code).toBe(0);
 }, 120_000);
 
 describe.skipIf(!inject('canMount'))('a damaged layer under a mount', () => {
-  it('answers EIO for the damaged paths, logs each once, records damage.json; ps and check report it', async () => {
-    const mnt = join(work, 'mnt');
+  it.each([
+    ['with the native fast path', '1'],
+    ['with every request through JS', '0'],
+  ])('%s: answers EIO for the damaged paths, logs each once, records damage.json; ps and check report it', async (_what, fast) => {
+    env = { ...process.env, LAYERFS_NATIVE_FAST_PATH: fast };
+    root = join(work, `store-${fast}`);
+    expect((await cli(['load', '-i', join(work, 'img'), '--name', 'dmg'])).code).toBe(0);
+    const mnt = join(work, `mnt-${fast}`);
     await mkdir(mnt);
     const m = await cli(['mount', 'dmg:d', mnt, '--name', 'victim']);
     expect(m.code, m.stderr).toBe(0);
