@@ -8,6 +8,7 @@
  */
 import { LayerfsError } from '../core/errors.js';
 import { shortId, type Digest } from '../core/digest.js';
+import { markBuilt } from '../store/build-marks.js';
 import type { Store } from '../store/store.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../image/platform.js';
 import { ArgScope, PROXY_ARGS, platformArgs } from './build-args.js';
@@ -114,6 +115,8 @@ export class Builder {
     if (unused.length) this.o.progress(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
     for (const t of this.o.tags) final = await storeState(this.store, final, t);
     if (this.o.tags.length === 0) final = await storeState(this.store, final);
+    // The result is an image of its own (`<none>` in `images` when untagged), not cache.
+    await markBuilt(this.store.images, final.stored!, 'result');
     return { id: idOf(final), steps: this.steps };
   }
 
@@ -230,6 +233,7 @@ export class Builder {
     if (hit) {
       const state: ImageState = { configBytes: hit.result.configBytes, layers: hit.result.layers };
       if (await layersPresent(this.store, state)) {
+        await this.cache.touch(key);
         this.o.progress(`#${n} CACHED`);
         st.state = state;
         st.key = key;
@@ -255,6 +259,7 @@ export class Builder {
       if (!st.state.stored) st.state = await storeState(this.store, st.state);
       try {
         next = await plan.execute!(st.state, (text) => this.output(n, text));
+        await markBuilt(this.store.images, next.stored!, 'intermediate');
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         throw new LayerfsError(err instanceof LayerfsError ? err.code : 'RUNTIME', `${at}: step #${n} ${plan.display}: ${msg}`, { cause: err });

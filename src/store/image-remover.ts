@@ -9,6 +9,7 @@ import { LayerfsError } from '../core/errors.js';
 import { parseManifest } from '../image/oci-types.js';
 import { familiarString, parseReference } from '../image/reference.js';
 import { readFile } from 'node:fs/promises';
+import { isIntermediate } from './build-marks.js';
 import { containerImages } from './container-refs.js';
 import type { Store } from './store.js';
 
@@ -96,7 +97,8 @@ export async function pruneStore(store: Store, opts: { dangling: boolean }): Pro
     if (opts.dangling) {
       const users = new Set((await containerImages(store.paths)).values());
       for (const id of await store.images.list()) {
-        if (users.has(id) || (await store.tags.tagsOf(id)).length > 0) continue;
+        // A build's intermediate images are its cache's: `builder prune` removes them.
+        if (users.has(id) || (await store.tags.tagsOf(id)).length > 0 || (await isIntermediate(store.images, id))) continue;
         await store.images.remove(id);
         report.deleted.push(id);
       }
