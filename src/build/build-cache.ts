@@ -159,7 +159,8 @@ export class BuildCache {
    */
   explainMiss(inputs: CacheInputs, parentRebuilt: string | undefined): string {
     if (parentRebuilt) return `its parent changed (${parentRebuilt} was rebuilt), so this and every later step run again`;
-    const all = [...this.entries.values()].sort((a, b) => b.created.localeCompare(a.created));
+    // Most recently used first: a hit counts as the last build of its line.
+    const all = this.list().reverse().map((u) => u.entry);
     // The last build of this same line on this parent, else of this line on any parent,
     // else the same instruction on this parent from another Dockerfile.
     const previous =

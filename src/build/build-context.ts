@@ -14,6 +14,7 @@ import { join, posix, relative, resolve, sep } from 'node:path';
 import * as dockerignoreModule from '@balena/dockerignore';
 import type { Ignore } from '@balena/dockerignore';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
+import type { DigestCache } from './digest-cache.js';
 
 /** One matched source: a path in the context and its lstat. */
 export interface Source {
@@ -48,6 +49,17 @@ export function globRegExp(pattern: string): RegExp {
     } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   }
   return new RegExp(`^${re}$`);
+}
+
+/** sha256 (hex) of a file's content, remembered in `known`. */
+async function contentHash(abs: string, st: Stats, known: DigestCache | undefined): Promise<string> {
+  const h = createHash('sha256');
+  // Small files in one read: a stream per file costs more than the hashing.
+  if (st.size <= 1 << 20) h.update(await readFile(abs));
+  else for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer);
+  const hex = h.digest('hex');
+  known?.record(abs, st, hex);
+  return hex;
 }
 
 /** The package is CommonJS: its factory is the module's default export at run time. */
@@ -185,17 +197,18 @@ export class BuildContext {
     }
   }
 
-  /** Digest of everything the sources bring (a directory source: everything below it). */
-  async digestSources(sources: Source[], maxNamed = MAX_FILES_NAMED): Promise<SourcesDigest> {
+  /**
+   * Digest of everything the sources bring (a directory source: everything below it).
+   * `known` remembers content hashes by stat (digest-cache.ts): unchanged files are not read.
+   */
+  async digestSources(sources: Source[], maxNamed = MAX_FILES_NAMED, known?: DigestCache): Promise<SourcesDigest> {
     const files: Record<string, string> = {};
     const all = createHash('sha256');
     const add = async (s: Source): Promise<void> => {
       const st = s.stat;
       const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
       const h = createHash('sha256').update(`${s.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0${st.uid}:${st.gid}\0`);
-      // Small files in one read: a stream per file costs more than the hashing.
-      if (st.isFile() && st.size <= 1 << 20) h.update(await readFile(s.abs));
-      else if (st.isFile()) for await (const chunk of createReadStream(s.abs)) h.update(chunk as Buffer);
+      if (st.isFile()) h.update(known?.lookup(s.abs, st) ?? (await contentHash(s.abs, st, known)));
       else if (st.isSymbolicLink()) h.update(await readlink(s.abs));
       const d = h.digest('hex');
       files[s.rel || '.'] = d.slice(0, 16);

@@ -11,11 +11,13 @@ import { shortId, type Digest } from '../core/digest.js';
 import { markBuilt } from '../store/build-marks.js';
 import type { Store } from '../store/store.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../image/platform.js';
+import { baseImage, type PullSettings } from './base-image.js';
 import { ArgScope, PROXY_ARGS, platformArgs } from './build-args.js';
 import { BuildCache, cacheKey, type CacheInputs } from './build-cache.js';
 import type { BuildContext } from './build-context.js';
 import { parseDockerfile, syntaxError, type Dockerfile, type Instruction, type StageDef } from './dockerfile.js';
-import { clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, withConfig, type ImageState } from './image-state.js';
+import { DigestCache } from './digest-cache.js';
+import { buildDir, clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, withConfig, type ImageState } from './image-state.js';
 import { applyMetadata, envVars, type RunConfig } from './metadata.js';
 import { HISTORY_COMMENT } from './run-step.js';
 import { StepRunner } from './step-runner.js';
@@ -31,6 +33,10 @@ export interface BuildOptions {
   noCache: boolean;
   labels: Map<string, string>;
   network: 'none' | 'host';
+  /** When and how to pull FROM and COPY --from images the store lacks. */
+  pull: PullSettings;
+  /** Remote ADD sources are fetched only when set (--allow-network). */
+  allowNetwork: boolean;
   /** Receives every progress line (plain form). */
   progress: (line: string) => void;
   signal: AbortSignal;
@@ -99,11 +105,21 @@ export class Builder {
   async build(): Promise<BuildResult> {
     await clearStaleStaging(this.store);
     this.cache = await BuildCache.open(this.store);
-    this.runner = new StepRunner(this.store, this.o, this.lex, (name) => this.stageRef(name));
+    const root = this.o.context.root;
+    const digests = root ? await DigestCache.open(`${buildDir(this.store)}/file-digests`, root) : undefined;
+    this.runner = new StepRunner(this.store, this.o, this.lex, (name) => this.stageRef(name), digests);
     const globalScope = new ArgScope(this.o.buildArgs, new Map(), this.consumed);
     for (const ins of this.df.globalArgs) globalScope.declare(ins, new Map(), this.lex);
     for (const [k, v] of globalScope.values) this.globals.set(k, v);
     const target = this.targetStage();
+    try {
+      return await this.buildTarget(target);
+    } finally {
+      await this.runner.cleanup();
+    }
+  }
+
+  private async buildTarget(target: StageDef): Promise<BuildResult> {
     const result = await this.stage(target.index);
     let final = result.state;
     if (this.o.labels.size > 0) {
@@ -200,12 +216,7 @@ export class Builder {
       return { def, label, state: r.state, key: r.key, parentName: `stage ${base}`, ...(r.rebuilt ? { rebuilt: `stage ${base}` } : {}), args };
     }
     if (base.toLowerCase() === 'scratch') return { def, label, state: scratchState(), key: 'scratch', parentName: 'scratch', args };
-    let id: Digest;
-    try {
-      id = await this.store.resolveImage(base);
-    } catch (err) {
-      throw new LayerfsError('NOT_FOUND', `${this.df.file}:${def.from.line}: FROM ${base}: no such image in the store`, { cause: err, hint: `pull or load it first (\`layerfs pull ${base}\`)` });
-    }
+    const id = await baseImage(this.store, base, this.o.pull, `${this.df.file}:${def.from.line}: FROM ${base}`, (line) => this.o.progress(`#${n} ${line}`));
     return { def, label, state: await stateOfImage(this.store, id), key: `image:${id}`, parentName: `${base} (${shortId(id)})`, args };
   }
 
