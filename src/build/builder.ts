@@ -14,10 +14,11 @@ import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '..
 import { baseImage, type PullSettings } from './base-image.js';
 import { ArgScope, PROXY_ARGS, platformArgs } from './build-args.js';
 import { BuildCache, cacheKey, type CacheInputs } from './build-cache.js';
+import { recordBuild, type StepLayer, type StepReport } from './build-log.js';
 import type { BuildContext } from './build-context.js';
 import { parseDockerfile, syntaxError, type Dockerfile, type Instruction, type StageDef } from './dockerfile.js';
 import { DigestCache } from './digest-cache.js';
-import { buildDir, clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, withConfig, type ImageState } from './image-state.js';
+import { buildDir, clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, topChain, withConfig, type ImageState } from './image-state.js';
 import { applyMetadata, envVars, type RunConfig } from './metadata.js';
 import { HISTORY_COMMENT } from './run-step.js';
 import { StepRunner } from './step-runner.js';
@@ -42,16 +43,7 @@ export interface BuildOptions {
   signal: AbortSignal;
 }
 
-/** One step as it happened. */
-export interface StepReport {
-  n: number;
-  stage: string;
-  text: string;
-  cached: boolean;
-  /** Why it missed (absent on a hit and for ARG). */
-  reason?: string;
-  seconds: number;
-}
+export type { StepReport } from './build-log.js';
 
 /** The result of a build. */
 export interface BuildResult {
@@ -112,11 +104,28 @@ export class Builder {
     for (const ins of this.df.globalArgs) globalScope.declare(ins, new Map(), this.lex);
     for (const [k, v] of globalScope.values) this.globals.set(k, v);
     const target = this.targetStage();
+    const started = new Date();
+    const record = { started: started.toISOString(), dockerfile: this.o.dockerfile.name, context: this.o.context.root ?? null, tags: this.o.tags, steps: this.steps };
+    const seconds = (): number => (Date.now() - started.getTime()) / 1000;
     try {
-      return await this.buildTarget(target);
+      const result = await this.buildTarget(target);
+      await recordBuild(this.store, { ...record, seconds: seconds(), id: result.id });
+      return result;
+    } catch (err) {
+      await recordBuild(this.store, { ...record, seconds: seconds(), error: err instanceof Error ? err.message : String(err) }).catch(() => undefined);
+      throw err;
     } finally {
       await this.runner.cleanup();
     }
+  }
+
+  /** The layer on top of `state` when the step made it (its last history entry is not empty). */
+  private async producedLayer(state: ImageState): Promise<StepLayer | undefined> {
+    const c = configOf(state);
+    const diffIds = c.rootfs.diff_ids;
+    if (diffIds.length === 0 || c.history?.at(-1)?.empty_layer) return undefined;
+    const rec = await this.store.layers.get(topChain(state)!).catch(() => undefined);
+    return { diffId: diffIds.at(-1)!, size: rec?.size ?? 0, position: diffIds.length - 1 };
   }
 
   private async buildTarget(target: StageDef): Promise<BuildResult> {
@@ -249,7 +258,8 @@ export class Builder {
         st.state = state;
         st.key = key;
         st.parentName = `step #${n} [${key.slice(7, 19)}]`;
-        this.steps.push({ n, stage: st.label, text: plan.display, cached: true, seconds: (Date.now() - started) / 1000 });
+        const layer = plan.metadata ? undefined : await this.producedLayer(state);
+        this.steps.push({ n, stage: st.label, text: plan.display, cached: true, seconds: (Date.now() - started) / 1000, ...(layer ? { layer } : {}) });
         return;
       }
       await this.cache.drop(key);
@@ -283,7 +293,8 @@ export class Builder {
     st.rebuilt = `step #${n}`;
     const seconds = (Date.now() - started) / 1000;
     this.o.progress(`#${n} DONE ${seconds.toFixed(1)}s`);
-    this.steps.push({ n, stage: st.label, text: plan.display, cached: false, reason, seconds });
+    const layer = plan.metadata ? undefined : await this.producedLayer(next);
+    this.steps.push({ n, stage: st.label, text: plan.display, cached: false, reason, seconds, ...(layer ? { layer } : {}) });
   }
 
   private output(n: number, text: string): void {
