@@ -13,7 +13,7 @@
 # seconds of the build command; for layerfs the cached rebuild is also given in CPU seconds
 # (user+sys of the `layerfs build` process) and split into start-up (`layerfs --help`) and
 # the build itself. RUN steps use runc for both (buildah's default OCI isolation) and no network.
-set -euo pipefail
+set -Eeuo pipefail
 RUNS=${1:-3}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=$REPO/.cache/bench-build
@@ -31,6 +31,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2; tail -n 20 "$WORK"/*.log "$WORK"/*.err >&2 2>/dev/null || true' ERR
 
 # --- the context --------------------------------------------------------------------
 CTX=$WORK/ctx
@@ -84,7 +85,8 @@ bh_round() {
   rm -rf "$root"
   # An explicit name: buildah cannot pull an oci: path with a dot or capitals in it.
   skopeo copy -q "oci:$CACHE/oci:latest" "containers-storage:[overlay@$root/root+$root/run${opts:+:$opts}]localhost/minbase:latest" >/dev/null
-  local bud=(buildah "${storage[@]}" bud --layers --network none -q -t bench "$CTX")
+  # runc as for layerfs (buildah's default crun refuses this host's hybrid cgroups).
+  local bud=(buildah "${storage[@]}" bud --runtime runc --layers --network none -q -t bench "$CTX")
   t0=$(now); "${bud[@]}" >"$WORK/bh-cold.log" 2>&1; t1=$(now)
   T[bh_${name}_cold]+="$(elapsed "$t0" "$t1") "
   t0=$(now); "${bud[@]}" >"$WORK/bh-cached.log" 2>&1; t1=$(now)

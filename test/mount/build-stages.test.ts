@@ -156,6 +156,8 @@ describe.skipIf(!inject('canMount'))('layerfs build: stages, sources and bad inp
     await symlink('/etc', join(ctx, 'escape')).catch(() => undefined);
     expect(await bad('FROM sample\nCOPY escape /x\n')).toContain('outside the build context');
     expect(await bad('FROM sample\nCOPY missing.txt /x\n')).toContain('"missing.txt" not found in the build context');
+    // An absolute source is relative to the context, as in Docker: the host's /etc is not reachable.
+    expect(await bad('FROM sample\nCOPY /etc/passwd /x\n')).toContain('"/etc/passwd" not found in the build context');
     expect(await bad('FROM sample\nCOPY keep/skip.log /x\n')).toContain('excluded by .dockerignore');
     expect(await bad('FROM sample AS a\n', ['--target', 'nope'])).toContain('target stage "nope" could not be found');
     expect(await bad('FROM sample AS a\nCOPY --from=b /x /x\nFROM sample AS b\nCOPY --from=a /y /y\n')).toContain('circular dependency');
