@@ -76,19 +76,23 @@ export const MAX_FILES_NAMED = 5000;
  * miss still names where the change is.
  */
 function summarize(files: Record<string, string>, maxNamed: number): Record<string, string> {
+  const paths = Object.keys(files);
+  if (paths.length <= maxNamed) return files;
+  const parts = paths.map((p) => p.split('/'));
+  const keyAt = (i: number, depth: number): string => parts[i]!.slice(0, depth).join('/') + (parts[i]!.length > depth ? '/' : '');
+  // The deepest folding (8 levels at most, 1 at least) that names few enough.
   let depth = 8;
-  let out = files;
-  while (Object.keys(out).length > maxNamed && depth > 0) {
-    const folded = new Map<string, ReturnType<typeof createHash>>();
-    for (const [path, h] of Object.entries(files)) {
-      const key = path.split('/').slice(0, depth).join('/') + (path.split('/').length > depth ? '/' : '');
-      if (!folded.has(key)) folded.set(key, createHash('sha256'));
-      folded.get(key)!.update(`${path}\0${h}\n`);
-    }
-    out = Object.fromEntries([...folded].map(([k, h]) => [k, h.digest('hex').slice(0, 16)]));
-    depth--;
-  }
-  return out;
+  while (depth > 1 && new Set(paths.map((_, i) => keyAt(i, depth))).size > maxNamed) depth--;
+  // Lines grouped first and each group hashed at once: one live hash per folder key would
+  // hold native memory for every file of a flat context (100,000 files: ~300 MB).
+  const groups = new Map<string, string[]>();
+  paths.forEach((path, i) => {
+    const key = keyAt(i, depth);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = []));
+    g.push(`${path}\0${files[path]}\n`);
+  });
+  return Object.fromEntries([...groups].map(([k, lines]) => [k, createHash('sha256').update(lines.join('')).digest('hex').slice(0, 16)]));
 }
 
 /** A context folder and its ignore rules. */
