@@ -48,6 +48,8 @@ interface StoreView {
   outside: Set<ChainId>;
   /** Intermediate images that may go: untagged, no container. */
   removable: Array<{ id: Digest; top: ChainId | undefined }>;
+  /** Container folders without a readable record: any image may be theirs. */
+  unreadable: string[];
 }
 
 async function view(store: Store): Promise<StoreView> {
@@ -56,7 +58,8 @@ async function view(store: Store): Promise<StoreView> {
     const rec = await store.layers.get(chain).catch(() => undefined);
     if (rec) sizes.set(chain, rec.size);
   }
-  const users = new Set((await containerImages(store.paths)).values());
+  const containers = await containerImages(store.paths);
+  const users = new Set(containers.images.values());
   const outside = new Set<ChainId>();
   const removable: StoreView['removable'] = [];
   for (const id of await store.images.list()) {
@@ -67,7 +70,7 @@ async function view(store: Store): Promise<StoreView> {
     if (cached) removable.push({ id, top: chains.at(-1) });
     else for (const c of chains) outside.add(c);
   }
-  return { sizes, outside, removable };
+  return { sizes, outside, removable, unreadable: containers.unreadable };
 }
 
 const chainsOf = (e: UsedEntry): ChainId[] => chainIds((JSON.parse(e.entry.result.configBytes) as { rootfs: { diff_ids: DiffId[] } }).rootfs.diff_ids);
@@ -126,6 +129,8 @@ export interface PruneReport {
   deleted: string[];
   images: Digest[];
   reclaimed: number;
+  /** Why images or layers were kept although unneeded (nothing proven unused). */
+  kept: string[];
 }
 
 /** `builder prune`; see the module comment. */
@@ -146,7 +151,9 @@ export async function pruneBuildCache(store: Store, o: PruneOptions): Promise<Pr
   // Intermediate images stay while a remaining entry's result ends in their top layer.
   const needed = new Set<ChainId | undefined>(remaining.map((e) => chainsOf(e).at(-1)));
   const images: Digest[] = [];
-  await store.withLock(async () => {
+  // A container whose record cannot be read may use any intermediate: then none goes.
+  const kept = v.unreadable.map((f) => `container folder ${f} has no readable record: intermediate images kept`);
+  if (kept.length === 0) await store.withLock(async () => {
     for (const img of v.removable) {
       if (img.top !== undefined && needed.has(img.top)) continue;
       await store.images.remove(img.id);
@@ -154,7 +161,7 @@ export async function pruneBuildCache(store: Store, o: PruneOptions): Promise<Pr
     }
   });
   const collected = await pruneStore(store, { dangling: false });
-  return { deleted, images, reclaimed: collected.reclaimed };
+  return { deleted, images, reclaimed: collected.reclaimed, kept: [...kept, ...collected.kept] };
 }
 
 /** `until` durations as Docker takes them (`24h`, `90m`, `1h30m`, `3600s`) in milliseconds. */

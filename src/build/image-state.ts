@@ -79,7 +79,8 @@ export async function stateOfImage(store: Store, id: Digest): Promise<ImageState
 /** Whether every layer of a state is still in the store (a cache entry is usable only then). */
 export async function layersPresent(store: Store, s: ImageState): Promise<boolean> {
   for (const chain of chainIds(configOf(s).rootfs.diff_ids as never)) {
-    if (!(await store.layers.get(chain))) return false;
+    // A damaged entry counts as absent: the build then loads the layer again, which repairs it.
+    if (!(await store.layers.get(chain).catch(() => undefined))) return false;
   }
   for (const l of s.layers) if (!(await store.blobs.has(l.digest))) return false;
   return true;

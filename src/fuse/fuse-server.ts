@@ -54,7 +54,8 @@ export async function serveFilesystem(
     }
     promise.then(reply, (err: unknown) => {
       const errno = toNegativeErrno(err);
-      if (errno === -5 && report) report(err, op);
+      // A damaged layer (DAMAGED) was logged once by the filesystem: not an unexpected error.
+      if (errno === -5 && report && !(err instanceof LayerfsError && err.code === 'DAMAGED')) report(err, op);
       cb(errno);
     });
   }
@@ -157,9 +158,14 @@ export async function serveFilesystem(
       const copy = Buffer.from(value);
       answer('setxattr', cb, () => filesystem.setxattr(path, name, copy, flags, who), ok(cb));
     },
-    getxattr: (path: string, name: string, _position: number, cb: NativeCb) =>
-      answer('getxattr', cb, () => filesystem.getxattr(path, name), (v: Buffer | null) => cb(0, v)),
-    listxattr: (path: string, cb: NativeCb) => answer('listxattr', cb, () => filesystem.listxattr(path), (names: string[]) => cb(0, names)),
+    getxattr: (path: string, name: string, _position: number, cb: NativeCb) => {
+      const who = caller();
+      answer('getxattr', cb, () => filesystem.getxattr(path, name, who), (v: Buffer | null) => cb(0, v));
+    },
+    listxattr: (path: string, cb: NativeCb) => {
+      const who = caller();
+      answer('listxattr', cb, () => filesystem.listxattr(path, who), (names: string[]) => cb(0, names));
+    },
     removexattr: (path: string, name: string, cb: NativeCb) => {
       const who = caller();
       answer('removexattr', cb, () => filesystem.removexattr(path, name, who), ok(cb));

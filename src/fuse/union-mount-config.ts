@@ -28,6 +28,11 @@ export interface UnionMountConfig {
    * with overlayfs `volatile`). Default false: copied-up data is on disk before it shows.
    */
   volatile?: boolean;
+  /**
+   * Where to record the first damage the mount finds (a layer file that disagrees with
+   * the index: store/damage-record.ts); the supervisor passes `containers/<id>/damage.json`.
+   */
+  damageFile?: string;
 }
 
 export function parseUnionMountConfig(json: string): UnionMountConfig {
@@ -46,6 +51,9 @@ export function parseUnionMountConfig(json: string): UnionMountConfig {
   }
   if (o.volatile !== undefined && typeof o.volatile !== 'boolean') {
     throw new LayerfsError('INVALID_ARGUMENT', 'volatile must be true or false');
+  }
+  if (o.damageFile !== undefined && (typeof o.damageFile !== 'string' || o.damageFile === '')) {
+    throw new LayerfsError('INVALID_ARGUMENT', 'damageFile must be a file path');
   }
   if ((o.upperDir === undefined) !== (o.workDir === undefined)) {
     throw new LayerfsError('INVALID_ARGUMENT', 'upperDir and workDir go together');

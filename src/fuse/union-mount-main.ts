@@ -6,6 +6,7 @@
  * a call on its own mountpoint (it would deadlock against itself).
  */
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
+import { writeDamage } from '../store/damage-record.js';
 import { mountsAt } from '../sys/mount-table.js';
 import { UnionFilesystem } from '../union/union-fs.js';
 import { serveFilesystem } from './fuse-server.js';
@@ -22,12 +23,21 @@ async function main(): Promise<void> {
   const config = parseUnionMountConfig(args[0] ?? '');
 
   const traceFile = process.env.LAYERFS_TRACE_OPS || undefined;
+  let damageRecorded = false;
   const filesystem = await UnionFilesystem.open({
     lowerDirs: config.lowerDirs,
     upperDir: config.upperDir,
     workDir: config.workDir,
     indexCache: config.indexCache,
     volatile: config.volatile === true,
+    // Once per damaged path: the layer and path to the mount log, the first one to damage.json.
+    onDamage: (d) => {
+      log(`damaged layer ${d.layer}: ${JSON.stringify(d.path)}: ${d.reason}; answering EIO (\`layerfs check --repair\` re-extracts the layer)`);
+      if (config.damageFile !== undefined && !damageRecorded) {
+        damageRecorded = true;
+        writeDamage(config.damageFile, { ...d, at: new Date().toISOString() }).catch((err: unknown) => log(`cannot write ${config.damageFile}: ${(err as Error).message}`));
+      }
+    },
   });
   const mount = await serveFilesystem(filesystem, config.mountpoint, {
     fsname: config.fsname ?? 'layerfs',

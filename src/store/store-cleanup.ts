@@ -1,13 +1,15 @@
 /**
  * Clears what an interrupted command left behind. Every write in the store goes to a
  * staging name (`tmp-<pid>-…`, or `.tmp-<pid>-…` for single files) and is renamed into place,
- * so leftovers are exactly: staging names, and layer caches no layerdb entry points to (a
- * load killed between renaming the cache and committing its layerdb entry). Runs under the
- * store lock, so no live writer can own any of them.
+ * so leftovers are exactly: staging names, and what a layer marker (layer-markers.ts) says
+ * an interrupted load or removal left. A layer cache no entry seems to point to is never
+ * removed here: only `prune`, with every entry readable, may (image-remover.ts). Runs under
+ * the store lock, so no live writer can own any of them.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
 import type { LayerDb } from './layer-db.js';
+import { clearMarker, readMarkers } from './layer-markers.js';
 import type { StorePaths } from './store-paths.js';
 
 const STAGING = /^\.?tmp-\d+-[0-9a-f]+$/;
@@ -74,17 +76,34 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
     await rm(`${paths.tmpDir}/${n}`, { recursive: true, force: true });
     removed++;
   }
-  // Layer caches nothing points to.
-  const used = new Set<string>();
-  for (const c of await layers.list()) {
-    const rec = await layers.get(c).catch(() => undefined);
-    if (rec) used.add(rec.cacheId);
-  }
-  for (const n of await names(paths.layersDir)) {
-    if (/^[0-9a-f]{64}$/.test(n) && !used.has(n)) {
-      await rm(paths.cache(n), { recursive: true, force: true });
+  removed += await resolveMarkers(paths, layers);
+  return removed;
+}
+
+/**
+ * Acts on the layer markers of interrupted commands (layer-markers.ts). Only what a marker
+ * proves is garbage goes: a cache is never removed because nothing *seems* to use it — a
+ * layerdb entry that cannot be read may well be its owner.
+ */
+async function resolveMarkers(paths: StorePaths, layers: LayerDb): Promise<number> {
+  let removed = 0;
+  for (const m of (await readMarkers(paths)).markers) {
+    if (m.pid !== process.pid && isAlive(m.pid)) continue; // its owner is still at work
+    if (m.kind === 'removing') {
+      await layers.finishRemoval(m.chainId, m.cacheId);
+      removed++;
+      continue;
+    }
+    const entry = await layers.rawCacheId(m.chainId);
+    if (entry.present && entry.cacheId === m.cacheId) {
+      await clearMarker(paths, m.cacheId, 'pending'); // committed; only the marker was left
+    } else if (!entry.present || entry.cacheId !== undefined) {
+      // No entry for the chain, or one naming another cache: this cache was never committed.
+      await rm(paths.cache(m.cacheId), { recursive: true, force: true });
+      await clearMarker(paths, m.cacheId, 'pending');
       removed++;
     }
+    // else: the entry exists but its cache-id is unreadable — unprovable; `check` reports it.
   }
   return removed;
 }

@@ -11,8 +11,10 @@
  * by callers without CAP_FSETID (non-root), as the kernel would.
  */
 import * as fsp from 'node:fs/promises';
+import { LayerfsError } from '../core/errors.js';
 import { constants as C } from 'node:fs';
 import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { lowerIno, upperIno } from './inode.js';
@@ -20,7 +22,7 @@ import { LowerIndex } from './lower-index.js';
 import { Mutex } from './mutex.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
 import { parentOf } from './paths.js';
-import { fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
+import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';
 import { UnionView, type Resolved } from './union-view.js';
 import { UpperState } from './upper-state.js';
@@ -38,6 +40,16 @@ export interface UnionOptions {
   /** Copy-ups skip flushing their data (UnionMountConfig.volatile). Default: the process
    * default of copy-up.ts (flush, unless LAYERFS_COPY_UP_FSYNC=0). */
   volatile?: boolean;
+  /** Told once per path when a layer file disagrees with the index (see LayerDamage). */
+  onDamage?: (damage: LayerDamage) => void;
+}
+
+/** A lower file whose backing object is not what the index promised (deleted, truncated, retyped by hand). */
+export interface LayerDamage {
+  /** The lower directory (a store's `layers/<cache-id>/diff`). */
+  layer: string;
+  path: string;
+  reason: string;
 }
 
 const O_ACCMODE = 3;
@@ -45,6 +57,9 @@ const O_ACCMODE = 3;
 export class UnionFilesystem implements PathFilesystem {
   private readonly handles = new HandleTable();
   private readonly lock = new Mutex();
+  /** Paths found damaged: answered EIO from then on (getattr too, not the index's stale size). */
+  private readonly damaged = new Set<string>();
+  private onDamage: ((d: LayerDamage) => void) | undefined;
 
   private constructor(
     readonly view: UnionView,
@@ -53,6 +68,12 @@ export class UnionFilesystem implements PathFilesystem {
 
   /** Indexes the lower layers, loads the writable layer, clears leftovers in the work dir. */
   static async open(opts: UnionOptions): Promise<UnionFilesystem> {
+    const fs = await UnionFilesystem.build(opts);
+    fs.onDamage = opts.onDamage;
+    return fs;
+  }
+
+  private static async build(opts: UnionOptions): Promise<UnionFilesystem> {
     const index = await LowerIndex.open(opts.lowerDirs, { cacheFile: opts.indexCache });
     if (opts.upperDir === undefined) return new UnionFilesystem(new UnionView(index, null), null);
     if (opts.workDir === undefined) throw fsError('EINVAL', opts.upperDir, 'upper dir without work dir');
@@ -66,6 +87,7 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   async getattr(path: string): Promise<FileStat> {
+    if (this.damaged.size > 0 && this.damaged.has(path)) throw this.damageError(path);
     return this.view.stat(this.view.resolve(path));
   }
 
@@ -99,9 +121,46 @@ export class UnionFilesystem implements PathFilesystem {
       const w = this.rw(path);
       r = await this.lock.run(() => w.ensureUpper(path, !trunc));
     }
-    const real = r.upper !== undefined ? this.upperReal(path) : this.view.index.realPath(r.lower!.layer, r.lowerPath!);
-    const fd = await openFd(real, (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)) | C.O_NOFOLLOW);
+    const openFlags = (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)) | C.O_NOFOLLOW;
+    const fd = r.upper !== undefined ? await openFd(this.upperReal(path), openFlags) : await this.openLower(r, openFlags);
     return this.addHandle(fd, path, r, acc !== C.O_RDONLY && caller.uid !== 0);
+  }
+
+  /**
+   * Opens a lower file and checks it is what the index promised — a file of that type and
+   * size. Layer caches never change after import, so a difference is damage (a file
+   * deleted or truncated by hand): EIO, reported once, never the index's stale answer.
+   */
+  private async openLower(r: Resolved, flags: number): Promise<number> {
+    const e = r.lower!;
+    if (this.damaged.has(r.path)) throw this.damageError(r.path);
+    let fd: number;
+    try {
+      fd = await openFd(this.view.index.realPath(e.layer, r.lowerPath!), flags);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') throw this.damage(r, `backing file missing or not a file (${code})`);
+      throw err;
+    }
+    const st = await fstatFd(fd);
+    const type = Number(st.mode) & S_IFMT;
+    if (type !== (e.mode & S_IFMT) || (type === S_IFREG && Number(st.size) !== e.size)) {
+      await closeFd(fd);
+      throw this.damage(r, type !== (e.mode & S_IFMT) ? `backing object is of another type (mode ${Number(st.mode).toString(8)}, index ${e.mode.toString(8)})` : `backing file has ${st.size} bytes, the index ${e.size}`);
+    }
+    return fd;
+  }
+
+  private damage(r: Resolved, reason: string): LayerfsError {
+    if (!this.damaged.has(r.path)) {
+      this.damaged.add(r.path);
+      this.onDamage?.({ layer: this.view.index.roots[r.lower!.layer]!.toString('latin1'), path: r.path, reason });
+    }
+    return this.damageError(r.path);
+  }
+
+  private damageError(path: string): LayerfsError {
+    return new LayerfsError('DAMAGED', `layer damaged at ${JSON.stringify(path)}`, { errno: 'EIO' });
   }
 
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
@@ -262,9 +321,9 @@ export class UnionFilesystem implements PathFilesystem {
     await this.mutate(from, (w) => renameInUnion(w, from, to, flags));
   }
 
-  async setxattr(path: string, name: string, value: Buffer, flags: number, _caller: Caller): Promise<void> {
+  async setxattr(path: string, name: string, value: Buffer, flags: number, caller: Caller): Promise<void> {
     const stored = storedXattrName(name);
-    if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
+    if (stored === 'private' || !(await mayAccessXattr(name, caller))) throw fsError('EPERM', path, `xattr ${name}`);
     await this.mutate(path, async (w) => {
       await this.checkUserXattr(this.view.resolve(path), name);
       await w.ensureUpper(path);
@@ -273,9 +332,10 @@ export class UnionFilesystem implements PathFilesystem {
     });
   }
 
-  async getxattr(path: string, name: string): Promise<Buffer | null> {
+  async getxattr(path: string, name: string, caller?: Caller): Promise<Buffer | null> {
     const stored = storedXattrName(name);
     if (stored === 'private') return null;
+    if (!(await mayAccessXattr(name, caller))) return null; // ENODATA, as the kernel answers
     const r = this.view.resolve(path);
     if (r.upper !== undefined) return sys.lgetxattr(this.upperReal(path), stored);
     // The index knows which lower objects have no xattr at all (most): no syscall. (With
@@ -284,7 +344,7 @@ export class UnionFilesystem implements PathFilesystem {
     return sys.lgetxattr(this.backingPath(r), stored);
   }
 
-  async listxattr(path: string): Promise<string[]> {
+  async listxattr(path: string, caller?: Caller): Promise<string[]> {
     const r = this.view.resolve(path);
     if (r.upper === undefined && !r.lower!.xattrs) return [];
     const names = await sys.llistxattr(this.backingPath(r));
@@ -293,12 +353,12 @@ export class UnionFilesystem implements PathFilesystem {
       const v = visibleXattrName(n);
       if (v !== null) out.push(v);
     }
-    return out;
+    return visibleXattrNamesFor(out, caller);
   }
 
-  async removexattr(path: string, name: string, _caller: Caller): Promise<void> {
+  async removexattr(path: string, name: string, caller: Caller): Promise<void> {
     const stored = storedXattrName(name);
-    if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
+    if (stored === 'private' || !(await mayAccessXattr(name, caller))) throw fsError('EPERM', path, `xattr ${name}`);
     await this.mutate(path, async (w) => {
       const r = this.view.resolve(path);
       await this.checkUserXattr(r, name);

@@ -56,6 +56,7 @@ export function register(program: Command): void {
       }
       const store = await openStore(cmd);
       const r = await pruneBuildCache(store, { all: !!flags.all, ...(untilMs !== undefined ? { untilMs } : {}), ...(keepStorage !== undefined ? { keepStorage } : {}) });
+      for (const k of r.kept) process.stderr.write(`layerfs: kept: ${k}\n`);
       if (flags.json) {
         printJson({ CachesDeleted: r.deleted, ImagesDeleted: r.images, SpaceReclaimed: r.reclaimed });
         return;

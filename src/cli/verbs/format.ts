@@ -3,6 +3,7 @@
  * column tables, and opening the store from the global `--root` option.
  */
 import type { Command } from 'commander';
+import { LayerfsError } from '../../core/errors.js';
 import { Store } from '../../store/store.js';
 
 /** Opens the store named by `--root` (on this command or any parent) or LAYERFS_ROOT. */
@@ -50,4 +51,10 @@ export function table(headers: string[], rows: string[][]): string {
 /** Prints a value as indented JSON. */
 export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}
+
+/** The hint line under an error printed without failing the command (empty when it has none). */
+export function damageHint(err: unknown): string {
+  const hint = err instanceof LayerfsError ? err.hint : undefined;
+  return hint ? `  hint: ${hint}\n` : '';
 }

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { shortId } from '../../core/digest.js';
 import { isIntermediate } from '../../store/build-marks.js';
 import { familiarName, parseReference } from '../../image/reference.js';
-import { humanSize, openStore, printJson, table, timeAgo } from './format.js';
+import { damageHint, humanSize, openStore, printJson, table, timeAgo } from './format.js';
 
 interface ImagesFlags {
   all?: boolean;
@@ -27,7 +27,14 @@ export function register(program: Command): void {
       const filter = reference ? parseReference(reference, null) : undefined;
       const rows: { repo: string; tag: string; id: string; created: string | undefined; size: number }[] = [];
       for (const id of await store.images.list()) {
-        const s = await store.summary(id);
+        // One damaged image must not hide the others: it is named on stderr with the fix.
+        const s = await store.summary(id).catch((err: unknown) => {
+          const msg = (err as Error).message;
+          process.stderr.write(`layerfs: ${msg.includes(shortId(id)) ? '' : `image ${shortId(id)}: `}${msg}\n${damageHint(err)}`);
+          process.exitCode = 1;
+          return undefined;
+        });
+        if (!s) continue;
         if (!flags.all && s.tags.length === 0 && (await isIntermediate(store.images, id))) continue;
         const tags = s.tags.length ? s.tags : ['<none>:<none>'];
         for (const t of tags) {

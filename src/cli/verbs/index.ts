@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import * as build from './build.js';
 import * as builder from './builder.js';
+import * as check from './check.js';
 import * as commit from './commit.js';
 import * as diff from './diff.js';
 import * as events from './events.js';
@@ -30,7 +31,7 @@ import * as ui from './ui.js';
 import * as umount from './umount.js';
 
 const verbs: Array<{ register(program: Command): void }> = [
-  load, pull, push, login, images, inspect, history, tag, rmi, save, prune,
+  load, pull, push, login, images, inspect, history, tag, rmi, save, prune, check,
   mount, umount, ps, rm,
   run, stop, exec, logs,
   build, builder, diff, commit, layers, explain, events, ui,
