@@ -11,6 +11,7 @@ import { familiarString, parseReference } from '../image/reference.js';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import type { LayerRecord } from './layer-db.js';
 import { readMarkers } from './layer-markers.js';
+import { isIntermediate } from './build-marks.js';
 import { containerImages } from './container-refs.js';
 import type { Store } from './store.js';
 
@@ -153,7 +154,8 @@ export async function pruneStore(store: Store, opts: { dangling: boolean }): Pro
     if (opts.dangling) {
       const users = new Set((await containerImages(store.paths)).images.values());
       for (const id of await store.images.list()) {
-        if (users.has(id) || (await store.tags.tagsOf(id)).length > 0) continue;
+        // A build's intermediate images are its cache's: `builder prune` removes them.
+        if (users.has(id) || (await store.tags.tagsOf(id)).length > 0 || (await isIntermediate(store.images, id))) continue;
         await store.images.remove(id);
         report.deleted.push(id);
       }

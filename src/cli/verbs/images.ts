@@ -1,10 +1,12 @@
 /** `layerfs images [REPOSITORY[:TAG]]`: list stored images with Docker's columns. */
 import type { Command } from 'commander';
 import { shortId } from '../../core/digest.js';
+import { isIntermediate } from '../../store/build-marks.js';
 import { familiarName, parseReference } from '../../image/reference.js';
 import { damageHint, humanSize, openStore, printJson, table, timeAgo } from './format.js';
 
 interface ImagesFlags {
+  all?: boolean;
   quiet?: boolean;
   json?: boolean;
   trunc?: boolean;
@@ -16,6 +18,7 @@ export function register(program: Command): void {
     .command('images')
     .description('List images (REPOSITORY TAG IMAGE ID CREATED SIZE)')
     .argument('[reference]', 'only images of this repository (and tag)')
+    .option('-a, --all', "also the intermediate images of builds (the build cache's)")
     .option('-q, --quiet', 'only image ids')
     .option('--no-trunc', 'full image ids')
     .option('--json', 'JSON output')
@@ -32,6 +35,7 @@ export function register(program: Command): void {
           return undefined;
         });
         if (!s) continue;
+        if (!flags.all && s.tags.length === 0 && (await isIntermediate(store.images, id))) continue;
         const tags = s.tags.length ? s.tags : ['<none>:<none>'];
         for (const t of tags) {
           const i = t.lastIndexOf(':');

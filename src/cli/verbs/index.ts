@@ -1,6 +1,7 @@
 /** Every subcommand, in the order `layerfs --help` lists them. */
 import type { Command } from 'commander';
 import * as build from './build.js';
+import * as builder from './builder.js';
 import * as check from './check.js';
 import * as commit from './commit.js';
 import * as diff from './diff.js';
@@ -33,7 +34,7 @@ const verbs: Array<{ register(program: Command): void }> = [
   load, pull, push, login, images, inspect, history, tag, rmi, save, prune, check,
   mount, umount, ps, rm,
   run, stop, exec, logs,
-  build, diff, commit, layers, explain, events, ui,
+  build, builder, diff, commit, layers, explain, events, ui,
   snapshotter,
 ];
 
