@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { parseChainId, parseDiffId, parseDigest, type ChainId, type DiffId, type Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import { writeDirAtomic, writeFileAtomic } from './atomic.js';
+import { removeTree } from './layer-privilege.js';
 import { stagingName, type StorePaths } from './store-paths.js';
 
 /** One committed layer. */
@@ -95,6 +96,6 @@ export class LayerDb {
     await rm(gone, { recursive: true, force: true });
     const goneCache = `${this.paths.layersDir}/${stagingName()}`;
     await rename(this.paths.cache(rec.cacheId), goneCache).catch(() => {});
-    await rm(goneCache, { recursive: true, force: true });
+    await removeTree(goneCache);
   }
 }

@@ -8,6 +8,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
 import type { LayerDb } from './layer-db.js';
+import { removeTree } from './layer-privilege.js';
 import type { StorePaths } from './store-paths.js';
 
 const STAGING = /^\.?tmp-\d+-[0-9a-f]+$/;
@@ -46,7 +47,7 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
   for (const d of dirs) {
     for (const n of await names(d)) {
       if (STAGING.test(n)) {
-        await rm(`${d}/${n}`, { recursive: true, force: true });
+        await removeTree(`${d}/${n}`);
         removed++;
       }
     }
@@ -82,7 +83,7 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
   }
   for (const n of await names(paths.layersDir)) {
     if (/^[0-9a-f]{64}$/.test(n) && !used.has(n)) {
-      await rm(paths.cache(n), { recursive: true, force: true });
+      await removeTree(paths.cache(n));
       removed++;
     }
   }
