@@ -45,7 +45,12 @@ export function parseOverrideStat(value: Buffer, where: string): OverrideStat {
   return out;
 }
 
-/** st_mode type bits of an override type. */
-export function overrideTypeBits(t: OverrideType): number {
-  return TYPE_BITS[t.kind]!;
+/** st_mode to report for a file with override `o` whose own st_mode is `diskMode`. */
+export function overriddenMode(o: OverrideStat, diskMode: number): number {
+  return (o.type ? TYPE_BITS[o.type.kind]! : diskMode & 0o170000) | o.mode;
+}
+
+/** The device a file with override `o` stands for, if any. */
+export function overriddenDevice(o: OverrideStat): { major: number; minor: number } | undefined {
+  return o.type && (o.type.kind === 'char' || o.type.kind === 'block') ? o.type : undefined;
 }
