@@ -103,7 +103,7 @@ export async function prepareRun(store: Store, o: RunOptions): Promise<PreparedR
       ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
     });
     // An ordinary user's container runs in a user namespace mapped as the store's layers.
-    const final = rootless ? rootlessSpec(spec, await ownMapping(), process.getuid!(), process.getgid!()) : spec;
+    const final = rootless ? rootlessSpec(spec, ownMapping(), process.getuid!(), process.getgid!()) : spec;
     const tmp = `${p.spec}.tmp-${process.pid}`;
     await writeFile(tmp, JSON.stringify(final, null, 2) + '\n');
     await rename(tmp, p.spec);

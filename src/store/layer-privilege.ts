@@ -33,7 +33,7 @@ export function layerPrivilege(): Promise<LayerPrivilege> {
 
 async function decide(): Promise<LayerPrivilege> {
   if (!isRootless()) return { kind: 'root' };
-  const mapping = await ownMapping();
+  const mapping = ownMapping();
   if (mapping) return { kind: 'userns', mapping };
   process.stderr.write(
     'layerfs: this user has no subordinate id range in /etc/subuid and /etc/subgid: layers are written with a single mapping, ' +

@@ -29,6 +29,7 @@ import {
   type IndexTable,
 } from './lower-index-table.js';
 import { inRoot, joinPath } from './paths.js';
+import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
 import { drainQueue } from './work-queue.js';
 import { isOpaqueDir, isWhiteoutStat, S_IFDIR, S_IFLNK, S_IFMT } from './overlay-format.js';
@@ -383,8 +384,9 @@ async function readOverride(real: Buffer, path: string): Promise<OverrideStat | 
 /** Reports the image's owner, mode and type (a device kept as a file) instead of the disk's. */
 function applyOverride(t: IndexTable, row: number, o: OverrideStat): void {
   t.mode[row] = overriddenMode(o, t.mode[row]!);
-  t.uid[row] = o.uid;
-  t.gid[row] = o.gid;
+  const owner = overrideOwnerOnHost(o);
+  t.uid[row] = owner.uid;
+  t.gid[row] = owner.gid;
   const dev = overriddenDevice(o);
   if (dev) t.rdev[row] = sys.makedev(dev.major, dev.minor);
 }

@@ -9,15 +9,33 @@
  *
  * Root, and a rootless process whose chown succeeds (its own ids, or a mapped id inside a
  * user namespace), never writes one, and removes one it finds when it sets a real owner.
+ *
+ * Ids: the override holds CONTAINER ids (the image's, as containers-storage writes them);
+ * the mount is in the host's namespaces, so it reports and takes HOST ids, translated
+ * through the user's namespace layout (userns/id-map.ts: container 0 = the user, N =
+ * subuid+N-1; without ranges only 0 is mapped, the rest shows as the overflow id 65534,
+ * as in a user namespace). A rootless container in that layout sees the image's ids.
  */
 import * as fsp from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
+import { fsError } from './fs-error.js';
 import { formatOverrideStat, OVERRIDE_STAT_XATTR, parseOverrideStat, type OverrideStat } from '../core/override-stat.js';
 import { OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFREG, S_ISGID, S_ISUID } from './overlay-format.js';
 import { fchmodFd, fchownFd, sys } from './sys.js';
+import { fromHost, ownMapping, singleMapping, toHost, type UsernsMapping } from '../userns/id-map.js';
 
 /** Whether this process keeps owners it cannot set in the override xattr (rootless stores). */
 export const OWNER_OVERRIDES = OVERLAY_XATTR_NS === 'user';
+
+/** The id layout overrides are read through (only used with OWNER_OVERRIDES). */
+const LAYOUT: UsernsMapping = OWNER_OVERRIDES ? (ownMapping() ?? singleMapping(process.getuid!(), process.getgid!())) : singleMapping(0, 0);
+/** What a user namespace shows for an unmapped id. */
+const OVERFLOW_ID = 65534;
+
+/** An override's owner as host ids (what the mount reports). */
+export function overrideOwnerOnHost(o: OverrideStat): { uid: number; gid: number } {
+  return { uid: toHost(LAYOUT.uids, o.uid) ?? OVERFLOW_ID, gid: toHost(LAYOUT.gids, o.gid) ?? OVERFLOW_ID };
+}
 
 /** An owner and permission bits (07777) to give an object. */
 export interface Ownership {
@@ -35,7 +53,7 @@ export async function readOverride(real: Buffer): Promise<OverrideStat | undefin
 
 /**
  * Gives the object at `real` (or open as `fd`) of type `fileType` (S_IFMT bits) the owner
- * and mode `want`: chown + chmod when allowed, else the override. `had`: its current
+ * `want` (host ids) and mode: chown + chmod when allowed, else the override. `had`: its current
  * override. Returns the override now in force (undefined: none, the disk says it all).
  */
 export async function setOwnership(real: Buffer, fd: number | undefined, fileType: number, want: Ownership, had: OverrideStat | undefined): Promise<OverrideStat | undefined> {
@@ -53,7 +71,11 @@ export async function setOwnership(real: Buffer, fd: number | undefined, fileTyp
     const cannot = hasErrnoCode(err, 'EPERM') || hasErrnoCode(err, 'EINVAL');
     if (!OWNER_OVERRIDES || !cannot || (fileType !== S_IFREG && fileType !== S_IFDIR)) throw err;
   }
-  return writeOverride(real, fd, fileType, { ...want, ...(had?.type ? { type: had.type } : {}) });
+  // Kept as container ids; a host id outside the layout has no container id to keep.
+  const uid = fromHost(LAYOUT.uids, want.uid);
+  const gid = fromHost(LAYOUT.gids, want.gid);
+  if (uid === undefined || gid === undefined) throw fsError('EINVAL', real.toString('latin1'), `owner ${want.uid}:${want.gid} is outside this user's id mapping`);
+  return writeOverride(real, fd, fileType, { uid, gid, mode: want.mode, ...(had?.type ? { type: had.type } : {}) });
 }
 
 /** A new mode for an object with override `had` (chmod): the override changes, the disk keeps the user's access. */

@@ -19,7 +19,7 @@ import { lowerIno, upperIno } from './inode.js';
 import { LowerIndex } from './lower-index.js';
 import { Mutex } from './mutex.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
-import { chmodOverride, modeAfterChown, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
+import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { parentOf } from './paths.js';
 import { fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';
@@ -198,7 +198,7 @@ export class UnionFilesystem implements PathFilesystem {
       const st = await fsp.lstat(real);
       const type = st.mode & S_IFMT;
       const had = r.upper!.override;
-      const cur = had ?? { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+      const cur = had ? { ...overrideOwnerOnHost(had), mode: had.mode } : { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
       const want = { uid: idOrKeep(uid) === -1 ? cur.uid : uid, gid: idOrKeep(gid) === -1 ? cur.gid : gid, mode: modeAfterChown(type, cur.mode) };
       const override = await setOwnership(real, undefined, type, want, had);
       const { override: _old, ...node } = r.upper!;

@@ -16,6 +16,7 @@ import { lowerIno, upperIno } from './inode.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import { overriddenDevice, overriddenMode } from '../core/override-stat.js';
 import { S_IFDIR, S_IFMT } from './overlay-format.js';
+import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
 import { baseOf, joinPath, parentOf, splitPath } from './paths.js';
 import type { UpperNode, UpperState } from './upper-state.js';
@@ -121,13 +122,14 @@ export class UnionView {
     if (ino === undefined) ino = merged ? lowerIno(r.lower!.layer, r.lower!.ino) : upperIno(st.ino);
     const o = r.upper?.override;
     const dev = o && overriddenDevice(o);
+    const owner = o && overrideOwnerOnHost(o);
     return {
       ino,
       mode: o ? overriddenMode(o, Number(st.mode)) : Number(st.mode),
       // Like the kernel: a merged directory reports one link (counting is not worth it).
       nlink: merged ? 1 : Number(st.nlink),
-      uid: o ? o.uid : Number(st.uid),
-      gid: o ? o.gid : Number(st.gid),
+      uid: owner ? owner.uid : Number(st.uid),
+      gid: owner ? owner.gid : Number(st.gid),
       rdev: dev ? sys.makedev(dev.major, dev.minor) : Number(st.rdev),
       size: Number(st.size),
       blksize: Number(st.blksize),

@@ -31,11 +31,22 @@ export function podmanLayout(uid: number, gid: number, uidRange: IdRange, gidRan
  * This user's mapping, or undefined when /etc/subuid or /etc/subgid has no range for
  * them (then layerfs falls back to one mapping: see store/extract-ownership.ts).
  */
-export async function ownMapping(): Promise<UsernsMapping | undefined> {
-  const r = await ownRanges();
+export function ownMapping(): UsernsMapping | undefined {
+  const r = ownRanges();
   if (!r.uid || !r.gid) return undefined;
   const me = userInfo();
   return podmanLayout(me.uid, me.gid, r.uid, r.gid);
+}
+
+/** This user alone (the single mapping without subordinate ids): namespace 0 is them. */
+export function singleMapping(uid: number, gid: number): UsernsMapping {
+  return { uids: [{ inside: 0, outside: uid, count: 1 }], gids: [{ inside: 0, outside: gid, count: 1 }] };
+}
+
+/** The namespace id of host id `id`, or undefined when the mapping does not cover it. */
+export function fromHost(lines: IdMapLine[], id: number): number | undefined {
+  for (const l of lines) if (id >= l.outside && id < l.outside + l.count) return l.inside + (id - l.outside);
+  return undefined;
 }
 
 /** The host id of namespace id `id`, or undefined when the mapping does not cover it. */

@@ -4,7 +4,7 @@
  * before writing a user namespace's maps. Only the first range is used, as podman does
  * by default: 65536 ids cover every uid an ordinary image uses.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 
 export interface IdRange {
@@ -26,15 +26,19 @@ export function findRange(content: string, user: { name: string; id: number }): 
   return undefined;
 }
 
-async function readOrEmpty(file: string): Promise<string> {
-  return readFile(file, 'utf8').catch(() => '');
+function readOrEmpty(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
-/** This process's user's ranges (either may be missing). */
-export async function ownRanges(files = { uid: '/etc/subuid', gid: '/etc/subgid' }): Promise<{ uid?: IdRange; gid?: IdRange }> {
+/** This process's user's ranges (either may be missing). Two small reads: synchronous. */
+export function ownRanges(files = { uid: '/etc/subuid', gid: '/etc/subgid' }): { uid?: IdRange; gid?: IdRange } {
   const me = userInfo();
-  const uid = findRange(await readOrEmpty(files.uid), { name: me.username, id: me.uid });
+  const uid = findRange(readOrEmpty(files.uid), { name: me.username, id: me.uid });
   // newgidmap, too, finds a user's gid ranges by user name or uid (not gid).
-  const gid = findRange(await readOrEmpty(files.gid), { name: me.username, id: me.uid });
+  const gid = findRange(readOrEmpty(files.gid), { name: me.username, id: me.uid });
   return { ...(uid ? { uid } : {}), ...(gid ? { gid } : {}) };
 }
