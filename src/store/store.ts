@@ -20,6 +20,7 @@ import { LayerDb, type LayerRecord } from './layer-db.js';
 import { acquireLock, tryLock } from './store-lock.js';
 import { cleanupStore } from './store-cleanup.js';
 import { StorePaths, resolveRoot } from './store-paths.js';
+import { isRootless } from '../core/user-dirs.js';
 import { TagStore } from './tag-store.js';
 
 /** What `images` and `inspect` show about one image. */
@@ -52,6 +53,9 @@ export class Store {
   /** Opens (creating if needed) the store at `root` (default: --root / LAYERFS_ROOT / /var/lib/layerfs). */
   static async open(root?: string): Promise<Store> {
     const paths = new StorePaths(resolveRoot(root));
+    // An ordinary user's store is theirs alone (mode 0700): another user can neither list
+    // its images nor reach its containers' writable layers.
+    if (isRootless()) await mkdir(paths.root, { recursive: true, mode: 0o700 }).catch(() => undefined);
     for (const d of [paths.imageContentDir, paths.imageMetadataDir, paths.layerdbDir, paths.layersDir, paths.blobsDir, paths.tmpDir]) {
       try {
         await mkdir(d, { recursive: true });

@@ -181,6 +181,23 @@ describe('rootless load without subordinate ids (single mapping, override_stat)'
   });
 });
 
+describe('containment between two ordinary users', () => {
+  it("a user's store is 0700: a second user can neither list it nor read or change its layers", async () => {
+    const other = testUser('layerfs-rootless2');
+    const l = await loadAs(withRanges);
+    expect((await lstat(l.root)).mode & 0o777).toBe(0o700);
+    const work2 = await userTempDir(other);
+    const env2 = await userEnv(other, work2);
+    const r = await layerfsAs(other, env2, ['--root', l.root, 'images']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/EACCES|permission denied/i);
+    const rm = await layerfsAs(other, env2, ['--root', l.root, 'rmi', 'rl']);
+    expect(rm.code).not.toBe(0);
+    expect(l.diffs.every((d) => existsSync(d))).toBe(true);
+    expect(await layerfsAsOk(withRanges, l.env, ['--root', l.root, 'images'])).toMatch(/rl/);
+  });
+});
+
 describe('a layer may not forge the override', () => {
   it('user.containers.override_stat in a layer is refused', async () => {
     const work = await userTempDir(noRanges);
