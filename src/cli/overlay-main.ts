@@ -22,6 +22,7 @@ async function main(): Promise<number> {
     ...(args.indexCache ? { indexCache: args.indexCache } : {}),
     ...(args.upperDir && args.workDir && !args.readOnly ? { upperDir: args.upperDir, workDir: args.workDir } : {}),
     fsname: 'layerfs',
+    ...(args.engine ? { engine: args.engine } : {}),
     extraOptions: args.fuseOptions,
   };
   if (args.foreground) {

@@ -42,6 +42,12 @@ export interface FileStat {
   atime: Timespec;
   mtime: Timespec;
   ctime: Timespec;
+  /**
+   * This name shares its object with other names only until a copy-up gives it an inode
+   * of its own (a hard link in a read-only layer): a server that gives the kernel one
+   * inode per object gives each such name its own, as the kernel's overlayfs does.
+   */
+  perName?: boolean;
 }
 
 export interface StatFs {

@@ -8,6 +8,8 @@
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
 import { mountsAt } from '../sys/mount-table.js';
 import { UnionFilesystem } from '../union/union-fs.js';
+import { serveWithEngine, type EngineMount } from '../engine/engine-server.js';
+import { chooseEngine } from './engine-choice.js';
 import { serveFilesystem } from './fuse-server.js';
 import { parseUnionMountConfig } from './union-mount-config.js';
 
@@ -29,7 +31,9 @@ async function main(): Promise<void> {
     indexCache: config.indexCache,
     volatile: config.volatile === true,
   });
-  const mount = await serveFilesystem(filesystem, config.mountpoint, {
+  const engine = chooseEngine(config.engine);
+  const serve = engine === 'layerfs' ? serveWithEngine : serveFilesystem;
+  const mount = await serve(filesystem, config.mountpoint, {
     fsname: config.fsname ?? 'layerfs',
     extra: config.extraOptions ?? [],
     onUnexpectedError: (err, op) => log(`${op}: ${(err as Error)?.stack ?? String(err)}`),
@@ -54,6 +58,9 @@ async function main(): Promise<void> {
     );
   };
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => stop(s));
+  // SIGUSR2 logs the requests the layerfs engine received (scripts/bench counts READ/WRITE).
+  const counts = (mount as Partial<EngineMount>).requestCounts;
+  if (counts) process.on('SIGUSR2', () => log(`request counts ${JSON.stringify(Object.fromEntries(counts))}`));
 
   // `umount` by someone else ends libfuse's loop but not this process: notice and exit,
   // so no server lingers without a mount.
@@ -72,7 +79,7 @@ async function main(): Promise<void> {
   if (readyFd !== 1) closeSync(readyFd);
   const origin = filesystem.view.index.origin;
   const indexNote = origin.loaded ? 'index from cache' : `index built${origin.reason ? ` (${origin.reason})` : ''}${origin.writeError ? `, not cached: ${origin.writeError}` : ''}`;
-  log(`serving ${config.mountpoint} (${config.lowerDirs.length} lower, ${config.upperDir ? (config.volatile ? 'writable, volatile' : 'writable') : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote})`);
+  log(`serving ${config.mountpoint} with ${engine} (${config.lowerDirs.length} lower, ${config.upperDir ? (config.volatile ? 'writable, volatile' : 'writable') : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote}${engine === 'layerfs' ? `, passthrough ${(mount as EngineMount).passthrough ? 'on' : 'off'}` : ''})`);
 }
 
 // The handlers answer every op themselves; anything that still escapes is logged, never

@@ -24,6 +24,7 @@ import {
   writeRecord,
   type ContainerRecord,
 } from './container-record.js';
+import type { EngineName } from '../fuse/engine-choice.js';
 import { launchUnionMount } from './mount-launcher.js';
 import { isMountProcess, waitForExit } from './process-check.js';
 
@@ -36,6 +37,8 @@ export interface MountRequest {
   suid?: boolean;
   /** The writable layer goes with the container (`run --rm`): see UnionMountConfig.volatile. */
   volatile?: boolean;
+  /** The engine serving the mount (`--engine`); absent: LAYERFS_ENGINE or the default. */
+  engine?: EngineName;
 }
 
 export class Supervisor {
@@ -117,6 +120,7 @@ export class Supervisor {
           ...(readOnly ? {} : { upperDir: p.upper, workDir: p.work }),
           fsname: mountSourceFor(record),
           ...(req.volatile ? { volatile: true } : {}),
+          ...(req.engine ? { engine: req.engine } : {}),
           extraOptions: [...(readOnly ? ['ro'] : []), ...(req.suid ? ['suid'] : [])],
         },
         p.log,

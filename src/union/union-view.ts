@@ -198,5 +198,7 @@ export function lowerStat(e: LowerEntry): FileStat {
     atime: { sec: e.atimeSec, nsec: e.atimeNsec },
     mtime: { sec: e.mtimeSec, nsec: e.mtimeNsec },
     ctime: { sec: e.ctimeSec, nsec: e.ctimeNsec },
+    // A copy-up breaks a lower hard link (each name gets its own copy).
+    ...(e.nlink > 1 && (e.mode & S_IFMT) !== S_IFDIR ? { perName: true } : {}),
   };
 }
