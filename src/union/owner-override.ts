@@ -78,6 +78,18 @@ export async function setOwnership(real: Buffer, fd: number | undefined, fileTyp
   return writeOverride(real, fd, fileType, { uid, gid, mode: want.mode, ...(had?.type ? { type: had.type } : {}) });
 }
 
+/**
+ * The owner and mode of a writable-layer object as the CONTAINER sees them (what a
+ * committed layer's tar header must say): root's are the disk's; a rootless store's come
+ * from the override, else from the disk's host ids mapped back through the layout.
+ */
+export async function containerOwnership(real: Buffer, st: { uid: number; gid: number; mode: number }): Promise<Ownership & { device?: { kind: 'char' | 'block'; major: number; minor: number } }> {
+  if (!OWNER_OVERRIDES) return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+  const o = await readOverride(real);
+  if (o) return { uid: o.uid, gid: o.gid, mode: o.mode, ...(o.type && (o.type.kind === 'char' || o.type.kind === 'block') ? { device: { kind: o.type.kind, major: o.type.major, minor: o.type.minor } } : {}) };
+  return { uid: fromHost(LAYOUT.uids, st.uid) ?? st.uid, gid: fromHost(LAYOUT.gids, st.gid) ?? st.gid, mode: st.mode & 0o7777 };
+}
+
 /** A new mode for an object with override `had` (chmod): the override changes, the disk keeps the user's access. */
 export function chmodOverride(real: Buffer, fileType: number, had: OverrideStat, mode: number): Promise<OverrideStat> {
   return writeOverride(real, undefined, fileType, { ...had, mode: mode & 0o7777 });

@@ -118,6 +118,19 @@ for (const name of ['layerfs-nosubid', 'layerfs-rootless'] as const) {
       expect(await sh('cat "$1/etc/new"', join(root, 'containers', (JSON.parse(await lf(['ps', '--json'])) as { id: string }[])[0]!.id, 'upper'))).toBe('new\n');
     });
 
+    it('build: RUN steps that write, delete and recreate; the committed layers carry container ids, not host ids', async () => {
+      const ctx = join(work, 'ctx');
+      await sh('mkdir -p "$1" && printf "%s\\n" "FROM img" "RUN echo one > /a && /bin/busybox mkdir -p /d && echo x > /d/x" "RUN /bin/busybox rm -r /d && echo two >> /a" "RUN /bin/busybox rm /a && echo three > /a" > "$1/Dockerfile"', ctx);
+      await lf(['build', '-t', 'built', ctx]);
+      expect(await lf(['run', '--rm', 'built', '/bin/busybox', 'cat', '/a'])).toBe('three\n');
+      await lf(['save', '-o', join(work, 'built.tar'), 'built']);
+      const listing = await sh('cd "$1" && mkdir -p saved && cd saved && tar -xf ../built.tar && for b in blobs/sha256/*; do tar --numeric-owner -tvzf "$b" 2>/dev/null || true; done', work);
+      const owners = new Set(listing.trim().split('\n').map((l) => l.split(/\s+/)[1]));
+      // The base layer's www-data (33) and root; never the user's or a subordinate host id.
+      expect(owners).toEqual(new Set(['0/0', '33/33']));
+      expect(listing).toMatch(/ \.wh\.d$/m);
+    });
+
     it('run --rm: runc in a user namespace of the store\'s layout, on a rootless mount, network none', async () => {
       const out = await lf(['run', '--rm', '-e', 'PATH=/bin', 'img', '/bin/sh', '-c', 'busybox id -u; busybox cat /proc/self/uid_map; echo hi > /tmp/x && busybox cat /tmp/x; busybox ls /sys/class/net']);
       const lines = out.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
