@@ -13,7 +13,7 @@ import { registerVerbs } from './verbs/index.js';
 export function buildProgram(): Command {
   const program = new Command('layerfs')
     .description('A union-filesystem runtime for container images, served over FUSE')
-    .option('--root <dir>', 'store root (default: $LAYERFS_ROOT or /var/lib/layerfs)')
+    .option('--root <dir>', 'store root (default: $LAYERFS_ROOT, else /var/lib/layerfs for root, $XDG_DATA_HOME/layerfs (~/.local/share/layerfs) for other users)')
     .showHelpAfterError()
     .exitOverride();
   registerVerbs(program);

@@ -8,6 +8,7 @@ import { LayerfsError } from '../core/errors.js';
 import type { PathFilesystem } from '../core/filesystem.js';
 import type { FuseMount, ServeOptions } from '../fuse/fuse-server.js';
 import { CACHE_SECONDS } from '../fuse/mount-options.js';
+import { allowOtherPermitted } from '../fuse/mount-options.js';
 import { mountFuseDevice, type FuseDevice, type MountRequest } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 
@@ -52,7 +53,7 @@ export async function serveWithEngine(filesystem: PathFilesystem, mountpoint: st
       fsname: options.fsname ?? 'layerfs',
       // type shows as fuse.layerfs, so tooling (and our own cleanup) finds our mounts.
       subtype: 'layerfs',
-      allowOther: options.allowOther ?? true,
+      allowOther: options.allowOther ?? allowOtherPermitted(),
       // The kernel checks permissions against the modes and owners we report.
       defaultPermissions: true,
       rootMode: root.mode,

@@ -5,6 +5,7 @@
  * DEFAULT_ENGINE.
  */
 import { LayerfsError } from '../core/errors.js';
+import { isRootless } from '../core/user-dirs.js';
 
 export const ENGINES = ['layerfs', 'fuse-native'] as const;
 export type EngineName = (typeof ENGINES)[number];
@@ -22,8 +23,7 @@ export function chooseEngine(explicit: string | undefined, env: NodeJS.ProcessEn
   if (explicit !== undefined) return parseEngine(explicit, 'the mount options');
   const fromEnv = env.LAYERFS_ENGINE;
   if (fromEnv !== undefined && fromEnv !== '') return parseEngine(fromEnv, 'LAYERFS_ENGINE');
-  // fuse-native's libfuse 2.9 opens /dev/fuse itself and cannot mount as another user;
-  // the layerfs engine goes through fusermount3.
-  if (process.getuid?.() !== 0) return 'layerfs';
-  return DEFAULT_ENGINE;
+  // An ordinary user mounts through fusermount3, which only the layerfs engine calls
+  // (libfuse 2.9 gives up when it cannot open /dev/fuse itself).
+  return isRootless() ? 'layerfs' : DEFAULT_ENGINE;
 }

@@ -7,7 +7,7 @@ import { LayerfsError } from '../core/errors.js';
 import type { Caller, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
 import { loadFuseNative, type NativeFuse, type NativeOps } from '../sys/fuse-native.js';
 import { isUnexpectedFailure, toNegativeErrno } from './errno.js';
-import { mountOptions, type MountOptionChoices } from './mount-options.js';
+import { allowOtherPermitted, mountOptions, type MountOptionChoices } from './mount-options.js';
 import { nativeMirror } from './native-mirror.js';
 
 export interface ServeOptions extends Partial<MountOptionChoices> {
@@ -183,7 +183,7 @@ export async function serveFilesystem(
   }
 
   native = new Fuse(mountpoint, ops, {
-    options: mountOptions({ fsname: options.fsname ?? 'layerfs', allowOther: options.allowOther ?? true, extra: options.extra ?? [] }),
+    options: mountOptions({ fsname: options.fsname ?? 'layerfs', allowOther: options.allowOther ?? allowOtherPermitted(), extra: options.extra ?? [] }),
     onHandlerError: (err, op) => report?.(err, op),
     fastPath: useFastPath && filesystem.attachMirror !== undefined,
     // close(2) has returned by the time RELEASE arrives and nobody sees its answer: the

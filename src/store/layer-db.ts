@@ -15,6 +15,7 @@ import { parseChainId, parseDiffId, parseDigest, type ChainId, type DiffId, type
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import { writeDirAtomic, writeFileAtomic } from './atomic.js';
 import { clearMarker, writeMarker } from './layer-markers.js';
+import { removeTree } from './layer-privilege.js';
 import { stagingName, type StorePaths } from './store-paths.js';
 
 /** One committed layer. */
@@ -194,5 +195,6 @@ async function removeDir(dir: string, stagingParent: string): Promise<void> {
     if (hasErrnoCode(err, 'ENOENT')) return;
     throw err;
   }
-  await rm(gone, { recursive: true, force: true });
+  // A rootless store's caches hold files of subordinate uids: removed inside the userns.
+  await removeTree(gone);
 }

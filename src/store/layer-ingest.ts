@@ -5,14 +5,14 @@
  * everything checked out (after writing its `.pending` marker). The caller then commits the
  * layerdb entry, which clears the marker.
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable } from 'node:stream';
 import { shortId, type ChainId, type DiffId, type Digest } from '../core/digest.js';
 import { Decompressor, Verifier, type Compression } from '../image/layer-stream.js';
 import type { LoadLimits } from '../image/limits.js';
 import type { BlobStore } from './blob-store.js';
-import { extractLayer } from './layer-extractor.js';
+import { extractWithPrivilege, removeTree } from './layer-privilege.js';
 import { newCacheId } from './layer-db.js';
 import { writeMarker } from './layer-markers.js';
 import { stagingName, type StorePaths } from './store-paths.js';
@@ -56,7 +56,7 @@ export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Read
       await mkdir(`${staging}/diff`, { recursive: true });
       const tar = raw.pipe(blobCheck).pipe(decompress).pipe(diffCheck);
       for (const s of [raw, blobCheck, decompress] as const) s.on('error', (e) => diffCheck.destroy(e));
-      const stats = await extractLayer(tar, Buffer.from(`${staging}/diff`).toString('latin1'), { what, maxEntrySize: opts.limits.maxLayerSize });
+      const stats = await extractWithPrivilege(tar, Buffer.from(`${staging}/diff`).toString('latin1'), { what, maxEntrySize: opts.limits.maxLayerSize });
       size = stats.size;
     } else {
       await pipeline(raw, blobCheck, decompress, diffCheck, new Writable({ write: (_c, _e, cb) => cb() }));
@@ -76,7 +76,7 @@ export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Read
   } catch (err) {
     raw.destroy();
     await ingest.abort();
-    await rm(staging, { recursive: true, force: true });
+    await removeTree(staging);
     throw err;
   }
 }

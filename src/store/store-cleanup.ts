@@ -10,6 +10,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
 import type { LayerDb } from './layer-db.js';
 import { clearMarker, readMarkers } from './layer-markers.js';
+import { removeTree } from './layer-privilege.js';
 import type { StorePaths } from './store-paths.js';
 
 const STAGING = /^\.?tmp-\d+-[0-9a-f]+$/;
@@ -48,7 +49,7 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
   for (const d of dirs) {
     for (const n of await names(d)) {
       if (STAGING.test(n)) {
-        await rm(`${d}/${n}`, { recursive: true, force: true });
+        await removeTree(`${d}/${n}`);
         removed++;
       }
     }
@@ -99,7 +100,7 @@ async function resolveMarkers(paths: StorePaths, layers: LayerDb): Promise<numbe
       await clearMarker(paths, m.cacheId, 'pending'); // committed; only the marker was left
     } else if (!entry.present || entry.cacheId !== undefined) {
       // No entry for the chain, or one naming another cache: this cache was never committed.
-      await rm(paths.cache(m.cacheId), { recursive: true, force: true });
+      await removeTree(paths.cache(m.cacheId));
       await clearMarker(paths, m.cacheId, 'pending');
       removed++;
     }

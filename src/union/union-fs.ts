@@ -21,6 +21,7 @@ import { lowerIno, upperIno } from './inode.js';
 import { LowerIndex } from './lower-index.js';
 import { Mutex } from './mutex.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
+import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { parentOf } from './paths.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';
@@ -243,14 +244,27 @@ export class UnionFilesystem implements PathFilesystem {
     await this.mutate(path, async (w) => {
       const r = await w.ensureUpper(path);
       if (r.upper!.kind === 'other' && (await this.typeOfUpper(path)) === S_IFLNK) throw fsError('EOPNOTSUPP', path);
-      await fsp.chmod(this.upperReal(path), mode & 0o7777);
+      const had = r.upper!.override;
+      if (had === undefined) return void (await fsp.chmod(this.upperReal(path), mode & 0o7777));
+      const type = r.isDir ? S_IFDIR : await this.typeOfUpper(path);
+      w.upper.set(path, { ...r.upper!, override: await chmodOverride(this.upperReal(path), type, had, mode) });
     });
   }
 
   async chown(path: string, uid: number, gid: number, _caller: Caller): Promise<void> {
     await this.mutate(path, async (w) => {
-      await w.ensureUpper(path);
-      await fsp.lchown(this.upperReal(path), idOrKeep(uid), idOrKeep(gid));
+      const r = await w.ensureUpper(path);
+      if (!OWNER_OVERRIDES) return void (await fsp.lchown(this.upperReal(path), idOrKeep(uid), idOrKeep(gid)));
+      // Rootless: chown when allowed, else the owner goes into the override (owner-override.ts).
+      const real = this.upperReal(path);
+      const st = await fsp.lstat(real);
+      const type = st.mode & S_IFMT;
+      const had = r.upper!.override;
+      const cur = had ? { ...overrideOwnerOnHost(had), mode: had.mode } : { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+      const want = { uid: idOrKeep(uid) === -1 ? cur.uid : uid, gid: idOrKeep(gid) === -1 ? cur.gid : gid, mode: modeAfterChown(type, cur.mode) };
+      const override = await setOwnership(real, undefined, type, want, had);
+      const { override: _old, ...node } = r.upper!;
+      w.upper.set(path, override ? { ...node, override } : node);
     });
   }
 
