@@ -22,7 +22,6 @@ import { acquireLock, tryLock } from './store-lock.js';
 import { cleanupStore } from './store-cleanup.js';
 import { tightenStore } from './store-permissions.js';
 import { StorePaths, resolveRoot } from './store-paths.js';
-import { isRootless } from '../core/user-dirs.js';
 import { TagStore } from './tag-store.js';
 
 /** What `images` and `inspect` show about one image. */
