@@ -11,9 +11,8 @@
 #
 #   sudo scripts/bench-containerd.sh [ROUNDS] [LOAD_ROUNDS]      (default 10 and 3)
 #
-# The image: a Debian-minbase-like rootfs made from this host's own files — every file
-# dpkg lists for the packages of priority "required" (what debootstrap --variant=minbase
-# installs) — in three layers, built once under .cache/bench-containerd/. No network.
+# The image: scripts/make-minbase-image (a Debian-minbase-like rootfs from this host's own
+# files, in three layers), built once under .cache/bench-containerd/. No network.
 set -euo pipefail
 ROUNDS=${1:-10}
 LOAD_ROUNDS=${2:-3}
@@ -25,33 +24,7 @@ mkdir -p "$CACHE"
 # --- the image --------------------------------------------------------------------
 if [ ! -f "$CACHE/minbase.tar" ]; then
   echo "bench: building the minbase-like image (once)…" >&2
-  rm -rf "$CACHE/oci" "$CACHE/b"
-  umoci init --layout "$CACHE/oci"
-  umoci new --image "$CACHE/oci:latest"
-  umoci unpack --image "$CACHE/oci:latest" "$CACHE/b" >/dev/null
-  r=$CACHE/b/rootfs
-  for l in bin sbin lib lib64; do [ -L "/$l" ] && mkdir -p "$r/usr/$l" && ln -s "$(readlink "/$l")" "$r/$l"; done
-  # "required" packages and everything they depend on, as debootstrap resolves them.
-  required=$(dpkg-query -W -f='${Package} ${Priority}\n' | awk '$2 == "required" {print $1}')
-  pkgs=$(apt-cache depends --recurse --installed --no-recommends --no-suggests --no-conflicts --no-breaks \
-    --no-replaces --no-enhances $required 2>/dev/null | grep -v '^ ' | sed 's/:.*//' | sort -u)
-  for p in $pkgs; do dpkg -L "$p" 2>/dev/null; done | sort -u | while read -r f; do
-    if [ -d "$f" ] && [ ! -L "$f" ]; then mkdir -p "$r$f"; elif [ -e "$f" ] || [ -L "$f" ]; then printf '%s\n' "$f"; fi
-  done | xargs -d '\n' cp -a --parents -t "$r"  || echo "bench: some files could not be copied (listed above); the image goes on without them" >&2
-  mkdir -p "$r/tmp" "$r/root" "$r/proc" "$r/sys" "$r/dev"
-  chmod 1777 "$r/tmp"
-  umoci repack --image "$CACHE/oci:latest" "$CACHE/b" >/dev/null
-  rm -rf "$CACHE/b"
-  umoci unpack --image "$CACHE/oci:latest" "$CACHE/b" >/dev/null
-  rm -f "$CACHE/b/rootfs/etc/motd"; echo 'bench layer 2' > "$CACHE/b/rootfs/etc/bench-2"
-  umoci repack --image "$CACHE/oci:latest" "$CACHE/b" >/dev/null
-  rm -rf "$CACHE/b"
-  umoci unpack --image "$CACHE/oci:latest" "$CACHE/b" >/dev/null
-  mkdir -p "$CACHE/b/rootfs/app"; echo 'bench layer 3' > "$CACHE/b/rootfs/app/config"
-  umoci repack --image "$CACHE/oci:latest" "$CACHE/b" >/dev/null
-  rm -rf "$CACHE/b"
-  umoci config --image "$CACHE/oci:latest" --config.cmd /bin/sh --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin >/dev/null
-  tar -C "$CACHE/oci" -cf "$CACHE/minbase.tar.tmp" . && mv "$CACHE/minbase.tar.tmp" "$CACHE/minbase.tar"
+  "$REPO/scripts/make-minbase-image" "$CACHE"
 fi
 IMAGE=docker.io/library/minbase:latest
 

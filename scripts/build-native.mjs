@@ -91,3 +91,8 @@ buildIfChanged('fuse-native', fuseNative, ['fuse-native.c', 'layerfs-fast.h', 'b
 const sysNative = join(root, 'src', 'sys', 'native');
 const sysSources = ['binding.gyp', ...readdirSync(sysNative).filter((f) => /\.[ch]$/.test(f)).sort(), ...engineSources(sysNative)];
 buildIfChanged('layerfs_sys', sysNative, sysSources, join(sysNative, 'build', 'Release', 'layerfs_sys.node'));
+
+// The FUSE engine's own addon: every .c/.h in src/engine/native/ except the files the two
+// builds above compile (the engine's binding.gyp names its sources).
+const engineOwn = readdirSync(engineNative).filter((f) => /\.[ch]$/.test(f) && !engineSources(engineNative).includes(f)).sort();
+buildIfChanged('layerfs_engine', engineNative, ['binding.gyp', ...engineOwn], join(engineNative, 'build', 'Release', 'layerfs_engine.node'));

@@ -111,6 +111,8 @@ async function main() {
             if (g.before) await sh(g.before, { cwd: m.mnt });
             for (const step of g.steps) {
               if (step.drop) dropCaches();
+              // Passthrough shows as READ/WRITE requests that never reach the engine.
+              const countsBefore = step.countRequests && system.requestCounts ? await system.requestCounts(handle) : undefined;
               let r;
               try {
                 r = await sh(step.cmd, { cwd: m.mnt, timeoutMs: step.timeoutMs ?? 300_000 });
@@ -120,6 +122,11 @@ async function main() {
                 throw err;
               }
               add(step.name, system.name, r.seconds);
+              if (countsBefore) {
+                const after = await system.requestCounts(handle);
+                const io = (c) => (c?.read ?? 0) + (c?.write ?? 0);
+                if (after) add(`${step.name} READ+WRITE requests`, system.name, io(after) - io(countsBefore));
+              }
               const complaint = step.check?.(r.stdout);
               if (step.after) await sh(step.after, { cwd: m.mnt });
               if (complaint) complaints.push({ round, system: system.name, step: step.name, complaint });

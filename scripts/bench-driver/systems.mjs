@@ -114,7 +114,20 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
       }
       child.stdout.resume();
       handle.readySeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      handle.log = join(logDir, `${name}-mount.log`);
       return handle;
+    },
+    /** Requests the layerfs engine received so far, per opcode (SIGUSR2 makes it log
+     * them); undefined for fuse-native, whose native side answers without counting. */
+    async requestCounts(handle) {
+      const before = readFileSync(handle.log, 'utf8').length;
+      process.kill(handle.pid, 'SIGUSR2');
+      for (let i = 0; i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const m = /request counts (\{.*\})/.exec(readFileSync(handle.log, 'utf8').slice(before));
+        if (m) return JSON.parse(m[1]);
+      }
+      return undefined;
     },
     async unmount(handle) {
       try {
@@ -132,9 +145,11 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
 /** Every system the bench knows; `available()` says whether this machine has it. */
 export function makeSystems({ distDir, logDir }) {
   return [
-    layerfsSystem('layerfs', { distDir, logDir }),
-    // Every op through JS (the native fast path off): run with --systems to compare.
-    { ...layerfsSystem('layerfs-js', { distDir, logDir }, { LAYERFS_NATIVE_FAST_PATH: '0' }), optIn: true },
+    // layerfs's own FUSE engine (src/engine/) and the patched libfuse 2.9 one, side by side.
+    layerfsSystem('layerfs', { distDir, logDir }, { LAYERFS_ENGINE: 'layerfs' }),
+    layerfsSystem('layerfs-fuse-native', { distDir, logDir }, { LAYERFS_ENGINE: 'fuse-native' }),
+    // Every op through JS (fuse-native's fast path off): run with --systems to compare.
+    { ...layerfsSystem('layerfs-js', { distDir, logDir }, { LAYERFS_ENGINE: 'fuse-native', LAYERFS_NATIVE_FAST_PATH: '0' }), optIn: true },
     {
       name: 'fuse-overlayfs',
       available: () => has('fuse-overlayfs'),

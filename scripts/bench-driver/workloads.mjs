@@ -52,7 +52,7 @@ export function workloadGroups(c) {
       name: 'read-1g',
       big: true,
       steps: [
-        { name: 'seq-read-1g-cold', drop: true, cmd: dd('if=bench/big.bin of=/dev/null') },
+        { name: 'seq-read-1g-cold', drop: true, countRequests: true, cmd: dd('if=bench/big.bin of=/dev/null') },
         { name: 'seq-read-1g-warm', cmd: dd('if=bench/big.bin of=/dev/null') },
         {
           name: 'read-2-parallel-cold',
@@ -66,7 +66,7 @@ export function workloadGroups(c) {
       name: 'write',
       before: 'mkdir bench/churn',
       steps: [
-        { name: 'write-1g-fsync', big: true, drop: true, cmd: `${dd('if=/dev/zero of=bench/write.bin count=1024 conv=fsync')} && stat -c %s bench/write.bin`, after: 'rm bench/write.bin', check: (out) => (Number(out.trim()) === 1024 * MiB ? undefined : `size ${out.trim()}`) },
+        { name: 'write-1g-fsync', big: true, drop: true, countRequests: true, cmd: `${dd('if=/dev/zero of=bench/write.bin count=1024 conv=fsync')} && stat -c %s bench/write.bin`, after: 'rm bench/write.bin', check: (out) => (Number(out.trim()) === 1024 * MiB ? undefined : `size ${out.trim()}`) },
         { name: `small-files-${n('10k', '1k')}`, drop: true, cmd: `${q(c.helper)} churn bench/churn ${n(10_000, 1000)}` },
         {
           name: `copy-up-${n('1000', '100')}-files`,

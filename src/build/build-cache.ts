@@ -12,9 +12,11 @@
  * An entry holds the resulting image state: config bytes and layer descriptors whose layers
  * the store already has (no second copy). On a miss, `explainMiss` finds the closest
  * earlier entry — same parent, else same instruction — and says which input differs.
+ * An entry file's mtime is when the entry was last used (written, or hit by a build):
+ * `builder prune --filter until=…` goes by it, as BuildKit's prune goes by last use.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import type { Descriptor } from '../image/oci-types.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import type { Store } from '../store/store.js';
@@ -42,6 +44,12 @@ export interface CacheEntry {
   inputs: CacheInputs;
   result: { configBytes: string; layers: Descriptor[] };
   created: string;
+}
+
+/** An entry and when a build last used it (ms since the epoch). */
+export interface UsedEntry {
+  entry: CacheEntry;
+  lastUsed: number;
 }
 
 /** The key of a step with these inputs. */
@@ -88,38 +96,61 @@ export class BuildCache {
   private constructor(
     private readonly dir: string,
     private readonly entries: Map<string, CacheEntry>,
+    private readonly used: Map<string, number>,
   ) {}
 
   /** Loads every entry (unreadable ones are dropped: a cache can always be rebuilt). */
   static async open(store: Store): Promise<BuildCache> {
     const dir = `${buildDir(store)}/entries`;
     const entries = new Map<string, CacheEntry>();
+    const used = new Map<string, number>();
     for (const n of await readdir(dir).catch(() => [] as string[])) {
       if (!n.endsWith('.json')) continue;
       try {
-        const e = JSON.parse(await readFile(`${dir}/${n}`, 'utf8')) as CacheEntry;
-        if (typeof e.key === 'string' && e.result && e.inputs) entries.set(e.key, e);
+        const file = `${dir}/${n}`;
+        const e = JSON.parse(await readFile(file, 'utf8')) as CacheEntry;
+        if (typeof e.key !== 'string' || !e.result || !e.inputs) throw new Error('not an entry');
+        entries.set(e.key, e);
+        used.set(e.key, (await stat(file)).mtimeMs);
       } catch {
         await rm(`${dir}/${n}`, { force: true });
       }
     }
-    return new BuildCache(dir, entries);
+    return new BuildCache(dir, entries, used);
+  }
+
+  private file(key: string): string {
+    return `${this.dir}/${key.slice(7)}.json`;
   }
 
   get(key: string): CacheEntry | undefined {
     return this.entries.get(key);
   }
 
-  /** Records a step (atomically: a reader sees the whole entry or none). */
-  async put(entry: CacheEntry): Promise<void> {
-    await writeFileAtomic(`${this.dir}/${entry.key.slice(7)}.json`, JSON.stringify(entry));
-    this.entries.set(entry.key, entry);
+  /** Every entry with its last use, least recently used first. */
+  list(): UsedEntry[] {
+    return [...this.entries.values()].map((entry) => ({ entry, lastUsed: this.used.get(entry.key) ?? 0 })).sort((a, b) => a.lastUsed - b.lastUsed);
   }
 
-  /** Drops an entry whose layers left the store. */
+  /** Records a step (atomically: a reader sees the whole entry or none). */
+  async put(entry: CacheEntry): Promise<void> {
+    await writeFileAtomic(this.file(entry.key), JSON.stringify(entry));
+    this.entries.set(entry.key, entry);
+    this.used.set(entry.key, Date.now());
+  }
+
+  /** Notes that a build used an entry (its file's mtime; an entry pruned meanwhile stays gone). */
+  async touch(key: string): Promise<void> {
+    const t = new Date();
+    await utimes(this.file(key), t, t).catch(() => undefined);
+    this.used.set(key, t.getTime());
+  }
+
+  /** Drops an entry (its layers left the store, or `builder prune`). */
   async drop(key: string): Promise<void> {
     this.entries.delete(key);
-    await rm(`${this.dir}/${key.slice(7)}.json`, { force: true });
+    this.used.delete(key);
+    await rm(this.file(key), { force: true });
   }
 
   /**
@@ -128,7 +159,8 @@ export class BuildCache {
    */
   explainMiss(inputs: CacheInputs, parentRebuilt: string | undefined): string {
     if (parentRebuilt) return `its parent changed (${parentRebuilt} was rebuilt), so this and every later step run again`;
-    const all = [...this.entries.values()].sort((a, b) => b.created.localeCompare(a.created));
+    // Most recently used first: a hit counts as the last build of its line.
+    const all = this.list().reverse().map((u) => u.entry);
     // The last build of this same line on this parent, else of this line on any parent,
     // else the same instruction on this parent from another Dockerfile.
     const previous =

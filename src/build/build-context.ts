@@ -14,6 +14,7 @@ import { join, posix, relative, resolve, sep } from 'node:path';
 import * as dockerignoreModule from '@balena/dockerignore';
 import type { Ignore } from '@balena/dockerignore';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
+import type { DigestCache } from './digest-cache.js';
 
 /** One matched source: a path in the context and its lstat. */
 export interface Source {
@@ -50,6 +51,17 @@ export function globRegExp(pattern: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
+/** sha256 (hex) of a file's content, remembered in `known`. */
+async function contentHash(abs: string, st: Stats, known: DigestCache | undefined): Promise<string> {
+  const h = createHash('sha256');
+  // Small files in one read: a stream per file costs more than the hashing.
+  if (st.size <= 1 << 20) h.update(await readFile(abs));
+  else for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer);
+  const hex = h.digest('hex');
+  known?.record(abs, st, hex);
+  return hex;
+}
+
 /** The package is CommonJS: its factory is the module's default export at run time. */
 const dockerignore = dockerignoreModule.default as unknown as (options?: { ignorecase?: boolean }) => Ignore;
 
@@ -64,19 +76,23 @@ export const MAX_FILES_NAMED = 5000;
  * miss still names where the change is.
  */
 function summarize(files: Record<string, string>, maxNamed: number): Record<string, string> {
+  const paths = Object.keys(files);
+  if (paths.length <= maxNamed) return files;
+  const parts = paths.map((p) => p.split('/'));
+  const keyAt = (i: number, depth: number): string => parts[i]!.slice(0, depth).join('/') + (parts[i]!.length > depth ? '/' : '');
+  // The deepest folding (8 levels at most, 1 at least) that names few enough.
   let depth = 8;
-  let out = files;
-  while (Object.keys(out).length > maxNamed && depth > 0) {
-    const folded = new Map<string, ReturnType<typeof createHash>>();
-    for (const [path, h] of Object.entries(files)) {
-      const key = path.split('/').slice(0, depth).join('/') + (path.split('/').length > depth ? '/' : '');
-      if (!folded.has(key)) folded.set(key, createHash('sha256'));
-      folded.get(key)!.update(`${path}\0${h}\n`);
-    }
-    out = Object.fromEntries([...folded].map(([k, h]) => [k, h.digest('hex').slice(0, 16)]));
-    depth--;
-  }
-  return out;
+  while (depth > 1 && new Set(paths.map((_, i) => keyAt(i, depth))).size > maxNamed) depth--;
+  // Lines grouped first and each group hashed at once: one live hash per folder key would
+  // hold native memory for every file of a flat context (100,000 files: ~300 MB).
+  const groups = new Map<string, string[]>();
+  paths.forEach((path, i) => {
+    const key = keyAt(i, depth);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = []));
+    g.push(`${path}\0${files[path]}\n`);
+  });
+  return Object.fromEntries([...groups].map(([k, lines]) => [k, createHash('sha256').update(lines.join('')).digest('hex').slice(0, 16)]));
 }
 
 /** A context folder and its ignore rules. */
@@ -185,17 +201,18 @@ export class BuildContext {
     }
   }
 
-  /** Digest of everything the sources bring (a directory source: everything below it). */
-  async digestSources(sources: Source[], maxNamed = MAX_FILES_NAMED): Promise<SourcesDigest> {
+  /**
+   * Digest of everything the sources bring (a directory source: everything below it).
+   * `known` remembers content hashes by stat (digest-cache.ts): unchanged files are not read.
+   */
+  async digestSources(sources: Source[], maxNamed = MAX_FILES_NAMED, known?: DigestCache): Promise<SourcesDigest> {
     const files: Record<string, string> = {};
     const all = createHash('sha256');
     const add = async (s: Source): Promise<void> => {
       const st = s.stat;
       const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
       const h = createHash('sha256').update(`${s.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0${st.uid}:${st.gid}\0`);
-      // Small files in one read: a stream per file costs more than the hashing.
-      if (st.isFile() && st.size <= 1 << 20) h.update(await readFile(s.abs));
-      else if (st.isFile()) for await (const chunk of createReadStream(s.abs)) h.update(chunk as Buffer);
+      if (st.isFile()) h.update(known?.lookup(s.abs, st) ?? (await contentHash(s.abs, st, known)));
       else if (st.isSymbolicLink()) h.update(await readlink(s.abs));
       const d = h.digest('hex');
       files[s.rel || '.'] = d.slice(0, 16);

@@ -8,13 +8,17 @@
  */
 import { LayerfsError } from '../core/errors.js';
 import { shortId, type Digest } from '../core/digest.js';
+import { markBuilt } from '../store/build-marks.js';
 import type { Store } from '../store/store.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../image/platform.js';
+import { baseImage, type PullSettings } from './base-image.js';
 import { ArgScope, PROXY_ARGS, platformArgs } from './build-args.js';
 import { BuildCache, cacheKey, type CacheInputs } from './build-cache.js';
+import { recordBuild, type StepLayer, type StepReport } from './build-log.js';
 import type { BuildContext } from './build-context.js';
 import { parseDockerfile, syntaxError, type Dockerfile, type Instruction, type StageDef } from './dockerfile.js';
-import { clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, withConfig, type ImageState } from './image-state.js';
+import { DigestCache } from './digest-cache.js';
+import { buildDir, clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, topChain, withConfig, type ImageState } from './image-state.js';
 import { applyMetadata, envVars, type RunConfig } from './metadata.js';
 import { HISTORY_COMMENT } from './run-step.js';
 import { StepRunner } from './step-runner.js';
@@ -30,21 +34,16 @@ export interface BuildOptions {
   noCache: boolean;
   labels: Map<string, string>;
   network: 'none' | 'host';
+  /** When and how to pull FROM and COPY --from images the store lacks. */
+  pull: PullSettings;
+  /** Remote ADD sources are fetched only when set (--allow-network). */
+  allowNetwork: boolean;
   /** Receives every progress line (plain form). */
   progress: (line: string) => void;
   signal: AbortSignal;
 }
 
-/** One step as it happened. */
-export interface StepReport {
-  n: number;
-  stage: string;
-  text: string;
-  cached: boolean;
-  /** Why it missed (absent on a hit and for ARG). */
-  reason?: string;
-  seconds: number;
-}
+export type { StepReport } from './build-log.js';
 
 /** The result of a build. */
 export interface BuildResult {
@@ -98,11 +97,38 @@ export class Builder {
   async build(): Promise<BuildResult> {
     await clearStaleStaging(this.store);
     this.cache = await BuildCache.open(this.store);
-    this.runner = new StepRunner(this.store, this.o, this.lex, (name) => this.stageRef(name));
+    const root = this.o.context.root;
+    const digests = root ? await DigestCache.open(`${buildDir(this.store)}/file-digests`, root) : undefined;
+    this.runner = new StepRunner(this.store, this.o, this.lex, (name) => this.stageRef(name), digests);
     const globalScope = new ArgScope(this.o.buildArgs, new Map(), this.consumed);
     for (const ins of this.df.globalArgs) globalScope.declare(ins, new Map(), this.lex);
     for (const [k, v] of globalScope.values) this.globals.set(k, v);
     const target = this.targetStage();
+    const started = new Date();
+    const record = { started: started.toISOString(), dockerfile: this.o.dockerfile.name, context: this.o.context.root ?? null, tags: this.o.tags, steps: this.steps };
+    const seconds = (): number => (Date.now() - started.getTime()) / 1000;
+    try {
+      const result = await this.buildTarget(target);
+      await recordBuild(this.store, { ...record, seconds: seconds(), id: result.id });
+      return result;
+    } catch (err) {
+      await recordBuild(this.store, { ...record, seconds: seconds(), error: err instanceof Error ? err.message : String(err) }).catch(() => undefined);
+      throw err;
+    } finally {
+      await this.runner.cleanup();
+    }
+  }
+
+  /** The layer on top of `state` when the step made it (its last history entry is not empty). */
+  private async producedLayer(state: ImageState): Promise<StepLayer | undefined> {
+    const c = configOf(state);
+    const diffIds = c.rootfs.diff_ids;
+    if (diffIds.length === 0 || c.history?.at(-1)?.empty_layer) return undefined;
+    const rec = await this.store.layers.get(topChain(state)!).catch(() => undefined);
+    return { diffId: diffIds.at(-1)!, size: rec?.size ?? 0, position: diffIds.length - 1 };
+  }
+
+  private async buildTarget(target: StageDef): Promise<BuildResult> {
     const result = await this.stage(target.index);
     let final = result.state;
     if (this.o.labels.size > 0) {
@@ -114,6 +140,8 @@ export class Builder {
     if (unused.length) this.o.progress(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
     for (const t of this.o.tags) final = await storeState(this.store, final, t);
     if (this.o.tags.length === 0) final = await storeState(this.store, final);
+    // The result is an image of its own (`<none>` in `images` when untagged), not cache.
+    await markBuilt(this.store.images, final.stored!, 'result');
     return { id: idOf(final), steps: this.steps };
   }
 
@@ -197,12 +225,7 @@ export class Builder {
       return { def, label, state: r.state, key: r.key, parentName: `stage ${base}`, ...(r.rebuilt ? { rebuilt: `stage ${base}` } : {}), args };
     }
     if (base.toLowerCase() === 'scratch') return { def, label, state: scratchState(), key: 'scratch', parentName: 'scratch', args };
-    let id: Digest;
-    try {
-      id = await this.store.resolveImage(base);
-    } catch (err) {
-      throw new LayerfsError('NOT_FOUND', `${this.df.file}:${def.from.line}: FROM ${base}: no such image in the store`, { cause: err, hint: `pull or load it first (\`layerfs pull ${base}\`)` });
-    }
+    const id = await baseImage(this.store, base, this.o.pull, `${this.df.file}:${def.from.line}: FROM ${base}`, (line) => this.o.progress(`#${n} ${line}`));
     return { def, label, state: await stateOfImage(this.store, id), key: `image:${id}`, parentName: `${base} (${shortId(id)})`, args };
   }
 
@@ -230,11 +253,13 @@ export class Builder {
     if (hit) {
       const state: ImageState = { configBytes: hit.result.configBytes, layers: hit.result.layers };
       if (await layersPresent(this.store, state)) {
+        await this.cache.touch(key);
         this.o.progress(`#${n} CACHED`);
         st.state = state;
         st.key = key;
         st.parentName = `step #${n} [${key.slice(7, 19)}]`;
-        this.steps.push({ n, stage: st.label, text: plan.display, cached: true, seconds: (Date.now() - started) / 1000 });
+        const layer = plan.metadata ? undefined : await this.producedLayer(state);
+        this.steps.push({ n, stage: st.label, text: plan.display, cached: true, seconds: (Date.now() - started) / 1000, ...(layer ? { layer } : {}) });
         return;
       }
       await this.cache.drop(key);
@@ -255,6 +280,7 @@ export class Builder {
       if (!st.state.stored) st.state = await storeState(this.store, st.state);
       try {
         next = await plan.execute!(st.state, (text) => this.output(n, text));
+        await markBuilt(this.store.images, next.stored!, 'intermediate');
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         throw new LayerfsError(err instanceof LayerfsError ? err.code : 'RUNTIME', `${at}: step #${n} ${plan.display}: ${msg}`, { cause: err });
@@ -267,7 +293,8 @@ export class Builder {
     st.rebuilt = `step #${n}`;
     const seconds = (Date.now() - started) / 1000;
     this.o.progress(`#${n} DONE ${seconds.toFixed(1)}s`);
-    this.steps.push({ n, stage: st.label, text: plan.display, cached: false, reason, seconds });
+    const layer = plan.metadata ? undefined : await this.producedLayer(next);
+    this.steps.push({ n, stage: st.label, text: plan.display, cached: false, reason, seconds, ...(layer ? { layer } : {}) });
   }
 
   private output(n: number, text: string): void {

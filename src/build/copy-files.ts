@@ -20,8 +20,11 @@ import { resolveInRootfs } from '../sandbox/rootfs-path.js';
 
 const run = promisify(execFile);
 
-/** One thing to copy: a host path, or a heredoc's text. */
-export type CopyItem = { kind: 'path'; abs: string; isDir: boolean } | { kind: 'heredoc'; name: string; content: string };
+/** One thing to copy: a host path, a heredoc's text, or a file ADD downloaded. */
+export type CopyItem =
+  | { kind: 'path'; abs: string; isDir: boolean }
+  | { kind: 'heredoc'; name: string; content: string }
+  | { kind: 'download'; url: string; name: string; abs: string; digest: string; mtime?: Date };
 
 /** How to copy. */
 export interface CopySpec {
@@ -107,12 +110,15 @@ export async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
   const destSt = await lstatOrUndefined(destHost);
   const intoDir = destDir || !!destSt?.isDirectory();
   for (const item of spec.items) {
-    if (item.kind === 'heredoc') {
+    if (item.kind === 'heredoc' || item.kind === 'download') {
       const target = intoDir ? join(await ensureDir(rootfs, spec.dest), item.name) : join(await ensureDir(rootfs, posix.dirname(spec.dest)), basename(spec.dest));
       await rm(target, { recursive: true, force: true });
-      await writeFile(target, item.content);
+      if (item.kind === 'heredoc') await writeFile(target, item.content);
+      else await copyFile(item.abs, target);
       await lchown(target, spec.owner?.uid ?? 0, spec.owner?.gid ?? 0);
-      await chmod(target, spec.chmod ?? 0o644);
+      // Docker: a heredoc file is 644, a downloaded one 600; --chmod replaces either.
+      await chmod(target, spec.chmod ?? (item.kind === 'heredoc' ? 0o644 : 0o600));
+      if (item.kind === 'download' && item.mtime) await utimes(target, item.mtime, item.mtime);
       continue;
     }
     if (item.isDir) {

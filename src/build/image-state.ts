@@ -12,6 +12,7 @@ import { LayerfsError } from '../core/errors.js';
 import { MediaType, parseManifest, type Descriptor, type HistoryEntry } from '../image/oci-types.js';
 import { hostPlatform } from '../image/platform.js';
 import { fullString, parseReference } from '../image/reference.js';
+import { markBuilt } from '../store/build-marks.js';
 import { loadImages } from '../store/image-loader.js';
 import { stagingName } from '../store/store-paths.js';
 import type { Store } from '../store/store.js';
@@ -78,7 +79,8 @@ export async function stateOfImage(store: Store, id: Digest): Promise<ImageState
 /** Whether every layer of a state is still in the store (a cache entry is usable only then). */
 export async function layersPresent(store: Store, s: ImageState): Promise<boolean> {
   for (const chain of chainIds(configOf(s).rootfs.diff_ids as never)) {
-    if (!(await store.layers.get(chain))) return false;
+    // A damaged entry counts as absent: the build then loads the layer again, which repairs it.
+    if (!(await store.layers.get(chain).catch(() => undefined))) return false;
   }
   for (const l of s.layers) if (!(await store.blobs.has(l.digest))) return false;
   return true;
@@ -89,7 +91,10 @@ export function buildDir(store: Store): string {
   return `${store.paths.root}/build-cache`;
 }
 
-/** Stores a state as an image (tagged `reference` if given); returns the state with its id. */
+/**
+ * Stores a state as an image (tagged `reference` if given); returns the state with its id.
+ * An image stored here without a reference is an intermediate of the build cache.
+ */
 export async function storeState(store: Store, s: ImageState, reference?: string): Promise<ImageState> {
   const id = idOf(s);
   const ref = reference ? parseReference(reference) : undefined;
@@ -120,6 +125,7 @@ export async function storeState(store: Store, s: ImageState, reference?: string
     await writeFile(`${layout}/index.json`, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [desc] }));
     await writeFile(`${layout}/oci-layout`, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     await loadImages(store, { input: layout });
+    if (!ref) await markBuilt(store.images, id, 'intermediate');
     return { ...s, stored: id };
   } finally {
     await rm(layout, { recursive: true, force: true });

@@ -5,16 +5,21 @@
  * hit costs only the hashing of the step's own sources.
  */
 import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { posix, relative } from 'node:path';
+import { stagingName } from '../store/store-paths.js';
 import type { Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { BuildOptions } from './builder.js';
-import { BuildContext, type Source, type SourcesDigest } from './build-context.js';
+import { baseImage } from './base-image.js';
+import { BuildContext, MAX_FILES_NAMED, type Source, type SourcesDigest } from './build-context.js';
+import type { DigestCache } from './digest-cache.js';
 import type { CopyItem } from './copy-files.js';
 import { copyStep, withMountedImage } from './copy-step.js';
 import type { Instruction } from './dockerfile.js';
-import { storeState, type ImageState } from './image-state.js';
+import { buildDir, storeState, type ImageState } from './image-state.js';
+import { download, isUrl, parseChecksum } from './remote-source.js';
 import { applyMetadata, shellOf, type RunConfig } from './metadata.js';
 import { runStep } from './run-step.js';
 import { jsonForm, processWord, processWords, type LexOptions, type Vars } from './shell-words.js';
@@ -42,7 +47,23 @@ export class StepRunner {
     private readonly o: BuildOptions,
     private readonly lex: LexOptions,
     private readonly stageLookup: StageLookup,
+    /** Content hashes of context files by stat (only for the build context, not images). */
+    private readonly digests?: DigestCache,
   ) {}
+
+  private downloadDir: string | undefined;
+
+  /** This build's folder for ADD downloads (a staging name: a crashed build's is cleared). */
+  private downloads(): string {
+    this.downloadDir ??= `${buildDir(this.store)}/${stagingName()}`;
+    return this.downloadDir;
+  }
+
+  /** At the end of a build: removes what planning downloaded, saves what hashing learned. */
+  async cleanup(): Promise<void> {
+    if (this.downloadDir) await rm(this.downloadDir, { recursive: true, force: true });
+    if (this.o.context.root) await this.digests?.save(this.o.context.root);
+  }
 
   /** Plans `ins` in stage `st` whose run config is `config` and variables `vars`. */
   async plan(st: StageRun, ins: Instruction, config: RunConfig, vars: Vars): Promise<StepPlan> {
@@ -117,15 +138,24 @@ export class StepRunner {
     }
     const chown = flag('chown');
     const from = flag('from');
-    for (const s of srcWords) if (/^[a-z]+:\/\//i.test(s)) throw new LayerfsError('INVALID_ARGUMENT', `${what} ${s}: remote sources are not supported (layerfs build has no network access)`);
+    const urlWords = srcWords.filter(isUrl);
+    if (urlWords.length && what === 'COPY') throw new LayerfsError('INVALID_ARGUMENT', `COPY ${urlWords[0]}: COPY takes no URLs (ADD does)`);
+    if (urlWords.length && !this.o.allowNetwork) throw new LayerfsError('INVALID_ARGUMENT', `ADD ${urlWords[0]}: a build reaches the network only with --allow-network`, { hint: 'build with --allow-network, and pin the file with ADD --checksum=sha256:…' });
+    const checksumText = flag('checksum');
+    if (checksumText !== undefined && (urlWords.length !== 1 || srcWords.length !== 1)) throw new LayerfsError('INVALID_ARGUMENT', 'ADD --checksum needs exactly one source, a URL');
+    const checksum = checksumText === undefined ? undefined : parseChecksum(checksumText);
 
-    // Heredoc sources are files named by their delimiter.
-    const heredocItems: CopyItem[] = [];
+    // Downloads (ADD URL) and heredoc sources (files named by their delimiter).
+    const fileItems: CopyItem[] = [];
     const pathWords: string[] = [];
-    for (const w of srcWords) {
+    for (const url of urlWords) {
+      const f = await download(url, this.downloads(), checksum, this.o.signal);
+      fileItems.push({ kind: 'download', url: f.url, name: f.name, abs: f.path, digest: f.digest, ...(f.mtime ? { mtime: f.mtime } : {}) });
+    }
+    for (const w of srcWords.filter((x) => !isUrl(x))) {
       const m = /^<<-?["']?([A-Za-z_][A-Za-z0-9_]*)["']?$/.exec(w);
       const h = m ? ins.heredocs.find((x) => x.name === m[1]) : undefined;
-      if (h) heredocItems.push({ kind: 'heredoc', name: h.name, content: h.expand ? processWord(h.body, vars, { ...this.lex, escape: '\0' }) : h.body });
+      if (h) fileItems.push({ kind: 'heredoc', name: h.name, content: h.expand ? processWord(h.body, vars, { ...this.lex, escape: '\0' }) : h.body });
       else pathWords.push(w);
     }
 
@@ -135,18 +165,17 @@ export class StepRunner {
       if (stage) {
         fromImage = (await storeState(this.store, stage.state)).stored;
       } else {
-        try {
-          fromImage = await this.store.resolveImage(from);
-        } catch (err) {
-          throw new LayerfsError('NOT_FOUND', `${what} --from=${from}: no stage or image of that name`, { cause: err });
-        }
+        fromImage = await baseImage(this.store, from, this.o.pull, `${what} --from=${from} (not a stage; as an image)`, this.o.progress);
       }
     }
 
     const resolveAndDigest = async (ctx: BuildContext): Promise<{ sources: Source[]; digest: SourcesDigest }> => {
       const sources = pathWords.length ? await ctx.resolve(pathWords, what) : [];
-      const digest = await ctx.digestSources(sources);
-      for (const h of heredocItems) if (h.kind === 'heredoc') digest.files[`<<${h.name}`] = createHash('sha256').update(h.content).digest('hex').slice(0, 16);
+      const digest = await ctx.digestSources(sources, MAX_FILES_NAMED, ctx === this.o.context ? this.digests : undefined);
+      for (const h of fileItems) {
+        if (h.kind === 'heredoc') digest.files[`<<${h.name}`] = createHash('sha256').update(h.content).digest('hex').slice(0, 16);
+        if (h.kind === 'download') digest.files[h.url] = h.digest.slice(7, 23);
+      }
       digest.digest = `sha256:${createHash('sha256').update(JSON.stringify(digest.files)).update(digest.digest).digest('hex')}`;
       return { sources, digest };
     };
@@ -160,8 +189,8 @@ export class StepRunner {
     } else {
       digest = (await resolveAndDigest(this.o.context)).digest;
     }
-    const forceDir = pathWords.length + heredocItems.length > 1 || pathWords.some((w) => /[*?[]/.test(w));
-    const flagText = [from !== undefined ? `--from=${from}` : '', chown !== undefined ? `--chown=${chown}` : '', chmodText !== undefined ? `--chmod=${chmodText}` : ''].filter(Boolean).join(' ');
+    const forceDir = pathWords.length + fileItems.length > 1 || pathWords.some((w) => /[*?[]/.test(w));
+    const flagText = [from !== undefined ? `--from=${from}` : '', checksumText !== undefined ? `--checksum=${checksumText}` : '', chown !== undefined ? `--chown=${chown}` : '', chmodText !== undefined ? `--chmod=${chmodText}` : ''].filter(Boolean).join(' ');
     const display = `${what} ${flagText ? flagText + ' ' : ''}${srcWords.join(' ')} ${destWord}`;
     // --from sources count by content (the digest below), not by the image they came from:
     // a stage rebuilt into the same files leaves this step cached, as in BuildKit.
@@ -171,7 +200,7 @@ export class StepRunner {
     const execute = async (parent: ImageState): Promise<ImageState> => {
       const run = async (srcCtx: BuildContext, excluded?: (abs: string) => boolean): Promise<ImageState> => {
         const sources = pathWords.length ? await srcCtx.resolve(pathWords, what) : [];
-        const items: CopyItem[] = [...sources.map((s): CopyItem => ({ kind: 'path', abs: s.abs, isDir: s.stat.isDirectory() })), ...heredocItems];
+        const items: CopyItem[] = [...sources.map((s): CopyItem => ({ kind: 'path', abs: s.abs, isDir: s.stat.isDirectory() })), ...fileItems];
         return copyStep(this.store, {
           parent,
           spec: { items, dest, forceDir, chmod, extract: what === 'ADD' && !fromImage, ...(excluded ? { excluded } : {}) },

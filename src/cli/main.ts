@@ -22,7 +22,7 @@ export function buildProgram(): Command {
   const program = new Command('layerfs')
     .description('A union-filesystem runtime for container images, served over FUSE')
     .version(`layerfs version ${version()}`, '-v, --version', 'print the version')
-    .option('--root <dir>', 'store root (default: $LAYERFS_ROOT or /var/lib/layerfs)')
+    .option('--root <dir>', 'store root (default: $LAYERFS_ROOT, else /var/lib/layerfs for root, $XDG_DATA_HOME/layerfs (~/.local/share/layerfs) for other users)')
     // A parse error is one line and a pointer to the verb's help (printed by main), as
     // docker does; the whole help after every typo buries the line that matters.
     .configureOutput({ outputError: () => undefined })

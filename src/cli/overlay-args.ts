@@ -10,6 +10,7 @@
  */
 import { resolve } from 'node:path';
 import { LayerfsError } from '../core/errors.js';
+import { parseEngine, type EngineName } from '../fuse/engine-choice.js';
 
 export interface OverlayArgs {
   lowerDirs: string[];
@@ -20,6 +21,8 @@ export interface OverlayArgs {
   mountpoint: string;
   foreground: boolean;
   readOnly: boolean;
+  /** `engine=layerfs|fuse-native`: the FUSE engine (src/fuse/engine-choice.ts). */
+  engine?: EngineName;
   /** Options passed on to libfuse unchanged. */
   fuseOptions: string[];
   /** One line per option that was ignored. */
@@ -73,6 +76,7 @@ export function parseOverlayArgs(argv: string[], cwd = process.cwd()): OverlayAr
     else if (key === 'upperdir') out.upperDir = resolve(cwd, value);
     else if (key === 'workdir') out.workDir = resolve(cwd, value);
     else if (key === 'layerfs_index') out.indexCache = resolve(cwd, value);
+    else if (key === 'engine') out.engine = parseEngine(value, '-o engine=');
     else if (PASSED.has(key)) {
       out.fuseOptions.push(opt);
       if (key === 'ro') out.readOnly = true;

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runtimeDir } from '../core/user-dirs.js';
 import { launchUnionMount, mountProcessEntry } from '../supervisor/mount-launcher.js';
 import { exitCodeFor, printError } from './exit-codes.js';
 import { parseOverlayArgs } from './overlay-args.js';
@@ -21,14 +22,16 @@ async function main(): Promise<number> {
     ...(args.indexCache ? { indexCache: args.indexCache } : {}),
     ...(args.upperDir && args.workDir && !args.readOnly ? { upperDir: args.upperDir, workDir: args.workDir } : {}),
     fsname: 'layerfs',
+    ...(args.engine ? { engine: args.engine } : {}),
     extraOptions: args.fuseOptions,
   };
   if (args.foreground) {
     const child = spawn(process.execPath, [mountProcessEntry(), JSON.stringify(config)], { stdio: 'inherit' });
     return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
   }
-  const logDir = '/run/layerfs';
-  await mkdir(logDir, { recursive: true });
+  // /run/layerfs for root, $XDG_RUNTIME_DIR/layerfs for a rootless podman or buildah.
+  const logDir = runtimeDir();
+  await mkdir(logDir, { recursive: true, mode: 0o700 });
   const logFile = join(logDir, `overlay-${Buffer.from(args.mountpoint).toString('base64url').slice(-40)}.log`);
   await launchUnionMount(config, logFile);
   return 0;

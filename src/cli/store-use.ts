@@ -11,7 +11,8 @@
  */
 import type { Command } from 'commander';
 import { LayerfsError } from '../core/errors.js';
-import { DEFAULT_ROOT, resolveRoot } from '../store/store-paths.js';
+import { defaultStoreRoot } from '../core/user-dirs.js';
+import { resolveRoot } from '../store/store-paths.js';
 import { Store } from '../store/store.js';
 
 export type StoreUse = 'create' | 'existing' | 'none';
@@ -33,6 +34,8 @@ export const STORE_USE: Readonly<Record<string, StoreUse>> = {
   prune: 'existing',
   'system df': 'existing',
   check: 'existing',
+  'builder prune': 'existing',
+  'builder du': 'existing',
   mount: 'existing',
   umount: 'existing',
   ps: 'existing',
@@ -82,7 +85,7 @@ export function openStore(cmd: Command): Promise<Store> {
   const use = storeUseOf(cmd);
   if (use === 'none') throw new LayerfsError('FAILED_PRECONDITION', `internal: ${verbName(cmd)} does not use the store`);
   const root = resolveRoot((cmd.optsWithGlobals() as { root?: string }).root);
-  const create = use === 'create' || root === DEFAULT_ROOT;
+  const create = use === 'create' || root === defaultStoreRoot();
   let p = opened.get(root);
   if (!p) {
     p = Store.open(root, { create });

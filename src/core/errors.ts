@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'RUNTIME'
   | 'REGISTRY'
   | 'UNAUTHORIZED'
+  /** Store metadata or a layer cache that cannot be read as written; `layerfs check` diagnoses it. */
+  | 'DAMAGED'
   | 'IO';
 
 /** errno names layerfs replies with; values are Linux's. */

@@ -42,6 +42,12 @@ export interface FileStat {
   atime: Timespec;
   mtime: Timespec;
   ctime: Timespec;
+  /**
+   * This name shares its object with other names only until a copy-up gives it an inode
+   * of its own (a hard link in a read-only layer): a server that gives the kernel one
+   * inode per object gives each such name its own, as the kernel's overlayfs does.
+   */
+  perName?: boolean;
 }
 
 export interface StatFs {
@@ -97,9 +103,14 @@ export interface PathFilesystem {
   link(existing: string, newPath: string, caller: Caller): Promise<void>;
   rename(from: string, to: string, flags: number, caller: Caller): Promise<void>;
   setxattr(path: string, name: string, value: Buffer, flags: number, caller: Caller): Promise<void>;
-  /** Resolves null when the attribute does not exist (ENODATA). */
-  getxattr(path: string, name: string): Promise<Buffer | null>;
-  listxattr(path: string): Promise<string[]>;
+  /**
+   * Resolves null when the attribute does not exist (ENODATA). `caller`, when given, is
+   * who asks: a filesystem hides what the kernel would hide from it (`trusted.*` without
+   * CAP_SYS_ADMIN, union/caller-privilege.ts). A server must pass it; omitted = privileged.
+   */
+  getxattr(path: string, name: string, caller?: Caller): Promise<Buffer | null>;
+  /** Names as the caller may see them (see getxattr on `caller`). */
+  listxattr(path: string, caller?: Caller): Promise<string[]>;
   removexattr(path: string, name: string, caller: Caller): Promise<void>;
   statfs(path: string): Promise<StatFs>;
   /**

@@ -32,3 +32,11 @@ export function toNegativeErrno(err: unknown): number {
   }
   return -Errno.EIO;
 }
+
+/**
+ * Whether a failure that answered `errno` is worth a line in the mount log: an EIO that is
+ * not a damaged layer (DAMAGED was logged once, with its layer, by the filesystem).
+ */
+export function isUnexpectedFailure(err: unknown, errno: number): boolean {
+  return errno === -Errno.EIO && !(err instanceof LayerfsError && err.code === 'DAMAGED');
+}

@@ -6,8 +6,8 @@
 import { LayerfsError } from '../core/errors.js';
 import type { Caller, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
 import { loadFuseNative, type NativeFuse, type NativeOps } from '../sys/fuse-native.js';
-import { toNegativeErrno } from './errno.js';
-import { mountOptions, type MountOptionChoices } from './mount-options.js';
+import { isUnexpectedFailure, toNegativeErrno } from './errno.js';
+import { allowOtherPermitted, mountOptions, type MountOptionChoices } from './mount-options.js';
 import { nativeMirror } from './native-mirror.js';
 
 export interface ServeOptions extends Partial<MountOptionChoices> {
@@ -54,7 +54,7 @@ export async function serveFilesystem(
     }
     promise.then(reply, (err: unknown) => {
       const errno = toNegativeErrno(err);
-      if (errno === -5 && report) report(err, op);
+      if (report && isUnexpectedFailure(err, errno)) report(err, op);
       cb(errno);
     });
   }
@@ -157,9 +157,14 @@ export async function serveFilesystem(
       const copy = Buffer.from(value);
       answer('setxattr', cb, () => filesystem.setxattr(path, name, copy, flags, who), ok(cb));
     },
-    getxattr: (path: string, name: string, _position: number, cb: NativeCb) =>
-      answer('getxattr', cb, () => filesystem.getxattr(path, name), (v: Buffer | null) => cb(0, v)),
-    listxattr: (path: string, cb: NativeCb) => answer('listxattr', cb, () => filesystem.listxattr(path), (names: string[]) => cb(0, names)),
+    getxattr: (path: string, name: string, _position: number, cb: NativeCb) => {
+      const who = caller();
+      answer('getxattr', cb, () => filesystem.getxattr(path, name, who), (v: Buffer | null) => cb(0, v));
+    },
+    listxattr: (path: string, cb: NativeCb) => {
+      const who = caller();
+      answer('listxattr', cb, () => filesystem.listxattr(path, who), (names: string[]) => cb(0, names));
+    },
     removexattr: (path: string, name: string, cb: NativeCb) => {
       const who = caller();
       answer('removexattr', cb, () => filesystem.removexattr(path, name, who), ok(cb));
@@ -178,7 +183,7 @@ export async function serveFilesystem(
   }
 
   native = new Fuse(mountpoint, ops, {
-    options: mountOptions({ fsname: options.fsname ?? 'layerfs', allowOther: options.allowOther ?? true, extra: options.extra ?? [] }),
+    options: mountOptions({ fsname: options.fsname ?? 'layerfs', allowOther: options.allowOther ?? allowOtherPermitted(), extra: options.extra ?? [] }),
     onHandlerError: (err, op) => report?.(err, op),
     fastPath: useFastPath && filesystem.attachMirror !== undefined,
     // close(2) has returned by the time RELEASE arrives and nobody sees its answer: the

@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { isRootless } from '../core/user-dirs.js';
+
 /**
  * The libfuse options every layerfs mount uses, each with its reason. native-notes/
  * mount-options.md is the long form; keep the two in step.
@@ -9,6 +12,23 @@ export interface MountOptionChoices {
   allowOther: boolean;
   /** Extra raw libfuse options, appended last (a later option wins in libfuse). */
   extra?: string[];
+}
+
+/**
+ * Whether this process may mount with allow_other: root always; an ordinary user only
+ * when /etc/fuse.conf has `user_allow_other` (fusermount3 refuses the option otherwise).
+ * Without it, a rootless mount is reachable by the user's own uid only — which is what a
+ * rootless container's root is; its other uids (subordinate ids) get EACCES.
+ */
+export function allowOtherPermitted(conf = '/etc/fuse.conf'): boolean {
+  if (!isRootless()) return true;
+  let text = '';
+  try {
+    text = readFileSync(conf, 'utf8');
+  } catch {
+    return false;
+  }
+  return text.split('\n').some((l) => l.trim() === 'user_allow_other');
 }
 
 /** How long the kernel may trust a lookup or attributes it got from layerfs. */

@@ -3,6 +3,7 @@
  * the mount process as one JSON argument.
  */
 import { LayerfsError } from '../core/errors.js';
+import { parseEngine, type EngineName } from './engine-choice.js';
 
 export interface UnionMountConfig {
   mountpoint: string;
@@ -28,6 +29,13 @@ export interface UnionMountConfig {
    * with overlayfs `volatile`). Default false: copied-up data is on disk before it shows.
    */
   volatile?: boolean;
+  /**
+   * Where to record the first damage the mount finds (a layer file that disagrees with
+   * the index: store/damage-record.ts); the supervisor passes `containers/<id>/damage.json`.
+   */
+  damageFile?: string;
+  /** Which engine serves the mount (src/fuse/engine-choice.ts); absent: LAYERFS_ENGINE or the default. */
+  engine?: EngineName;
 }
 
 export function parseUnionMountConfig(json: string): UnionMountConfig {
@@ -47,6 +55,10 @@ export function parseUnionMountConfig(json: string): UnionMountConfig {
   if (o.volatile !== undefined && typeof o.volatile !== 'boolean') {
     throw new LayerfsError('INVALID_ARGUMENT', 'volatile must be true or false');
   }
+  if (o.damageFile !== undefined && (typeof o.damageFile !== 'string' || o.damageFile === '')) {
+    throw new LayerfsError('INVALID_ARGUMENT', 'damageFile must be a file path');
+  }
+  if (o.engine !== undefined) parseEngine(String(o.engine), 'the mount config');
   if ((o.upperDir === undefined) !== (o.workDir === undefined)) {
     throw new LayerfsError('INVALID_ARGUMENT', 'upperDir and workDir go together');
   }

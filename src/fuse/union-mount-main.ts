@@ -6,8 +6,11 @@
  * a call on its own mountpoint (it would deadlock against itself).
  */
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
+import { writeDamage } from '../store/damage-record.js';
 import { mountsAt } from '../sys/mount-table.js';
 import { UnionFilesystem } from '../union/union-fs.js';
+import { serveWithEngine, type EngineMount } from '../engine/engine-server.js';
+import { chooseEngine } from './engine-choice.js';
 import { serveFilesystem } from './fuse-server.js';
 import { parseUnionMountConfig } from './union-mount-config.js';
 
@@ -22,14 +25,25 @@ async function main(): Promise<void> {
   const config = parseUnionMountConfig(args[0] ?? '');
 
   const traceFile = process.env.LAYERFS_TRACE_OPS || undefined;
+  let damageRecorded = false;
   const filesystem = await UnionFilesystem.open({
     lowerDirs: config.lowerDirs,
     upperDir: config.upperDir,
     workDir: config.workDir,
     indexCache: config.indexCache,
     volatile: config.volatile === true,
+    // Once per damaged path: the layer and path to the mount log, the first one to damage.json.
+    onDamage: (d) => {
+      log(`damaged layer ${d.layer}: ${JSON.stringify(d.path)}: ${d.reason}; answering EIO (\`layerfs check --repair\` re-extracts the layer)`);
+      if (config.damageFile !== undefined && !damageRecorded) {
+        damageRecorded = true;
+        writeDamage(config.damageFile, { ...d, at: new Date().toISOString() }).catch((err: unknown) => log(`cannot write ${config.damageFile}: ${(err as Error).message}`));
+      }
+    },
   });
-  const mount = await serveFilesystem(filesystem, config.mountpoint, {
+  const engine = chooseEngine(config.engine);
+  const serve = engine === 'layerfs' ? serveWithEngine : serveFilesystem;
+  const mount = await serve(filesystem, config.mountpoint, {
     fsname: config.fsname ?? 'layerfs',
     extra: config.extraOptions ?? [],
     onUnexpectedError: (err, op) => log(`${op}: ${(err as Error)?.stack ?? String(err)}`),
@@ -54,6 +68,9 @@ async function main(): Promise<void> {
     );
   };
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => stop(s));
+  // SIGUSR2 logs the requests the layerfs engine received (scripts/bench counts READ/WRITE).
+  const counts = (mount as Partial<EngineMount>).requestCounts;
+  if (counts) process.on('SIGUSR2', () => log(`request counts ${JSON.stringify(Object.fromEntries(counts))}`));
 
   // `umount` by someone else ends libfuse's loop but not this process: notice and exit,
   // so no server lingers without a mount.
@@ -72,7 +89,7 @@ async function main(): Promise<void> {
   if (readyFd !== 1) closeSync(readyFd);
   const origin = filesystem.view.index.origin;
   const indexNote = origin.loaded ? 'index from cache' : `index built${origin.reason ? ` (${origin.reason})` : ''}${origin.writeError ? `, not cached: ${origin.writeError}` : ''}`;
-  log(`serving ${config.mountpoint} (${config.lowerDirs.length} lower, ${config.upperDir ? (config.volatile ? 'writable, volatile' : 'writable') : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote})`);
+  log(`serving ${config.mountpoint} with ${engine} (${config.lowerDirs.length} lower, ${config.upperDir ? (config.volatile ? 'writable, volatile' : 'writable') : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote}${engine === 'layerfs' ? `, passthrough ${(mount as EngineMount).passthrough ? 'on' : 'off'}` : ''})`);
 }
 
 // The handlers answer every op themselves; anything that still escapes is logged, never

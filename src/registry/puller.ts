@@ -85,7 +85,8 @@ export async function pullImage(store: Store, refString: string, opts: PullOptio
     for (const [i, d] of m.layers.entries()) {
       const chain = chainIdOf(parent, config.rootfs.diff_ids[i]!);
       parent = chain;
-      const existing = await store.layers.get(chain);
+      // A damaged entry counts as absent: the blob is fetched and the load re-extracts it.
+      const existing = await store.layers.get(chain).catch(() => undefined);
       if (existing?.blobs.includes(d.digest) && (await store.blobs.has(d.digest))) {
         layerFiles.set(d.digest, store.paths.blob(d.digest));
         emit({ type: 'layer', id: layerId(d.digest), status: 'Already exists' });

@@ -10,6 +10,7 @@
 import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { lgetxattr } from '../sys/native.js';
+import { OPAQUE_XATTR } from '../union/overlay-format.js';
 import { defaultMounts } from './docker-defaults.js';
 
 /** Mount destinations of a RUN container, deepest first. */
@@ -39,7 +40,7 @@ async function removeIdleCopyUp(upperDir: string, lowerDirs: string[], rel: stri
   const below = await inLowers(lowerDirs, rel);
   if (!st?.isDirectory() || !below?.isDirectory() || (await readdir(host)).length > 0) return;
   if (st.mode !== below.mode || st.uid !== below.uid || st.gid !== below.gid) return;
-  if ((await lgetxattr(host, 'trusted.overlay.opaque').catch(() => null)) !== null) return;
+  if ((await lgetxattr(host, OPAQUE_XATTR).catch(() => null)) !== null) return;
   await rmdir(host);
 }
 

@@ -1,7 +1,8 @@
 /**
  * An OCI runtime binary (runc, or crun which takes the same commands), with its state
- * kept under the store root (`<root>/runtime/<name>`) so it never mixes with the host's
- * own runc state. Its errors go to a JSON log file we read back: that is how a failed
+ * kept in the store's runtime folder (`<root>/runtime/<name>` for root, under
+ * $XDG_RUNTIME_DIR/layerfs for an ordinary user: core/user-dirs.ts) so it never mixes
+ * with the host's own runc state. Its errors go to a JSON log file we read back: that is how a failed
  * start ("executable file not found") becomes one clear line and Docker's exit code.
  */
 import { execFile } from 'node:child_process';
@@ -9,6 +10,7 @@ import { access, constants, readFile, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { LayerfsError } from '../core/errors.js';
+import { storeRuntimeDir } from '../core/user-dirs.js';
 import type { RuntimeName } from './run-options.js';
 
 const run = promisify(execFile);
@@ -48,7 +50,7 @@ export class OciRuntime {
     if (!binary) {
       throw new LayerfsError('FAILED_PRECONDITION', `the OCI runtime ${name} is not installed (not found in PATH)`, { hint: `install it (apt-get install ${name}) or choose another with --runtime` });
     }
-    return new OciRuntime(name, binary, join(storeRoot, 'runtime', name));
+    return new OciRuntime(name, binary, join(storeRuntimeDir(storeRoot), name));
   }
 
   /** Global flags: our state root and a JSON error log. */

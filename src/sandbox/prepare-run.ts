@@ -8,6 +8,9 @@
 import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname } from 'node:os';
 import { LayerfsError } from '../core/errors.js';
+import { isRootless } from '../core/user-dirs.js';
+import { ownMapping } from '../userns/id-map.js';
+import { rootlessLimitsError, rootlessSpec } from './rootless-spec.js';
 import type { Store } from '../store/store.js';
 import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
 import { Supervisor } from '../supervisor/supervisor.js';
@@ -41,6 +44,11 @@ async function swapAccounting(): Promise<boolean> {
 /** Creates and prepares a run container; see the module comment. */
 export async function prepareRun(store: Store, o: RunOptions): Promise<PreparedRun> {
   checkRunOptions(o);
+  const rootless = isRootless();
+  if (rootless) {
+    const refused = rootlessLimitsError(o);
+    if (refused) throw refused;
+  }
   const runtime = await OciRuntime.locate(o.runtime, store.paths.root);
   const imageId = await store.resolveImage(o.imageRef);
   const image = imageRunConfig((await store.images.config(imageId)).config.config);
@@ -94,8 +102,10 @@ export async function prepareRun(store: Store, o: RunOptions): Promise<PreparedR
       ...(o.memory !== undefined ? { memory: o.memory, swapAccounting: await swapAccounting() } : {}),
       ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
     });
+    // An ordinary user's container runs in a user namespace mapped as the store's layers.
+    const final = rootless ? rootlessSpec(spec, ownMapping(), process.getuid!(), process.getgid!()) : spec;
     const tmp = `${p.spec}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(spec, null, 2) + '\n');
+    await writeFile(tmp, JSON.stringify(final, null, 2) + '\n');
     await rename(tmp, p.spec);
     return { storeRoot: store.paths.root, supervisor, record, dir, runtime, state };
   } catch (err) {

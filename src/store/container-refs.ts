@@ -3,8 +3,9 @@
  * `<root>/containers/<id>/`. The store does not own those records; it only needs the image
  * id each one references, so it reads every `*.json` file at the top of each container
  * folder and takes the first image-id-looking field (`image`, `imageId`, `Image`, `ImageID`).
- * Unreadable records count as "in use by something unknown" only for that container's own
- * image field, i.e. they are skipped: a damaged record must not block all of prune.
+ * A container folder where no record names an image is returned in `unreadable`: which
+ * image it uses is unknown, so prune deletes no layer while it exists (`layerfs check
+ * --repair` clears such a folder).
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { isDigestString, parseDigest, type Digest } from '../core/digest.js';
@@ -13,14 +14,15 @@ import type { StorePaths } from './store-paths.js';
 
 const KEYS = ['image', 'imageId', 'Image', 'ImageID', 'imageID'];
 
-/** Container id → image id, for every container record that names an image. */
-export async function containerImages(paths: StorePaths): Promise<Map<string, Digest>> {
+/** Container id → image id for every container record that names an image; folders without one. */
+export async function containerImages(paths: StorePaths): Promise<{ images: Map<string, Digest>; unreadable: string[] }> {
   const out = new Map<string, Digest>();
+  const unreadable: string[] = [];
   let ids: string[];
   try {
     ids = await readdir(paths.containersDir);
   } catch (err) {
-    if (hasErrnoCode(err, 'ENOENT')) return out;
+    if (hasErrnoCode(err, 'ENOENT')) return { images: out, unreadable };
     throw err;
   }
   for (const id of ids) {
@@ -28,7 +30,7 @@ export async function containerImages(paths: StorePaths): Promise<Map<string, Di
     try {
       files = (await readdir(`${paths.containersDir}/${id}`)).filter((f) => f.endsWith('.json'));
     } catch {
-      continue;
+      continue; // not a folder (or gone meanwhile)
     }
     for (const f of files) {
       try {
@@ -42,6 +44,7 @@ export async function containerImages(paths: StorePaths): Promise<Map<string, Di
         /* not a record we understand */
       }
     }
+    if (!out.has(id)) unreadable.push(`${paths.containersDir}/${id}`);
   }
-  return out;
+  return { images: out, unreadable };
 }

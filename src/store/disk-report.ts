@@ -56,7 +56,7 @@ export async function diskReport(store: Store, containers: Array<{ id: string; i
   }
 
   const referenced = new Set<Digest>();
-  for (const id of images) for (const b of await blobsOf(store, id)) referenced.add(b);
+  for (const id of images) for (const b of (await blobsOf(store, id)) ?? []) referenced.add(b);
   let blobSize = 0;
   let blobFree = 0;
   const blobs = await store.blobs.list();

@@ -2,10 +2,12 @@
  * `layerfs load`: brings every image of an archive into the store, all or nothing.
  *
  * Order of commits, each a rename: layer caches and their layerdb entries (bottom up, a
- * layer already present by chain id is reused — "Already exists"), blobs and manifests,
+ * layer already present by chain id is reused — "Already exists" — unless its entry is
+ * damaged or its cache is gone, then it is extracted again), blobs and manifests,
  * then image configs, then tags. If anything fails, what this load added is removed again,
  * so bad input leaves the store as it was. A load killed outright leaves only staging
- * names (cleared by the next command) and complete, unreferenced layers (`prune` removes them).
+ * names (cleared by the next command) and layer caches under a `.pending` marker, which the
+ * next command removes if their layerdb entry was never committed (layer-markers.ts).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
@@ -186,7 +188,8 @@ async function loadLayers(
       if (actual === undefined) throw new LayerfsError('INVALID_IMAGE', `${src.name}: layer blob ${d.digest} is missing`);
       if (actual !== d.size) throw new LayerfsError('DIGEST_MISMATCH', `layer blob ${d.digest}: ${actual} bytes, but its descriptor declares ${d.size}`);
     }
-    const existing = await store.layers.get(chain);
+    const found = await usableLayer(store, chain);
+    const existing = found.record;
     const haveBlob = d ? (await store.blobs.has(d.digest)) && existing?.blobs.includes(d.digest) : false;
     if (existing && haveBlob && d) {
       emit({ type: 'layer', diffId, status: 'Already exists' });
@@ -194,6 +197,7 @@ async function loadLayers(
     } else {
       const res = await ingestLayer(store.paths, store.blobs, await src.stream(layer.path), {
         diffId,
+        chainId: chain,
         extract: !existing,
         limits,
         ...(d ? { expectedDigest: d.digest, expectedSize: d.size } : {}),
@@ -205,15 +209,42 @@ async function loadLayers(
       } else {
         const rec: LayerRecord = { chainId: chain, diffId, size: res.size, cacheId: res.cacheId!, blobs: [res.blob] };
         if (parent) rec.parent = parent;
-        if (!(await store.layers.put(rec))) throw new LayerfsError('IO', `layer ${shortId(chain)} appeared while loading (store lock not honoured?)`);
-        added.layers.push(rec);
-        emit({ type: 'layer', diffId, status: 'Loaded' });
+        if (found.damaged) {
+          // The entry was there but unusable (unreadable, or its cache gone): replaced, and
+          // not rolled back on failure — the old one was no use either.
+          await store.layers.replace(rec, found.oldCacheId);
+          emit({ type: 'layer', diffId, status: 'Loaded' });
+        } else {
+          if (!(await store.layers.put(rec))) throw new LayerfsError('IO', `layer ${shortId(chain)} appeared while loading (store lock not honoured?)`);
+          added.layers.push(rec);
+          emit({ type: 'layer', diffId, status: 'Loaded' });
+        }
       }
       out.push({ digest: res.blob, size: res.blobSize, compression: res.compression });
     }
     parent = chain;
   }
   return out;
+}
+
+/**
+ * The stored layer of `chain` if it can be served: its entry reads and its cache folder is
+ * there. A damaged entry or a missing cache is reported as `damaged`, so the load extracts
+ * the layer again instead of saying "Already exists" over a layer that is gone.
+ */
+async function usableLayer(store: Store, chain: ChainId): Promise<{ record?: LayerRecord; damaged: boolean; oldCacheId?: string }> {
+  let rec: LayerRecord | undefined;
+  try {
+    rec = await store.layers.get(chain);
+  } catch (err) {
+    if (!(err instanceof LayerfsError && err.code === 'DAMAGED')) throw err;
+    const raw = await store.layers.rawCacheId(chain);
+    return { damaged: true, ...(raw.cacheId !== undefined ? { oldCacheId: raw.cacheId } : {}) };
+  }
+  if (!rec) return { damaged: false };
+  const cache = await stat(store.paths.diff(rec.cacheId)).catch(() => undefined);
+  if (!cache?.isDirectory()) return { damaged: true, oldCacheId: rec.cacheId };
+  return { record: rec, damaged: false };
 }
 
 function compressionOf(mediaType: string): Compression {

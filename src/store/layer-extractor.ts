@@ -16,7 +16,7 @@
  * because creating their children changes them.
  */
 import { createWriteStream } from 'node:fs';
-import { link, lchown, chmod, mkdir, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { constants as fsc } from 'node:fs';
@@ -26,7 +26,8 @@ import { toFsPath } from '../core/filesystem.js';
 import { baseOf, cleanLayerPath, parentOf } from '../core/safe-join.js';
 import { byteExactTarExtract } from '../image/tar-reader.js';
 import { isSparse, sparseName, writeSparse } from './sparse-file.js';
-import { checkXattrName, classifyName, OVERLAY_OPAQUE_XATTR, refuseLiteralWhiteout } from './whiteout-policy.js';
+import { applyOwnership, type ImageOwner, type OwnedKind, type OwnerMode } from './extract-ownership.js';
+import { checkXattrName, classifyName, opaqueXattr, refuseLiteralWhiteout, type OverlayXattrs } from './whiteout-policy.js';
 
 /** Entry chains in flight at once during an extraction. */
 const MAX_PENDING = 64;
@@ -51,6 +52,15 @@ export interface ExtractOptions {
   what: string;
   /** A tar entry claiming more bytes than this is refused. */
   maxEntrySize: number;
+  /** How image owners reach the disk (extract-ownership.ts); default 'chown'. */
+  owners?: OwnerMode;
+  /**
+   * Namespace of the opaque marker: 'trusted' (root's stores, the kernel overlayfs
+   * default) or 'user' (rootless stores: what overlayfs reads with `userxattr`, the only
+   * one an ordinary user may write). 'user' also keeps device nodes as regular files with
+   * an override (no CAP_MKNOD). Default 'trusted'.
+   */
+  overlayXattrs?: OverlayXattrs;
 }
 
 /** Parses a PAX time ("1700000000.123456789", possibly negative) into sec/nsec. */
@@ -86,6 +96,8 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
   const dirTimes = new Map<string, Times>();
   const opaque = new Set<string>();
   const stats: ExtractStats = { entries: 0, size: 0 };
+  const owners = opts.owners ?? 'chown';
+  const rootless = opts.overlayXattrs === 'user';
   const abs = (rel: string): Buffer => toFsPath(rel === '' ? dir : `${dir}/${rel}`);
 
   // Each entry's creation and metadata calls run as a background chain, up to MAX_PENDING
@@ -200,11 +212,14 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
 
       /** Creation deferred into the entry's background chain (small files, symlinks, nodes). */
       let create: (() => Promise<void>) | undefined;
+      const owner: ImageOwner = { uid, gid, mode };
+      let owned: OwnedKind = 'file';
       switch (h.type) {
         case 'directory':
           entry.resume();
           if (!created.has(rel)) await mkdir(p, 0o700);
           created.set(rel, 'dir');
+          owned = 'dir';
           dirTimes.set(rel, times);
           break;
         case 'file':
@@ -228,6 +243,7 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
           entry.resume();
           create = () => symlink(toFsPath(h.linkname ?? ''), p);
           created.set(rel, 'symlink');
+          owned = 'symlink';
           break;
         case 'link': {
           entry.resume();
@@ -250,7 +266,13 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
           if (h.type === 'character-device' && major === 0 && minor === 0) refuseLiteralWhiteout(name);
           const type = h.type === 'fifo' ? fsc.S_IFIFO : h.type === 'block-device' ? fsc.S_IFBLK : fsc.S_IFCHR;
           const dev = h.type === 'fifo' ? 0 : sys.makedev(major, minor);
-          create = () => sys.mknod(p, type | 0o600, dev);
+          if (rootless && h.type !== 'fifo') {
+            owner.device = { kind: h.type === 'block-device' ? 'block' : 'char', major, minor };
+            create = () => writeFile(p, '', { flag: 'wx', mode: 0o600 });
+          } else {
+            create = () => sys.mknod(p, type | 0o600, dev);
+            if (h.type === 'fifo') owned = 'fifo';
+          }
           created.set(rel, 'other');
           break;
         }
@@ -263,8 +285,7 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
       const type = h.type;
       await inBackground(rel, async () => {
         await create?.();
-        await lchown(p, uid, gid);
-        if (type !== 'symlink') await chmod(p, mode);
+        await applyOwnership(p, owned, owner, owners);
         for (const [xname, value] of xattrs) await sys.lsetxattr(p, xname, value, 0);
         if (type !== 'directory') await sys.utimens(p, times.atime, times.mtime);
       });
@@ -279,7 +300,8 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
     throw err instanceof LayerfsError ? err : wrapTarError(err, opts.what);
   }
 
-  for (const d of opaque) await sys.lsetxattr(abs(d), OVERLAY_OPAQUE_XATTR, Buffer.from('y'), 0);
+  const opaqueName = opaqueXattr(opts.overlayXattrs ?? 'trusted');
+  for (const d of opaque) await sys.lsetxattr(abs(d), opaqueName, Buffer.from('y'), 0);
   const dirs = [...dirTimes.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
   for (const [d, t] of dirs) await sys.utimens(abs(d), t.atime, t.mtime);
   return stats;

@@ -2,17 +2,19 @@
  * Ingests one layer blob into the store: the blob bytes are verified and kept under their
  * digest, the uncompressed stream is verified against the diff_id and extracted into a
  * staging folder `layers/tmp-…/diff`, which is renamed to `layers/<cache-id>` only when
- * everything checked out. The caller then commits the layerdb entry.
+ * everything checked out (after writing its `.pending` marker). The caller then commits the
+ * layerdb entry, which clears the marker.
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable } from 'node:stream';
-import { shortId, type DiffId, type Digest } from '../core/digest.js';
+import { shortId, type ChainId, type DiffId, type Digest } from '../core/digest.js';
 import { Decompressor, Verifier, type Compression } from '../image/layer-stream.js';
 import type { LoadLimits } from '../image/limits.js';
 import type { BlobStore } from './blob-store.js';
-import { extractLayer } from './layer-extractor.js';
+import { extractWithPrivilege, removeTree } from './layer-privilege.js';
 import { newCacheId } from './layer-db.js';
+import { writeMarker } from './layer-markers.js';
 import { stagingName, type StorePaths } from './store-paths.js';
 
 /** What ingesting a layer blob measured and produced. */
@@ -30,6 +32,8 @@ export interface IngestedLayer {
 /** Options for one layer. */
 export interface LayerIngestOptions {
   diffId: DiffId;
+  /** The chain the new cache is for; named in its `.pending` marker (layer-markers.ts). */
+  chainId: ChainId;
   expectedDigest?: Digest;
   expectedSize?: number;
   /** Extract into a new layer cache; false only verifies and keeps the blob. */
@@ -52,7 +56,7 @@ export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Read
       await mkdir(`${staging}/diff`, { recursive: true });
       const tar = raw.pipe(blobCheck).pipe(decompress).pipe(diffCheck);
       for (const s of [raw, blobCheck, decompress] as const) s.on('error', (e) => diffCheck.destroy(e));
-      const stats = await extractLayer(tar, Buffer.from(`${staging}/diff`).toString('latin1'), { what, maxEntrySize: opts.limits.maxLayerSize });
+      const stats = await extractWithPrivilege(tar, Buffer.from(`${staging}/diff`).toString('latin1'), { what, maxEntrySize: opts.limits.maxLayerSize });
       size = stats.size;
     } else {
       await pipeline(raw, blobCheck, decompress, diffCheck, new Writable({ write: (_c, _e, cb) => cb() }));
@@ -61,6 +65,9 @@ export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Read
     const blobCreated = await ingest.commit(blobCheck.measured.digest);
     if (opts.extract) {
       cacheId = newCacheId();
+      // Recorded before the cache gets its final name: a load killed before committing the
+      // layerdb entry leaves a cache the next command can prove is garbage.
+      await writeMarker(paths, 'pending', cacheId, opts.chainId);
       await rename(staging, paths.cache(cacheId));
     }
     const out: IngestedLayer = { blob: blobCheck.measured.digest, blobSize: blobCheck.measured.size, blobCreated, compression: decompress.compression ?? 'none', size };
@@ -69,7 +76,7 @@ export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Read
   } catch (err) {
     raw.destroy();
     await ingest.abort();
-    await rm(staging, { recursive: true, force: true });
+    await removeTree(staging);
     throw err;
   }
 }

@@ -1,14 +1,17 @@
 /**
  * Clears what an interrupted command left behind. Every write in the store goes to a
  * staging name (`tmp-<pid>-…`, or `.tmp-<pid>-…` for single files) and is renamed into place,
- * so leftovers are exactly: staging names, and layer caches no layerdb entry points to (a
- * load killed between renaming the cache and committing its layerdb entry). Runs under the
- * store lock, so no live writer can own any of them.
+ * so leftovers are exactly: staging names, and what a layer marker (layer-markers.ts) says
+ * an interrupted load or removal left. A layer cache no entry seems to point to is never
+ * removed here: only `prune`, with every entry readable, may (image-remover.ts). Runs under
+ * the store lock, so no live writer can own any of them.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { diskUsage } from '../core/disk-usage.js';
 import { hasErrnoCode } from '../core/errors.js';
 import type { LayerDb } from './layer-db.js';
+import { clearMarker, readMarkers } from './layer-markers.js';
+import { removeTree } from './layer-privilege.js';
 import type { StorePaths } from './store-paths.js';
 
 const STAGING = /^\.?tmp-\d+-[0-9a-f]+$/;
@@ -43,7 +46,8 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
   const report: CleanupReport = { entries: 0, bytes: 0 };
   const remove = async (path: string): Promise<void> => {
     report.bytes += (await diskUsage(path)).size;
-    await rm(path, { recursive: true, force: true });
+    // A rootless store's caches hold files of subordinate uids: removed inside the userns.
+    await removeTree(path);
     report.entries++;
   };
   const dirs = [
@@ -88,16 +92,34 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
   for (const n of await names(paths.tmpDir)) {
     await remove(`${paths.tmpDir}/${n}`);
   }
-  // Layer caches nothing points to.
-  const used = new Set<string>();
-  for (const c of await layers.list()) {
-    const rec = await layers.get(c).catch(() => undefined);
-    if (rec) used.add(rec.cacheId);
-  }
-  for (const n of await names(paths.layersDir)) {
-    if (/^[0-9a-f]{64}$/.test(n) && !used.has(n)) {
-      await remove(paths.cache(n));
-    }
-  }
+  await resolveMarkers(paths, layers, report);
   return report;
+}
+
+/**
+ * Acts on the layer markers of interrupted commands (layer-markers.ts). Only what a marker
+ * proves is garbage goes: a cache is never removed because nothing *seems* to use it — a
+ * layerdb entry that cannot be read may well be its owner.
+ */
+async function resolveMarkers(paths: StorePaths, layers: LayerDb, report: CleanupReport): Promise<void> {
+  for (const m of (await readMarkers(paths)).markers) {
+    if (m.pid !== process.pid && isAlive(m.pid)) continue; // its owner is still at work
+    if (m.kind === 'removing') {
+      report.bytes += (await diskUsage(paths.cache(m.cacheId))).size;
+      await layers.finishRemoval(m.chainId, m.cacheId);
+      report.entries++;
+      continue;
+    }
+    const entry = await layers.rawCacheId(m.chainId);
+    if (entry.present && entry.cacheId === m.cacheId) {
+      await clearMarker(paths, m.cacheId, 'pending'); // committed; only the marker was left
+    } else if (!entry.present || entry.cacheId !== undefined) {
+      // No entry for the chain, or one naming another cache: this cache was never committed.
+      report.bytes += (await diskUsage(paths.cache(m.cacheId))).size;
+      await removeTree(paths.cache(m.cacheId));
+      await clearMarker(paths, m.cacheId, 'pending');
+      report.entries++;
+    }
+    // else: the entry exists but its cache-id is unreadable — unprovable; `check` reports it.
+  }
 }

@@ -18,13 +18,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { digestHex, type ChainId, type Digest } from '../core/digest.js';
+import { defaultStoreRoot } from '../core/user-dirs.js';
 
-/** Default store root, as Docker's is /var/lib/docker. */
-export const DEFAULT_ROOT = '/var/lib/layerfs';
-
-/** The root from `--root`, else `LAYERFS_ROOT`, else the default. */
+/**
+ * The root from `--root`, else `LAYERFS_ROOT`, else the default: /var/lib/layerfs for
+ * root, $XDG_DATA_HOME/layerfs for anyone else (core/user-dirs.ts).
+ */
 export function resolveRoot(option?: string): string {
-  return option ?? process.env.LAYERFS_ROOT ?? DEFAULT_ROOT;
+  return option ?? process.env.LAYERFS_ROOT ?? defaultStoreRoot();
 }
 
 /** A staging name: `tmp-<pid>-<random>` (the pid lets cleanup skip live owners). */

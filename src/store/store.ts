@@ -10,6 +10,7 @@
  * image, bottom layer first.
  */
 import { mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { shortId, type ChainId, type Digest, chainIds, parseDigest, isDigestString } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import type { ImageConfig } from '../image/oci-types.js';
@@ -19,6 +20,7 @@ import { ImageDb } from './image-db.js';
 import { LayerDb, type LayerRecord } from './layer-db.js';
 import { acquireLock, tryLock } from './store-lock.js';
 import { cleanupStore } from './store-cleanup.js';
+import { tightenStore } from './store-permissions.js';
 import { StorePaths, resolveRoot } from './store-paths.js';
 import { TagStore } from './tag-store.js';
 
@@ -67,13 +69,16 @@ export class Store {
         hint: 'check --root or LAYERFS_ROOT; load, pull, import or build an image to create a store there',
       });
     }
-    for (const d of [paths.imageContentDir, paths.imageMetadataDir, paths.layerdbDir, paths.layersDir, paths.blobsDir, paths.tmpDir]) {
+    // Folders above the root keep the usual modes; the store's own are 0700 (store-permissions.ts).
+    await mkdir(dirname(paths.root), { recursive: true }).catch(() => undefined);
+    for (const d of [paths.root, paths.imageContentDir, paths.imageMetadataDir, paths.layerdbDir, paths.layersDir, paths.blobsDir, paths.tmpDir, paths.containersDir]) {
       try {
-        await mkdir(d, { recursive: true });
+        await mkdir(d, { recursive: true, mode: 0o700 });
       } catch (err) {
         throw new LayerfsError('IO', `cannot create the store at ${paths.root}: ${(err as Error).message}`, { cause: err, hint: 'run as root, or choose another place with --root DIR or LAYERFS_ROOT' });
       }
     }
+    await tightenStore(paths);
     const store = new Store(paths);
     const lock = await tryLock(paths.lockFile);
     if (lock) {
@@ -131,7 +136,11 @@ export class Store {
     const out: LayerRecord[] = [];
     for (const chain of chainIds(cfg.rootfs.diff_ids)) {
       const rec = await this.layers.get(chain);
-      if (!rec) throw new LayerfsError('NOT_FOUND', `image ${shortId(id)}: layer ${chain} is missing from the store`, { hint: 'load the image again' });
+      if (!rec) {
+        throw new LayerfsError('DAMAGED', `image ${shortId(id)}: layer ${chain} is missing from the store (no entry ${this.paths.layer(chain)})`, {
+          hint: 'load the image again; `layerfs check` lists what else is affected',
+        });
+      }
       out.push(rec);
     }
     return out;
@@ -163,15 +172,5 @@ export class Store {
       manifestDigest: m ? parseDigest(m) : undefined,
       layers,
     };
-  }
-
-  /** Chain ids of every layer some stored image uses. */
-  async usedChains(): Promise<Set<ChainId>> {
-    const used = new Set<ChainId>();
-    for (const id of await this.images.list()) {
-      const cfg = await this.images.config(id).catch(() => undefined);
-      if (cfg) for (const c of chainIds(cfg.config.rootfs.diff_ids)) used.add(c);
-    }
-    return used;
   }
 }

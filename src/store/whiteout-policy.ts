@@ -3,16 +3,18 @@
  * layer contents layerfs refuses because they would forge that format.
  *
  * - `.wh.NAME` (OCI whiteout)            → NAME as a 0/0 character device.
- * - `.wh..wh..opq` (opaque marker)        → `trusted.overlay.opaque=y` on its directory; it
+ * - `.wh..wh..opq` (opaque marker)        → `trusted.overlay.opaque=y` on its directory
+ *   (`user.overlay.opaque=y` in a rootless store: overlayfs's `userxattr` convention); it
  *   applies whatever its position in the tar, and never removes the directory's own entries.
  * - other `.wh..wh.*` (AUFS hard-link bookkeeping, `.wh..wh.plnk`…) → ignored, as Docker does.
  * - a bare `.wh.`, or `.wh..` / `.wh...`  → refused: they name no entry or the directory itself.
  * - a LITERAL 0/0 character device in the tar → refused. On disk it would be
  *   indistinguishable from a whiteout, so a layer could hide lower files without saying so;
  *   OCI layers express deletion only with `.wh.` entries.
- * - xattrs `trusted.overlay.*`, `user.overlay.*`, `user.fuseoverlayfs.*` → refused: the
- *   kernel overlayfs and fuse-overlayfs read them as their own metadata (opaque, redirect,
- *   metacopy, origin…), so writing them from a layer would forge it.
+ * - xattrs `trusted.overlay.*`, `user.overlay.*`, `user.fuseoverlayfs.*`,
+ *   `user.containers.override_stat` → refused: the kernel overlayfs, fuse-overlayfs and
+ *   layerfs's rootless stores read them as their own metadata (opaque, redirect, metacopy,
+ *   origin, owner and mode…), so writing them from a layer would forge it.
  * - a whiteout *under a non-directory the same layer created* (`d -> t` then `d/.wh.x` from
  *   some builders; umoci writes `d` (now a file) then `d/.wh.child`) → dropped: that entry
  *   already hides the whole lower `d`, so the whiteout has nothing to hide, and following a
@@ -24,10 +26,15 @@ import { LayerfsError } from '../core/errors.js';
 export const WHITEOUT_PREFIX = '.wh.';
 /** The OCI opaque-directory marker. */
 export const OPAQUE_MARKER = '.wh..wh..opq';
-/** The overlayfs xattr marking a directory opaque. */
-export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
+/** Which xattr namespace holds overlay markers: root's `trusted.`, or `user.` (overlayfs `userxattr`). */
+export type OverlayXattrs = 'trusted' | 'user';
 
-const FORGED_XATTR = /^(trusted\.overlay\.|user\.overlay\.|user\.fuseoverlayfs\.)/;
+/** The overlayfs xattr marking a directory opaque, in namespace `ns`. */
+export function opaqueXattr(ns: OverlayXattrs): string {
+  return `${ns}.overlay.opaque`;
+}
+
+const FORGED_XATTR = /^(trusted\.overlay\.|user\.overlay\.|user\.fuseoverlayfs\.|user\.containers\.override_stat$)/;
 
 /** What a layer entry's base name means. */
 export type WhiteoutKind = { kind: 'none' } | { kind: 'opaque' } | { kind: 'ignore' } | { kind: 'whiteout'; target: string };
@@ -49,7 +56,7 @@ export function classifyName(base: string, fullName: string): WhiteoutKind {
 export function checkXattrName(name: string, entry: string): void {
   if (FORGED_XATTR.test(name)) {
     throw new LayerfsError('INVALID_IMAGE', `tar entry ${JSON.stringify(entry)} carries xattr ${JSON.stringify(name)}, which would forge overlay metadata`, {
-      hint: 'layers may not set trusted.overlay.*, user.overlay.* or user.fuseoverlayfs.* attributes',
+      hint: 'layers may not set trusted.overlay.*, user.overlay.*, user.fuseoverlayfs.* or user.containers.override_stat attributes',
     });
   }
 }

@@ -33,7 +33,7 @@ export function newContainerId(): string {
 
 export function containerPaths(containersDir: string, id: string) {
   const dir = join(containersDir, id);
-  return { dir, record: join(dir, RECORD_FILE), upper: join(dir, 'upper'), work: join(dir, 'work'), log: join(dir, 'mount.log') };
+  return { dir, record: join(dir, RECORD_FILE), upper: join(dir, 'upper'), work: join(dir, 'work'), log: join(dir, 'mount.log'), damage: join(dir, 'damage.json') };
 }
 
 export async function readRecord(file: string): Promise<ContainerRecord> {

@@ -14,7 +14,8 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import type { Store } from '../store/store.js';
-import { abortAndDetach, mountsAt } from '../sys/mount-table.js';
+import { acquireLock, tryLock } from '../store/store-lock.js';
+import { abortAndDetach, listMounts, mountsAt } from '../sys/mount-table.js';
 import { LowerIndex } from '../union/lower-index.js';
 import {
   containerPaths,
@@ -24,6 +25,7 @@ import {
   writeRecord,
   type ContainerRecord,
 } from './container-record.js';
+import type { EngineName } from '../fuse/engine-choice.js';
 import { launchUnionMount } from './mount-launcher.js';
 import { isMountProcess, waitForExit } from './process-check.js';
 
@@ -36,6 +38,8 @@ export interface MountRequest {
   suid?: boolean;
   /** The writable layer goes with the container (`run --rm`): see UnionMountConfig.volatile. */
   volatile?: boolean;
+  /** The engine serving the mount (`--engine`); absent: LAYERFS_ENGINE or the default. */
+  engine?: EngineName;
 }
 
 /** A mount point must exist, be a folder, be empty (FUSE refuses to hide files) and not be mounted on. */
@@ -97,27 +101,32 @@ export class Supervisor {
     const mountpoint = resolvePath(req.mountpoint);
     await checkMountpoint(mountpoint);
 
-    return this.store.withLock(async () => {
-      await this.recover();
+    // The store lock only while the record is found or made: from then on the record
+    // keeps the image and its layers from rmi and prune (store/image-remover.ts), and the
+    // slow part — index check, launching the mount process — runs under this container's
+    // own lock, so concurrent runs of other containers do not wait for it.
+    const found = await this.store.withLock(async () => {
       const imageId = await this.store.resolveImage(req.imageRef);
-      let record = req.name ? await this.find(req.name) : undefined;
-      const created = !record;
-      if (record) {
-        if (record.state === 'mounted') throw new LayerfsError('IN_USE', `container ${record.name} is already mounted on ${record.mountpoint}`);
-        if (record.image !== imageId) {
-          throw new LayerfsError('INVALID_ARGUMENT', `container ${record.name} is of image ${record.imageRef}, not ${req.imageRef}`);
-        }
-      } else {
-        record = await this.newRecord(imageId, req);
+      const existing = req.name ? await this.find(req.name) : undefined;
+      if (existing && existing.image !== imageId) {
+        throw new LayerfsError('INVALID_ARGUMENT', `container ${existing.name} is of image ${existing.imageRef}, not ${req.imageRef}`);
       }
+      return { imageId, created: !existing, record: existing ?? (await this.newRecord(imageId, req)) };
+    });
+    const imageId = found.imageId;
+    return this.withContainerLock(found.record.id, async () => {
+      let record = await readRecord(containerPaths(this.dir, found.record.id).record).catch(() => undefined);
+      if (!record) throw new LayerfsError('NOT_FOUND', `container ${found.record.name} was removed meanwhile`);
+      if (record.state === 'mounted') throw new LayerfsError('IN_USE', `container ${record.name} is already mounted on ${record.mountpoint}`);
       const readOnly = req.readOnly ?? record.readOnly;
       const p = containerPaths(this.dir, record.id);
       // The store lists layers bottom first; overlay's lowerdir order is top first.
       const lowerDirs = (await this.store.layerDirs(imageId)).reverse();
       const indexCache = await this.store.lowerIndexCache(imageId);
-      // Built here, under the store lock, on the first mount of an image: the long-lived
-      // mount process then only loads it and never carries the walk's garbage. A failure
-      // here is not fatal: the mount process builds (and tries to write) it itself.
+      // Built here on the first mount of an image: the long-lived mount process then only
+      // loads it and never carries the walk's garbage. Two first mounts at once may both
+      // build it; each writes a temp file and renames it, so readers see one whole file.
+      // A failure here is not fatal: the mount process builds (and tries to write) it itself.
       if (indexCache !== undefined) await LowerIndex.ensureCache(lowerDirs, indexCache).catch(() => undefined);
       const launched = launchUnionMount(
         {
@@ -126,14 +135,16 @@ export class Supervisor {
           ...(indexCache !== undefined ? { indexCache } : {}),
           ...(readOnly ? {} : { upperDir: p.upper, workDir: p.work }),
           fsname: mountSourceFor(record),
+          damageFile: p.damage,
           ...(req.volatile ? { volatile: true } : {}),
+          ...(req.engine ? { engine: req.engine } : {}),
           extraOptions: [...(readOnly ? ['ro'] : []), ...(req.suid ? ['suid'] : [])],
         },
         p.log,
       );
       // A container made by this call and never mounted is no container: nothing stays behind.
       const { pid } = await launched.catch(async (err: unknown) => {
-        if (created) await rm(p.dir, { recursive: true, force: true });
+        if (found.created) await rm(p.dir, { recursive: true, force: true });
         throw err;
       });
       record = { ...record, readOnly, state: 'mounted', mountpoint, pid };
@@ -170,7 +181,9 @@ export class Supervisor {
       pid: null,
     };
     const p = containerPaths(this.dir, id);
-    await mkdir(p.upper, { recursive: true });
+    // 0700: the mount point `merged` below serves setuid binaries (store-permissions.ts).
+    await mkdir(p.dir, { recursive: true, mode: 0o700 });
+    await mkdir(p.upper);
     await mkdir(p.work, { recursive: true, mode: 0o700 });
     await writeRecord(p.record, record);
     return record;
@@ -192,8 +205,9 @@ export class Supervisor {
 
   /** Unmounts; the writable layer stays. */
   async unmount(ref: string): Promise<ContainerRecord> {
-    return this.store.withLock(async () => {
-      const record = await this.get(ref);
+    const found = await this.get(ref);
+    return this.withContainerLock(found.id, async () => {
+      const record = await this.get(found.id);
       if (record.state !== 'mounted') throw new LayerfsError('FAILED_PRECONDITION', `container ${record.name} is not mounted`);
       return this.stopMount(record);
     });
@@ -201,8 +215,9 @@ export class Supervisor {
 
   /** Deletes the container and its writable layer (unmounting first with `force`). */
   async remove(ref: string, force = false): Promise<ContainerRecord> {
-    return this.store.withLock(async () => {
-      let record = await this.get(ref);
+    const found = await this.get(ref);
+    return this.withContainerLock(found.id, async () => {
+      let record = await this.get(found.id);
       if (record.state === 'mounted') {
         if (!force) throw new LayerfsError('IN_USE', `container ${record.name} is mounted on ${record.mountpoint}`, { hint: `umount it first (layerfs umount ${record.name}), or use rm --force` });
         record = await this.stopMount(record);
@@ -212,21 +227,52 @@ export class Supervisor {
     });
   }
 
-  /** Clears mounts whose process died and mount processes whose mount vanished. */
+  /**
+   * Clears mounts whose process died and mount processes whose mount vanished. Reads the
+   * mount table once; a container whose lock another process holds is being mounted or
+   * removed right now and is left to it.
+   */
   async recover(): Promise<ContainerRecord[]> {
     const fixed: ContainerRecord[] = [];
-    for (const record of await this.list()) {
-      if (record.state !== 'mounted' || !record.mountpoint) continue;
-      const alive = await isMountProcess(record.pid);
-      const ours = (await mountsAt(record.mountpoint)).filter((m) => m.source === mountSourceFor(record));
-      if (alive && ours.length > 0) continue;
-      if (alive && record.pid) process.kill(record.pid, 'SIGTERM');
-      if (ours.length > 0) await abortAndDetach(record.mountpoint, new Set((await mountsAt(record.mountpoint)).filter((m) => m.source !== mountSourceFor(record)).map((m) => m.device)));
-      const updated: ContainerRecord = { ...record, state: 'unmounted', pid: null };
-      await writeRecord(containerPaths(this.dir, record.id).record, updated);
-      fixed.push(updated);
+    const candidates = (await this.list()).filter((r) => r.state === 'mounted' && r.mountpoint);
+    if (candidates.length === 0) return fixed;
+    const table = await listMounts();
+    for (const seen of candidates) {
+      const ours = table.filter((m) => m.mountpoint === seen.mountpoint && m.source === mountSourceFor(seen));
+      if (ours.length > 0 && (await isMountProcess(seen.pid))) continue;
+      const lock = await tryLock(this.lockFile(seen.id));
+      if (!lock) continue;
+      try {
+        const record = await readRecord(containerPaths(this.dir, seen.id).record).catch(() => undefined);
+        if (!record || record.state !== 'mounted' || !record.mountpoint) continue;
+        const alive = await isMountProcess(record.pid);
+        const now = (await mountsAt(record.mountpoint)).filter((m) => m.source === mountSourceFor(record));
+        if (alive && now.length > 0) continue;
+        if (alive && record.pid) process.kill(record.pid, 'SIGTERM');
+        if (now.length > 0) await abortAndDetach(record.mountpoint, new Set((await mountsAt(record.mountpoint)).filter((m) => m.source !== mountSourceFor(record)).map((m) => m.device)));
+        const updated: ContainerRecord = { ...record, state: 'unmounted', pid: null };
+        await writeRecord(containerPaths(this.dir, record.id).record, updated);
+        fixed.push(updated);
+      } finally {
+        await lock.release();
+      }
     }
     return fixed;
+  }
+
+  /** `containers/<id>.lock`: beside the folder, so removing the folder under it is fine. */
+  private lockFile(id: string): string {
+    return `${this.dir}/${id}.lock`;
+  }
+
+  /** Runs `fn` holding one container's lock (mount, unmount, remove, recovery of that container). */
+  private async withContainerLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const lock = await acquireLock(this.lockFile(id));
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
+    }
   }
 
   private async stopMount(record: ContainerRecord): Promise<ContainerRecord> {

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { isRootless } from '../core/user-dirs.js';
 
 const run = promisify(execFile);
 
@@ -48,7 +49,9 @@ export async function mountsAt(mountpoint: string): Promise<MountEntry[]> {
 
 /**
  * Aborts the FUSE connection of every mount at `mountpoint` (except devices in `keep`)
- * and detaches it. Safe on dead mounts ("Transport endpoint is not connected").
+ * and detaches it. Safe on dead mounts ("Transport endpoint is not connected"). An
+ * ordinary user may abort their own connections (fusectl gives the mounter the abort
+ * file) but not umount(8): their FUSE mounts are detached with `fusermount3 -u -z`.
  */
 export async function abortAndDetach(mountpoint: string, keep: ReadonlySet<string> = new Set()): Promise<void> {
   const entries = (await mountsAt(mountpoint)).filter((m) => !keep.has(m.device)).reverse();
@@ -57,6 +60,7 @@ export async function abortAndDetach(mountpoint: string, keep: ReadonlySet<strin
       const minor = m.device.split(':')[1];
       await writeFile(`/sys/fs/fuse/connections/${minor}/abort`, '1').catch(() => undefined);
     }
-    await run('umount', ['-l', mountpoint]).catch(() => undefined);
+    if (isRootless() && m.fstype.startsWith('fuse')) await run('fusermount3', ['-u', '-z', mountpoint]).catch(() => undefined);
+    else await run('umount', ['-l', mountpoint]).catch(() => undefined);
   }
 }

@@ -87,7 +87,7 @@ const HINT = 'run npm install (builds src/sys/native)';
 let loaded: Binding | undefined;
 
 /** The package root: the nearest ancestor holding a package.json named "layerfs" (works from src/ and dist/). */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const manifest = join(dir, 'package.json');

@@ -25,6 +25,7 @@ import { LayerfsError } from '../core/errors.js';
 import * as sys from '../sys/native.js';
 import { isLowerDir, type Resolved } from '../union/union-view.js';
 import { visibleXattrName } from '../union/overlay-format.js';
+import { containerOwnership } from '../union/owner-override.js';
 import { joinPath } from '../union/paths.js';
 import type { ContainerView } from './container-view.js';
 
@@ -117,11 +118,13 @@ class LayerTarWriter {
     const real = r.upper !== undefined ? this.cv.upper.realPath(path) : this.cv.stack.index.realPath(r.lower!.layer, r.lowerPath!);
     const st = await fsp.lstat(real, { bigint: true });
     const name = tarString(path.slice(1), 'path');
+    // Container ids: a rootless store keeps host ids or an override on disk (owner-override.ts).
+    const owner = await containerOwnership(real, { uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode) });
     const h: Headers = {
       name,
-      mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
+      mode: owner.mode,
+      uid: owner.uid,
+      gid: owner.gid,
       mtime: new Date(Number(st.mtimeMs)),
     };
     const pax = await this.xattrs(real, path);
@@ -132,6 +135,7 @@ class LayerTarWriter {
       if (first !== undefined) return this.add({ ...h, type: 'link', linkname: first, size: 0 });
       this.links.set(key, name);
     }
+    if (owner.device) return this.add({ ...h, type: owner.device.kind === 'char' ? 'character-device' : 'block-device', devmajor: owner.device.major, devminor: owner.device.minor });
     if (st.isFile()) return this.file(h, real, st);
     if (st.isDirectory()) return this.add({ ...h, type: 'directory' });
     if (st.isSymbolicLink()) {
@@ -178,7 +182,7 @@ class LayerTarWriter {
     let out: Record<string, string> | undefined;
     for (const stored of names) {
       const name = visibleXattrName(stored);
-      if (name === null || name.startsWith('trusted.overlay.')) continue;
+      if (name === null || /^(trusted|user)\.overlay\./.test(name)) continue;
       const v = await sys.lgetxattr(real, stored);
       if (v === null) continue;
       out ??= {};

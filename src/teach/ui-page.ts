@@ -27,6 +27,13 @@ export const UI_PAGE = `<!doctype html>
   .A { color: #2e7d32; } .C { color: #ef6c00; } .D { color: #c62828; }
   #events li { padding: 2px 0; border-bottom: 1px solid #eee; }
   #status { font-size: 12px; opacity: .8; }
+  #builds { grid-column: 1 / -1; }
+  #builds table { border-collapse: collapse; width: 100%; font-size: 12px; }
+  #builds td, #builds th { text-align: left; padding: 3px 8px; border-bottom: 1px solid #e0e0e0; vertical-align: top; }
+  #builds td.text { font-family: ui-monospace, monospace; }
+  .hit { color: #2e7d32; font-weight: 600; } .miss { color: #c62828; font-weight: 600; }
+  .why { color: #555; font-size: 11px; }
+  .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; }
 </style></head>
 <body>
 <header><h1>layerfs</h1><select id="subject"></select><span id="status">loading…</span></header>
@@ -35,6 +42,8 @@ export const UI_PAGE = `<!doctype html>
     <h2 style="margin-top:16px" id="dtitle">Layer changes</h2><ul id="changes"></ul></section>
   <section id="treebox"><h2>Merged tree, colored by the layer that serves each path</h2><ul id="tree"></ul></section>
   <section><h2>Live copy-on-write events</h2><ol id="events"></ol></section>
+  <section id="builds"><h2>Builds <select id="build"></select> <span id="bstatus"></span></h2>
+    <table><thead><tr><th>#</th><th>stage</th><th>instruction</th><th>cache</th><th>time</th><th>layer produced</th></tr></thead><tbody id="steps"></tbody></table></section>
 </main>
 <script>
 const palette = ['#1565c0', '#6a1b9a', '#00838f', '#558b2f', '#4e342e', '#283593', '#ad1457', '#00695c', '#37474f', '#9e9d24'];
@@ -128,7 +137,39 @@ function live(name) {
     item.classList.remove('flash'); void item.offsetWidth; item.classList.add('flash');
   };
 }
+async function builds() {
+  const list = await (await fetch('/api/builds')).json();
+  const sel = document.getElementById('build');
+  if (list.length === 0) { document.getElementById('bstatus').textContent = 'no builds yet (layerfs build)'; return; }
+  list.forEach((b, i) => sel.append(el('option', { value: String(i) }, b.started.replace('T', ' ').slice(0, 19) + ' ' + (b.tags[0] || (b.id ? b.id.slice(7, 19) : 'failed')))));
+  const show = () => {
+    const b = list[Number(sel.value)];
+    const hits = b.steps.filter((s) => s.cached).length;
+    document.getElementById('bstatus').textContent = b.seconds.toFixed(1) + ' s · ' + hits + ' cached, ' + b.steps.filter((s) => s.reason).length + ' ran' + (b.error ? ' · FAILED: ' + b.error : '');
+    document.getElementById('steps').replaceChildren(...b.steps.map(stepRow));
+  };
+  sel.onchange = show;
+  show();
+  document.body.dataset.builds = 'yes';
+}
+
+function stepRow(s) {
+  const tr = el('tr', { className: 'step' });
+  tr.dataset.n = String(s.n);
+  const cache = el('td');
+  if (s.cached) cache.append(el('span', { className: 'hit' }, 'CACHED'));
+  else if (s.reason) cache.append(el('span', { className: 'miss' }, 'MISS'), el('div', { className: 'why' }, s.reason));
+  const layer = el('td');
+  if (s.layer) {
+    const sw = el('span', { className: 'swatch' });
+    sw.style.background = colorOf(s.layer.position);
+    layer.append(sw, document.createTextNode('layer ' + s.layer.position + ' · ' + s.layer.diffId.slice(7, 19) + ' · ' + human(s.layer.size)));
+  } else layer.textContent = s.text.startsWith('ARG') ? '' : 'config only';
+  tr.append(el('td', {}, String(s.n)), el('td', {}, s.stage), el('td', { className: 'text' }, s.text), cache, el('td', {}, s.seconds.toFixed(2) + ' s'), layer);
+  return tr;
+}
 main().catch((err) => { document.getElementById('status').textContent = String(err); });
+builds().catch((err) => { document.getElementById('bstatus').textContent = String(err); });
 </script>
 </body></html>
 `;

@@ -4,8 +4,10 @@
  * each layer's added / modified / removed files, and — for a container — its writable
  * layer on top, updated live from its copy-on-write events (server-sent events).
  *
+ * And the recent builds: each step, CACHED or why it missed, and the layer it produced.
+ *
  * JSON API (all read-only): /api/subjects, /api/view?image=REF or ?container=NAME,
- * /api/events?container=NAME (text/event-stream).
+ * /api/events?container=NAME (text/event-stream), /api/builds.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,6 +37,8 @@ export interface UiOptions {
   store: Store;
   containers: () => Promise<UiContainer[]>;
   port: number;
+  /** Recent builds, newest first (the CLI supplies them from src/build/build-log.ts). */
+  builds?: () => Promise<unknown[]>;
   /** Most tree entries sent per view (a huge image still draws). */
   maxTreeEntries?: number;
 }
@@ -77,6 +81,7 @@ async function handle(opts: UiOptions, req: IncomingMessage, res: ServerResponse
     const containers = (await opts.containers()).map(({ upperDir: _u, ...c }) => c);
     return json({ images, containers });
   }
+  if (url.pathname === '/api/builds') return json(opts.builds ? await opts.builds() : []);
   if (url.pathname === '/api/view') return json(await view(opts, url.searchParams));
   if (url.pathname === '/api/events') return events(opts, url.searchParams.get('container') ?? '', req, res);
   res.writeHead(404, { 'content-type': 'application/json' });

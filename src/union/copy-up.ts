@@ -28,7 +28,9 @@ import { constants as C } from 'node:fs';
 import { hasErrnoCode } from '../core/errors.js';
 import { encodeOrigin, lowerIno } from './inode.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
-import { isPrivateStoredXattr, ORIGIN_XATTR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './overlay-format.js';
+import type { OverrideStat } from '../core/override-stat.js';
+import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
+import { isPrivateStoredXattr, ORIGIN_XATTR, OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './overlay-format.js';
 import { POSIX_FADV_SEQUENTIAL, SEEK_DATA, SEEK_HOLE } from '../sys/native.js';
 import { closeFd, fchmodFd, fchownFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 
@@ -59,7 +61,8 @@ export function durableByDefault(): boolean {
 /**
  * Copies lower object `entry` (at index path `lowerPath`) to `dest` via the temp path
  * `tmp`. With `data` false a regular file is copied empty (the caller truncates it).
- * Returns the st_ino the copy keeps, or undefined when it takes its own.
+ * Returns the st_ino the copy keeps (undefined when it takes its own) and the owner
+ * override it carries (owner-override.ts: a rootless mount that cannot chown).
  */
 export async function copyUpObject(
   caps: CopyCaps,
@@ -69,7 +72,7 @@ export async function copyUpObject(
   tmp: Buffer,
   dest: Buffer,
   data: boolean,
-): Promise<number | undefined> {
+): Promise<CopiedUp> {
   const src = index.realPath(entry.layer, lowerPath);
   const type = entry.mode & S_IFMT;
   const perm = entry.mode & 0o7777;
@@ -80,6 +83,19 @@ export async function copyUpObject(
   const origin = type !== S_IFDIR && entry.nlink > 1 ? undefined : lowerIno(entry.layer, entry.ino);
   const atime = { sec: entry.atimeSec, nsec: entry.atimeNsec };
   const mtime = { sec: entry.mtimeSec, nsec: entry.mtimeNsec };
+  let override: OverrideStat | undefined;
+  // chown before chmod: chown clears setuid/setgid bits.
+  const own = async (fd: number | undefined): Promise<void> => {
+    if (OWNER_OVERRIDES) {
+      override = await setOwnership(tmp, fd, type, { uid: entry.uid, gid: entry.gid, mode: perm }, undefined);
+    } else if (fd !== undefined) {
+      await fchownFd(fd, entry.uid, entry.gid);
+      await fchmodFd(fd, perm);
+    } else {
+      await fsp.lchown(tmp, entry.uid, entry.gid);
+      if (type !== S_IFLNK) await fsp.chmod(tmp, perm);
+    }
+  };
   try {
     if (type === S_IFREG) {
       const srcFd = await openFd(src, C.O_RDONLY | C.O_NOFOLLOW);
@@ -94,9 +110,7 @@ export async function copyUpObject(
             // below is journaled ahead of the rename on ext4 and xfs.
             if (caps.durable ?? durableByDefault()) await fsyncFd(dstFd, true);
           }
-          // chown before chmod: chown clears setuid/setgid bits.
-          await fchownFd(dstFd, entry.uid, entry.gid);
-          await fchmodFd(dstFd, perm);
+          await own(dstFd);
         } finally {
           await closeFd(dstFd);
         }
@@ -105,26 +119,34 @@ export async function copyUpObject(
       }
     } else if (type === S_IFDIR) {
       await fsp.mkdir(tmp, 0o700);
-      await fsp.lchown(tmp, entry.uid, entry.gid);
-      await fsp.chmod(tmp, perm);
+      await own(undefined);
     } else if (type === S_IFLNK) {
       const target = await index.readlink(lowerPath, entry);
       await fsp.symlink(Buffer.from(target, 'latin1'), tmp);
-      await fsp.lchown(tmp, entry.uid, entry.gid);
+      await own(undefined);
     } else {
       await sys.mknod(tmp, entry.mode, entry.rdev);
-      await fsp.lchown(tmp, entry.uid, entry.gid);
-      await fsp.chmod(tmp, perm);
+      await own(undefined);
     }
     await copyXattrs(src, tmp, type === S_IFLNK);
-    if (origin !== undefined) await sys.lsetxattr(tmp, ORIGIN_XATTR, encodeOrigin(origin));
+    // The kernel refuses user.* xattrs on symlinks and special files: a rootless copy keeps
+    // its origin for this mount only (as the kernel's overlayfs with userxattr does).
+    if (origin !== undefined && (OVERLAY_XATTR_NS === 'trusted' || type === S_IFREG || type === S_IFDIR)) {
+      await sys.lsetxattr(tmp, ORIGIN_XATTR, encodeOrigin(origin));
+    }
     await sys.utimens(tmp, atime, mtime);
     await fsp.rename(tmp, dest);
   } catch (err) {
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
-  return origin;
+  return { origin, override };
+}
+
+/** What a copy-up made: the st_ino kept, the owner override carried. */
+export interface CopiedUp {
+  origin: number | undefined;
+  override: OverrideStat | undefined;
 }
 
 /** Copies a whole file of `size` bytes between fds, fastest way first. */

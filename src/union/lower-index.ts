@@ -16,6 +16,7 @@
 import * as fsp from 'node:fs/promises';
 import { lstat, readlink, type BigIntStats } from 'node:fs';
 import { hasErrnoCode } from '../core/errors.js';
+import { OVERRIDE_STAT_XATTR, overriddenDevice, overriddenMode, parseOverrideStat, type OverrideStat } from '../core/override-stat.js';
 import { checkIndexCache, indexCacheBytes, readIndexCache, writeIndexCache } from './lower-index-cache.js';
 import {
   childNames,
@@ -28,6 +29,7 @@ import {
   type IndexTable,
 } from './lower-index-table.js';
 import { inRoot, joinPath } from './paths.js';
+import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
 import { drainQueue } from './work-queue.js';
 import { isOpaqueDir, isWhiteoutStat, S_IFDIR, S_IFLNK, S_IFMT } from './overlay-format.js';
@@ -355,8 +357,10 @@ async function indexDir(b: TableBuilder, roots: Buffer[], dir: DirJob, push: (j:
 async function indexEntry(b: TableBuilder, roots: Buffer[], job: EntryJob, push: (j: BuildJob) => void): Promise<void> {
   const real = inRoot(roots[job.layer]!, job.path);
   const [st, xattrs] = await Promise.all([lstatBig(real), hasXattrs(real)]);
+  const override = xattrs ? await readOverride(real, job.path) : undefined;
   // b.t's arrays are looked up only now: reserving rows meanwhile may have replaced them.
   fillRow(b.t, job.row, st, job.layer, xattrs);
+  if (override) applyOverride(b.t, job.row, override);
   const type = Number(st.mode) & S_IFMT;
   if (type === S_IFDIR) {
     // A filesystem without d_type gives no directory hint in readdir: serve it unmerged.
@@ -370,6 +374,22 @@ async function indexEntry(b: TableBuilder, roots: Buffer[], job: EntryJob, push:
 }
 
 const NS = 1_000_000_000n;
+
+/** The owner override of a rootless store's file (core/override-stat.ts), if it has one. */
+async function readOverride(real: Buffer, path: string): Promise<OverrideStat | undefined> {
+  const v = await sys.lgetxattr(real, OVERRIDE_STAT_XATTR).catch(() => null);
+  return v === null ? undefined : parseOverrideStat(v, `lower layer file ${JSON.stringify(path)}`);
+}
+
+/** Reports the image's owner, mode and type (a device kept as a file) instead of the disk's. */
+function applyOverride(t: IndexTable, row: number, o: OverrideStat): void {
+  t.mode[row] = overriddenMode(o, t.mode[row]!);
+  const owner = overrideOwnerOnHost(o);
+  t.uid[row] = owner.uid;
+  t.gid[row] = owner.gid;
+  const dev = overriddenDevice(o);
+  if (dev) t.rdev[row] = sys.makedev(dev.major, dev.minor);
+}
 
 function fillRow(t: IndexTable, row: number, st: BigIntStats, layer: number, xattrs: boolean): void {
   t.mode[row] = Number(st.mode);

@@ -13,17 +13,45 @@
  * kernel (6.7+) does: stored as `trusted.overlay.overlay.X`, shown back as
  * `trusted.overlay.X`. So no process can forge a whiteout, opaque or redirect marker, and
  * the same upper reads the same under both implementations.
+ *
+ * Rootless (an ordinary user may not write trusted.*): every `trusted.` above is `user.`
+ * instead — user.overlay.opaque, user.overlay.redirect, user.layerfs.origin, escaping of
+ * user.overlay.X — which is what the kernel overlayfs reads when mounted with `userxattr`
+ * (as it is in a user namespace). One namespace per process: root's, unless it runs as an
+ * ordinary user or LAYERFS_OVERLAY_XATTRS=user|trusted says otherwise (a mount process
+ * running as uid 0 of a user namespace over a rootless store). Plus, in rootless stores,
+ * user.containers.override_stat (core/override-stat.ts): private like the markers.
  */
 import type { BigIntStats, Stats } from 'node:fs';
+import { OVERRIDE_STAT_XATTR } from '../core/override-stat.js';
+import { isRootless } from '../core/user-dirs.js';
 import { sys } from './sys.js';
 
-export const OPAQUE_XATTR = 'trusted.overlay.opaque';
-export const REDIRECT_XATTR = 'trusted.overlay.redirect';
-export const ORIGIN_XATTR = 'trusted.layerfs.origin';
+/** The xattr namespace of overlay markers in this process: 'trusted' (root) or 'user' (rootless). */
+export const OVERLAY_XATTR_NS: 'trusted' | 'user' = pickNamespace();
 
-const OVERLAY_PREFIX = 'trusted.overlay.';
-const ESCAPED_PREFIX = 'trusted.overlay.overlay.';
-const LAYERFS_PREFIX = 'trusted.layerfs.';
+function pickNamespace(): 'trusted' | 'user' {
+  const v = process.env.LAYERFS_OVERLAY_XATTRS;
+  if (v === 'user' || v === 'trusted') return v;
+  return isRootless() ? 'user' : 'trusted';
+}
+
+/**
+ * Whether renamed directories get redirects (the kernel's redirect_dir=on). Not in
+ * rootless stores: the kernel overlayfs mounted with `userxattr` neither writes nor
+ * follows redirects (redirect_dir=nofollow; user.* xattrs are the user's to forge), and
+ * renaming a directory with a lower part fails with EXDEV there (mv then copies). layerfs
+ * does the same, so both read the writable layer alike.
+ */
+export const DIR_REDIRECTS = OVERLAY_XATTR_NS === 'trusted';
+
+export const OPAQUE_XATTR = `${OVERLAY_XATTR_NS}.overlay.opaque`;
+export const REDIRECT_XATTR = `${OVERLAY_XATTR_NS}.overlay.redirect`;
+export const ORIGIN_XATTR = `${OVERLAY_XATTR_NS}.layerfs.origin`;
+
+const OVERLAY_PREFIX = `${OVERLAY_XATTR_NS}.overlay.`;
+const ESCAPED_PREFIX = `${OVERLAY_XATTR_NS}.overlay.overlay.`;
+const LAYERFS_PREFIX = `${OVERLAY_XATTR_NS}.layerfs.`;
 
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -46,6 +74,7 @@ export async function isOpaqueDir(realPath: Buffer): Promise<boolean> {
 
 /** The redirect of an upper directory, or undefined. */
 export async function readRedirect(realPath: Buffer): Promise<string | undefined> {
+  if (!DIR_REDIRECTS) return undefined;
   const v = await sys.lgetxattr(realPath, REDIRECT_XATTR).catch(() => null);
   return v === null ? undefined : v.toString('latin1');
 }
@@ -61,20 +90,23 @@ export function mknodWhiteout(realPath: Buffer): Promise<void> {
  * which callers may neither read nor write.
  */
 export function storedXattrName(name: string): string | 'private' {
-  if (name.startsWith(LAYERFS_PREFIX)) return 'private';
+  if (name.startsWith(LAYERFS_PREFIX) || name === OVERRIDE_STAT_XATTR) return 'private';
   if (name.startsWith(OVERLAY_PREFIX)) return ESCAPED_PREFIX + name.slice(OVERLAY_PREFIX.length);
   return name;
 }
 
 /** Maps a stored xattr name back to what callers see, or null when it stays hidden. */
 export function visibleXattrName(stored: string): string | null {
-  if (stored.startsWith(LAYERFS_PREFIX)) return null;
+  if (stored.startsWith(LAYERFS_PREFIX) || stored === OVERRIDE_STAT_XATTR) return null;
   if (stored.startsWith(ESCAPED_PREFIX)) return OVERLAY_PREFIX + stored.slice(ESCAPED_PREFIX.length);
   if (stored.startsWith(OVERLAY_PREFIX)) return null;
   return stored;
 }
 
-/** True for stored names a copy-up must not carry over (the overlay's own markers). */
+/**
+ * True for stored names a copy-up must not carry over (the overlay's own markers). The
+ * owner override is carried: it is the copy's owner and mode too.
+ */
 export function isPrivateStoredXattr(stored: string): boolean {
-  return visibleXattrName(stored) === null;
+  return stored !== OVERRIDE_STAT_XATTR && visibleXattrName(stored) === null;
 }

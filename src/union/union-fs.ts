@@ -11,16 +11,19 @@
  * by callers without CAP_FSETID (non-root), as the kernel would.
  */
 import * as fsp from 'node:fs/promises';
+import { LayerfsError } from '../core/errors.js';
 import { constants as C } from 'node:fs';
 import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { lowerIno, upperIno } from './inode.js';
 import { LowerIndex } from './lower-index.js';
 import { Mutex } from './mutex.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
+import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { parentOf } from './paths.js';
-import { fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
+import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';
 import { UnionView, type Resolved } from './union-view.js';
 import { UpperState } from './upper-state.js';
@@ -38,6 +41,16 @@ export interface UnionOptions {
   /** Copy-ups skip flushing their data (UnionMountConfig.volatile). Default: the process
    * default of copy-up.ts (flush, unless LAYERFS_COPY_UP_FSYNC=0). */
   volatile?: boolean;
+  /** Told once per path when a layer file disagrees with the index (see LayerDamage). */
+  onDamage?: (damage: LayerDamage) => void;
+}
+
+/** A lower file whose backing object is not what the index promised (deleted, truncated, retyped by hand). */
+export interface LayerDamage {
+  /** The lower directory (a store's `layers/<cache-id>/diff`). */
+  layer: string;
+  path: string;
+  reason: string;
 }
 
 const O_ACCMODE = 3;
@@ -45,6 +58,9 @@ const O_ACCMODE = 3;
 export class UnionFilesystem implements PathFilesystem {
   private readonly handles = new HandleTable();
   private readonly lock = new Mutex();
+  /** Paths found damaged: answered EIO from then on (getattr too, not the index's stale size). */
+  private readonly damaged = new Set<string>();
+  private onDamage: ((d: LayerDamage) => void) | undefined;
 
   private constructor(
     readonly view: UnionView,
@@ -53,6 +69,12 @@ export class UnionFilesystem implements PathFilesystem {
 
   /** Indexes the lower layers, loads the writable layer, clears leftovers in the work dir. */
   static async open(opts: UnionOptions): Promise<UnionFilesystem> {
+    const fs = await UnionFilesystem.build(opts);
+    fs.onDamage = opts.onDamage;
+    return fs;
+  }
+
+  private static async build(opts: UnionOptions): Promise<UnionFilesystem> {
     const index = await LowerIndex.open(opts.lowerDirs, { cacheFile: opts.indexCache });
     if (opts.upperDir === undefined) return new UnionFilesystem(new UnionView(index, null), null);
     if (opts.workDir === undefined) throw fsError('EINVAL', opts.upperDir, 'upper dir without work dir');
@@ -66,6 +88,7 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   async getattr(path: string): Promise<FileStat> {
+    if (this.damaged.size > 0 && this.damaged.has(path)) throw this.damageError(path);
     return this.view.stat(this.view.resolve(path));
   }
 
@@ -99,9 +122,49 @@ export class UnionFilesystem implements PathFilesystem {
       const w = this.rw(path);
       r = await this.lock.run(() => w.ensureUpper(path, !trunc));
     }
-    const real = r.upper !== undefined ? this.upperReal(path) : this.view.index.realPath(r.lower!.layer, r.lowerPath!);
-    const fd = await openFd(real, (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)) | C.O_NOFOLLOW);
+    const openFlags = (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)) | C.O_NOFOLLOW;
+    const fd = r.upper !== undefined ? await openFd(this.upperReal(path), openFlags) : await this.openLower(r, openFlags);
     return this.addHandle(fd, path, r, acc !== C.O_RDONLY && caller.uid !== 0);
+  }
+
+  /**
+   * Opens a lower file and checks it is what the index promised — a file of that type and
+   * size. Layer caches never change after import, so a difference is damage (a file
+   * deleted or truncated by hand): EIO, reported once, never the index's stale answer.
+   */
+  private async openLower(r: Resolved, flags: number): Promise<number> {
+    const e = r.lower!;
+    if (this.damaged.has(r.path)) throw this.damageError(r.path);
+    let fd: number;
+    try {
+      fd = await openFd(this.view.index.realPath(e.layer, r.lowerPath!), flags);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // ELOOP is the ordinary answer for a symlink (O_NOFOLLOW); for anything else the
+      // index promised, a missing or retyped backing object is damage.
+      const retyped = code === 'ELOOP' && (e.mode & S_IFMT) !== S_IFLNK;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || retyped) throw this.damage(r, `backing object missing or of another type (${code})`);
+      throw err;
+    }
+    const st = await fstatFd(fd);
+    const type = Number(st.mode) & S_IFMT;
+    if (type !== (e.mode & S_IFMT) || (type === S_IFREG && Number(st.size) !== e.size)) {
+      await closeFd(fd);
+      throw this.damage(r, type !== (e.mode & S_IFMT) ? `backing object is of another type (mode ${Number(st.mode).toString(8)}, index ${e.mode.toString(8)})` : `backing file has ${st.size} bytes, the index ${e.size}`);
+    }
+    return fd;
+  }
+
+  private damage(r: Resolved, reason: string): LayerfsError {
+    if (!this.damaged.has(r.path)) {
+      this.damaged.add(r.path);
+      this.onDamage?.({ layer: this.view.index.roots[r.lower!.layer]!.toString('latin1'), path: r.path, reason });
+    }
+    return this.damageError(r.path);
+  }
+
+  private damageError(path: string): LayerfsError {
+    return new LayerfsError('DAMAGED', `layer damaged at ${JSON.stringify(path)}`, { errno: 'EIO' });
   }
 
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
@@ -181,14 +244,27 @@ export class UnionFilesystem implements PathFilesystem {
     await this.mutate(path, async (w) => {
       const r = await w.ensureUpper(path);
       if (r.upper!.kind === 'other' && (await this.typeOfUpper(path)) === S_IFLNK) throw fsError('EOPNOTSUPP', path);
-      await fsp.chmod(this.upperReal(path), mode & 0o7777);
+      const had = r.upper!.override;
+      if (had === undefined) return void (await fsp.chmod(this.upperReal(path), mode & 0o7777));
+      const type = r.isDir ? S_IFDIR : await this.typeOfUpper(path);
+      w.upper.set(path, { ...r.upper!, override: await chmodOverride(this.upperReal(path), type, had, mode) });
     });
   }
 
   async chown(path: string, uid: number, gid: number, _caller: Caller): Promise<void> {
     await this.mutate(path, async (w) => {
-      await w.ensureUpper(path);
-      await fsp.lchown(this.upperReal(path), idOrKeep(uid), idOrKeep(gid));
+      const r = await w.ensureUpper(path);
+      if (!OWNER_OVERRIDES) return void (await fsp.lchown(this.upperReal(path), idOrKeep(uid), idOrKeep(gid)));
+      // Rootless: chown when allowed, else the owner goes into the override (owner-override.ts).
+      const real = this.upperReal(path);
+      const st = await fsp.lstat(real);
+      const type = st.mode & S_IFMT;
+      const had = r.upper!.override;
+      const cur = had ? { ...overrideOwnerOnHost(had), mode: had.mode } : { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+      const want = { uid: idOrKeep(uid) === -1 ? cur.uid : uid, gid: idOrKeep(gid) === -1 ? cur.gid : gid, mode: modeAfterChown(type, cur.mode) };
+      const override = await setOwnership(real, undefined, type, want, had);
+      const { override: _old, ...node } = r.upper!;
+      w.upper.set(path, override ? { ...node, override } : node);
     });
   }
 
@@ -262,9 +338,9 @@ export class UnionFilesystem implements PathFilesystem {
     await this.mutate(from, (w) => renameInUnion(w, from, to, flags));
   }
 
-  async setxattr(path: string, name: string, value: Buffer, flags: number, _caller: Caller): Promise<void> {
+  async setxattr(path: string, name: string, value: Buffer, flags: number, caller: Caller): Promise<void> {
     const stored = storedXattrName(name);
-    if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
+    if (stored === 'private' || !(await mayAccessXattr(name, caller))) throw fsError('EPERM', path, `xattr ${name}`);
     await this.mutate(path, async (w) => {
       await this.checkUserXattr(this.view.resolve(path), name);
       await w.ensureUpper(path);
@@ -273,9 +349,10 @@ export class UnionFilesystem implements PathFilesystem {
     });
   }
 
-  async getxattr(path: string, name: string): Promise<Buffer | null> {
+  async getxattr(path: string, name: string, caller?: Caller): Promise<Buffer | null> {
     const stored = storedXattrName(name);
     if (stored === 'private') return null;
+    if (!(await mayAccessXattr(name, caller))) return null; // ENODATA, as the kernel answers
     const r = this.view.resolve(path);
     if (r.upper !== undefined) return sys.lgetxattr(this.upperReal(path), stored);
     // The index knows which lower objects have no xattr at all (most): no syscall. (With
@@ -284,7 +361,7 @@ export class UnionFilesystem implements PathFilesystem {
     return sys.lgetxattr(this.backingPath(r), stored);
   }
 
-  async listxattr(path: string): Promise<string[]> {
+  async listxattr(path: string, caller?: Caller): Promise<string[]> {
     const r = this.view.resolve(path);
     if (r.upper === undefined && !r.lower!.xattrs) return [];
     const names = await sys.llistxattr(this.backingPath(r));
@@ -293,12 +370,12 @@ export class UnionFilesystem implements PathFilesystem {
       const v = visibleXattrName(n);
       if (v !== null) out.push(v);
     }
-    return out;
+    return visibleXattrNamesFor(out, caller);
   }
 
-  async removexattr(path: string, name: string, _caller: Caller): Promise<void> {
+  async removexattr(path: string, name: string, caller: Caller): Promise<void> {
     const stored = storedXattrName(name);
-    if (stored === 'private') throw fsError('EPERM', path, `xattr ${name}`);
+    if (stored === 'private' || !(await mayAccessXattr(name, caller))) throw fsError('EPERM', path, `xattr ${name}`);
     await this.mutate(path, async (w) => {
       const r = this.view.resolve(path);
       await this.checkUserXattr(r, name);

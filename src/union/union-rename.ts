@@ -1,5 +1,6 @@
 /**
- * rename(2) on the union, including directories that exist in lower layers (no EXDEV).
+ * rename(2) on the union, including directories that exist in lower layers (no EXDEV;
+ * except in a rootless store, see DIR_REDIRECTS in overlay-format.ts).
  *
  * The source is copied up (a directory: only the directory itself, not its subtree) and
  * renamed inside the writable layer. What was below it must keep showing at its new
@@ -17,7 +18,8 @@ import * as fsp from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
 import { RenameFlags } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
-import { mknodWhiteout, OPAQUE_XATTR, REDIRECT_XATTR } from './overlay-format.js';
+import { DIR_REDIRECTS, mknodWhiteout, OPAQUE_XATTR, REDIRECT_XATTR } from './overlay-format.js';
+import type { Resolved } from './union-view.js';
 import { baseOf, isWithin, joinPath, parentOf } from './paths.js';
 import { sys } from './sys.js';
 import type { UpperWriter } from './upper-writer.js';
@@ -39,6 +41,10 @@ export async function renameInUnion(w: UpperWriter, from: string, to: string, fl
     if (flags & RenameFlags.NOREPLACE) throw fsError('EEXIST', to);
     if (src.isDir && !dst.isDir) throw fsError('ENOTDIR', to);
     if (!src.isDir && dst.isDir) throw fsError('EISDIR', to);
+  }
+  // Checked where the kernel's ovl_rename checks it: after the VFS's checks above.
+  if (!DIR_REDIRECTS && hasLowerPart(src)) throw fsError('EXDEV', from, 'directory with a lower part (no redirects in a rootless store)');
+  if (dst !== 'ENOENT') {
     if (dst.isDir && (await view.readdir(dst)).length > 0) throw fsError('ENOTEMPTY', to);
     if (await sameUpperObject(w, from, to, src.upper !== undefined && dst.upper !== undefined)) return;
   }
@@ -93,6 +99,7 @@ async function exchangeInUnion(w: UpperWriter, a: string, b: string): Promise<vo
   const rb = view.resolve(b);
   if (a === b) return;
   if (isWithin(a, b) || isWithin(b, a)) throw fsError('EINVAL', b, 'exchange with an ancestor');
+  if (!DIR_REDIRECTS && (hasLowerPart(ra) || hasLowerPart(rb))) throw fsError('EXDEV', a, 'directory with a lower part (no redirects in a rootless store)');
   const lowerA = ra.isDir && ra.lower !== undefined ? ra.lowerPath : null;
   const lowerB = rb.isDir && rb.lower !== undefined ? rb.lowerPath : null;
   const shadowA = view.lowerShadowed(a);
@@ -103,6 +110,11 @@ async function exchangeInUnion(w: UpperWriter, a: string, b: string): Promise<vo
   await markMovedDir(w, b, a, rb.isDir, lowerB, shadowA);
   await sys.renameat2(w.upper.realPath(a), w.upper.realPath(b), RenameFlags.EXCHANGE);
   w.upper.swapTrees(a, b);
+}
+
+/** A directory the kernel calls "merge" or "lower": one it could move only with a redirect. */
+function hasLowerPart(r: Resolved): boolean {
+  return r.isDir && r.lower !== undefined;
 }
 
 /** rename + whiteout at the source, atomically where the filesystem supports it. */

@@ -14,7 +14,10 @@ import type { DirEntry, FileStat } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
 import { lowerIno, upperIno } from './inode.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
+import { overriddenDevice, overriddenMode } from '../core/override-stat.js';
 import { S_IFDIR, S_IFMT } from './overlay-format.js';
+import { overrideOwnerOnHost } from './owner-override.js';
+import { sys } from './sys.js';
 import { baseOf, joinPath, parentOf, splitPath } from './paths.js';
 import type { UpperNode, UpperState } from './upper-state.js';
 
@@ -117,14 +120,17 @@ export class UnionView {
     const merged = r.isDir && r.lower !== undefined;
     let ino = r.upper?.originIno;
     if (ino === undefined) ino = merged ? lowerIno(r.lower!.layer, r.lower!.ino) : upperIno(st.ino);
+    const o = r.upper?.override;
+    const dev = o && overriddenDevice(o);
+    const owner = o && overrideOwnerOnHost(o);
     return {
       ino,
-      mode: Number(st.mode),
+      mode: o ? overriddenMode(o, Number(st.mode)) : Number(st.mode),
       // Like the kernel: a merged directory reports one link (counting is not worth it).
       nlink: merged ? 1 : Number(st.nlink),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      rdev: Number(st.rdev),
+      uid: owner ? owner.uid : Number(st.uid),
+      gid: owner ? owner.gid : Number(st.gid),
+      rdev: dev ? sys.makedev(dev.major, dev.minor) : Number(st.rdev),
       size: Number(st.size),
       blksize: Number(st.blksize),
       blocks: Number(st.blocks),
@@ -192,5 +198,7 @@ export function lowerStat(e: LowerEntry): FileStat {
     atime: { sec: e.atimeSec, nsec: e.atimeNsec },
     mtime: { sec: e.mtimeSec, nsec: e.mtimeNsec },
     ctime: { sec: e.ctimeSec, nsec: e.ctimeNsec },
+    // A copy-up breaks a lower hard link (each name gets its own copy).
+    ...(e.nlink > 1 && (e.mode & S_IFMT) !== S_IFDIR ? { perName: true } : {}),
   };
 }

@@ -10,6 +10,8 @@ import { decodeOrigin } from './inode.js';
 import { drainQueue } from './work-queue.js';
 import { isOpaqueDir, isWhiteoutStat, ORIGIN_XATTR, readRedirect, visibleXattrName } from './overlay-format.js';
 import { sys } from './sys.js';
+import type { OverrideStat } from '../core/override-stat.js';
+import { readOverride } from './owner-override.js';
 import type { MetadataMirror, UpperFacts } from '../core/filesystem.js';
 
 /** One object of the writable layer. */
@@ -21,6 +23,8 @@ export interface UpperNode {
   redirect?: string;
   /** st_ino recorded at copy-up (trusted.layerfs.origin). */
   originIno?: number;
+  /** The owner and mode a rootless mount could not give it (owner-override.ts); stat reports these. */
+  override?: OverrideStat;
   /**
    * Known to have no visible xattr: made in this mount without any (its parent had none,
    * so no default ACL), or copied up from a lower object without any. Cleared by setxattr,
@@ -45,7 +49,8 @@ function factsOf(node: UpperNode): UpperFacts {
     kind: node.kind,
     hidesLower: hidesLowerBelow(node),
     noXattrs: node.noXattrs === true,
-    ownStat: node.kind === 'other' || node.ownStat === true,
+    // An override is applied by JS: the native fast path's own lstat would miss it.
+    ownStat: (node.kind === 'other' || node.ownStat === true) && node.override === undefined,
     originIno: node.originIno,
   };
 }
@@ -157,6 +162,8 @@ export class UpperState {
     const real = this.realPath(path);
     const origin = decodeOrigin(await sys.lgetxattr(real, ORIGIN_XATTR).catch(() => null));
     if (origin !== undefined) node.originIno = origin;
+    const override = await readOverride(real);
+    if (override) node.override = override;
     if (node.kind !== 'dir') return;
     if (await isOpaqueDir(real)) node.opaque = true;
     const redirect = await readRedirect(real);

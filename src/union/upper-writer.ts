@@ -9,7 +9,9 @@ import * as fsp from 'node:fs/promises';
 import { RenameFlags, type Caller } from '../core/filesystem.js';
 import { copyUpObject, type CopyCaps } from './copy-up.js';
 import type { LowerIndex } from './lower-index.js';
-import { mknodWhiteout, OPAQUE_XATTR, S_ISGID } from './overlay-format.js';
+import type { OverrideStat } from '../core/override-stat.js';
+import { mknodWhiteout, OPAQUE_XATTR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from './overlay-format.js';
+import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { joinPath, parentOf } from './paths.js';
 import { closeFd, fchmodFd, fchownFd, sys } from './sys.js';
 import type { UpperNode, UpperState } from './upper-state.js';
@@ -53,10 +55,10 @@ export class UpperWriter {
     await this.ensureUpper(parentOf(path));
     const parentReal = this.upper.realPath(parentOf(path));
     const pst = await fsp.lstat(parentReal, { bigint: true });
-    const origin = await copyUpObject(this.caps, this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), data);
+    const { origin, override } = await copyUpObject(this.caps, this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), data);
     // The rename into the parent changed its times; the kernel restores them too.
     await sys.utimens(parentReal, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
-    const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}) };
+    const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}), ...(override ? { override } : {}) };
     if (r.lower!.xattrs === false) node.noXattrs = true;
     this.upper.set(path, node);
     return this.view.resolve(path);
@@ -83,8 +85,9 @@ export class UpperWriter {
     const fd = await make(target);
     // Until the object is in place, a failure removes it again (in place: it is ours,
     // just made), so the writable layer never holds an object UpperState does not know.
+    let override: OverrideStat | undefined;
     try {
-      await applyOwner(target, typeof fd === 'number' ? fd : undefined, caller.uid, gid, mode, isSymlink, viaWork || setgidParent);
+      override = await applyOwner(target, typeof fd === 'number' ? fd : undefined, caller.uid, gid, mode, isSymlink, viaWork || setgidParent);
       if (opaque) await sys.lsetxattr(target, OPAQUE_XATTR, Buffer.from('y'));
       if (viaWork) {
         if (isDir && existing?.kind === 'whiteout') {
@@ -103,6 +106,7 @@ export class UpperWriter {
     if (viaWork && isDir && existing?.kind === 'whiteout') await fsp.unlink(target).catch(() => undefined);
     const node: UpperNode = { kind: isDir ? 'dir' : 'other', ownStat: true };
     if (opaque) node.opaque = true;
+    if (override) node.override = override;
     // A parent without xattrs has no default ACL to pass on.
     if (this.upper.get(parent)?.noXattrs === true) node.noXattrs = true;
     this.upper.set(path, node);
@@ -153,7 +157,10 @@ export class UpperWriter {
   }
 }
 
-/** Sets owner then mode (chown clears setuid/setgid, so mode goes last). */
+/**
+ * Sets owner then mode (chown clears setuid/setgid, so mode goes last). A rootless mount
+ * that cannot give the owner keeps it in an override (owner-override.ts), returned.
+ */
 async function applyOwner(
   real: Buffer,
   fd: number | undefined,
@@ -162,18 +169,23 @@ async function applyOwner(
   mode: number,
   isSymlink: boolean,
   forceChown: boolean,
-): Promise<void> {
+): Promise<OverrideStat | undefined> {
+  if (OWNER_OVERRIDES && (uid !== MY_UID || gid !== MY_GID)) {
+    const type = isSymlink ? S_IFLNK : (mode & S_IFMT) || S_IFREG;
+    return setOwnership(real, fd, type, { uid, gid, mode: mode & 0o7777 }, undefined);
+  }
   if (forceChown || uid !== MY_UID || gid !== MY_GID) {
     if (fd !== undefined) await fchownFd(fd, uid, gid);
     else await fsp.lchown(real, uid, gid);
   }
-  if (isSymlink) return;
+  if (isSymlink) return undefined;
   // mkdir/open/mknod already applied `mode` minus the process umask; chmod only if that
   // lost bits, or chown may have cleared setuid/setgid, or mkdir ignored them.
   // (process.umask() without arguments only reads it; no warning is emitted on Node 20.)
-  if ((mode & process.umask() & 0o777) === 0 && (mode & 0o7000) === 0) return;
+  if ((mode & process.umask() & 0o777) === 0 && (mode & 0o7000) === 0) return undefined;
   if (fd !== undefined) await fchmodFd(fd, mode & 0o7777);
   else await fsp.chmod(real, mode & 0o7777);
+  return undefined;
 }
 
 function nsTime(ns: bigint): { sec: number; nsec: number } {

@@ -12,9 +12,19 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runNode(script: string, args: string[], opts: { cwd?: string; input?: Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export interface RunNodeOptions {
+  cwd?: string;
+  input?: Buffer;
+  env?: NodeJS.ProcessEnv;
+  /** Run as this uid/gid (supplementary groups dropped), e.g. a rootless test user. */
+  uid?: number;
+  gid?: number;
+}
+
+export function runNode(script: string, args: string[], opts: RunNodeOptions = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [script, ...args], { cwd: opts.cwd ?? REPO, stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const ids = opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {};
+    const p = spawn(process.execPath, [script, ...args], { cwd: opts.cwd ?? REPO, stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, ...ids });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

@@ -51,6 +51,8 @@ export default function setup(project: TestProject) {
     console.warn('\n*** layerfs: not root or no /dev/fuse: EVERY mount test is SKIPPED on this machine ***\n');
   }
   mkdirSync(CACHE_DIR, { recursive: true });
+  // The ordinary users the rootless tests run layerfs as (idempotent).
+  if (canMount) execFileSync(join(root, 'scripts', 'rootless-users'), { stdio: 'inherit' });
   // Mount processes and CLI tests run the compiled build; make sure it is current.
   if (newestSource(join(root, 'src')) > mtimeOr0(join(root, 'dist', 'cli', 'main.js'))) {
     execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });

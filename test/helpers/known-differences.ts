@@ -56,8 +56,11 @@ export const KNOWN_DIFFERENCES = {
   },
   readOnlyFdStaysOnLower: {
     id: 'read-only-fd-stays-on-lower',
-    engines: ['direct'],
-    why: 'through the union object\'s own calls, a handle opened read-only on a lower file before that file '
+    engines: ['direct', 'layerfs'],
+    why: 'layerfs engine: a descriptor opened read-only on a lower file reads it by FUSE passthrough, whose '
+      + 'backing file the kernel fixes at open (one backing file per inode); the open that copies the file up '
+      + 'for writing gets a new kernel inode for the name (src/engine/open-files.ts), and the old descriptor '
+      + 'keeps the lower file. Direct: through the union object\'s own calls, a handle opened read-only on a lower file before that file '
       + 'is copied up keeps showing the lower file as it was (fgetattr, read); the kernel\'s overlayfs (since '
       + 'Linux 4.19) moves such descriptors to the copy. Over FUSE (fuse-native) the oracle sees the kernel\'s '
       + 'behaviour: fstat is a GETATTR by path there. layerfs keeps each handle\'s backing fd '

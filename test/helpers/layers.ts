@@ -14,6 +14,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { toFsPath } from '../../src/core/filesystem.js';
+import { OPAQUE_XATTR } from '../../src/union/overlay-format.js';
 import { sys } from '../../src/union/sys.js';
 
 export interface FileSpec {
@@ -73,7 +74,7 @@ export async function writeLayer(dir: string, spec: LayerSpec): Promise<void> {
     await fsp.mkdir(Buffer.concat([Buffer.from(dir), toFsPath('/' + parentRel(rel))]), { recursive: true });
     if (isDir) {
       await fsp.mkdir(real, { recursive: true });
-      if (s.opaque) await sys.lsetxattr(real, 'trusted.overlay.opaque', Buffer.from('y'));
+      if (s.opaque) await sys.lsetxattr(real, OPAQUE_XATTR, Buffer.from('y'));
     } else if (s.symlink !== undefined) {
       await fsp.symlink(toFsPath(s.symlink), real);
     } else if (s.hardlink !== undefined) {

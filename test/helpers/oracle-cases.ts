@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { OracleHarness } from './oracle-suite.js';
-import type { Op } from './oracle.js';
+import { OV, type Op } from './oracle.js';
 
 /** A file capability (VFS_CAP_REVISION_2, cap_net_raw permitted) as an xattr value. */
 const CAP_NET_RAW = Buffer.from([0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).toString('latin1');
@@ -202,22 +202,22 @@ export function defineOracleCases(h: OracleHarness): void {
     expect(await h.compare(r, ops)).toEqual([]);
   });
 
-  it('xattrs pass through; trusted.overlay.* names are escaped, never taken as markers', async () => {
+  it(`xattrs pass through; ${OV}.overlay.* names are escaped, never taken as markers`, async () => {
     const r = await h.rig();
     const ops: Op[] = [
       { op: 'listxattr', path: '/b' },
       { op: 'getxattr', path: '/b', name: 'user.b' },
-      { op: 'setxattr', path: '/a', name: 'trusted.overlay.opaque', value: 'y' },
-      { op: 'setxattr', path: '/d', name: 'trusted.overlay.opaque', value: 'y' },
-      { op: 'setxattr', path: '/e', name: 'trusted.overlay.redirect', value: '/o' },
+      { op: 'setxattr', path: '/a', name: `${OV}.overlay.opaque`, value: 'y' },
+      { op: 'setxattr', path: '/d', name: `${OV}.overlay.opaque`, value: 'y' },
+      { op: 'setxattr', path: '/e', name: `${OV}.overlay.redirect`, value: '/o' },
       { op: 'setxattr', path: '/e', name: 'trusted.other', value: 'z' },
       { op: 'listxattr', path: '/a' },
       { op: 'listxattr', path: '/d' },
-      { op: 'getxattr', path: '/d', name: 'trusted.overlay.opaque' },
+      { op: 'getxattr', path: '/d', name: `${OV}.overlay.opaque` },
       { op: 'readdir', path: '/d' },
       { op: 'readdir', path: '/e' },
-      { op: 'removexattr', path: '/d', name: 'trusted.overlay.opaque' },
-      { op: 'removexattr', path: '/d', name: 'trusted.overlay.opaque' },
+      { op: 'removexattr', path: '/d', name: `${OV}.overlay.opaque` },
+      { op: 'removexattr', path: '/d', name: `${OV}.overlay.opaque` },
       { op: 'listxattr', path: '/d' },
       { op: 'listxattr', path: '/e' },
       { op: 'removexattr', path: '/x/suid', name: 'user.tag' },
@@ -265,8 +265,8 @@ export function defineOracleCases(h: OracleHarness): void {
       fc.record({ op: fc.constant('chmod' as const), path: fc.oneof(p, file), mode: fc.constantFrom(0o600, 0o755, 0o4755, 0o1777) }),
       fc.record({ op: fc.constant('chown' as const), path: p, uid: fc.constantFrom(0, 1000), gid: fc.constantFrom(0, 100) }),
       fc.record({ op: fc.constant('utimens' as const), path: p, sec: fc.nat(1_400_000_000), nsec: fc.nat(999_999_999) }),
-      fc.record({ op: fc.constant('setxattr' as const), path: p, name: fc.constantFrom('user.a', 'user.b', 'trusted.overlay.opaque'), value: fc.constantFrom('y', 'v') }),
-      fc.record({ op: fc.constant('removexattr' as const), path: p, name: fc.constantFrom('user.a', 'user.b', 'trusted.overlay.opaque') }),
+      fc.record({ op: fc.constant('setxattr' as const), path: p, name: fc.constantFrom('user.a', 'user.b', `${OV}.overlay.opaque`), value: fc.constantFrom('y', 'v') }),
+      fc.record({ op: fc.constant('removexattr' as const), path: p, name: fc.constantFrom('user.a', 'user.b', `${OV}.overlay.opaque`) }),
       fc.record({ op: fc.constant('listxattr' as const), path: p }),
       fc.record({ op: fc.constant('link' as const), from: fc.oneof(p, file), to: p }),
       fc.record({ op: fc.constant('symlink' as const), target: fc.constantFrom('a', 'd', 'd/x', 'nowhere'), path: p }),

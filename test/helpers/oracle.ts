@@ -13,6 +13,13 @@ import { constants as C } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Timespec } from '../../src/core/filesystem.js';
+import { OVERLAY_XATTR_NS } from '../../src/union/overlay-format.js';
+
+/**
+ * The overlay xattr namespace of this test process: 'trusted', or 'user' for the rootless
+ * format (a test file sets LAYERFS_OVERLAY_XATTRS=user with vi.hoisted, before imports).
+ */
+export const OV = OVERLAY_XATTR_NS;
 
 const run = promisify(execFile);
 
@@ -128,11 +135,11 @@ export function statValue(mode: number, uid: number, gid: number, size: number, 
 
 /**
  * xattr names both implementations must show alike: all of them, security.* included,
- * but trusted.layerfs.* (layerfs's private origin, which the kernel lists as an ordinary
- * name when it mounts a layerfs upper).
+ * but trusted.layerfs.* (user.layerfs.* in the rootless format: layerfs's private origin,
+ * which the kernel lists as an ordinary name when it mounts a layerfs upper).
  */
 export function comparableXattr(name: string): boolean {
-  return !name.startsWith('trusted.layerfs.');
+  return !name.startsWith(`${OV}.layerfs.`);
 }
 
 export const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -141,8 +148,14 @@ export function errnoError(code: string): Error {
   return Object.assign(new Error(code), { code });
 }
 
-/** Mount options the oracle uses for the kernel overlayfs (redirect_dir=on: renames of lower dirs). */
-export const KERNEL_OVERLAY_OPTIONS = 'redirect_dir=on,index=off,metacopy=off,xino=off';
+/**
+ * Mount options the oracle uses for the kernel overlayfs (redirect_dir=on: renames of lower
+ * dirs). The rootless format: `userxattr`, with which the kernel allows no redirects
+ * (nofollow: renaming a directory with a lower part is EXDEV), as in a user namespace.
+ */
+export const KERNEL_OVERLAY_OPTIONS = OV === 'user'
+  ? 'userxattr,redirect_dir=nofollow,index=off,metacopy=off,xino=off'
+  : 'redirect_dir=on,index=off,metacopy=off,xino=off';
 
 /** Mounts the kernel overlayfs at `mountpoint` (which must exist). */
 export async function mountKernelOverlay(lowers: string[], upper: string, work: string, mountpoint: string): Promise<void> {

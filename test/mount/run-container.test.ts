@@ -157,16 +157,19 @@ describe.skipIf(!inject('canMount'))('layerfs run', () => {
   });
 
   it('logs -f follows a detached container to its end; -d --rm removes it after', async () => {
-    // The container waits for /go, so `logs -f` surely starts before it ends (a CLI start can take seconds on a busy machine).
-    await cliOk(root, ['run', '-d', '--rm', '--name', 'lf', 'sample', 'sh', '-c', 'echo one; echo err >&2; while [ ! -f /go ]; do sleep 0.1; done; echo two']);
+    // The container ends only once `logs -f` has shown its first lines (it waits for /go,
+    // made through exec then): a --rm container that ended before `logs -f` started would
+    // be gone already, as in Docker, and removal no longer waits behind the store lock.
+    await cliOk(root, ['run', '-d', '--rm', '--name', 'lf', 'sample', 'sh', '-c', 'echo one; echo err >&2; while [ ! -e /go ]; do sleep 0.1; done; echo two']);
     const follower = spawn(process.execPath, [LAYERFS, '--root', root, 'logs', '-f', 'lf'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const logs = { stdout: '', code: null as number | null };
-    follower.stdout.on('data', (d: Buffer) => (logs.stdout += d.toString()));
-    const ended = new Promise<void>((r) => follower.on('close', (code) => r(void (logs.code = code))));
-    await waitFor('logs -f to print', async () => logs.stdout.includes('one'));
-    await cliOk(root, ['exec', 'lf', 'touch', '/go']);
+    const logs = { stdout: '', stderr: '', code: -1 };
+    follower.stdout.on('data', (d) => (logs.stdout += d));
+    follower.stderr.on('data', (d) => (logs.stderr += d));
+    const ended = new Promise<void>((r) => follower.on('close', (code) => ((logs.code = code ?? -1), r())));
+    await waitFor('logs -f to show the first lines', async () => logs.stdout.includes('one') && logs.stdout.includes('err'));
+    expect((await cli(root, ['exec', 'lf', 'touch', '/go'])).code).toBe(0);
     await ended;
-    expect(logs.code).toBe(0);
+    expect(logs.code, logs.stderr).toBe(0);
     // stdout and stderr share the log; the shell may flush them in either order.
     expect(logs.stdout.split('\n').slice(0, 2).sort()).toEqual(['err', 'one']);
     expect(logs.stdout.split('\n').slice(2)).toEqual(['two', '']);

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cliOk, LAYERFS, REPO } from '../helpers/cli.js';
@@ -108,6 +108,33 @@ describe.skipIf(!inject('canMount') || !haveBrowser)('layerfs ui in a browser', 
     } finally {
       await browser.close();
       await cliOk(root, ['rm', '-f', 'web']);
+    }
+  });
+
+  it('the build view: each step of a build, CACHED or why it missed, and the layer it produced', async () => {
+    const ctx = join(work, 'buildctx');
+    await mkdir(ctx);
+    await writeFile(join(ctx, 'a.txt'), 'one\n');
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM sample\nCOPY a.txt /a.txt\nRUN echo ran > /ran\nENV X=1\n');
+    await cliOk(root, ['build', '-t', 'viewed:1', ctx]);
+    await writeFile(join(ctx, 'a.txt'), 'two\n');
+    await cliOk(root, ['build', '-t', 'viewed:2', ctx]);
+    await cliOk(root, ['build', '-t', 'viewed:2', ctx]);
+    const browser = await playwright!.chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      await page.goto(`${url}?image=viewed:2`);
+      await page.waitForSelector('body[data-builds="yes"]');
+      // Newest first: the fully cached rebuild.
+      expect(await page.locator('#bstatus').innerText()).toMatch(/3 cached, 0 ran/);
+      expect(await page.locator('#steps tr.step[data-n="2"]').innerText()).toMatch(/COPY a\.txt \/a\.txt\s+CACHED[\s\S]*layer 3 · [0-9a-f]{12} · \d/);
+      expect(await page.locator('#steps tr.step[data-n="4"]').innerText()).toMatch(/ENV X=1\s+CACHED[\s\S]*config only/);
+      // The build after the edit: the COPY missed and says which file.
+      await page.locator('#build').selectOption('1');
+      expect(await page.locator('#steps tr.step[data-n="2"]').innerText()).toMatch(/MISS\s+source files differ \(changed: a\.txt\)/);
+      expect(await page.locator('#steps tr.step[data-n="3"]').innerText()).toMatch(/MISS\s+its parent changed/);
+    } finally {
+      await browser.close();
     }
   });
 

@@ -1,12 +1,14 @@
 /**
  * `layerfs build -t NAME[:TAG] [-f FILE] [--build-arg K=V]… [--target STAGE] [--no-cache]
- * [--progress plain|tty] [--label K=V]… [--network none|host] CONTEXT`: a Dockerfile becomes
+ * [--progress plain|tty] [--label K=V]… [--network none|host] [--pull[=missing|always|never]]
+ * [--allow-network] [--insecure] [--tls-ca FILE] CONTEXT`: a Dockerfile becomes
  * an image (src/build). Progress goes to stderr, the image id to stdout; CONTEXT `-` reads
  * the Dockerfile from stdin and has no files.
  */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parsePullPolicy } from '../../build/base-image.js';
 import { parseBuildArgs } from '../../build/build-args.js';
 import { BuildContext } from '../../build/build-context.js';
 import { Builder } from '../../build/builder.js';
@@ -14,6 +16,7 @@ import { plainProgress, ttyProgress } from '../../build/progress.js';
 import { LayerfsError } from '../../core/errors.js';
 import { parseNetwork } from '../../sandbox/run-options.js';
 import { openStore, printJson } from './format.js';
+import { clientOptions, connectionOptions } from './pull.js';
 
 interface BuildFlags {
   tag: string[];
@@ -24,6 +27,11 @@ interface BuildFlags {
   progress: string;
   label: string[];
   network?: string;
+  pull?: string | boolean;
+  allowNetwork?: boolean;
+  insecure?: boolean;
+  tlsCa?: string;
+  timeout?: string;
   json?: boolean;
 }
 
@@ -57,7 +65,7 @@ function labelsOf(list: string[]): Map<string, string> {
 
 /** Registers `build` on the program. */
 export function register(program: Command): void {
-  program
+  connectionOptions(program
     .command('build')
     .description('Build an image from a Dockerfile, one layer per RUN/COPY/ADD, with a per-instruction cache that explains its misses')
     .argument('<context>', 'build context folder, or - for a Dockerfile on stdin and no context')
@@ -69,7 +77,9 @@ export function register(program: Command): void {
     .option('--progress <mode>', 'plain (one line per event), tty (steps redrawn in place) or auto (tty on a terminal)', 'auto')
     .option('--label <KEY=VALUE>', 'add a label to the image (repeatable)', collect, [])
     .option('--network <mode>', 'network of RUN steps: none (default) or host')
-    .option('--json', 'print the result (image id and steps) as JSON on stdout')
+    .option('--pull [policy]', 'pull FROM images: missing (default), always (a bare --pull), never')
+    .option('--allow-network', 'let ADD fetch http(s) sources (verified with ADD --checksum when given)')
+    .option('--json', 'print the result (image id and steps) as JSON on stdout'))
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
       if (!['plain', 'tty', 'auto'].includes(flags.progress)) throw new LayerfsError('INVALID_ARGUMENT', `unsupported --progress ${JSON.stringify(flags.progress)}: use plain or tty`);
       const store = await openStore(cmd);
@@ -91,6 +101,8 @@ export function register(program: Command): void {
           noCache: !flags.cache,
           labels: labelsOf(flags.label),
           network: parseNetwork(flags.network),
+          pull: { policy: parsePullPolicy(flags.pull), client: await clientOptions(flags) },
+          allowNetwork: flags.allowNetwork === true,
           progress: (flags.progress === 'tty' || (flags.progress === 'auto' && process.stderr.isTTY) ? ttyProgress : plainProgress)((s) => process.stderr.write(s)),
           signal: controller.signal,
         });

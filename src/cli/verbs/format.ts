@@ -3,6 +3,7 @@
  * tables, `--format` templates, and opening the store from the global `--root` option.
  */
 import { compileTemplate } from '../go-template.js';
+import { LayerfsError } from '../../core/errors.js';
 
 export { openStore } from '../store-use.js';
 
@@ -68,4 +69,10 @@ export function printFormatted(format: string, rows: object[], headers: Record<s
   const lines = rows.map((r) => tmpl.render(r).split('\t'));
   const headerRow = compileTemplate(body.replace(/\{\{[^}]*?\.(\w+)[^}]*\}\}/g, (_m, f: string) => headers[f] ?? f.toUpperCase())).render({}).split('\t');
   process.stdout.write(table(headerRow, lines));
+}
+
+/** The hint line under an error printed without failing the command (empty when it has none). */
+export function damageHint(err: unknown): string {
+  const hint = err instanceof LayerfsError ? err.hint : undefined;
+  return hint ? `  hint: ${hint}\n` : '';
 }

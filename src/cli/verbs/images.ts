@@ -2,10 +2,12 @@
 import type { Command } from 'commander';
 import { shortId, type Digest } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
+import { isIntermediate } from '../../store/build-marks.js';
 import { familiarName, parseReference } from '../../image/reference.js';
-import { humanSize, openStore, printFormatted, printJson, table, timeAgo } from './format.js';
+import { damageHint, humanSize, openStore, printFormatted, printJson, table, timeAgo } from './format.js';
 
 interface ImagesFlags {
+  all?: boolean;
   quiet?: boolean;
   json?: boolean;
   trunc?: boolean;
@@ -61,6 +63,7 @@ export function register(program: Command): void {
     .command('images')
     .description('List images (REPOSITORY TAG IMAGE ID CREATED SIZE)')
     .argument('[reference]', 'only images of this repository (and tag)')
+    .option('-a, --all', "also the intermediate images of builds (the build cache's)")
     .option('-q, --quiet', 'only image ids')
     .option('-f, --filter <key=value>', 'filter: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--format <template>', "Go template per image ({{.Repository}} {{.Tag}} {{.ID}} {{.Size}} …), 'table TEMPLATE' or 'json'")
@@ -75,7 +78,15 @@ export function register(program: Command): void {
       });
       const rows: ImageRow[] = [];
       for (const id of await store.images.list()) {
-        const s = await store.summary(id);
+        // One damaged image must not hide the others: it is named on stderr with the fix.
+        const s = await store.summary(id).catch((err: unknown) => {
+          const msg = (err as Error).message;
+          process.stderr.write(`layerfs: ${msg.includes(shortId(id)) ? '' : `image ${shortId(id)}: `}${msg}\n${damageHint(err)}`);
+          process.exitCode = 1;
+          return undefined;
+        });
+        if (!s) continue;
+        if (!flags.all && s.tags.length === 0 && (await isIntermediate(store.images, id))) continue;
         const tags = s.tags.length ? s.tags : ['<none>:<none>'];
         for (const t of tags) {
           const i = t.lastIndexOf(':');

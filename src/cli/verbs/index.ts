@@ -1,6 +1,8 @@
 /** Every subcommand, in the order `layerfs --help` lists them. */
 import type { Command } from 'commander';
 import * as build from './build.js';
+import * as builder from './builder.js';
+import * as check from './check.js';
 import * as commit from './commit.js';
 import * as diff from './diff.js';
 import * as events from './events.js';
@@ -39,10 +41,10 @@ import * as ui from './ui.js';
 import * as umount from './umount.js';
 
 const verbs: Array<{ register(program: Command): void }> = [
-  load, importVerb, pull, push, login, images, inspect, history, tag, rmi, save, prune, system,
+  load, importVerb, pull, push, login, images, inspect, history, tag, rmi, save, prune, system, check,
   mount, umount, ps, rm,
   run, start, stop, restart, kill, wait, exec, logs, top, rename, cp, exportVerb,
-  build, diff, commit, layers, explain, events, ui,
+  build, builder, diff, commit, layers, explain, events, ui,
   snapshotter,
 ];
 

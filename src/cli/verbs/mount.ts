@@ -1,5 +1,6 @@
 /** `layerfs mount [--name NAME] [--read-only] IMAGE DIR`: a container's merged view on DIR. */
 import type { Command } from 'commander';
+import { DEFAULT_ENGINE, ENGINES, parseEngine } from '../../fuse/engine-choice.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { openStore } from './format.js';
 
@@ -11,9 +12,17 @@ export function register(program: Command): void {
     .argument('<dir>', 'an existing empty directory')
     .option('--name <name>', 'container name; an existing unmounted container of this name is mounted again with its writable layer')
     .option('--read-only', 'no writable layer: writes fail with EROFS')
-    .action(async (image: string, dir: string, flags: { name?: string; readOnly?: boolean }, cmd: Command) => {
+    .option('--engine <engine>', `the FUSE engine serving the mount: ${ENGINES.join(' or ')} (default: LAYERFS_ENGINE, else ${DEFAULT_ENGINE})`)
+    .action(async (image: string, dir: string, flags: { name?: string; readOnly?: boolean; engine?: string }, cmd: Command) => {
+      const engine = flags.engine !== undefined ? parseEngine(flags.engine, '--engine') : undefined;
       const supervisor = new Supervisor(await openStore(cmd));
-      const record = await supervisor.mount({ imageRef: image, mountpoint: dir, ...(flags.name ? { name: flags.name } : {}), ...(flags.readOnly ? { readOnly: true } : {}) });
+      const record = await supervisor.mount({
+        imageRef: image,
+        mountpoint: dir,
+        ...(flags.name ? { name: flags.name } : {}),
+        ...(flags.readOnly ? { readOnly: true } : {}),
+        ...(engine ? { engine } : {}),
+      });
       process.stdout.write(`${record.id}\n`);
     });
 }

@@ -1,6 +1,6 @@
 /** `layerfs prune`: delete layers and blobs that no image or container references. */
 import type { Command } from 'commander';
-import { pruneStore } from '../../store/image-remover.js';
+import { keptWarning, pruneStore } from '../../store/image-remover.js';
 import { humanSize, openStore, printJson } from './format.js';
 
 interface PruneFlags {
@@ -18,6 +18,7 @@ export function register(program: Command): void {
     .action(async (flags: PruneFlags, cmd: Command) => {
       const store = await openStore(cmd);
       const r = await pruneStore(store, { dangling: !!flags.dangling });
+      process.stderr.write(keptWarning(r));
       if (flags.json) {
         printJson({ Deleted: r.deleted, SpaceReclaimed: r.reclaimed });
         return;

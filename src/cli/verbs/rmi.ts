@@ -1,6 +1,6 @@
 /** `layerfs rmi IMAGE…`: remove images, and the layers and blobs only they used. */
 import type { Command } from 'commander';
-import { removeImages } from '../../store/image-remover.js';
+import { keptWarning, removeImages } from '../../store/image-remover.js';
 import { openStore, printJson } from './format.js';
 
 interface RmiFlags {
@@ -19,6 +19,7 @@ export function register(program: Command): void {
     .action(async (refs: string[], flags: RmiFlags, cmd: Command) => {
       const store = await openStore(cmd);
       const r = await removeImages(store, refs, { force: !!flags.force });
+      process.stderr.write(keptWarning(r));
       if (flags.json) {
         printJson({ Untagged: r.untagged, Deleted: r.deleted, SpaceReclaimed: r.reclaimed });
         return;

@@ -1,9 +1,7 @@
 /** `layerfs snapshotter [--address SOCKET] [--root DIR]`: containerd's snapshots API on layerfs. */
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { serveSnapshotter } from '../../snapshotter/grpc-server.js';
 import { DEFAULT_MOUNT_PROGRAM } from '../../snapshotter/mounts.js';
-import { Snapshotter } from '../../snapshotter/snapshotter.js';
 import { resolveRoot } from '../../store/store-paths.js';
 
 /** Where containerd finds us unless told otherwise (README, contrib/ unit and config). */
@@ -46,6 +44,9 @@ export function register(program: Command): void {
     .action(async (flags: { address: string; root?: string; mountProgram: string }, cmd: Command) => {
       const root = resolveRoot((cmd.optsWithGlobals() as { root?: string }).root);
       const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} layerfs-snapshotter[${process.pid}]: ${line}\n`);
+      // Loaded here, not at the top: grpc-js and protobufjs cost every other verb ~0.2 s of start-up.
+      const { serveSnapshotter } = await import('../../snapshotter/grpc-server.js');
+      const { Snapshotter } = await import('../../snapshotter/snapshotter.js');
       const snapshotter = new Snapshotter({ stateDir: join(root, 'snapshotter'), mountProgram: flags.mountProgram });
       await snapshotter.open();
       const server = await serveSnapshotter(snapshotter, flags.address, log);

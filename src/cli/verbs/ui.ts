@@ -1,5 +1,6 @@
 /** `layerfs ui [--port N]`: the layer and copy-on-write web page, on 127.0.0.1 only. */
 import type { Command } from 'commander';
+import { recentBuilds } from '../../build/build-log.js';
 import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { startUiServer } from '../../teach/ui-server.js';
@@ -9,7 +10,7 @@ import { openStore } from './format.js';
 export function register(program: Command): void {
   program
     .command('ui')
-    .description('Serve a web page (127.0.0.1 only) drawing layer stacks, the merged tree by serving layer, and live copy-on-write events')
+    .description('Serve a web page (127.0.0.1 only) drawing layer stacks, the merged tree by serving layer, live copy-on-write events and recent builds')
     .option('--port <n>', 'TCP port (0 picks a free one)', '7878')
     .action(async (flags: { port: string }, cmd: Command) => {
       const store = await openStore(cmd);
@@ -17,6 +18,7 @@ export function register(program: Command): void {
       const { server, url } = await startUiServer({
         store,
         port: Number(flags.port),
+        builds: () => recentBuilds(store),
         containers: async () =>
           (await sup.list()).map((c) => ({ name: c.name, image: c.image, imageRef: c.imageRef, state: c.state, mountpoint: c.mountpoint, upperDir: containerPaths(store.paths.containersDir, c.id).upper })),
       });

@@ -1,0 +1,52 @@
+/**
+ * Where layerfs keeps things for the user running it. Root keeps the system paths
+ * (/var/lib/layerfs, /run/layerfs); any other uid gets the XDG base directories, as
+ * rootless podman does, so an ordinary user needs no sudo and no folder made for them:
+ *   store:   $XDG_DATA_HOME/layerfs    (default ~/.local/share/layerfs)
+ *   runtime: $XDG_RUNTIME_DIR/layerfs  (default /tmp/layerfs-run-<uid>, podman's fallback
+ *            when no login session made /run/user/<uid>, e.g. under runuser or cron)
+ * `--root` / LAYERFS_ROOT override the store for both.
+ */
+import { createHash } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** Root's store, as Docker's is /var/lib/docker. */
+export const SYSTEM_STORE_ROOT = '/var/lib/layerfs';
+/** Root's runtime state (sockets, logs of detached mount helpers). */
+export const SYSTEM_RUNTIME_DIR = '/run/layerfs';
+
+/** True when this process runs as an ordinary user (effective uid ≠ 0). */
+export function isRootless(): boolean {
+  return (process.geteuid?.() ?? 0) !== 0;
+}
+
+/** An absolute XDG variable, else undefined (the spec says to ignore relative ones). */
+function xdg(name: string): string | undefined {
+  const v = process.env[name];
+  return v !== undefined && v.startsWith('/') ? v : undefined;
+}
+
+/** The default store root for this user. */
+export function defaultStoreRoot(): string {
+  if (!isRootless()) return SYSTEM_STORE_ROOT;
+  return join(xdg('XDG_DATA_HOME') ?? join(process.env.HOME || homedir(), '.local', 'share'), 'layerfs');
+}
+
+/** The runtime folder for this user (may not exist yet; create it with mode 0700). */
+export function runtimeDir(): string {
+  if (!isRootless()) return SYSTEM_RUNTIME_DIR;
+  const base = xdg('XDG_RUNTIME_DIR');
+  return base ? join(base, 'layerfs') : `/tmp/layerfs-run-${process.geteuid!()}`;
+}
+
+/**
+ * The runtime folder of one store: root keeps `<store>/runtime` (as before); an ordinary
+ * user's lives under runtimeDir(), keyed by the store's path so two `--root` stores of one
+ * user never list each other's containers.
+ */
+export function storeRuntimeDir(storeRoot: string): string {
+  if (!isRootless()) return join(storeRoot, 'runtime');
+  const key = createHash('sha256').update(resolve(storeRoot)).digest('hex').slice(0, 12);
+  return join(runtimeDir(), `store-${key}`);
+}

@@ -1,0 +1,589 @@
+/**
+ * The engine's request handler: one kernel FUSE request in, exactly one reply out (none
+ * for FORGET, BATCH_FORGET, INTERRUPT), every opcode mapped onto the PathFilesystem
+ * contract with the caller from the request header. This is the errno boundary of the
+ * engine: a rejection or a throw becomes a negative errno (src/fuse/errno.ts), a request
+ * it cannot parse EINVAL, an opcode it does not serve ENOSYS; nothing here can end the
+ * process (test/unit/engine-dispatcher.test.ts feeds it random frames).
+ */
+import { constants as fsConstants } from 'node:fs';
+import { constants } from 'node:os';
+import { Errno } from '../core/errors.js';
+import type { Caller, DirEntry, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
+import { isUnexpectedFailure, toNegativeErrno } from '../fuse/errno.js';
+import type { FuseDevice } from './device.js';
+import { NodeTable, type Node } from './node-table.js';
+import { OpenFiles } from './open-files.js';
+import { OpenDirs, type PlusEntry } from './readdir.js';
+import { negotiateInit, type InitChoice } from './init.js';
+import {
+  attrOut, Body, entryOut, FAttr, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
+  readInHeader, statfsOut, writeOut, type InHeader, type Validity,
+} from './wire.js';
+
+export interface DispatcherOptions {
+  /** Seconds the kernel may trust entries, attributes, and negative entries. */
+  entrySeconds: number;
+  attrSeconds: number;
+  negativeSeconds: number;
+  /** Ask for FUSE_PASSTHROUGH (needs CAP_SYS_ADMIN for the backing ioctls). */
+  passthrough: boolean;
+  /** Serve data from fds the filesystem hands over (directIo). */
+  directData: boolean;
+  traceOps?: (op: string, path: string) => void;
+  onUnexpectedError?: (err: unknown, op: string) => void;
+}
+
+type Reply = Buffer[] | null;
+
+const osErrno = constants.errno;
+const OPNAME: Record<number, string> = Object.fromEntries(Object.entries(Opcode).map(([k, v]) => [v, k.toLowerCase()]));
+/** setattr_in.valid bits that ask nothing of the filesystem (FATTR_LOCKOWNER, FATTR_CTIME). */
+const LOCK_BITS = 512 | FAttr.CTIME;
+const UTIME_NOW_MASK = { atime: FAttr.ATIME_NOW, mtime: FAttr.MTIME_NOW };
+/** O_DIRECT is the kernel's business (FUSE direct I/O to the engine); a backing fd opened
+ * with it would refuse the engine's unaligned buffers (EINVAL). */
+const O_DIRECT = fsConstants.O_DIRECT;
+/** setxattr_in as sent without FUSE_SETXATTR_EXT (which the engine does not ask for). */
+const SETXATTR_COMPAT_SIZE = 8;
+/** init_in before protocol 7.36. */
+const INIT_IN_MIN_SIZE = 16;
+
+export class Dispatcher {
+  readonly nodes = new NodeTable();
+  readonly dirs = new OpenDirs();
+  files: OpenFiles;
+  init: InitChoice | undefined;
+  private readonly entryValid: Validity;
+  private readonly negativeValid: Validity;
+  private initWaiters: ((c: InitChoice) => void)[] = [];
+  /** Requests seen per opcode name (the bench counts READ/WRITE). */
+  readonly counts = new Map<string, number>();
+
+  constructor(
+    private readonly fs: PathFilesystem,
+    private readonly device: FuseDevice,
+    private readonly options: DispatcherOptions,
+  ) {
+    this.entryValid = { entry: options.entrySeconds, attr: options.attrSeconds };
+    this.negativeValid = { entry: options.negativeSeconds, attr: 0 };
+    this.files = new OpenFiles(fs, device, { passthrough: false, directData: options.directData });
+  }
+
+  /** Resolves once INIT has been answered. */
+  initialized(): Promise<InitChoice> {
+    if (this.init) return Promise.resolve(this.init);
+    return new Promise((resolve) => this.initWaiters.push(resolve));
+  }
+
+  /** One request as read from the device. Never throws. */
+  handle(req: Buffer): void {
+    let h: InHeader;
+    try {
+      h = readInHeader(req);
+    } catch (err) {
+      // Without a whole header there is no `unique` to answer; with one, say EINVAL.
+      if (req.length >= IN_HEADER_SIZE) this.send(req.readBigUInt64LE(LAYOUT.fuse_in_header.fields.unique), -Errno.EINVAL, null);
+      this.options.onUnexpectedError?.(err, 'frame');
+      return;
+    }
+    const op = OPNAME[h.opcode] ?? `opcode-${h.opcode}`;
+    this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
+    let pending: Promise<Reply> | Reply;
+    try {
+      pending = this.run(h, new Body(req.subarray(IN_HEADER_SIZE)), op);
+    } catch (err) {
+      this.fail(h, op, err);
+      return;
+    }
+    if (pending === null || Array.isArray(pending)) {
+      if (pending) this.send(h.unique, 0, pending);
+      return;
+    }
+    pending.then(
+      (payload) => {
+        if (payload) this.send(h.unique, 0, payload);
+      },
+      (err: unknown) => this.fail(h, op, err),
+    );
+  }
+
+  private fail(h: InHeader, op: string, err: unknown): void {
+    const errno = toNegativeErrno(err);
+    if (isUnexpectedFailure(err, errno)) this.options.onUnexpectedError?.(err, op);
+    if (!NO_REPLY.has(h.opcode)) this.send(h.unique, errno, null);
+  }
+
+  private send(unique: bigint, error: number, payload: Buffer[] | null): void {
+    try {
+      this.device.reply(unique, error, ...(payload ?? []));
+    } catch (err) {
+      // The request may have been interrupted and the mount gone; nothing to answer.
+      this.options.onUnexpectedError?.(err, 'reply');
+    }
+  }
+
+  private caller(h: InHeader, umask = 0): Caller {
+    return { uid: h.uid, gid: h.gid, pid: h.pid, umask };
+  }
+
+  private node(id: bigint): Node {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw errno('ESTALE');
+    return n;
+  }
+
+  private pathOf(n: Node): string {
+    const p = this.nodes.path(n);
+    if (p === undefined) throw errno('ENOENT');
+    return p;
+  }
+
+  private childPath(parent: Node, name: string): string {
+    if (name === '' || name === '.' || name === '..' || name.includes('/')) throw errno('EINVAL');
+    const p = this.nodes.childPath(parent, name);
+    if (p === undefined) throw errno('ENOENT');
+    return p;
+  }
+
+  private trace(op: string, path: string): void {
+    this.options.traceOps?.(op, path);
+  }
+
+  /**
+   * The stat of a node, through the first of its names that still names it. A name that
+   * now names another object (a copy-up gave one name of a hard link its own inode) is
+   * dropped and the kernel told to look it up again.
+   */
+  private async statNode(n: Node): Promise<FileStat> {
+    const st = await this.statNow(n);
+    n.lastStat = st;
+    return st;
+  }
+
+  private async statNow(n: Node): Promise<FileStat> {
+    if (n === this.nodes.root) {
+      const st = await this.fs.getattr('/');
+      if (this.nodes.root.ino !== String(st.ino)) this.nodes.setRootIno(st.ino);
+      return st;
+    }
+    for (;;) {
+      const path = this.nodes.path(n);
+      if (path === undefined) return this.statOpen(n);
+      const st = await this.fs.getattr(path);
+      if (String(st.ino) === n.ino) return st;
+      if (n.links.length <= 1) {
+        this.nodes.rekey(n, st.ino);
+        return st;
+      }
+      const l = n.links[0]!;
+      this.nodes.unlinked(l.parent, l.name);
+      this.invalEntry(l.parent, l.name);
+    }
+  }
+
+  /** An object the kernel knows no name of: only its open handles reach it (fstat after unlink). */
+  private async statOpen(n: Node): Promise<FileStat> {
+    // A retired node's open files stay on the object they opened: it shows what it showed.
+    if (n.retired && n.lastStat) return n.lastStat;
+    for (const fh of n.openHandles) {
+      if (this.fs.fgetattr) return this.fs.fgetattr('', fh);
+    }
+    throw errno('ENOENT');
+  }
+
+  /** Fire and forget: the kernel may need a lock that the request being served holds. */
+  private invalEntry(parent: Node, name: string): void {
+    const report = (err: unknown) => this.options.onUnexpectedError?.(err, 'notify');
+    try {
+      this.device.notifyInvalEntry(parent.id, Buffer.from(name, 'latin1')).catch(report);
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  /** An entry reply for `name` in `parent`, which now exists (lookup, create, link…). */
+  private async entry(parent: Node, name: string, path: string): Promise<{ node: Node; st: FileStat; out: Buffer }> {
+    const st = await this.fs.getattr(path);
+    const node = this.nodes.remember(parent, name, st.ino, st.perName);
+    node.lastStat = st;
+    return { node, st, out: entryOut(node.id, st, this.entryValid) };
+  }
+
+  private run(h: InHeader, b: Body, op: string): Promise<Reply> | Reply {
+    if (h.opcode !== Opcode.INIT && this.init === undefined) throw errno('EIO');
+    switch (h.opcode) {
+      case Opcode.INIT:
+        return this.doInit(b);
+      case Opcode.DESTROY:
+        return [];
+      case Opcode.FORGET:
+        this.nodes.forget(h.nodeid, b.struct('fuse_forget_in').u64('nlookup'));
+        return null;
+      case Opcode.BATCH_FORGET: {
+        const count = b.struct('fuse_batch_forget_in').u32('count');
+        for (let i = 0; i < count && b.remaining >= LAYOUT.fuse_forget_one.size; i++) {
+          const one = b.struct('fuse_forget_one');
+          this.nodes.forget(one.u64('nodeid'), one.u64('nlookup'));
+        }
+        return null;
+      }
+      case Opcode.INTERRUPT:
+        // Handlers cannot be stopped half-way; the interrupted request still gets its reply.
+        return null;
+      case Opcode.LOOKUP:
+        return this.lookup(h, b.name());
+      case Opcode.GETATTR:
+        return this.getattr(h, b);
+      case Opcode.SETATTR:
+        return this.setattr(h, b);
+      case Opcode.READLINK: {
+        const path = this.pathOf(this.node(h.nodeid));
+        this.trace(op, path);
+        return this.fs.readlink(path).then((t) => [Buffer.from(t, 'latin1')]);
+      }
+      case Opcode.SYMLINK: {
+        const name = b.name();
+        const target = b.name();
+        return this.create(h, op, name, (path, who) => this.fs.symlink(target, path, who));
+      }
+      case Opcode.MKNOD: {
+        const s = b.struct('fuse_mknod_in');
+        const [mode, rdev, umask] = [s.u32('mode'), s.u32('rdev'), s.u32('umask')];
+        return this.create(h, op, b.name(), (path, who) => this.fs.mknod(path, mode, rdev, who), umask);
+      }
+      case Opcode.MKDIR: {
+        const s = b.struct('fuse_mkdir_in');
+        const [mode, umask] = [s.u32('mode'), s.u32('umask')];
+        return this.create(h, op, b.name(), (path, who) => this.fs.mkdir(path, mode, who), umask);
+      }
+      case Opcode.UNLINK:
+      case Opcode.RMDIR:
+        return this.remove(h, op, b.name());
+      case Opcode.RENAME: {
+        const newdir = b.struct('fuse_rename_in').u64('newdir');
+        return this.rename(h, newdir, 0, b.name(), b.name());
+      }
+      case Opcode.RENAME2: {
+        const s = b.struct('fuse_rename2_in');
+        return this.rename(h, s.u64('newdir'), s.u32('flags'), b.name(), b.name());
+      }
+      case Opcode.LINK: {
+        const old = b.struct('fuse_link_in').u64('oldnodeid');
+        return this.link(h, old, b.name());
+      }
+      case Opcode.OPEN:
+        return this.open(h, b.struct('fuse_open_in').u32('flags'));
+      case Opcode.CREATE: {
+        const s = b.struct('fuse_create_in');
+        return this.createOpen(h, s.u32('flags'), s.u32('mode'), s.u32('umask'), b.name());
+      }
+      case Opcode.READ:
+        return this.read(h, b.struct('fuse_read_in'));
+      case Opcode.WRITE: {
+        const s = b.struct('fuse_write_in');
+        return this.write(h, s.u64('fh'), s.u64('offset'), b.bytes(s.u32('size')));
+      }
+      case Opcode.FLUSH: {
+        const fh = Number(b.struct('fuse_flush_in').u64('fh'));
+        // Without a flush op the kernel stops sending FLUSH (ENOSYS is remembered).
+        if (!this.fs.flush) throw errno('ENOSYS');
+        return this.fs.flush(this.nodes.path(this.node(h.nodeid)) ?? '', fh).then(() => []);
+      }
+      case Opcode.RELEASE:
+        return this.release(h, Number(b.struct('fuse_release_in').u64('fh')));
+      case Opcode.FSYNC: {
+        const s = b.struct('fuse_fsync_in');
+        const path = this.nodes.path(this.node(h.nodeid)) ?? '';
+        return this.fs.fsync(path, (s.u32('fsync_flags') & 1) !== 0, Number(s.u64('fh'))).then(() => []);
+      }
+      case Opcode.STATFS:
+        return this.fs.statfs(this.nodes.path(this.node(h.nodeid)) ?? '/').then((s) => [statfsOut(s)]);
+      case Opcode.SETXATTR: {
+        const s = b.struct('fuse_setxattr_in', SETXATTR_COMPAT_SIZE);
+        const [size, flags] = [s.u32('size'), s.u32('flags')];
+        const name = b.name();
+        const value = Buffer.from(b.bytes(size));
+        const path = this.pathOf(this.node(h.nodeid));
+        this.trace(op, path);
+        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => []);
+      }
+      case Opcode.GETXATTR: {
+        const size = b.struct('fuse_getxattr_in').u32('size');
+        return this.getxattr(h, size, b.name());
+      }
+      case Opcode.LISTXATTR:
+        return this.listxattr(h, b.struct('fuse_getxattr_in').u32('size'));
+      case Opcode.REMOVEXATTR: {
+        const name = b.name();
+        const path = this.pathOf(this.node(h.nodeid));
+        this.trace(op, path);
+        return this.fs.removexattr(path, name, this.caller(h)).then(() => []);
+      }
+      case Opcode.OPENDIR:
+        return this.opendir(h);
+      case Opcode.READDIR:
+      case Opcode.READDIRPLUS:
+        return this.readdir(h, b.struct('fuse_read_in'), h.opcode === Opcode.READDIRPLUS);
+      case Opcode.RELEASEDIR:
+        this.dirs.release(Number(b.struct('fuse_release_in').u64('fh')));
+        return [];
+      case Opcode.FSYNCDIR:
+        return [];
+      default:
+        // ACCESS (default_permissions decides), locks (the kernel's own), ioctl, poll,
+        // fallocate, lseek, copy_file_range, statx, tmpfile…: the kernel remembers ENOSYS.
+        throw errno('ENOSYS');
+    }
+  }
+
+  private doInit(b: Body): Reply {
+    const size = Math.min(b.remaining, LAYOUT.fuse_init_in.size);
+    if (size < INIT_IN_MIN_SIZE) throw errno('EINVAL');
+    const { choice, reply } = negotiateInit(b.struct('fuse_init_in', size), { passthrough: this.options.passthrough });
+    if (this.init === undefined) {
+      this.init = choice;
+      this.files = new OpenFiles(this.fs, this.device, { passthrough: choice.passthrough, directData: this.options.directData });
+      for (const w of this.initWaiters.splice(0)) w(choice);
+    }
+    if (choice.error) throw errno(choice.error);
+    return [reply];
+  }
+
+  private async lookup(h: InHeader, name: string): Promise<Reply> {
+    const parent = this.node(h.nodeid);
+    const path = this.childPath(parent, name);
+    this.trace('lookup', path);
+    let st: FileStat;
+    try {
+      st = await this.fs.getattr(path);
+    } catch (err) {
+      // A cached negative entry: the kernel does not ask again for this name.
+      if (toNegativeErrno(err) === -Errno.ENOENT && this.negativeValid.entry > 0) return [entryOut(0n, null, this.negativeValid)];
+      throw err;
+    }
+    const node = this.nodes.remember(parent, name, st.ino, st.perName);
+    node.lastStat = st;
+    return [entryOut(node.id, st, this.entryValid)];
+  }
+
+  private async getattr(h: InHeader, b: Body): Promise<Reply> {
+    const s = b.struct('fuse_getattr_in');
+    const n = this.node(h.nodeid);
+    this.trace('getattr', this.nodes.path(n) ?? '');
+    // By name while the node has one (a descriptor then sees a copy-up as the kernel's
+    // overlayfs shows it); by its open handles once it has none (fstat after unlink).
+    const st = await this.statNode(n);
+    return [attrOut(st, this.options.attrSeconds)];
+  }
+
+  private async setattr(h: InHeader, b: Body): Promise<Reply> {
+    const s = b.struct('fuse_setattr_in');
+    const valid = s.u32('valid');
+    const n = this.node(h.nodeid);
+    const fh = Number(s.u64('fh'));
+    const withFh = (valid & FAttr.FH) !== 0 && n.openHandles.has(fh);
+    // A file whose names are all gone is still open: only its handle reaches it (ftruncate).
+    const path = withFh && (valid & ~(FAttr.FH | FAttr.SIZE | LOCK_BITS)) === 0 ? this.nodes.path(n) ?? '' : this.pathOf(n);
+    this.trace('setattr', path);
+    const who = this.caller(h);
+    if (valid & FAttr.MODE) await this.fs.chmod(path, s.u32('mode'), who);
+    if (valid & (FAttr.UID | FAttr.GID)) {
+      // chown(2)'s "leave unchanged" is -1, which the union takes as 0xffffffff.
+      await this.fs.chown(path, valid & FAttr.UID ? s.u32('uid') : 0xffffffff, valid & FAttr.GID ? s.u32('gid') : 0xffffffff, who);
+    }
+    if (valid & FAttr.SIZE) {
+      const size = Number(s.u64('size'));
+      if (withFh) await this.fs.ftruncate(path, fh, size);
+      else await this.fs.truncate(path, size, who);
+    }
+    if (valid & (FAttr.ATIME | FAttr.MTIME)) {
+      const time = (which: 'atime' | 'mtime', bit: number): TimeUpdate => {
+        if ((valid & bit) === 0) return 'omit';
+        if (valid & UTIME_NOW_MASK[which]) return 'now';
+        return { sec: Number(s.u64(which)), nsec: s.u32(`${which}nsec`) };
+      };
+      await this.fs.utimens(path, time('atime', FAttr.ATIME), time('mtime', FAttr.MTIME), who);
+    }
+    const st = await this.statNode(n);
+    return [attrOut(st, this.options.attrSeconds)];
+  }
+
+  private async create(h: InHeader, op: string, name: string, make: (path: string, who: Caller) => Promise<void>, umask = 0): Promise<Reply> {
+    const parent = this.node(h.nodeid);
+    const path = this.childPath(parent, name);
+    this.trace(op, path);
+    await make(path, this.caller(h, umask));
+    return [(await this.entry(parent, name, path)).out];
+  }
+
+  private async remove(h: InHeader, op: string, name: string): Promise<Reply> {
+    const parent = this.node(h.nodeid);
+    const path = this.childPath(parent, name);
+    this.trace(op, path);
+    const who = this.caller(h);
+    await (op === 'rmdir' ? this.fs.rmdir(path, who) : this.fs.unlink(path, who));
+    this.nodes.unlinked(parent, name);
+    return [];
+  }
+
+  private async rename(h: InHeader, newdir: bigint, flags: number, oldName: string, newName: string): Promise<Reply> {
+    const from = this.node(h.nodeid);
+    const to = this.node(newdir);
+    const oldPath = this.childPath(from, oldName);
+    const newPath = this.childPath(to, newName);
+    this.trace('rename', oldPath);
+    await this.fs.rename(oldPath, newPath, flags, this.caller(h));
+    this.nodes.renamed(from, oldName, to, newName, (flags & 2) !== 0);
+    return [];
+  }
+
+  private async link(h: InHeader, oldId: bigint, newName: string): Promise<Reply> {
+    const old = this.node(oldId);
+    const parent = this.node(h.nodeid);
+    const oldPath = this.pathOf(old);
+    const newPath = this.childPath(parent, newName);
+    this.trace('link', newPath);
+    await this.fs.link(oldPath, newPath, this.caller(h));
+    // Linking may have copied the old name up as an object of its own (a lower hard link):
+    // its node takes the new identity first, so the new name joins it.
+    await this.statNode(old).catch(() => undefined);
+    return [(await this.entry(parent, newName, newPath)).out];
+  }
+
+  private async open(h: InHeader, flags: number): Promise<Reply> {
+    const n = this.node(h.nodeid);
+    const path = this.pathOf(n);
+    this.trace('open', path);
+    const fh = await this.fs.open(path, flags & ~O_DIRECT, this.caller(h));
+    return [openOut(fh, ...this.openedOrRetire(n, path, fh, flags))];
+  }
+
+  /**
+   * open_out's flags and backing id for a new handle of `n`. When `n` cannot take it (its
+   * passthrough opens pin a backing file this open does not share: the open copied the
+   * file up), the handle is released, `n` keeps only its open files, and ESTALE makes the
+   * VFS repeat the open with a fresh lookup, which gives the name a new node.
+   */
+  private openedOrRetire(n: Node, path: string, fh: number, flags: number): [number, number] {
+    const r = this.files.opened(n, fh, flags);
+    if (r !== null) return [r.openFlags, r.backingId];
+    this.fs.release(path, fh).catch((err: unknown) => this.options.onUnexpectedError?.(err, 'release'));
+    this.nodes.retire(n);
+    throw errno('ESTALE');
+  }
+
+  private async createOpen(h: InHeader, flags: number, mode: number, umask: number, name: string): Promise<Reply> {
+    const parent = this.node(h.nodeid);
+    const path = this.childPath(parent, name);
+    this.trace('create', path);
+    const fh = await this.fs.create(path, mode, flags & ~O_DIRECT, this.caller(h, umask));
+    let e;
+    try {
+      e = await this.entry(parent, name, path);
+    } catch (err) {
+      await this.fs.release(path, fh).catch(() => undefined);
+      throw err;
+    }
+    try {
+      return [e.out, openOut(fh, ...this.openedOrRetire(e.node, path, fh, flags))];
+    } catch (err) {
+      // The entry never reached the kernel: take back its reference.
+      this.nodes.forget(e.node.id, 1n);
+      throw err;
+    }
+  }
+
+  private async read(h: InHeader, s: ReturnType<Body['struct']>): Promise<Reply> {
+    const fh = Number(s.u64('fh'));
+    const path = this.nodes.path(this.node(h.nodeid)) ?? '';
+    this.trace('read', path);
+    const data = await this.files.read(h.unique, path, fh, s.u64('offset'), Math.min(s.u32('size'), 1 << 20));
+    return data === null ? null : [data];
+  }
+
+  private async write(h: InHeader, fh: bigint, offset: bigint, data: Buffer): Promise<Reply> {
+    const path = this.nodes.path(this.node(h.nodeid)) ?? '';
+    this.trace('write', path);
+    const n = await this.files.write(path, Number(fh), data, offset);
+    return [writeOut(n)];
+  }
+
+  private release(h: InHeader, fh: number): Reply {
+    const path = this.nodes.path(this.node(h.nodeid)) ?? '';
+    this.trace('release', path);
+    // close(2) has returned by the time RELEASE arrives and nobody sees its answer:
+    // answer at once, release afterwards.
+    this.files.released(fh);
+    this.fs.release(path, fh).catch((err: unknown) => this.options.onUnexpectedError?.(err, 'release'));
+    return [];
+  }
+
+  private async getxattr(h: InHeader, size: number, name: string): Promise<Reply> {
+    const path = this.pathOf(this.node(h.nodeid));
+    this.trace('getxattr', path);
+    const v = await this.fs.getxattr(path, name, this.caller(h));
+    if (v === null) throw errno('ENODATA');
+    return sized(v, size);
+  }
+
+  private async listxattr(h: InHeader, size: number): Promise<Reply> {
+    const path = this.pathOf(this.node(h.nodeid));
+    this.trace('listxattr', path);
+    const names = await this.fs.listxattr(path, this.caller(h));
+    return sized(Buffer.from(names.map((n) => n + '\0').join(''), 'latin1'), size);
+  }
+
+  private async opendir(h: InHeader): Promise<Reply> {
+    const path = this.pathOf(this.node(h.nodeid));
+    this.trace('opendir', path);
+    const fh = this.dirs.open(path, await this.fs.readdir(path));
+    return [openOut(fh, 0, 0)];
+  }
+
+  private async readdir(h: InHeader, s: ReturnType<Body['struct']>, plus: boolean): Promise<Reply> {
+    const dir = this.node(h.nodeid);
+    const fh = Number(s.u64('fh'));
+    const offset = Number(s.u64('offset'));
+    const size = s.u32('size');
+    const open = this.dirs.get(fh);
+    if (open === undefined) throw errno('EBADF');
+    this.trace(plus ? 'readdirplus' : 'readdir', open.path);
+    if (this.dirs.wantsRefresh(fh, offset)) this.dirs.refresh(fh, await this.fs.readdir(open.path));
+    const parent = dir.links[0]?.parent;
+    const dots: [bigint, bigint] = [inoOf(dir), parent ? inoOf(parent) : 0n];
+    if (!plus) return [this.dirs.pack(fh, offset, size, dots)];
+    const resolve = async (e: DirEntry): Promise<PlusEntry | null> => {
+      let st = e.stat;
+      if (st === undefined) {
+        const p = this.nodes.childPath(dir, e.name);
+        if (p === undefined) return null;
+        st = await this.fs.getattr(p).catch(() => undefined);
+        if (st === undefined) return null;
+      }
+      const node = this.nodes.remember(dir, e.name, st.ino, st.perName);
+      node.lastStat = st;
+      return { nodeid: node.id, stat: st };
+    };
+    return [await this.dirs.packPlus(fh, offset, size, dots, resolve, this.entryValid)];
+  }
+}
+
+/** Opcodes the kernel expects no reply to. */
+const NO_REPLY = new Set<number>([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT, Opcode.NOTIFY_REPLY]);
+
+/** A failure with an errno name, as node:fs reports one (the errno boundary maps it). */
+function errno(name: keyof typeof osErrno): Error & { errno: number; code: string } {
+  return Object.assign(new Error(name), { errno: -osErrno[name], code: name });
+}
+
+/** getxattr/listxattr's size protocol: 0 asks for the size, too small is ERANGE. */
+function sized(v: Buffer, size: number): Buffer[] {
+  if (size === 0) return [getxattrOut(v.length)];
+  if (v.length > size) throw errno('ERANGE');
+  return [v];
+}
+
+function inoOf(n: Node): bigint {
+  return /^\d+$/.test(n.ino) ? BigInt(n.ino) : 0n;
+}

@@ -1,0 +1,17 @@
+{
+  "targets": [
+    {
+      # The layerfs FUSE engine's native side (src/engine/device.ts loads it). Only the
+      # engine's own files: lower-index.c, upper-set.c and resolve.c here belong to the
+      # patched fuse-native and layerfs_sys builds.
+      "target_name": "layerfs_engine",
+      "sources": [
+        "engine-addon.c", "mount.c", "device-loop.c", "reply.c", "fd-reply.c",
+        "passthrough.c", "notify.c", "work-queue.c", "js-loop.c"
+      ],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2", "-pthread"],
+      "ldflags": ["-pthread"],
+      "defines": ["_GNU_SOURCE", "_FILE_OFFSET_BITS=64", "NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,53 @@
+// One mounted FUSE connection as the engine holds it: the device fd, the reader threads
+// that hand requests to JS, the queues that answer off the JS thread, and its teardown.
+#ifndef LAYERFS_DEVICE_H
+#define LAYERFS_DEVICE_H
+
+#include <node_api.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "mount.h"
+#include "work-queue.h"
+
+// A request as read: 1 MiB of WRITE data (max_pages 256) + its headers fit, with room to
+// spare. The kernel refuses reads into a buffer smaller than max_write + the headers.
+#define LF_REQUEST_BUFFER (1024 * 1024 + 4096)
+// Requests up to this size reach JS as a copy (cheaper than a finalizer); larger ones
+// (WRITE data) as an external Buffer over the memory they were read into.
+#define LF_SMALL_REQUEST (16 * 1024)
+// Threads for READ replies from an fd (pread + writev).
+#define LF_IO_THREADS 4
+
+typedef struct lf_device {
+  lf_mount_result mount;
+  char *mountpoint;
+  int wake_fd;                   // eventfd: written once to stop the reader threads
+  int nreaders;
+  pthread_t *readers;
+  atomic_int readers_left;       // the last reader to leave because the kernel ended the connection reports it
+  napi_threadsafe_function to_js;  // requests (and the end marker) to the JS callback
+  napi_threadsafe_function settle; // settles promises of queued work (notifications)
+  struct lf_js_reader *js_reader;  // readers == 0: requests read on the JS thread (js-loop.c)
+  lf_work_queue io;              // READ replies from an fd
+  lf_work_queue notify;          // notifications, in order
+  int started;
+  int closing;                   // JS thread only: unmount began; late replies are dropped
+  int torn_down;
+  napi_deferred unmount_done;    // pending unmount() promise, if any
+  napi_async_work teardown_work;
+  int detach_on_teardown;
+  int has_cleanup_hook;
+  struct lf_device *live_next;   // the list of live devices detached at process exit
+  int no_detach;                 // attached to someone else's mount: teardown never detaches
+  int teardown_err;
+  char teardown_msg[256];
+} lf_device;
+
+// Reader threads (device-loop.c). Starts `n` readers delivering through dev->to_js.
+int lf_readers_start(lf_device *dev, int n);
+// Stops and joins them (they leave poll() at once). Safe when none were started.
+void lf_readers_stop(lf_device *dev);
+
+#endif

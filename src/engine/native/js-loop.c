@@ -1,0 +1,138 @@
+// See js-loop.h. One wake-up reads up to BATCH requests until the device says EAGAIN, so
+// a burst costs one epoll round, and each request is delivered through napi_make_callback
+// (promise jobs the handler queues run right after it, as for any libuv callback).
+#include "js-loop.h"
+
+#include "reply.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+// Requests read per wake-up before yielding to the rest of the event loop.
+#define BATCH 64
+
+typedef struct lf_js_reader {
+  uv_poll_t poll;
+  lf_device *dev;
+  napi_env env;
+  napi_ref cb;
+  napi_async_context actx;
+  char *buf;
+  int stopped;
+} lf_js_reader;
+
+static void closed(uv_handle_t *h) {
+  lf_js_reader *r = h->data;
+  free(r->buf);
+  free(r);
+}
+
+static void free_given(napi_env env, void *data, void *hint) {
+  (void) env;
+  (void) hint;
+  free(data);
+}
+
+static void call(lf_js_reader *r, napi_value arg) {
+  napi_value cb, recv;
+  napi_get_reference_value(r->env, r->cb, &cb);
+  napi_get_global(r->env, &recv);
+  if (napi_make_callback(r->env, r->actx, recv, cb, 1, &arg, NULL) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(r->env, &exc);
+    fprintf(stderr, "layerfs engine: the request handler threw\n");
+  }
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void) events;
+  lf_js_reader *r = h->data;
+  lf_device *dev = r->dev;
+  napi_handle_scope scope;
+  napi_open_handle_scope(r->env, &scope);
+  int ended = status < 0;
+  for (int i = 0; i < BATCH && !ended && !dev->closing && !r->stopped; i++) {
+    ssize_t n = read(dev->mount.fd, r->buf, LF_REQUEST_BUFFER);
+    if (n < 0) {
+      if (errno == EAGAIN) break;
+      if (errno == EINTR || errno == ENOENT) continue;
+      if (errno != ENODEV && errno != ECONNABORTED) fprintf(stderr, "layerfs engine: reading /dev/fuse: %s\n", strerror(errno));
+      ended = 1;
+      break;
+    }
+    if (n == 0) {
+      ended = 1;
+      break;
+    }
+    napi_value buf;
+    char *fresh = n > LF_SMALL_REQUEST ? malloc(LF_REQUEST_BUFFER) : NULL;
+    if (fresh) {
+      // WRITE data: hand the read buffer itself to JS (shrunk to fit) and take the new one.
+      char *given = realloc(r->buf, (size_t) n);
+      if (!given) given = r->buf;
+      r->buf = fresh;
+      if (napi_create_external_buffer(r->env, (size_t) n, given, free_given, NULL, &buf) != napi_ok) {
+        lf_reply_enomem(dev->mount.fd, given, (size_t) n);
+        free(given);
+        continue;
+      }
+    } else if (napi_create_buffer_copy(r->env, (size_t) n, r->buf, NULL, &buf) != napi_ok) {
+      lf_reply_enomem(dev->mount.fd, r->buf, (size_t) n);
+      continue;
+    }
+    call(r, buf);
+  }
+  if (ended && !r->stopped) {
+    uv_poll_stop(&r->poll);
+    napi_value null;
+    napi_get_null(r->env, &null);
+    call(r, null);
+  }
+  napi_close_handle_scope(r->env, scope);
+}
+
+int lf_js_reader_start(lf_device *dev, napi_env env, napi_value cb) {
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return EINVAL;
+  lf_js_reader *r = calloc(1, sizeof *r);
+  if (!r || !(r->buf = malloc(LF_REQUEST_BUFFER))) {
+    free(r);
+    return ENOMEM;
+  }
+  r->dev = dev;
+  r->env = env;
+  napi_value name;
+  napi_create_string_utf8(env, "layerfs-engine-request", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, cb, 1, &r->cb) != napi_ok || napi_async_init(env, NULL, name, &r->actx) != napi_ok) {
+    free(r->buf);
+    free(r);
+    return EINVAL;
+  }
+  int err = uv_poll_init(loop, &r->poll, dev->mount.fd);
+  if (!err) {
+    r->poll.data = r;
+    err = uv_poll_start(&r->poll, UV_READABLE, on_readable);
+    if (err) uv_close((uv_handle_t *) &r->poll, closed);
+  } else {
+    free(r->buf);
+    free(r);
+  }
+  if (err) return -err;
+  dev->js_reader = r;
+  return 0;
+}
+
+void lf_js_reader_stop(lf_device *dev) {
+  lf_js_reader *r = dev->js_reader;
+  if (!r) return;
+  dev->js_reader = NULL;
+  r->stopped = 1;
+  napi_delete_reference(r->env, r->cb);
+  napi_async_destroy(r->env, r->actx);
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *) &r->poll, closed);
+}

@@ -1,0 +1,16 @@
+// The other way to read requests: on the JS thread itself, woken by libuv's poll of the
+// device fd, with no reader threads and no hop between threads (start(h, cb, 0)).
+#ifndef LAYERFS_JS_LOOP_H
+#define LAYERFS_JS_LOOP_H
+
+#include <node_api.h>
+
+#include "device.h"
+
+// Starts polling dev's fd on env's loop and calling `cb` with each request (a Buffer), or
+// with null once the kernel ended the connection. 0 or a positive errno.
+int lf_js_reader_start(lf_device *dev, napi_env env, napi_value cb);
+// Stops polling (JS thread only; the handle is closed asynchronously). Idempotent.
+void lf_js_reader_stop(lf_device *dev);
+
+#endif

@@ -1,0 +1,188 @@
+/**
+ * Open regular files and where their data goes.
+ *
+ * - passthrough: the kernel reads and writes the backing file itself (FOPEN_PASSTHROUGH +
+ *   a backing id); no READ or WRITE request reaches the engine.
+ * - fd: READ is answered from the backing fd off the JS thread (replyFromFd), WRITE is a
+ *   pwrite on it; the data never passes through the filesystem's JS.
+ * - fs: filesystem.read/write (no fd handed over, or the write must clear setuid first).
+ *
+ * The kernel allows ONE backing file per inode at a time and refuses to mix passthrough and
+ * page-cached opens of one inode (fs/fuse/iomode.c: EBUSY / ETXTBSY). So a node's backing
+ * id is shared by all its passthrough opens (refcounted, closed with the last), and when
+ * passthrough is on, an open that cannot use it (another backing file after a copy-up, a
+ * read-only backing for a writer) gets FOPEN_DIRECT_IO, which stays out of that accounting.
+ */
+import { closeSync, constants as fsConstants, fstatSync, openSync, write as fsWrite } from 'node:fs';
+import type { DirectIo, PathFilesystem } from '../core/filesystem.js';
+import type { FuseDevice } from './device.js';
+import type { Node } from './node-table.js';
+import { FOpen } from './wire.js';
+
+const O_ACCMODE = 3;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+
+export interface OpenFile {
+  fh: number;
+  node: Node;
+  mode: 'passthrough' | 'fd' | 'fs';
+  fd: number;
+  /** fd is open for writing and the filesystem lets the engine write it. */
+  writeFd: boolean;
+}
+
+interface Backing {
+  id: number;
+  dev: number;
+  ino: number;
+  writable: boolean;
+  refs: number;
+}
+
+export interface OpenPolicy {
+  /** The kernel accepted FUSE_PASSTHROUGH at INIT. */
+  passthrough: boolean;
+  /** Use fds the filesystem hands over (directIo); off, all data goes through it. */
+  directData: boolean;
+}
+
+export class OpenFiles {
+  private readonly files = new Map<number, OpenFile>();
+  private readonly backings = new Map<Node, Backing>();
+  /** Why passthrough was refused, once (for the log). */
+  lastBackingError: Error | undefined;
+
+  constructor(
+    private readonly filesystem: PathFilesystem,
+    private readonly device: FuseDevice,
+    readonly policy: OpenPolicy,
+  ) {}
+
+  get(fh: number): OpenFile | undefined {
+    return this.files.get(fh);
+  }
+
+  /**
+   * Registers the filesystem's handle `fh` for `node`; returns open_out's flags and
+   * backing id, or null when the node cannot take this open (it has passthrough opens on
+   * another backing file: the caller retires the node and has the kernel look it up anew).
+   */
+  opened(node: Node, fh: number, flags: number): { openFlags: number; backingId: number } | null {
+    const wantWrite = (flags & O_ACCMODE) !== 0;
+    const direct = this.policy.directData ? this.filesystem.directIo?.(fh) : undefined;
+    const file: OpenFile = { fh, node, mode: 'fs', fd: -1, writeFd: false };
+    if (direct !== undefined) {
+      file.fd = direct.fd;
+      file.writeFd = wantWrite && direct.write;
+      file.mode = 'fd';
+    }
+    let openFlags = 0;
+    let backingId = 0;
+    if (this.policy.passthrough) {
+      const id = direct !== undefined ? this.shareBacking(node, fh, direct, wantWrite) : undefined;
+      if (id !== undefined) {
+        file.mode = 'passthrough';
+        openFlags |= FOpen.PASSTHROUGH;
+        backingId = id;
+      } else if (this.backings.has(node)) {
+        // The kernel refuses a non-passthrough open of an inode with passthrough opens.
+        return null;
+      } else {
+        // Direct I/O stays out of the kernel's inode I/O modes, so later opens of the same
+        // node can still be passthrough.
+        openFlags |= FOpen.DIRECT_IO;
+      }
+    } else if (this.filesystem.keepCache?.(fh)) {
+      openFlags |= FOpen.KEEP_CACHE;
+    }
+    this.files.set(fh, file);
+    node.openHandles.add(fh);
+    return { openFlags, backingId };
+  }
+
+  /** RELEASE: forgets `fh` (the filesystem's release is the caller's). */
+  released(fh: number): void {
+    const f = this.files.get(fh);
+    if (f === undefined) return;
+    this.files.delete(fh);
+    f.node.openHandles.delete(fh);
+    if (f.mode !== 'passthrough') return;
+    const b = this.backings.get(f.node);
+    if (b === undefined || --b.refs > 0) return;
+    this.backings.delete(f.node);
+    try {
+      this.device.backingClose(b.id);
+    } catch (err) {
+      this.lastBackingError = err as Error;
+    }
+  }
+
+  /** READ: answers with the data itself (fd, fs) — never called for passthrough opens. */
+  async read(unique: bigint, path: string, fh: number, offset: bigint, size: number): Promise<Buffer | null> {
+    const f = this.files.get(fh);
+    if (f !== undefined && f.mode !== 'fs' && f.fd >= 0) {
+      this.device.replyFromFd(unique, f.fd, offset, size);
+      return null;
+    }
+    const buf = Buffer.allocUnsafe(size);
+    const n = await this.filesystem.read(path, fh, buf, size, Number(offset));
+    return buf.subarray(0, n);
+  }
+
+  /** WRITE: the number of bytes written. */
+  async write(path: string, fh: number, data: Buffer, offset: bigint): Promise<number> {
+    const f = this.files.get(fh);
+    if (f !== undefined && f.writeFd) {
+      return new Promise((resolve, reject) =>
+        fsWrite(f.fd, data, 0, data.length, Number(offset), (err, n) => (err ? reject(err) : resolve(n))),
+      );
+    }
+    return this.filesystem.write(path, fh, data, data.length, Number(offset));
+  }
+
+  /**
+   * The node's backing id for this open (one per node, shared), or undefined when it
+   * cannot have one. A file whose content may change (not keepCache: the writable layer)
+   * gets a backing opened read-write from the start, so readers and writers share it.
+   */
+  private shareBacking(node: Node, fh: number, direct: DirectIo, wantWrite: boolean): number | undefined {
+    let st;
+    try {
+      st = fstatSync(direct.fd);
+    } catch {
+      return undefined;
+    }
+    if (!st.isFile()) return undefined;
+    // A write the filesystem must see first (it clears setuid/setgid): not behind its back.
+    if (wantWrite && !direct.write && (st.mode & S_ISUID || (st.mode & S_ISGID && st.mode & 0o010))) return undefined;
+    const b = this.backings.get(node);
+    if (b !== undefined) {
+      if (b.dev !== st.dev || b.ino !== st.ino || (wantWrite && !b.writable)) return undefined;
+      b.refs++;
+      return b.id;
+    }
+    let fd = direct.fd;
+    let writable = wantWrite;
+    let reopened: number | undefined;
+    if (!this.filesystem.keepCache?.(fh)) {
+      try {
+        reopened = openSync(`/proc/self/fd/${direct.fd}`, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
+        [fd, writable] = [reopened, true];
+      } catch {
+        // Read-only after all (a read-only mount of the layer): this open alone decides.
+      }
+    }
+    try {
+      const id = this.device.backingOpen(fd);
+      this.backings.set(node, { id, dev: st.dev, ino: st.ino, writable, refs: 1 });
+      return id;
+    } catch (err) {
+      this.lastBackingError = err as Error;
+      return undefined;
+    } finally {
+      // The backing id holds its own reference to the file.
+      if (reopened !== undefined) closeSync(reopened);
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Open directories: OPENDIR takes a snapshot of the listing, READDIR/READDIRPLUS pack it
+ * into the kernel's buffer from an offset (entry index + 1 is each dirent's `off`, so a
+ * seekdir/telldir cookie is stable for the life of the handle). rewinddir (offset 0 after
+ * entries were served) takes a fresh snapshot, as POSIX asks.
+ */
+import type { DirEntry, FileStat } from '../core/filesystem.js';
+import { direntSize, direntType, LAYOUT, writeDirent, writeEntry, type Validity } from './wire.js';
+
+interface OpenDir {
+  path: string;
+  entries: DirEntry[];
+  served: boolean;
+}
+
+/** An entry as the dispatcher resolves it for READDIRPLUS: a node id (0: no entry) and stat. */
+export interface PlusEntry {
+  nodeid: bigint;
+  stat: FileStat;
+}
+
+/** ino when a '.'/'..' entry's inode is not known (libfuse's FUSE_UNKNOWN_INO). */
+const UNKNOWN_INO = 0xffffffffn;
+
+export class OpenDirs {
+  private readonly dirs = new Map<number, OpenDir>();
+  private next = 1;
+
+  open(path: string, entries: DirEntry[]): number {
+    while (this.dirs.has(this.next)) this.next = this.next >= 0x7fffffff ? 1 : this.next + 1;
+    const fh = this.next++;
+    this.dirs.set(fh, { path, entries, served: false });
+    return fh;
+  }
+
+  get(fh: number): OpenDir | undefined {
+    return this.dirs.get(fh);
+  }
+
+  release(fh: number): void {
+    this.dirs.delete(fh);
+  }
+
+  /** Whether READDIR at `offset` wants a fresh listing first (a rewind). */
+  wantsRefresh(fh: number, offset: number): boolean {
+    const d = this.dirs.get(fh);
+    return d !== undefined && offset === 0 && d.served;
+  }
+
+  refresh(fh: number, entries: DirEntry[]): void {
+    const d = this.dirs.get(fh);
+    if (d) Object.assign(d, { entries, served: false });
+  }
+
+  /** READDIR: the dirents from `offset` that fit in `size` bytes. */
+  pack(fh: number, offset: number, size: number, dotInos: [bigint, bigint]): Buffer {
+    const d = this.dirs.get(fh);
+    if (d === undefined) return Buffer.alloc(0);
+    d.served = true;
+    const out = Buffer.alloc(Math.min(size, 1 << 20));
+    let used = 0;
+    for (let i = offset; i < d.entries.length + 2; i++) {
+      const { name, ino, type } = this.row(d, i, dotInos);
+      const len = direntSize(name.length, false);
+      if (used + len > out.length) break;
+      used += writeDirent(out, used, ino, i + 1, type, name);
+    }
+    return out.subarray(0, used);
+  }
+
+  /**
+   * READDIRPLUS: like pack, with an entry_out per dirent. `resolve` gives each entry (not
+   * '.'/'..') its node — counting a kernel reference — and is only called for entries that
+   * fit, so every reference handed out reaches the kernel.
+   */
+  async packPlus(
+    fh: number,
+    offset: number,
+    size: number,
+    dotInos: [bigint, bigint],
+    resolve: (e: DirEntry) => Promise<PlusEntry | null>,
+    valid: Validity,
+  ): Promise<Buffer> {
+    const d = this.dirs.get(fh);
+    if (d === undefined) return Buffer.alloc(0);
+    d.served = true;
+    const out = Buffer.alloc(Math.min(size, 1 << 20));
+    const entrySize = LAYOUT.fuse_entry_out.size;
+    let used = 0;
+    for (let i = offset; i < d.entries.length + 2; i++) {
+      const row = this.row(d, i, dotInos);
+      const len = direntSize(row.name.length, true);
+      if (used + len > out.length) break;
+      let plus: PlusEntry | null = null;
+      if (i >= 2) plus = await resolve(d.entries[i - 2]!);
+      if (plus) writeEntry(out, used, plus.nodeid, plus.stat, valid);
+      const ino = plus ? BigInt(plus.stat.ino) : row.ino;
+      const type = plus ? direntType(plus.stat.mode) : row.type;
+      writeDirent(out, used + entrySize, ino, i + 1, type, row.name);
+      used += len;
+    }
+    return out.subarray(0, used);
+  }
+
+  private row(d: OpenDir, i: number, dotInos: [bigint, bigint]): { name: Buffer; ino: bigint; type: number } {
+    if (i < 2) return { name: Buffer.from(i === 0 ? '.' : '..'), ino: dotInos[i] || UNKNOWN_INO, type: 4 };
+    const e = d.entries[i - 2]!;
+    // DT_UNKNOWN when no stat came with the entry: readdir(3) users then stat it.
+    return { name: Buffer.from(e.name, 'latin1'), ino: e.stat ? BigInt(e.stat.ino) : UNKNOWN_INO, type: e.stat ? direntType(e.stat.mode) : 0 };
+  }
+}

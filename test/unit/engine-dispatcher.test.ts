@@ -1,0 +1,230 @@
+/**
+ * The dispatcher on request frames built here, serving a real union: INIT negotiation,
+ * one node per hard-linked object, lookup counts and FORGET, READDIRPLUS references, and
+ * a fuzz: random and truncated frames never throw, never reject unhandled, and every frame
+ * with a whole header is answered exactly once (or not at all for FORGET-like opcodes).
+ * The device is a recorder of replies: the real device has its own test
+ * (test/mount/engine-device.test.ts) and the real mount test/mount/engine.test.ts.
+ */
+import { constants as C } from 'node:fs';
+import * as fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FuseDevice } from '../../src/engine/device.js';
+import { Dispatcher } from '../../src/engine/dispatcher.js';
+import { InitFlag, LAYOUT, Opcode } from '../../src/engine/wire.js';
+import { UnionFilesystem } from '../../src/union/union-fs.js';
+import { makeLayers, type LayerSpec, type TestLayers } from '../helpers/layers.js';
+
+interface Sent {
+  unique: bigint;
+  error: number;
+  payload: Buffer;
+}
+
+class Recorder implements FuseDevice {
+  readonly fd = -1;
+  readonly mountpoint = '/nowhere';
+  readonly closed = new Promise<void>(() => undefined);
+  sent: Sent[] = [];
+  backings = 0;
+  inval: string[] = [];
+  start(): void {}
+  reply(unique: bigint, error: number, ...payload: Uint8Array[]): void {
+    this.sent.push({ unique, error, payload: Buffer.concat(payload) });
+  }
+  replyFromFd(unique: bigint, _fd: number, _offset: bigint, size: number): void {
+    this.sent.push({ unique, error: 0, payload: Buffer.alloc(Math.min(size, 1)) });
+  }
+  writeToFd(unique: bigint, _fd: number, _offset: bigint, data: Uint8Array): void {
+    this.sent.push({ unique, error: 0, payload: Buffer.from(data) });
+  }
+  backingOpen(): number {
+    return ++this.backings;
+  }
+  backingClose(): void {}
+  async notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void> {
+    this.inval.push(`${parent}/${Buffer.from(name).toString('latin1')}`);
+  }
+  async notifyInvalInode(): Promise<void> {}
+  async unmount(): Promise<void> {}
+}
+
+let layers: TestLayers | undefined;
+afterEach(async () => {
+  await layers?.cleanup();
+  layers = undefined;
+});
+
+let nextUnique = 1n;
+function frame(opcode: number, nodeid: bigint, ...body: Buffer[]): Buffer {
+  const b = Buffer.concat(body);
+  const h = Buffer.alloc(LAYOUT.fuse_in_header.size);
+  h.writeUInt32LE(h.length + b.length, 0);
+  h.writeUInt32LE(opcode, 4);
+  h.writeBigUInt64LE(nextUnique++, 8);
+  h.writeBigUInt64LE(nodeid, 16);
+  return Buffer.concat([h, b]);
+}
+const z = (s: string) => Buffer.from(s + '\0', 'latin1');
+const u32s = (...v: number[]) => Buffer.from(new Uint32Array(v).buffer);
+const u64 = (v: bigint) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+
+async function setup(specs: LayerSpec[], passthrough = true): Promise<{ d: Dispatcher; dev: Recorder; call: (f: Buffer) => Promise<Sent> }> {
+  layers = await makeLayers(specs);
+  const fs = await UnionFilesystem.open({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work });
+  const dev = new Recorder();
+  const d = new Dispatcher(fs, dev, { entrySeconds: 3600, attrSeconds: 3600, negativeSeconds: 3600, passthrough, directData: true });
+  const call = async (f: Buffer): Promise<Sent> => {
+    const unique = f.readBigUInt64LE(8);
+    d.handle(f);
+    for (let i = 0; i < 500; i++) {
+      const s = dev.sent.find((x) => x.unique === unique);
+      if (s) return s;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    throw new Error(`no reply to ${unique}`);
+  };
+  // The kernel's INIT: 7.45, everything offered.
+  const all = (1n << 63n) - 1n;
+  const init = await call(frame(Opcode.INIT, 0n, u32s(7, 45, 131072, Number(all & 0xffffffffn), Number(all >> 32n)), Buffer.alloc(44)));
+  expect(init.error).toBe(0);
+  return { d, dev, call };
+}
+
+const nodeidOf = (s: Sent) => s.payload.readBigUInt64LE(0);
+const inoOfEntry = (s: Sent) => s.payload.readBigUInt64LE(40);
+const nlinkOfEntry = (s: Sent) => s.payload.readUInt32LE(40 + 64);
+
+describe('engine dispatcher', () => {
+  it('negotiates 7.40 with 1 MiB requests, readdirplus and passthrough', async () => {
+    const { dev } = await setup([{ a: 'x' }]);
+    const out = dev.sent[0]!.payload;
+    expect(out.length).toBe(64);
+    expect([out.readUInt32LE(0), out.readUInt32LE(4)]).toEqual([7, 40]);
+    const flags = BigInt(out.readUInt32LE(12)) | (BigInt(out.readUInt32LE(32)) << 32n);
+    for (const f of [InitFlag.MAX_PAGES, InitFlag.DO_READDIRPLUS, InitFlag.PARALLEL_DIROPS, InitFlag.CACHE_SYMLINKS, InitFlag.PASSTHROUGH, InitFlag.ATOMIC_O_TRUNC]) {
+      expect(flags & f).toBe(f);
+    }
+    expect(flags & InitFlag.WRITEBACK_CACHE).toBe(0n);
+    expect(out.readUInt32LE(20)).toBe(1 << 20); // max_write
+    expect(out.readUInt16LE(28)).toBe(256); // max_pages
+    expect(out.readUInt32LE(36)).toBe(1); // max_stack_depth
+  });
+
+  it('gives every name of a hard-linked object one node, counts lookups, forgets', async () => {
+    const { d, call } = await setup([{ 'dir/': '', 'dir/f': 'data' }]);
+    const dir = await call(frame(Opcode.LOOKUP, 1n, z('dir')));
+    const dirId = nodeidOf(dir);
+    const f = await call(frame(Opcode.LOOKUP, dirId, z('f')));
+    const link = await call(frame(Opcode.LINK, 1n, u64(nodeidOf(f)), z('g')));
+    expect(link.error).toBe(0);
+    expect(nodeidOf(link)).toBe(nodeidOf(f));
+    expect(nlinkOfEntry(link)).toBe(2);
+    const again = await call(frame(Opcode.LOOKUP, 1n, z('g')));
+    expect([nodeidOf(again), inoOfEntry(again)]).toEqual([nodeidOf(f), inoOfEntry(f)]);
+    const node = d.nodes.get(nodeidOf(f))!;
+    expect(node.lookups).toBe(3n);
+    // Unlinking one name keeps the node reachable through the other.
+    expect((await call(frame(Opcode.UNLINK, dirId, z('f')))).error).toBe(0);
+    expect(d.nodes.path(node)).toBe('/g');
+    const attr = await call(frame(Opcode.GETATTR, nodeidOf(f), Buffer.alloc(16)));
+    expect(attr.payload.readUInt32LE(16 + 64)).toBe(1);
+    // FORGET and BATCH_FORGET are not answered and drop the node at zero.
+    const before = d.nodes.size;
+    d.handle(frame(Opcode.FORGET, nodeidOf(f), u64(1n)));
+    d.handle(frame(Opcode.BATCH_FORGET, 0n, u32s(1, 0), u64(nodeidOf(f)), u64(2n)));
+    expect(d.nodes.get(nodeidOf(f))).toBeUndefined();
+    expect(d.nodes.size).toBe(before - 1);
+  });
+
+  it('answers a missing name with a cached negative entry and unknown opcodes ENOSYS', async () => {
+    const { call } = await setup([{ a: 'x' }]);
+    const miss = await call(frame(Opcode.LOOKUP, 1n, z('nope')));
+    expect([miss.error, nodeidOf(miss), miss.payload.readBigUInt64LE(16)]).toEqual([0, 0n, 3600n]);
+    expect((await call(frame(999, 1n))).error).toBe(-38);
+    expect((await call(frame(Opcode.LOOKUP, 1n, Buffer.from('no-nul')))).error).toBe(-22);
+    expect((await call(frame(Opcode.GETATTR, 12345n, Buffer.alloc(16)))).error).toBe(-116); // ESTALE
+  });
+
+  it('opens with passthrough, one backing per node, and counts READDIRPLUS references', async () => {
+    const { d, dev, call } = await setup([{ a: 'x', b: 'y' }]);
+    const a = await call(frame(Opcode.LOOKUP, 1n, z('a')));
+    const o1 = await call(frame(Opcode.OPEN, nodeidOf(a), u32s(C.O_RDONLY, 0)));
+    const o2 = await call(frame(Opcode.OPEN, nodeidOf(a), u32s(C.O_RDONLY, 0)));
+    for (const o of [o1, o2]) expect([o.payload.readUInt32LE(8) & 128, o.payload.readInt32LE(12)]).toEqual([128, 1]);
+    expect(dev.backings).toBe(1);
+    // A writer gets the upper copy, another backing file, which the kernel refuses on an
+    // inode with passthrough opens: ESTALE (the VFS looks the name up again), and the name
+    // gets a new node whose open shares nothing with the old one.
+    const w = await call(frame(Opcode.OPEN, nodeidOf(a), u32s(C.O_RDWR, 0)));
+    expect(w.error).toBe(-116);
+    expect(d.nodes.get(nodeidOf(a))!.retired).toBe(true);
+    const a2 = await call(frame(Opcode.LOOKUP, 1n, z('a')));
+    expect(nodeidOf(a2)).not.toBe(nodeidOf(a));
+    const w2 = await call(frame(Opcode.OPEN, nodeidOf(a2), u32s(C.O_RDWR, 0)));
+    expect([w2.payload.readUInt32LE(8) & 129, w2.payload.readInt32LE(12)]).toEqual([128, 2]);
+    const od = await call(frame(Opcode.OPENDIR, 1n, u32s(0, 0)));
+    const fh = od.payload.readBigUInt64LE(0);
+    const plus = await call(frame(Opcode.READDIRPLUS, 1n, u64(fh), u64(0n), u32s(65536, 0), Buffer.alloc(16)));
+    expect(plus.error).toBe(0);
+    // '.', '..', a, b: the new node of a counted twice now.
+    expect(d.nodes.get(nodeidOf(a2))!.lookups).toBe(2n);
+    let off = 0;
+    const names: string[] = [];
+    while (off < plus.payload.length) {
+      const namelen = plus.payload.readUInt32LE(off + 128 + 16);
+      names.push(plus.payload.toString('latin1', off + 128 + 24, off + 128 + 24 + namelen));
+      off += (128 + 24 + namelen + 7) & ~7;
+    }
+    expect(names.sort()).toEqual(['.', '..', 'a', 'b']);
+  });
+
+  it('answers RENAME2 flags: NOREPLACE refuses an existing target, EXCHANGE swaps nodes', async () => {
+    const { d, call } = await setup([{ a: 'A', b: 'B' }]);
+    const a = nodeidOf(await call(frame(Opcode.LOOKUP, 1n, z('a'))));
+    const b = nodeidOf(await call(frame(Opcode.LOOKUP, 1n, z('b'))));
+    expect((await call(frame(Opcode.RENAME2, 1n, u64(1n), u32s(1, 0), z('a'), z('b')))).error).toBe(-17);
+    expect((await call(frame(Opcode.RENAME2, 1n, u64(1n), u32s(2, 0), z('a'), z('b')))).error).toBe(0);
+    expect(d.nodes.path(d.nodes.get(a)!)).toBe('/b');
+    expect(d.nodes.path(d.nodes.get(b)!)).toBe('/a');
+  });
+
+  it('survives random and truncated frames, answering each whole header once', async () => {
+    const { dev, d } = await setup([{ 'dir/': '', 'dir/f': 'data', l: { symlink: 'dir/f' } }]);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const opcodes = [...Object.values(Opcode).filter((o) => o !== Opcode.INIT && o !== Opcode.DESTROY), 0, 77, 4096];
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...opcodes),
+          fc.constantFrom(0n, 1n, 2n, 3n, 2n ** 64n - 1n),
+          fc.uint8Array({ maxLength: 200 }),
+          fc.nat(260),
+          async (opcode, nodeid, body, cut) => {
+            const whole = frame(opcode, nodeid, Buffer.from(body));
+            const f = cut < whole.length ? whole.subarray(0, cut) : whole;
+            const unique = whole.readBigUInt64LE(8);
+            const before = dev.sent.length;
+            expect(() => d.handle(f)).not.toThrow();
+            const noReply = f.length < 40 || (f === whole && [Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT, Opcode.NOTIFY_REPLY].includes(opcode as 2));
+            const answers = () => dev.sent.slice(before).filter((s) => s.unique === unique).length;
+            // A reply may come after the filesystem's I/O (a busy machine): wait for it.
+            for (let i = 0; i < 1000 && !noReply && answers() === 0; i++) await new Promise((r) => setTimeout(r, 5));
+            await new Promise((r) => setTimeout(r, 2));
+            expect(answers()).toBe(noReply ? 0 : 1);
+          },
+        ),
+        { numRuns: 400 },
+      );
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
+});
