@@ -105,9 +105,12 @@ describe.skipIf(!inject('canMount'))('a Docker user’s CLI', () => {
     const help = await cliOk(root, ['--help']);
     const verbs = [...help.split('Commands:')[1]!.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]!).filter((v) => v !== 'help');
     expect(verbs.length).toBeGreaterThan(30);
-    const nested = (await cliOk(root, ['system', '--help'])).split('Commands:')[1]!;
-    for (const sub of [...nested.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]!).filter((v) => v !== 'help')) verbs.push(`system ${sub}`);
-    for (const v of verbs.filter((x) => x !== 'system')) expect(Object.keys(STORE_USE), v).toContain(v);
+    const groups = ['system', 'builder'];
+    for (const group of groups) {
+      const nested = (await cliOk(root, [group, '--help'])).split('Commands:')[1]!;
+      for (const sub of [...nested.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]!).filter((v) => v !== 'help')) verbs.push(`${group} ${sub}`);
+    }
+    for (const v of verbs.filter((x) => !groups.includes(x))) expect(Object.keys(STORE_USE), v).toContain(v);
   });
 
   it('a failed exec does not become the container’s exit status; runtime errors are printed once', async () => {
