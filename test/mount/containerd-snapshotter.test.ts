@@ -112,10 +112,8 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
       const r = await env.ctr(['run', '--snapshotter', sn, IMAGE, `keep-${sn}`, 'sh', '-c', 'echo committed > /marker; rm /etc/motd; mkdir /app/new; exit 3']);
       expect(r.code, r.stderr).toBe(3);
       await env.ctrOk([...s, 'commit', `committed-${sn}`, `keep-${sn}`]);
-      // Neither a commit nor a view made by ctr carries containerd's gc.root label: both
-      // containers are removed only after the loop, since a removal starts containerd's
-      // garbage collection, which would take the next snapshotter's unlabelled commit and
-      // view while this loop still uses them (it does so on overlayfs too).
+      // Neither a commit nor a view made by ctr carries containerd's gc.root label: see the
+      // removals after the loop.
 
       const mounts = JSON.parse(await env.ctrOk([...s, 'view', '--mounts', `view-${sn}`, `committed-${sn}`])) as Array<{ Type: string; Source: string; Options: string[] }>;
       if (sn === 'layerfs') expect(mounts[0]!.Type).toBe('fuse3.layerfs-overlay');
@@ -144,10 +142,14 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
       const busy = await env.ctr([...s, 'rm', `committed-${sn}`]);
       expect(busy.code).not.toBe(0);
       expect(busy.stderr).toMatch(/child/);
+    }
+    // Every removal waits for the end of the loop: each starts containerd's garbage
+    // collection, which takes unlabelled views and commits still in use (seen: the overlayfs
+    // view gone from `ls` right after its creation, the layerfs removals having run).
+    for (const sn of SNAPSHOTTERS) {
+      const s = ['snapshots', '--snapshotter', sn];
       await env.ctrOk([...s, 'rm', `view-${sn}`]);
       await env.ctrOk([...s, 'rm', `committed-${sn}`]);
-    }
-    for (const sn of SNAPSHOTTERS) {
       await env.ctrOk(['containers', 'rm', `keep-${sn}`]);
       expect((await snapshotLines(sn)).some((l) => l.includes(`-${sn} `))).toBe(false);
     }

@@ -49,12 +49,16 @@ function opsOf(trace: string): string[] {
 }
 
 /** Mounts LAYERS with the request trace on, runs `fn`, and always unmounts. */
+/** The fast path lives in the patched fuse-native; the layerfs engine has none (yet), so
+ * these tests pin that engine whatever LAYERFS_ENGINE or the default says. */
+const FAST_PATH_ENGINE = 'fuse-native' as const;
+
 async function withTracedUnion(fn: (mnt: string, trace: string) => Promise<void>): Promise<void> {
   const dir = await tempDir();
   const layers = await makeLayers(LAYERS);
   const trace = join(dir, 'trace');
   await writeFile(trace, '');
-  const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir, { LAYERFS_TRACE_OPS: trace });
+  const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work, engine: FAST_PATH_ENGINE }, dir, { LAYERFS_TRACE_OPS: trace });
   try {
     await fn(m.mountpoint, trace);
   } finally {
@@ -104,7 +108,7 @@ describe.skipIf(!inject('canMount'))('native fast path', () => {
   it('answers RELEASE at once and still closes every backing fd afterwards', async () => {
     const dir = await tempDir();
     const layers = await makeLayers(LAYERS);
-    const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir);
+    const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work, engine: FAST_PATH_ENGINE }, dir);
     try {
       const fds = () => readdirSync(`/proc/${m.pid}/fd`).length;
       const before = fds();
@@ -127,8 +131,8 @@ describe.skipIf(!inject('canMount'))('native fast path', () => {
     await run('cp', ['-a', fast.lowers[0]!, slow.lowers[0]!]);
     await run('cp', ['-a', fast.lowers[1]!, slow.lowers[1]!]);
     await run('mkdir', [slow.upper, slow.work]);
-    const a = await mountUnion({ lowerDirs: fast.lowers, upperDir: fast.upper, workDir: fast.work }, join(dir, 'fast'));
-    const b = await mountUnion({ lowerDirs: slow.lowers, upperDir: slow.upper, workDir: slow.work }, join(dir, 'slow'), { LAYERFS_NATIVE_FAST_PATH: '0' });
+    const a = await mountUnion({ lowerDirs: fast.lowers, upperDir: fast.upper, workDir: fast.work, engine: FAST_PATH_ENGINE }, join(dir, 'fast'));
+    const b = await mountUnion({ lowerDirs: slow.lowers, upperDir: slow.upper, workDir: slow.work, engine: FAST_PATH_ENGINE }, join(dir, 'slow'), { LAYERFS_NATIVE_FAST_PATH: '0' });
     // Inode numbers and ctimes of the two copies differ by nature; the rest must match.
     // Times of what the steps themselves change differ too: they are left out after step 0.
     let withTimes = true;
