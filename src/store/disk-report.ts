@@ -8,7 +8,8 @@
  *  - Blobs: compressed layers and manifests as imported; reclaimable = referenced by no
  *    image (what prune deletes).
  *  - Containers: writable layers; in use = running or mounted; reclaimable = the others'.
- *  - Build cache: the per-step cache entries (small: they point at stored layers).
+ *  - Build cache: here only the entries' own records; `system df` (cli) puts in the layers
+ *    the entries keep, which build/cache-prune.ts knows.
  */
 import { readdir } from 'node:fs/promises';
 import { diskUsage } from '../core/disk-usage.js';

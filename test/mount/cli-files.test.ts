@@ -143,6 +143,14 @@ describe.skipIf(!inject('canMount'))('cp, export, import, system df, push --comp
     expect(text.split('\n')[0]).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
     expect(text).toMatch(/^Containers\s+1\s+0\s+1\.\d+MB\s+1\.\d+MB \(100%\)$/m);
     await cliOk(root, ['rm', 'big']);
+    // The build cache's size is the layers its entries keep, not its small records.
+    expect(b['Build cache']).toMatchObject({ TotalCount: 0, Size: 0 });
+    const built = await cli(root, ['build', '--progress', 'plain', '-t', 'df:built', '-'], Buffer.from('FROM sample\nRUN head -c 2000000 /dev/urandom > /big\n'));
+    expect(built.code, built.stderr).toBe(0);
+    const c = await df();
+    expect(c['Build cache']!.TotalCount).toBeGreaterThanOrEqual(1);
+    expect(c['Build cache']!.Size).toBeGreaterThanOrEqual(2_000_000);
+    await cliOk(root, ['rmi', 'df:built']);
   });
 
   describe('push --compress', () => {

@@ -1,6 +1,7 @@
 /** `layerfs system df [--format T] [--json]`: disk usage of images, layer caches, blobs, containers and the build cache. */
 import type { Command } from 'commander';
-import { diskReport } from '../../store/disk-report.js';
+import { buildCacheUsage } from '../../build/cache-prune.js';
+import { diskReport, type DiskRow } from '../../store/disk-report.js';
 import { containerPaths } from '../../supervisor/container-record.js';
 import { isLive, listContainerEntries } from '../container-rows.js';
 import { humanSize, openStore, printFormatted, printJson, table } from './format.js';
@@ -21,6 +22,10 @@ export function register(program: Command): void {
         store,
         entries.map((e) => ({ id: e.record.id, image: e.record.image, live: isLive(e), upper: containerPaths(store.paths.containersDir, e.record.id).upper })),
       );
+      // The build cache's size is the layers its entries keep (store/ cannot see build/).
+      const cache = await buildCacheUsage(store);
+      const cacheRow: DiskRow = { Type: 'Build cache', TotalCount: cache.entries.length, Active: cache.entries.filter((e) => !e.dangling).length, Size: cache.size, Reclaimable: cache.reclaimable };
+      rows.splice(rows.findIndex((r) => r.Type === 'Build cache'), 1, cacheRow);
       if (flags.json) return printJson(rows);
       const pct = (a: number, b: number): string => (b > 0 ? ` (${Math.round((a / b) * 100)}%)` : '');
       const shown = rows.map((r) => ({ ...r, Size: humanSize(r.Size), Reclaimable: `${humanSize(r.Reclaimable)}${pct(r.Reclaimable, r.Size)}` }));
