@@ -10,6 +10,7 @@
  */
 import { LayerfsError } from '../core/errors.js';
 import { describeRun, readRunState, type RunState } from '../sandbox/run-state.js';
+import { readDamage, type DamageRecord } from '../store/damage-record.js';
 import type { Store } from '../store/store.js';
 import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
 import { Supervisor } from '../supervisor/supervisor.js';
@@ -36,6 +37,8 @@ export interface ContainerEntry {
   row: ContainerRow;
   record: ContainerRecord;
   run: RunState | undefined;
+  /** A layer file this container's mount found disagreeing with the index (damage.json). */
+  damage: DamageRecord | undefined;
 }
 
 /** Docker's CreatedAt form: "2026-12-05 07:14:06 +0000 UTC". */
@@ -58,12 +61,14 @@ export async function listContainerEntries(store: Store, full = false): Promise<
   const records = await new Supervisor(store).list();
   return Promise.all(
     records.map(async (c) => {
-      const run = await readRunState(containerPaths(store.paths.containersDir, c.id).dir).catch(() => undefined);
+      const dir = containerPaths(store.paths.containersDir, c.id).dir;
+      const run = await readRunState(dir).catch(() => undefined);
+      const damage = await readDamage(dir);
       const state = stateOf(c, run);
       const command = run ? run.command.join(' ') : '';
       const row: ContainerRow = {
         ID: full ? c.id : c.id.slice(0, 12),
-        Image: c.imageRef,
+        Image: damage ? `${c.imageRef} (image damaged)` : c.imageRef,
         Command: full || command.length <= 20 ? JSON.stringify(command) : JSON.stringify(`${command.slice(0, 19)}…`),
         CreatedAt: dockerTime(c.created),
         RunningFor: timeAgo(c.created),
@@ -74,7 +79,7 @@ export async function listContainerEntries(store: Store, full = false): Promise<
         Labels: '',
         Ports: '',
       };
-      return { row, record: c, run };
+      return { row, record: c, run, damage };
     }),
   );
 }

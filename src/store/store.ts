@@ -12,7 +12,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { shortId, type ChainId, type Digest, chainIds, parseDigest, isDigestString } from '../core/digest.js';
-import { LayerfsError } from '../core/errors.js';
+import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import type { ImageConfig } from '../image/oci-types.js';
 import { parseReference } from '../image/reference.js';
 import { BlobStore } from './blob-store.js';
@@ -37,8 +37,16 @@ export interface ImageSummary {
   layers: LayerRecord[];
 }
 
-async function isDirectory(p: string): Promise<boolean> {
-  return (await stat(p).catch(() => null))?.isDirectory() ?? false;
+/** Whether `p` is a directory; a store the caller may not enter is an error, not "no store". */
+async function isDirectory(p: string, root: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch (err) {
+    if (hasErrnoCode(err, 'EACCES')) {
+      throw new LayerfsError('IO', `cannot open the store at ${root}: permission denied (EACCES)`, { cause: err, hint: "a store is its owner's alone (mode 0700); use your own with --root DIR or LAYERFS_ROOT" });
+    }
+    return false;
+  }
 }
 
 /** An open store root. */
@@ -64,7 +72,7 @@ export class Store {
    */
   static async open(root?: string, opts: { create?: boolean } = {}): Promise<Store> {
     const paths = new StorePaths(resolveRoot(root));
-    if (opts.create === false && !(await isDirectory(paths.imagedb))) {
+    if (opts.create === false && !(await isDirectory(paths.imagedb, paths.root))) {
       throw new LayerfsError('NOT_FOUND', `no layerfs store at ${paths.root}`, {
         hint: 'check --root or LAYERFS_ROOT; load, pull, import or build an image to create a store there',
       });

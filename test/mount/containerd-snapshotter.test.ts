@@ -112,10 +112,14 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
       const r = await env.ctr(['run', '--snapshotter', sn, IMAGE, `keep-${sn}`, 'sh', '-c', 'echo committed > /marker; rm /etc/motd; mkdir /app/new; exit 3']);
       expect(r.code, r.stderr).toBe(3);
       await env.ctrOk([...s, 'commit', `committed-${sn}`, `keep-${sn}`]);
-      // Neither a commit nor a view made by ctr carries containerd's gc.root label: see the
-      // removals after the loop.
+      // Neither a commit nor a view made by ctr carries containerd's gc.root label, so the
+      // garbage collector (started by any removal, ours or ctr run's) takes them while the
+      // test still uses them: each is labelled a root the moment it exists, and every
+      // removal waits for the end of the loop.
+      await env.ctrOk([...s, 'label', `committed-${sn}`, 'containerd.io/gc.root=layerfs-test']);
 
       const mounts = JSON.parse(await env.ctrOk([...s, 'view', '--mounts', `view-${sn}`, `committed-${sn}`])) as Array<{ Type: string; Source: string; Options: string[] }>;
+      await env.ctrOk([...s, 'label', `view-${sn}`, 'containerd.io/gc.root=layerfs-test']);
       if (sn === 'layerfs') expect(mounts[0]!.Type).toBe('fuse3.layerfs-overlay');
       const dir = join(work, `view-${sn}`);
       await mkdir(dir);
@@ -143,9 +147,7 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
       expect(busy.code).not.toBe(0);
       expect(busy.stderr).toMatch(/child/);
     }
-    // Every removal waits for the end of the loop: each starts containerd's garbage
-    // collection, which takes unlabelled views and commits still in use (seen: the overlayfs
-    // view gone from `ls` right after its creation, the layerfs removals having run).
+    // Removals after the loop (see the labels above).
     for (const sn of SNAPSHOTTERS) {
       const s = ['snapshots', '--snapshotter', sn];
       await env.ctrOk([...s, 'rm', `view-${sn}`]);

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliOk, LAYERFS, REPO, type CliResult } from '../helpers/cli.js';
 import { skopeoCopy, startProxy, startRegistry, type Proxy, type Registry } from '../helpers/registry.js';
+import { Store } from '../../src/store/store.js';
 import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
@@ -101,7 +102,8 @@ describe('layerfs pull: bad registries and bad bytes', () => {
 
   it('a blob altered in transit is refused and not kept for resuming', async () => {
     const fresh = join(work, 'altered');
-    await cliOk(fresh, ['images']);
+    // An empty store to compare with: a failed pull must leave it exactly so.
+    await Store.open(fresh);
     const empty = await storeListing(fresh);
     proxy.mode = { kind: 'corrupt-blobs', minSize: 0 };
     expectOneLineError(await cli(fresh, ['pull', `${proxy.host}/sample:1`]), /image config sha256:[0-9a-f]{64}: digest mismatch/);
@@ -125,7 +127,8 @@ describe('layerfs pull: bad registries and bad bytes', () => {
 
   it('a registry that stops answering mid-blob times out with one line; the retry resumes', async () => {
     const fresh = join(work, 'stalled');
-    await cliOk(fresh, ['images']);
+    // An empty store to compare with: a failed pull must leave it exactly so.
+    await Store.open(fresh);
     const empty = await storeListing(fresh);
     proxy.mode = { kind: 'stall-blobs', minSize: 100_000 };
     const r = await cli(fresh, ['pull', '--timeout', '1', `${proxy.host}/sample:1`]);
@@ -147,7 +150,8 @@ describe('layerfs pull: bad registries and bad bytes', () => {
 
   it('a pull killed (SIGKILL) mid-download leaves the store as it was; the next pull completes', async () => {
     const fresh = join(work, 'killed');
-    await cliOk(fresh, ['images']);
+    // An empty store to compare with: a failed pull must leave it exactly so.
+    await Store.open(fresh);
     const empty = await storeListing(fresh);
     proxy.mode = { kind: 'stall-blobs', minSize: 100_000 };
     const child = spawn(process.execPath, [LAYERFS, '--root', fresh, 'pull', `${proxy.host}/sample:1`], { stdio: 'ignore' });

@@ -83,7 +83,7 @@ for (const name of ['layerfs-nosubid', 'layerfs-rootless'] as const) {
       const m = join(work, 'm');
       await sh('echo changed > "$1/etc/hostname" && echo new > "$1/etc/new" && rm "$1/data/keep" && rm -r "$1/data/old" && mkdir "$1/data/old" && echo b > "$1/data/old/b"', m);
       expect(await sh('cat "$1/etc/hostname" "$1/etc/new"; ls "$1/data"; ls "$1/data/old"', m)).toBe('changed\nnew\nold\nb\n');
-      const info = JSON.parse(await lf(['ps', '--json'])) as { id: string }[];
+      const info = JSON.parse(await lf(['ps', '-a', '--json'])) as { id: string }[];
       const upper = join(root, 'containers', info[0]!.id, 'upper');
       const marks = await sh('stat -c "%F %t:%T" "$1/data/keep"; getfattr --absolute-names -n user.overlay.opaque --only-values "$1/data/old"; echo; getfattr --absolute-names -d -m - "$1/data/old" | grep -c trusted || true', upper);
       expect(marks.trim().split('\n')).toEqual(['character special file 0:0', 'y', '0']);
@@ -96,7 +96,7 @@ for (const name of ['layerfs-nosubid', 'layerfs-rootless'] as const) {
       expect((await ns.mounts()).filter((e) => e.mountpoint === m)).toEqual([]);
       const info = JSON.parse(await lf(['inspect', 'img'])) as { Store: { Layers: { Diff: string }[] } }[];
       const lowers = info[0]!.Store.Layers.map((l) => l.Diff).reverse().join(':');
-      const id = (JSON.parse(await lf(['ps', '--json'])) as { id: string }[])[0]!.id;
+      const id = (JSON.parse(await lf(['ps', '-a', '--json'])) as { id: string }[])[0]!.id;
       const c = join(root, 'containers', id);
       const k = join(work, 'k');
       const kernel = await ns.runOk(user, env, ['unshare', '-Urm', 'sh', '-c',
@@ -110,12 +110,12 @@ for (const name of ['layerfs-nosubid', 'layerfs-rootless'] as const) {
     it('a killed mount process leaves a dead mount the next command clears (fusermount3 -u -z)', async () => {
       const m = join(work, 'm');
       await lf(['mount', '--name', 'c', 'img', m]);
-      const pid = (JSON.parse(await lf(['ps', '--json'])) as { pid: number }[])[0]!.pid;
+      const pid = (JSON.parse(await lf(['ps', '-a', '--json'])) as { pid: number }[])[0]!.pid;
       process.kill(pid, 'SIGKILL');
       const out = await ns.run(user, env, [process.execPath, LAYERFS, '--root', root, 'ps']);
       expect(out.code).toBe(0);
       expect((await ns.mounts()).filter((e) => e.mountpoint === m)).toEqual([]);
-      expect(await sh('cat "$1/etc/new"', join(root, 'containers', (JSON.parse(await lf(['ps', '--json'])) as { id: string }[])[0]!.id, 'upper'))).toBe('new\n');
+      expect(await sh('cat "$1/etc/new"', join(root, 'containers', (JSON.parse(await lf(['ps', '-a', '--json'])) as { id: string }[])[0]!.id, 'upper'))).toBe('new\n');
     });
 
     it('build: RUN steps that write, delete and recreate; the committed layers carry container ids, not host ids', async () => {
@@ -136,7 +136,7 @@ for (const name of ['layerfs-nosubid', 'layerfs-rootless'] as const) {
       const lines = out.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
       const maps = user.subuid !== undefined ? [`0 ${user.uid} 1`, `1 ${user.subuid} 65536`] : [`0 ${user.uid} 1`];
       expect(lines).toEqual(['0', ...maps, 'hi', 'lo']);
-      const left = (JSON.parse(await lf(['ps', '--json'])) as { name: string }[]).map((c) => c.name);
+      const left = (JSON.parse(await lf(['ps', '-a', '--json'])) as { name: string }[]).map((c) => c.name);
       expect(left).toEqual(['c']);
     });
   });

@@ -75,15 +75,18 @@ describe('rootless store locations', () => {
     expect(existsSync(join(work, '.local', 'share', 'layerfs', 'image', 'imagedb'))).toBe(true);
     await layerfsAsOk(withRanges, { ...env, XDG_DATA_HOME: join(work, 'data') }, ['images']);
     expect(existsSync(join(work, 'data', 'layerfs', 'image', 'imagedb'))).toBe(true);
-    await layerfsAsOk(withRanges, env, ['--root', join(work, 'elsewhere'), 'images']);
-    expect(existsSync(join(work, 'elsewhere', 'image', 'imagedb'))).toBe(true);
+    // --root wins: a read-only verb names that root and, as for root, does not create a store there.
+    const elsewhere = await layerfsAs(withRanges, env, ['--root', join(work, 'elsewhere'), 'images']);
+    expect(elsewhere.stderr).toContain(`no layerfs store at ${join(work, 'elsewhere')}`);
+    expect(existsSync(join(work, 'elsewhere'))).toBe(false);
     expect((await lstat(join(work, 'data', 'layerfs'))).uid).toBe(withRanges.uid);
   });
 
   it('a store the user may not create fails with the --root hint, nothing written', async () => {
     const work = await userTempDir(withRanges);
-    const env = await userEnv(withRanges, work);
-    const r = await layerfsAs(withRanges, env, ['--root', '/var/lib/layerfs-rootless-test-denied', 'images']);
+    // The default root is created by any verb; here it lies where the user may not write.
+    const env = await userEnv(withRanges, work, { XDG_DATA_HOME: '/var/lib/layerfs-rootless-test-denied' });
+    const r = await layerfsAs(withRanges, env, ['images']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/cannot create the store at \/var\/lib\/layerfs-rootless-test-denied/);
     expect(existsSync('/var/lib/layerfs-rootless-test-denied')).toBe(false);

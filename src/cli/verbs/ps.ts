@@ -39,7 +39,7 @@ export function register(program: Command): void {
       for (const e of await listContainerEntries(store, flags.trunc === false)) {
         if ((all || isLive(e)) && (await keep(e))) entries.push(e);
       }
-      if (flags.json) return printJson(entries.map((e) => ({ ...e.record, ...(e.run ? { run: e.run } : {}) })));
+      if (flags.json) return printJson(entries.map((e) => ({ ...e.record, ...(e.run ? { run: e.run } : {}), ...(e.damage ? { damage: e.damage } : {}) })));
       if (flags.quiet) return void process.stdout.write(entries.map((e) => `${e.row.ID}\n`).join(''));
       if (flags.format) return printFormatted(flags.format, entries.map((e) => e.row), HEADERS);
       const cols = ['ID', 'Image', 'Command', 'RunningFor', 'Status', 'Mountpoint', 'Names'] as const;
