@@ -139,7 +139,7 @@ export interface DirectIo {
   fd: number;
   write: boolean;
   /** fgetattr may be answered by fstat(fd) with st_ino = 2^40 + backing inode (an
-   * object made in the writable layer, numbered as src/union/inode.ts upperIno does). */
+   * object made in the writable layer, numbered as src/overlay/inode.ts upperIno does). */
   upperIno: boolean;
 }
 

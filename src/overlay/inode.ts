@@ -6,18 +6,21 @@
  * A copied-up object keeps the number of its lower original (recorded in the
  * trusted.layerfs.origin xattr), so `ls -i` before and after a write agree; not so a file
  * with other names in its layer, whose copy is a separate inode. Hard links inside a
- * layer share a backing inode and so share the number.
+ * layer share a backing inode and so share the number. The constants are defined once,
+ * with native code's copy, in src/engine/formats/inode-numbers.ts.
  */
-const SPAN = 2 ** 40;
+import { LOWER_FIRST_TAG, SPAN_BITS, UPPER_TAG } from '../engine/formats/inode-numbers.js';
+
+const SPAN = 2 ** SPAN_BITS;
 
 /** st_ino of an object in lower layer `layer` whose backing inode is `backingIno`. */
 export function lowerIno(layer: number, backingIno: number | bigint): number {
-  return (layer + 2) * SPAN + Number(BigInt(backingIno) % BigInt(SPAN));
+  return (layer + LOWER_FIRST_TAG) * SPAN + Number(BigInt(backingIno) % BigInt(SPAN));
 }
 
 /** st_ino of an object created in the writable layer. */
 export function upperIno(backingIno: number | bigint): number {
-  return SPAN + Number(BigInt(backingIno) % BigInt(SPAN));
+  return UPPER_TAG * SPAN + Number(BigInt(backingIno) % BigInt(SPAN));
 }
 
 /** Encodes an inode number for the origin xattr. */

@@ -25,12 +25,15 @@
 import type { BigIntStats, Stats } from 'node:fs';
 import { OVERRIDE_STAT_XATTR } from '../core/override-stat.js';
 import { isRootless } from '../core/user-dirs.js';
-import { sys } from './sys.js';
+import * as sys from '../sys/native.js';
+
+/** Which xattr namespace holds overlay markers: root's `trusted.`, or `user.` (overlayfs `userxattr`). */
+export type OverlayXattrs = 'trusted' | 'user';
 
 /** The xattr namespace of overlay markers in this process: 'trusted' (root) or 'user' (rootless). */
-export const OVERLAY_XATTR_NS: 'trusted' | 'user' = pickNamespace();
+export const OVERLAY_XATTR_NS: OverlayXattrs = pickNamespace();
 
-function pickNamespace(): 'trusted' | 'user' {
+function pickNamespace(): OverlayXattrs {
   const v = process.env.LAYERFS_OVERLAY_XATTRS;
   if (v === 'user' || v === 'trusted') return v;
   return isRootless() ? 'user' : 'trusted';
@@ -45,7 +48,15 @@ function pickNamespace(): 'trusted' | 'user' {
  */
 export const DIR_REDIRECTS = OVERLAY_XATTR_NS === 'trusted';
 
-export const OPAQUE_XATTR = `${OVERLAY_XATTR_NS}.overlay.opaque`;
+/**
+ * The overlayfs xattr marking a directory opaque, in namespace `ns` (a store's, which
+ * need not be this process's: extraction writes a rootless store's layers as root).
+ */
+export function opaqueXattr(ns: OverlayXattrs): string {
+  return `${ns}.overlay.opaque`;
+}
+
+export const OPAQUE_XATTR = opaqueXattr(OVERLAY_XATTR_NS);
 export const REDIRECT_XATTR = `${OVERLAY_XATTR_NS}.overlay.redirect`;
 export const ORIGIN_XATTR = `${OVERLAY_XATTR_NS}.layerfs.origin`;
 
@@ -80,7 +91,7 @@ export async function readRedirect(realPath: Buffer): Promise<string | undefined
 }
 
 /** Creates a whiteout (char device 0/0, mode 0) at `realPath`. */
-export function mknodWhiteout(realPath: Buffer): Promise<void> {
+export function mknodWhiteout(realPath: sys.SysPath): Promise<void> {
   return sys.mknod(realPath, S_IFCHR, sys.makedev(0, 0));
 }
 

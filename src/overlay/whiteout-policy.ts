@@ -26,14 +26,6 @@ import { LayerfsError } from '../core/errors.js';
 export const WHITEOUT_PREFIX = '.wh.';
 /** The OCI opaque-directory marker. */
 export const OPAQUE_MARKER = '.wh..wh..opq';
-/** Which xattr namespace holds overlay markers: root's `trusted.`, or `user.` (overlayfs `userxattr`). */
-export type OverlayXattrs = 'trusted' | 'user';
-
-/** The overlayfs xattr marking a directory opaque, in namespace `ns`. */
-export function opaqueXattr(ns: OverlayXattrs): string {
-  return `${ns}.overlay.opaque`;
-}
-
 const FORGED_XATTR = /^(trusted\.overlay\.|user\.overlay\.|user\.fuseoverlayfs\.|user\.containers\.override_stat$)/;
 
 /** What a layer entry's base name means. */

@@ -10,7 +10,7 @@
 import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { lgetxattr } from '../sys/native.js';
-import { OPAQUE_XATTR } from '../union/overlay-format.js';
+import { OPAQUE_XATTR } from '../overlay/index.js';
 import { defaultMounts } from './docker-defaults.js';
 
 /** Mount destinations of a RUN container, deepest first. */

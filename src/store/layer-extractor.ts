@@ -1,6 +1,6 @@
 /**
  * Extracts one layer tar into an empty directory, in the kernel overlayfs on-disk format
- * (see whiteout-policy.ts), so the directory can serve as a lowerdir as it is.
+ * (see overlay/whiteout-policy.ts), so the directory can serve as a lowerdir as it is.
  *
  * Safety comes from two rules. (1) Every entry name goes through `cleanLayerPath` in
  * 'reject' mode: no absolute names, no `..`. (2) The target directory starts empty and
@@ -27,7 +27,7 @@ import { baseOf, cleanLayerPath, parentOf } from '../core/safe-join.js';
 import { byteExactTarExtract } from '../image/tar-reader.js';
 import { isSparse, sparseName, writeSparse } from './sparse-file.js';
 import { applyOwnership, type ImageOwner, type OwnedKind, type OwnerMode } from './extract-ownership.js';
-import { checkXattrName, classifyName, opaqueXattr, refuseLiteralWhiteout, type OverlayXattrs } from './whiteout-policy.js';
+import { checkXattrName, classifyName, mknodWhiteout, opaqueXattr, refuseLiteralWhiteout, type OverlayXattrs } from '../overlay/index.js';
 
 /** Entry chains in flight at once during an extraction. */
 const MAX_PENDING = 64;
@@ -191,7 +191,7 @@ export async function extractLayer(tar: Readable, dir: string, opts: ExtractOpti
         }
         const target = parent === '' ? wh.target : `${parent}/${wh.target}`;
         if (created.has(target)) continue; // a whiteout never removes its own layer's entries
-        await sys.mknod(abs(target), fsc.S_IFCHR | 0o000, sys.makedev(0, 0));
+        await mknodWhiteout(abs(target));
         created.set(target, 'whiteout');
         continue;
       }

@@ -16,8 +16,7 @@
  */
 import type { FileStat } from '../core/filesystem.js';
 import { isLowerDir, lowerStat, type Resolved } from '../union/union-view.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../union/overlay-format.js';
-import { joinPath } from '../union/paths.js';
+import { joinPath, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../overlay/index.js';
 import type { ContainerView } from './container-view.js';
 
 /** One change, as `docker diff` prints it. */

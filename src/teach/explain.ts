@@ -7,8 +7,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { isOpaqueDir, isWhiteoutStat } from '../union/overlay-format.js';
-import { baseOf, inRoot, joinPath, parentOf, splitPath } from '../union/paths.js';
+import { baseOf, inRoot, isOpaqueDir, isWhiteoutStat, joinPath, parentOf, splitPath } from '../overlay/index.js';
 import { isLowerDir } from '../union/union-view.js';
 import type { ContainerView } from './container-view.js';
 import { layerOfIndex, type ImageStack, type StackLayer } from './image-stack.js';

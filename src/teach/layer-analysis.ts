@@ -15,8 +15,7 @@
  * counting the bytes it removes) — 1.0 means no layer undoes another's work.
  */
 import * as fsp from 'node:fs/promises';
-import { isOpaqueDir, isWhiteoutStat } from '../union/overlay-format.js';
-import { joinPath } from '../union/paths.js';
+import { isOpaqueDir, isWhiteoutStat, joinPath } from '../overlay/index.js';
 import type { ImageStack, StackLayer } from './image-stack.js';
 
 /** What one layer does. */

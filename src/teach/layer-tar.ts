@@ -24,9 +24,8 @@ type Headers = Partial<Header> & Pick<Header, 'name'>;
 import { LayerfsError } from '../core/errors.js';
 import * as sys from '../sys/native.js';
 import { isLowerDir, type Resolved } from '../union/union-view.js';
-import { visibleXattrName } from '../union/overlay-format.js';
+import { joinPath, visibleXattrName } from '../overlay/index.js';
 import { containerOwnership } from '../union/owner-override.js';
-import { joinPath } from '../union/paths.js';
 import type { ContainerView } from './container-view.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

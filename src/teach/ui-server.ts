@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { LayerfsError } from '../core/errors.js';
 import type { Digest } from '../core/digest.js';
 import type { Store } from '../store/store.js';
-import { joinPath } from '../union/paths.js';
+import { joinPath } from '../overlay/index.js';
 import { containerDiff } from './container-diff.js';
 import { openContainerView } from './container-view.js';
 import { loadImageStack, layerOfIndex, type ImageStack } from './image-stack.js';

@@ -17,8 +17,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { EventEmitter } from 'node:events';
-import { isWhiteoutStat, OPAQUE_XATTR, REDIRECT_XATTR } from '../union/overlay-format.js';
-import { joinPath, splitPath } from '../union/paths.js';
+import { isWhiteoutStat, joinPath, OPAQUE_XATTR, REDIRECT_XATTR, splitPath } from '../overlay/index.js';
 import * as sys from '../sys/native.js';
 import { layerOfIndex, type ImageStack, type StackLayer } from './image-stack.js';
 

@@ -26,11 +26,10 @@
 import * as fsp from 'node:fs/promises';
 import { constants as C } from 'node:fs';
 import { hasErrnoCode } from '../core/errors.js';
-import { encodeOrigin, lowerIno } from './inode.js';
+import { encodeOrigin, isPrivateStoredXattr, lowerIno, ORIGIN_XATTR, OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../overlay/index.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
-import { isPrivateStoredXattr, ORIGIN_XATTR, OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './overlay-format.js';
 import { POSIX_FADV_SEQUENTIAL, SEEK_DATA, SEEK_HOLE } from '../sys/native.js';
 import { closeFd, fchmodFd, fchownFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 

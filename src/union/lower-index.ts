@@ -28,11 +28,10 @@ import {
   targetOf,
   type IndexTable,
 } from './lower-index-table.js';
-import { inRoot, joinPath } from './paths.js';
+import { inRoot, isOpaqueDir, isWhiteoutStat, joinPath, S_IFDIR, S_IFLNK, S_IFMT } from '../overlay/index.js';
 import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
 import { drainQueue } from './work-queue.js';
-import { isOpaqueDir, isWhiteoutStat, S_IFDIR, S_IFLNK, S_IFMT } from './overlay-format.js';
 
 export { INDEX_VERSION } from './lower-index-table.js';
 

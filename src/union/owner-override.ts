@@ -20,7 +20,7 @@ import * as fsp from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
 import { fsError } from './fs-error.js';
 import { formatOverrideStat, OVERRIDE_STAT_XATTR, parseOverrideStat, type OverrideStat } from '../core/override-stat.js';
-import { OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFREG, S_ISGID, S_ISUID } from './overlay-format.js';
+import { OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFREG, S_ISGID, S_ISUID } from '../overlay/index.js';
 import { fchmodFd, fchownFd, sys } from './sys.js';
 import { fromHost, ownMapping, singleMapping, toHost, type UsernsMapping } from '../userns/id-map.js';
 

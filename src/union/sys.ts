@@ -1,36 +1,17 @@
 /**
- * The union's typed view of the native syscall helpers (contract in src/sys/native.ts),
+ * The native syscall helpers as the union calls them (contract in src/sys/native.ts),
  * plus small promise wrappers over node:fs callbacks that take raw file descriptors.
  * Raw fds (not fs/promises FileHandle objects) keep per-request overhead low: the FUSE
  * data path calls read/write once per request.
  */
 import * as fs from 'node:fs';
-import * as nativeModule from '../sys/native.js';
-import type { Timespec } from '../core/filesystem.js';
+import * as sys from '../sys/native.js';
 
-/** utimensat(2)'s cases for one timestamp, as the native addon takes them. */
-export type NativeTime = Timespec | 'now' | 'omit';
-
-/** The native helpers the union uses; signatures are src/sys/native.ts's contract. */
-export interface NativeSys {
-  lgetxattr(path: string | Buffer, name: string): Promise<Buffer | null>;
-  llistxattr(path: string | Buffer): Promise<string[]>;
-  lsetxattr(path: string | Buffer, name: string, value: Buffer, flags?: number): Promise<void>;
-  lremovexattr(path: string | Buffer, name: string): Promise<void>;
-  mknod(path: string | Buffer, mode: number, dev: number): Promise<void>;
-  makedev(major: number, minor: number): number;
-  utimens(path: string | Buffer, atime: NativeTime, mtime: NativeTime): Promise<void>;
-  futimens(fd: number, atime: NativeTime, mtime: NativeTime): Promise<void>;
-  renameat2(from: string | Buffer, to: string | Buffer, flags: number): Promise<void>;
-  ficlone(srcFd: number, dstFd: number): Promise<void>;
-  copyFileRange(srcFd: number, srcOff: number, dstFd: number, dstOff: number, len: number): Promise<number>;
-  lseek(fd: number, offset: number, whence: number): Promise<number>;
-  fadvise(fd: number, offset: number, len: number, advice: number): Promise<void>;
-  mapIndexCache(path: string | Buffer): ArrayBuffer;
-}
-
-/** The addon, typed by its contract (the module's own exports follow the same contract). */
-export const sys: NativeSys = nativeModule as unknown as NativeSys;
+/**
+ * The native helpers, by the one contract src/sys/native.ts declares (its exports are
+ * typed by it), under the name union code calls them by (`sys.lgetxattr(…)`).
+ */
+export { sys };
 
 /** open(2) on a raw fd. */
 export function openFd(path: Buffer, flags: number, mode = 0o666): Promise<number> {

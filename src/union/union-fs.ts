@@ -1,7 +1,7 @@
 /**
  * UnionFilesystem: the PathFilesystem layerfs serves — a writable upper directory over N
  * read-only lower directories, all in the kernel overlayfs on-disk format (see
- * overlay-format.ts). Reads of lower-only paths come from the in-memory LowerIndex;
+ * src/overlay/). Reads of lower-only paths come from the in-memory LowerIndex;
  * the writable layer is consulted first through the exact in-memory UpperState. Every
  * namespace change (and copy-up) runs under one lock, so multi-step changes never
  * interleave; data I/O on open handles and all reads run freely.
@@ -17,12 +17,10 @@ import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesyst
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
-import { lowerIno, upperIno } from './inode.js';
+import { lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, upperIno, visibleXattrName } from '../overlay/index.js';
 import { LowerIndex } from './lower-index.js';
 import { Mutex } from './mutex.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
-import { parentOf } from './paths.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';
 import { UnionView, type Resolved } from './union-view.js';

@@ -1,6 +1,6 @@
 /**
  * rename(2) on the union, including directories that exist in lower layers (no EXDEV;
- * except in a rootless store, see DIR_REDIRECTS in overlay-format.ts).
+ * except in a rootless store, see DIR_REDIRECTS in overlay/overlay-format.ts).
  *
  * The source is copied up (a directory: only the directory itself, not its subtree) and
  * renamed inside the writable layer. What was below it must keep showing at its new
@@ -18,9 +18,8 @@ import * as fsp from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
 import { RenameFlags } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
-import { DIR_REDIRECTS, mknodWhiteout, OPAQUE_XATTR, REDIRECT_XATTR } from './overlay-format.js';
+import { baseOf, DIR_REDIRECTS, isWithin, joinPath, mknodWhiteout, OPAQUE_XATTR, parentOf, REDIRECT_XATTR } from '../overlay/index.js';
 import type { Resolved } from './union-view.js';
-import { baseOf, isWithin, joinPath, parentOf } from './paths.js';
 import { sys } from './sys.js';
 import type { UpperWriter } from './upper-writer.js';
 

@@ -12,13 +12,11 @@ import * as fsp from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import type { DirEntry, FileStat } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
-import { lowerIno, upperIno } from './inode.js';
+import { baseOf, joinPath, lowerIno, parentOf, S_IFDIR, S_IFMT, splitPath, upperIno } from '../overlay/index.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import { overriddenDevice, overriddenMode } from '../core/override-stat.js';
-import { S_IFDIR, S_IFMT } from './overlay-format.js';
 import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
-import { baseOf, joinPath, parentOf, splitPath } from './paths.js';
 import type { UpperNode, UpperState } from './upper-state.js';
 
 /** Where a path is served from. */

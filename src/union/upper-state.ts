@@ -5,10 +5,8 @@
  * beneath it). Loaded once at start by walking the upper directory.
  */
 import * as fsp from 'node:fs/promises';
-import { inRoot, isWithin, joinPath } from './paths.js';
-import { decodeOrigin } from './inode.js';
+import { decodeOrigin, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, ORIGIN_XATTR, readRedirect, visibleXattrName } from '../overlay/index.js';
 import { drainQueue } from './work-queue.js';
-import { isOpaqueDir, isWhiteoutStat, ORIGIN_XATTR, readRedirect, visibleXattrName } from './overlay-format.js';
 import { sys } from './sys.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { readOverride } from './owner-override.js';

@@ -14,7 +14,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { toFsPath } from '../../src/core/filesystem.js';
-import { OPAQUE_XATTR } from '../../src/union/overlay-format.js';
+import { OPAQUE_XATTR } from '../../src/overlay/index.js';
 import { sys } from '../../src/union/sys.js';
 
 export interface FileSpec {

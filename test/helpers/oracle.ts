@@ -13,7 +13,7 @@ import { constants as C } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Timespec } from '../../src/core/filesystem.js';
-import { OVERLAY_XATTR_NS } from '../../src/union/overlay-format.js';
+import { OVERLAY_XATTR_NS } from '../../src/overlay/index.js';
 
 /**
  * The overlay xattr namespace of this test process: 'trusted', or 'user' for the rootless

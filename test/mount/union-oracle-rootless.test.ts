@@ -10,7 +10,7 @@
 import { afterAll, vi } from 'vitest';
 import { defineUnionOracleSuite, directUnionFactory } from '../helpers/oracle-suite.js';
 
-// Before any import evaluates overlay-format.ts (which reads it once per process).
+// Before any import evaluates overlay/overlay-format.ts (which reads it once per process).
 vi.hoisted(() => {
   process.env.LAYERFS_OVERLAY_XATTRS = 'user';
 });

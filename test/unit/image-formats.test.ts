@@ -9,7 +9,7 @@ import { Decompressor, Verifier, detectCompression } from '../../src/image/layer
 import { ZstdFrameGuard } from '../../src/image/zstd-guard.js';
 import { digestOf, parseDigest } from '../../src/core/digest.js';
 import { parsePaxTime } from '../../src/store/layer-extractor.js';
-import { classifyName, checkXattrName } from '../../src/store/whiteout-policy.js';
+import { classifyName, checkXattrName } from '../../src/overlay/index.js';
 
 describe('references', () => {
   it('applies Docker defaults', () => {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packHandle } from '../../src/engine/formats/handle-bits.js';
 import { HEADER_BYTES, U32_COLUMNS, F64_COLUMNS, HEADER } from '../../src/engine/formats/index-cache.js';
 import { HIDES_LOWER, NO_XATTRS, OWN_STAT, upperFlags, WHITEOUT } from '../../src/engine/formats/upper-facts.js';
-import { lowerIno, upperIno } from '../../src/union/inode.js';
+import { lowerIno, upperIno } from '../../src/overlay/index.js';
 import { LowerIndex } from '../../src/union/lower-index.js';
 import { lowerStat } from '../../src/union/union-view.js';
 import { makeLayers, type LayerSpec, type TestLayers } from '../helpers/layers.js';

@@ -1,5 +1,5 @@
 /**
- * st_ino numbering shared by the union (src/union/inode.ts) and native code
+ * st_ino numbering shared by the union (src/overlay/inode.ts) and native code
  * (src/engine/native/resolve.h): tag * 2^SPAN_BITS + backing inode mod 2^SPAN_BITS,
  * tag UPPER_TAG for the writable layer and LOWER_FIRST_TAG + i for lower layer i.
  */

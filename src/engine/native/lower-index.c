@@ -311,7 +311,7 @@ const char * lf_index_child_name (const lf_entry_t *dir, const lf_entry_t *child
 char * lf_index_backing_path (const lf_index_t *idx, const lf_entry_t *e, char *buf, size_t size) {
   if (e->layer >= idx->root_count) return NULL;
   size_t rl = idx->root_lens[e->layer];
-  // "/" is the root itself (as src/union/paths.ts inRoot has it).
+  // "/" is the root itself (as src/overlay/paths.ts inRoot has it).
   size_t pl = e->path_len == 1 ? 0 : e->path_len;
   if (rl + pl + 1 > size) return NULL;
   memcpy(buf, idx->roots[e->layer], rl);

@@ -44,7 +44,7 @@ lf_answer_t lf_resolve (const lf_index_t *idx, lf_upper_set_t *upper, const char
 #define LF_ASK_JS 1
 int lf_resolve_upper_lstat (lf_upper_set_t *upper, const char *path, const lf_upper_facts_t *facts, struct stat *st);
 
-// st_ino numbering (src/union/inode.ts; constants in generated/inode-numbers.h):
+// st_ino numbering (src/overlay/inode.ts; constants in generated/inode-numbers.h):
 // tag * 2^40 + backing inode mod 2^40, tag 1 for the writable layer, 2 + i for lower layer i.
 static inline uint64_t lf_ino_lower (uint32_t layer, uint64_t backing_ino) {
   return ((uint64_t) layer + LF_INO_TAG_LOWER_FIRST) << LF_INO_SPAN_BITS | (backing_ino & ((1ULL << LF_INO_SPAN_BITS) - 1));
