@@ -13,6 +13,10 @@
  * error (string `code` such as 'ENOENT'); the server turns either into an errno reply.
  */
 
+import type { DirectIo, MetadataMirror } from './fast-path.js';
+
+export type { DirectIo, MetadataMirror, UpperFacts } from './fast-path.js';
+
 /** Who made the request (from the kernel's FUSE request header). */
 export interface Caller {
   uid: number;
@@ -132,51 +136,6 @@ export interface PathFilesystem {
   attachMirror?(mirror: MetadataMirror): void;
   /** Called once when the server stops; closes whatever the filesystem holds open. */
   destroy?(): Promise<void>;
-}
-
-/** See PathFilesystem.directIo. */
-export interface DirectIo {
-  fd: number;
-  write: boolean;
-  /** fgetattr may be answered by fstat(fd) with st_ino = 2^40 + backing inode (an
-   * object made in the writable layer, numbered as src/overlay/inode.ts upperIno does). */
-  upperIno: boolean;
-}
-
-/** What the writable layer holds at one path (see MetadataMirror.upperSet). */
-export interface UpperFacts {
-  kind: 'dir' | 'other' | 'whiteout';
-  /** It hides what the read-only part has below it. */
-  hidesLower: boolean;
-  /** Known to have no visible xattr (getxattr ENODATA, listxattr empty). */
-  noXattrs: boolean;
-  /** Its stat is the upper object's own (no lower directory merged into it), with st_ino
-   * `originIno` or else 2^40 + backing inode: the server may lstat it itself. */
-  ownStat: boolean;
-  originIno?: number | undefined;
-}
-
-/**
- * What a server's native side may answer alone: the read-only part of a union (an
- * immutable index of paths, loaded once) minus every path the writable part holds.
- * The filesystem keeps the writable part exact: `upperSet` before it replies to the op
- * that created or changed a path, `upperRemoveTree` when a path (and all below) goes.
- * A path below one that hides the read-only part is always asked of the filesystem; a
- * path in the writable set is too, except that a whiteout is ENOENT and an object with
- * `ownStat` is stat'ed in the upper directory by the server itself.
- */
-export interface MetadataMirror {
-  /**
-   * The read-only index as the bytes of its lower-index cache file (format:
-   * src/engine/formats/index-cache.ts), read in place: they stay alive and unchanged as
-   * long as the filesystem does.
-   */
-  loadReadOnlyIndex(bytes: Buffer): void;
-  /** Where the writable layer's objects are (a 'other' path is lstat'ed there). */
-  upperRoot(dir: Buffer): void;
-  upperSet(path: string, facts: UpperFacts): void;
-  /** `subtree` false: `path` alone (a non-directory has nothing beneath it). */
-  upperRemoveTree(path: string, subtree: boolean): void;
 }
 
 /** A byte-string path as node:fs wants it (a Buffer, so no UTF-8 re-encoding happens). */
