@@ -7,13 +7,12 @@ import { readFile } from 'node:fs/promises';
 import { readRunState, runPaths } from '../sandbox/run-state.js';
 import type { RuntimeSpec } from '../sandbox/runtime-spec-types.js';
 import type { Store } from '../store/store.js';
-import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
+import type { Container } from '../supervisor/container-record.js';
 
 const DEFAULT_MOUNTS = new Set(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 
 /** The inspect object of one container. */
-export async function inspectContainer(store: Store, c: ContainerRecord): Promise<Record<string, unknown>> {
-  const p = containerPaths(store.paths.containersDir, c.id);
+export async function inspectContainer(store: Store, { record: c, paths: p }: Container): Promise<Record<string, unknown>> {
   const rp = runPaths(p.dir);
   const run = await readRunState(p.dir).catch(() => undefined);
   const spec = run ? ((await readFile(rp.spec, 'utf8').then(JSON.parse, () => undefined)) as RuntimeSpec | undefined) : undefined;

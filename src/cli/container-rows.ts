@@ -12,7 +12,7 @@ import { LayerfsError } from '../core/errors.js';
 import { describeRun, readRunState, type RunState } from '../sandbox/run-state.js';
 import { readDamage, type DamageRecord } from '../store/damage-record.js';
 import type { Store } from '../store/store.js';
-import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
+import type { ContainerPaths, ContainerRecord } from '../supervisor/container-record.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { timeAgo } from './verbs/format.js';
 
@@ -36,6 +36,7 @@ export interface ContainerRow {
 export interface ContainerEntry {
   row: ContainerRow;
   record: ContainerRecord;
+  paths: ContainerPaths;
   run: RunState | undefined;
   /** A layer file this container's mount found disagreeing with the index (damage.json). */
   damage: DamageRecord | undefined;
@@ -58,10 +59,12 @@ export function isLive(e: ContainerEntry): boolean {
 
 /** Every container, oldest first, with its row (`full`: ids not truncated). */
 export async function listContainerEntries(store: Store, full = false): Promise<ContainerEntry[]> {
-  const records = await new Supervisor(store).list();
+  const sup = new Supervisor(store);
+  const records = await sup.list();
   return Promise.all(
     records.map(async (c) => {
-      const dir = containerPaths(store.paths.containersDir, c.id).dir;
+      const { paths } = sup.handle(c);
+      const dir = paths.dir;
       const run = await readRunState(dir).catch(() => undefined);
       const damage = await readDamage(dir);
       const state = stateOf(c, run);
@@ -79,7 +82,7 @@ export async function listContainerEntries(store: Store, full = false): Promise<
         Labels: '',
         Ports: '',
       };
-      return { row, record: c, run, damage };
+      return { row, record: c, paths, run, damage };
     }),
   );
 }

@@ -11,7 +11,7 @@
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import { LayerfsError } from '../core/errors.js';
-import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
+import type { ContainerRecord } from '../supervisor/container-record.js';
 import { removeMountStubs } from './mount-stubs.js';
 import { isMountProcess } from '../supervisor/process-check.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
@@ -121,7 +121,7 @@ export async function teardown(ctx: Pick<MonitorContext, 'supervisor' | 'record'
   }
   // Best effort: an image removed with `rmi --force` leaves no lower layers to compare with.
   const lowerDirs = await ctx.supervisor.store.layerDirs(ctx.record.image).catch(() => undefined);
-  if (lowerDirs) await removeMountStubs(containerPaths(ctx.supervisor.store.paths.containersDir, ctx.record.id).upper, lowerDirs.reverse());
+  if (lowerDirs) await removeMountStubs(ctx.supervisor.handle(ctx.record).paths.upper, lowerDirs.reverse());
   await updateRunState(ctx.dir, {
     status: 'exited',
     exitCode: result.exitCode,

@@ -5,7 +5,6 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { Store } from '../store/store.js';
-import { containerPaths } from '../supervisor/container-record.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { monitorContainer } from './container-monitor.js';
 import { OciRuntime } from './oci-runtime.js';
@@ -28,8 +27,8 @@ async function main(): Promise<number> {
   if (!root || !id) throw new Error('usage: monitor-main ROOT ID');
   const store = await Store.open(root);
   const supervisor = new Supervisor(store);
-  const record = await supervisor.get(id);
-  const dir = containerPaths(store.paths.containersDir, record.id).dir;
+  const { record, paths } = await supervisor.open(id);
+  const dir = paths.dir;
   const state = await readRunState(dir);
   if (!state) throw new Error(`container ${id} has no run state`);
   const runtime = await OciRuntime.locate(state.runtime, store.paths.root);

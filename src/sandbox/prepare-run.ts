@@ -12,7 +12,7 @@ import { isRootless } from '../core/user-dirs.js';
 import { ownMapping } from '../userns/id-map.js';
 import { rootlessLimitsError, rootlessSpec } from './rootless-spec.js';
 import type { Store } from '../store/store.js';
-import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
+import type { ContainerRecord } from '../supervisor/container-record.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { writeEtcFiles } from './etc-files.js';
 import { containerArgs, containerEnv, imageRunConfig } from './image-process.js';
@@ -56,7 +56,7 @@ export async function prepareRun(store: Store, o: RunOptions): Promise<PreparedR
 
   const supervisor = new Supervisor(store);
   let record = await supervisor.create({ imageRef: o.imageRef, ...(o.name ? { name: o.name } : {}) });
-  const dir = containerPaths(store.paths.containersDir, record.id).dir;
+  const dir = supervisor.handle(record).paths.dir;
   const p = runPaths(dir);
   // Recorded first, naming this process as the owner: if it dies while preparing, the
   // next command's recovery tears the half-made container down.

@@ -6,7 +6,6 @@
  * unless it was started with --rm.
  */
 import type { Store } from '../store/store.js';
-import { containerPaths } from '../supervisor/container-record.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { teardown } from './container-monitor.js';
 import { OciRuntime } from './oci-runtime.js';
@@ -17,7 +16,7 @@ export async function recoverRuns(store: Store): Promise<string[]> {
   const supervisor = new Supervisor(store);
   const messages: string[] = [];
   for (const record of await supervisor.list()) {
-    const dir = containerPaths(store.paths.containersDir, record.id).dir;
+    const dir = supervisor.handle(record).paths.dir;
     const state = await readRunState(dir).catch(() => undefined);
     // No monitor yet means `run` is still preparing it (or never got to start it).
     if (!state || state.status === 'exited' || !state.monitor) continue;

@@ -5,7 +5,7 @@
  * process settings — env, cwd, user, capabilities, noNewPrivileges — as defaults).
  */
 import type { Store } from '../store/store.js';
-import { containerPaths, type ContainerRecord } from '../supervisor/container-record.js';
+import type { ContainerRecord } from '../supervisor/container-record.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { LayerfsError } from '../core/errors.js';
 import { OciRuntime, startFailure, type StartFailure } from './oci-runtime.js';
@@ -27,8 +27,8 @@ export interface RunContainer {
 
 /** Finds a container by name or id (any container; `state` is undefined for plain mounts). */
 export async function findRunContainer(store: Store, ref: string): Promise<RunContainer> {
-  const record = await new Supervisor(store).get(ref);
-  const dir = containerPaths(store.paths.containersDir, record.id).dir;
+  const { record, paths } = await new Supervisor(store).open(ref);
+  const dir = paths.dir;
   return { record, dir, state: await readRunState(dir) };
 }
 

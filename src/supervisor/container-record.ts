@@ -31,7 +31,30 @@ export function newContainerId(): string {
   return randomBytes(32).toString('hex');
 }
 
-export function containerPaths(containersDir: string, id: string) {
+/** Where a container's files are: its folder `<root>/containers/<id>/` and what it holds. */
+export interface ContainerPaths {
+  dir: string;
+  /** config.json, the record. */
+  record: string;
+  /** The writable layer and overlayfs's work dir. */
+  upper: string;
+  work: string;
+  /** The mount process's log. */
+  log: string;
+  /** What the mount found damaged in its image's layers (store/damage-record.ts). */
+  damage: string;
+}
+
+/**
+ * A container as a verb uses it: its record and where its files are (from
+ * `Supervisor.open` or `Supervisor.handle`), so that no caller assembles the paths.
+ */
+export interface Container {
+  readonly record: ContainerRecord;
+  readonly paths: ContainerPaths;
+}
+
+export function containerPaths(containersDir: string, id: string): ContainerPaths {
   const dir = join(containersDir, id);
   return { dir, record: join(dir, RECORD_FILE), upper: join(dir, 'upper'), work: join(dir, 'work'), log: join(dir, 'mount.log'), damage: join(dir, 'damage.json') };
 }

@@ -23,6 +23,7 @@ import {
   newContainerId,
   readRecord,
   writeRecord,
+  type Container,
   type ContainerRecord,
 } from './container-record.js';
 import type { EngineName } from '../fuse/engine-choice.js';
@@ -94,6 +95,16 @@ export class Supervisor {
     const c = await this.find(ref);
     if (!c) throw new LayerfsError('NOT_FOUND', `no such container: ${ref}`);
     return c;
+  }
+
+  /** The container `ref` names (as `get`), with where its files are. */
+  async open(ref: string): Promise<Container> {
+    return this.handle(await this.get(ref));
+  }
+
+  /** The handle of a record already read (from `list`, `find`, `get`). */
+  handle(record: ContainerRecord): Container {
+    return { record, paths: containerPaths(this.dir, record.id) };
   }
 
   /** Mounts a new container of `imageRef`, or brings back the named one. */

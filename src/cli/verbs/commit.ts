@@ -1,6 +1,5 @@
 /** `layerfs commit NAME [IMAGE[:TAG]] [-m MSG] [-a AUTHOR] [-c 'CMD …']`: a container's changes become a new image. */
 import type { Command } from 'commander';
-import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { commitContainer } from '../../teach/commit.js';
 import { openStore, printJson } from './format.js';
@@ -25,10 +24,10 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (ref: string, image: string | undefined, flags: CommitFlags, cmd: Command) => {
       const store = await openStore(cmd);
-      const record = await new Supervisor(store).get(ref);
+      const { record, paths } = await new Supervisor(store).open(ref);
       const result = await commitContainer(store, {
         image: record.image,
-        upperDir: containerPaths(store.paths.containersDir, record.id).upper,
+        upperDir: paths.upper,
         containerName: record.name,
         changes: flags.change,
         ...(image ? { reference: image } : {}),

@@ -1,6 +1,5 @@
 /** `layerfs diff NAME [--json]`: the container's changes (A/C/D), like `docker diff`. */
 import type { Command } from 'commander';
-import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { containerDiff, formatChanges } from '../../teach/container-diff.js';
 import { openContainerView } from '../../teach/container-view.js';
@@ -15,8 +14,8 @@ export function register(program: Command): void {
     .option('--json', 'print as JSON: [{Path, Kind, Type, Why}]')
     .action(async (ref: string, flags: { json?: boolean }, cmd: Command) => {
       const store = await openStore(cmd);
-      const record = await new Supervisor(store).get(ref);
-      const cv = await openContainerView(store, record.image, containerPaths(store.paths.containersDir, record.id).upper);
+      const { record, paths } = await new Supervisor(store).open(ref);
+      const cv = await openContainerView(store, record.image, paths.upper);
       const changes = await containerDiff(cv);
       if (flags.json) {
         printJson(changes.map((c) => ({ Path: Buffer.from(c.path, 'latin1').toString('utf8'), Kind: c.kind, Type: c.type, Why: c.why })));

@@ -7,7 +7,6 @@
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
 import { layerShortId } from '../../core/digest.js';
-import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { loadImageStack } from '../../teach/image-stack.js';
 import { UpperWatcher, type CowEvent } from '../../teach/upper-events.js';
@@ -42,7 +41,7 @@ export function register(program: Command): void {
       const record = await sup.find(ref);
       if (!record) throw new LayerfsError('NOT_FOUND', `no such container: ${ref}`, { hint: '`layerfs ps -a` lists containers' });
       const stack = await loadImageStack(store, record.image);
-      const watcher = new UpperWatcher(containerPaths(store.paths.containersDir, record.id).upper, stack);
+      const watcher = new UpperWatcher(sup.handle(record).paths.upper, stack);
       let left = flags.count === undefined ? Number.POSITIVE_INFINITY : Number(flags.count);
       await new Promise<void>((resolve, reject) => {
         const stop = (): void => {

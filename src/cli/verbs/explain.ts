@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { resolve as resolvePath } from 'node:path';
 import { layerShortId } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
-import { containerPaths, type ContainerRecord } from '../../supervisor/container-record.js';
+import type { ContainerRecord } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { openContainerView } from '../../teach/container-view.js';
 import { explainPath, type Explanation } from '../../teach/explain.js';
@@ -58,7 +58,7 @@ async function explainIn(store: Store, sup: Supervisor, subject: string, path: s
   const inside = toBytes(path.startsWith('/') ? path : '/' + path).replace(/\/+$/, '') || '/';
   const container = await sup.find(subject);
   if (container) {
-    const cv = await openContainerView(store, container.image, containerPaths(store.paths.containersDir, container.id).upper);
+    const cv = await openContainerView(store, container.image, sup.handle(container).paths.upper);
     return { e: await explainPath(cv.stack, inside, cv), label: `container ${container.name} (image ${container.imageRef})` };
   }
   const id = await store.resolveImage(subject);

@@ -32,9 +32,10 @@ export function register(program: Command): void {
       const store = await openStore(cmd);
       const out: object[] = [];
       for (const ref of refs) {
-        const container = flags.type === 'image' ? undefined : await new Supervisor(store).find(ref);
+        const sup = new Supervisor(store);
+        const container = flags.type === 'image' ? undefined : await sup.find(ref);
         if (container) {
-          out.push(await inspectContainer(store, container));
+          out.push(await inspectContainer(store, sup.handle(container)));
           continue;
         }
         if (flags.type === 'container') throw new LayerfsError('NOT_FOUND', `no such container: ${ref}`);

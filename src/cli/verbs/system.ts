@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { buildCacheUsage } from '../../build/cache-prune.js';
 import { diskReport, type DiskRow } from '../../store/disk-report.js';
-import { containerPaths } from '../../supervisor/container-record.js';
 import { isLive, listContainerEntries } from '../container-rows.js';
 import { humanSize, openStore, printFormatted, printJson, table } from './format.js';
 
@@ -20,7 +19,7 @@ export function register(program: Command): void {
       const entries = await listContainerEntries(store, true);
       const rows = await diskReport(
         store,
-        entries.map((e) => ({ id: e.record.id, image: e.record.image, live: isLive(e), upper: containerPaths(store.paths.containersDir, e.record.id).upper })),
+        entries.map((e) => ({ id: e.record.id, image: e.record.image, live: isLive(e), upper: e.paths.upper })),
       );
       // The build cache's size is the layers its entries keep (store/ cannot see build/).
       const cache = await buildCacheUsage(store);

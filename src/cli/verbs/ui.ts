@@ -1,7 +1,6 @@
 /** `layerfs ui [--port N]`: the layer and copy-on-write web page, on 127.0.0.1 only. */
 import type { Command } from 'commander';
 import { recentBuilds } from '../../build/build-log.js';
-import { containerPaths } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { startUiServer } from '../../teach/ui-server.js';
 import { openStore } from './format.js';
@@ -20,7 +19,7 @@ export function register(program: Command): void {
         port: Number(flags.port),
         builds: () => recentBuilds(store),
         containers: async () =>
-          (await sup.list()).map((c) => ({ name: c.name, image: c.image, imageRef: c.imageRef, state: c.state, mountpoint: c.mountpoint, upperDir: containerPaths(store.paths.containersDir, c.id).upper })),
+          (await sup.list()).map((c) => ({ name: c.name, image: c.image, imageRef: c.imageRef, state: c.state, mountpoint: c.mountpoint, upperDir: sup.handle(c).paths.upper })),
       });
       process.stdout.write(`layerfs ui: ${url}\n`);
       await new Promise<void>((resolve) => {
