@@ -15,7 +15,7 @@ import { readRootfsFile } from '../sandbox/rootfs-path.js';
 import type { Store } from '../store/store.js';
 import { containerPaths } from '../supervisor/container-record.js';
 import { Supervisor } from '../supervisor/supervisor.js';
-import { commitContainer } from '../teach/commit.js';
+import { commitContainer } from '../commit/index.js';
 import { copyInto, type CopySpec } from './copy-files.js';
 import { stateOfImage, type ImageState } from './image-state.js';
 import { HISTORY_COMMENT } from './run-step.js';

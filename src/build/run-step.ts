@@ -13,7 +13,7 @@ import { monitorContainer } from '../sandbox/container-monitor.js';
 import { prepareRun } from '../sandbox/prepare-run.js';
 import type { Store } from '../store/store.js';
 import { containerPaths } from '../supervisor/container-record.js';
-import { commitContainer } from '../teach/commit.js';
+import { commitContainer } from '../commit/index.js';
 import { stateOfImage, type ImageState } from './image-state.js';
 
 /** What a RUN step needs. */

@@ -23,7 +23,7 @@ import { HashTap, loadLayoutImage } from '../store/layout-import.js';
 import { stagingName } from '../store/store-paths.js';
 import type { Store } from '../store/store.js';
 import { applyConfigChanges } from './config-changes.js';
-import { openContainerView } from './container-view.js';
+import { openContainerView } from '../inspect/index.js';
 import { writeLayerTar, type LayerTarStats } from './layer-tar.js';
 
 /** What to commit and how to describe it. */

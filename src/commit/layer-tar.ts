@@ -26,7 +26,7 @@ import * as sys from '../sys/native.js';
 import { isLowerDir, type Resolved } from '../union/union-view.js';
 import { joinPath, visibleXattrName } from '../overlay/index.js';
 import { containerOwnership } from '../union/owner-override.js';
-import type { ContainerView } from './container-view.js';
+import type { ContainerView } from '../inspect/index.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

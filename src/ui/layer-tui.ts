@@ -4,7 +4,7 @@
  * dive's "changed files" view. Keys: ←/→ (or h/l, Tab) layer, ↑/↓ (or k/j) move,
  * Space/Enter fold or unfold a directory, q / Ctrl-C quit. Plain ANSI, no dependency.
  */
-import type { ImageAnalysis, LayerReport } from './layer-analysis.js';
+import type { ImageAnalysis, LayerReport } from '../inspect/index.js';
 
 interface Row {
   depth: number;

@@ -15,12 +15,8 @@ import { LayerfsError } from '../core/errors.js';
 import type { Digest } from '../core/digest.js';
 import type { Store } from '../store/store.js';
 import { joinPath } from '../overlay/index.js';
-import { containerDiff } from './container-diff.js';
-import { openContainerView } from './container-view.js';
-import { loadImageStack, layerOfIndex, type ImageStack } from './image-stack.js';
-import { analyzeImage } from './layer-analysis.js';
+import { analyzeImage, containerDiff, type CowEvent, type ImageStack, layerOfIndex, loadImageStack, openContainerView, UpperWatcher } from '../inspect/index.js';
 import { UI_PAGE } from './ui-page.js';
-import { UpperWatcher, type CowEvent } from './upper-events.js';
 
 /** A container as the page needs it (the CLI supplies these from the supervisor). */
 export interface UiContainer {

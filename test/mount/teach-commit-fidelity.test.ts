@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import * as sys from '../../src/sys/native.js';
-import { applyConfigChanges } from '../../src/teach/config-changes.js';
+import { applyConfigChanges } from '../../src/commit/index.js';
 import { cli, cliOk, REPO } from '../helpers/cli.js';
 import { canonical, run, snapshot } from '../helpers/images.js';
 import { storeWithSampleImage } from '../helpers/sample-image.js';

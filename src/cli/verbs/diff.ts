@@ -1,8 +1,7 @@
 /** `layerfs diff NAME [--json]`: the container's changes (A/C/D), like `docker diff`. */
 import type { Command } from 'commander';
 import { Supervisor } from '../../supervisor/supervisor.js';
-import { containerDiff, formatChanges } from '../../teach/container-diff.js';
-import { openContainerView } from '../../teach/container-view.js';
+import { containerDiff, formatChanges, openContainerView } from '../../inspect/index.js';
 import { openStore, printJson } from './format.js';
 
 /** Registers `diff` on the program. */

@@ -8,8 +8,7 @@ import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
 import { layerShortId } from '../../core/digest.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
-import { loadImageStack } from '../../teach/image-stack.js';
-import { UpperWatcher, type CowEvent } from '../../teach/upper-events.js';
+import { type CowEvent, loadImageStack, UpperWatcher } from '../../inspect/index.js';
 import { humanSize, openStore } from './format.js';
 
 const show = (p: string): string => Buffer.from(p, 'latin1').toString('utf8');

@@ -10,9 +10,7 @@ import { layerShortId } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
 import type { ContainerRecord } from '../../supervisor/container-record.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
-import { openContainerView } from '../../teach/container-view.js';
-import { explainPath, type Explanation } from '../../teach/explain.js';
-import { loadImageStack } from '../../teach/image-stack.js';
+import { explainPath, type Explanation, loadImageStack, openContainerView } from '../../inspect/index.js';
 import type { Store } from '../../store/store.js';
 import { humanSize, openStore, printJson } from './format.js';
 

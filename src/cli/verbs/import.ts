@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { parseReference } from '../../image/reference.js';
 import { importTarball } from '../../store/image-import.js';
-import { applyConfigChanges } from '../../teach/config-changes.js';
+import { applyConfigChanges } from '../../commit/index.js';
 import { openStore } from './format.js';
 
 export function register(program: Command): void {

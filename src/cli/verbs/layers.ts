@@ -8,9 +8,8 @@
 import type { Command } from 'commander';
 import { layerShortId } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
-import { loadImageStack } from '../../teach/image-stack.js';
-import { analyzeImage, parseByteSize, type ImageAnalysis } from '../../teach/layer-analysis.js';
-import { runLayerTui } from '../../teach/layer-tui.js';
+import { analyzeImage, type ImageAnalysis, loadImageStack, parseByteSize } from '../../inspect/index.js';
+import { runLayerTui } from '../../ui/index.js';
 import { EXIT_FAILURE } from '../exit-codes.js';
 import { humanSize, openStore, printJson, table } from './format.js';
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { recentBuilds } from '../../build/build-log.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
-import { startUiServer } from '../../teach/ui-server.js';
+import { startUiServer } from '../../ui/index.js';
 import { openStore } from './format.js';
 
 /** Registers `ui` on the program. */
