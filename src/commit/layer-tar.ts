@@ -23,9 +23,8 @@ import type { Header, Pack } from 'tar-stream';
 type Headers = Partial<Header> & Pick<Header, 'name'>;
 import { LayerfsError } from '../core/errors.js';
 import * as sys from '../sys/native.js';
-import { isLowerDir, type Resolved } from '../union/union-view.js';
+import { containerOwnership, isLowerDir, type Resolved } from '../union/index.js';
 import { joinPath, visibleXattrName } from '../overlay/index.js';
-import { containerOwnership } from '../union/owner-override.js';
 import type { ContainerView } from '../inspect/index.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -8,7 +8,7 @@
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
 import { writeDamage } from '../store/damage-record.js';
 import { mountsAt } from '../sys/mount-table.js';
-import { UnionFilesystem } from '../union/union-fs.js';
+import { UnionFilesystem } from '../union/index.js';
 import { serveWithEngine, type EngineMount } from '../engine/engine-server.js';
 import { chooseEngine } from './engine-choice.js';
 import { serveFilesystem } from './fuse-server.js';

@@ -15,7 +15,7 @@
  * a name directly in it was added or deleted, not because something deeper changed.
  */
 import type { FileStat } from '../core/filesystem.js';
-import { isLowerDir, lowerStat, type Resolved } from '../union/union-view.js';
+import { isLowerDir, lowerStat, type Resolved } from '../union/index.js';
 import { joinPath, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../overlay/index.js';
 import type { ContainerView } from './container-view.js';
 

@@ -8,8 +8,7 @@ import { stat } from 'node:fs/promises';
 import type { Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import type { Store } from '../store/store.js';
-import { UnionView } from '../union/union-view.js';
-import { UpperState } from '../union/upper-state.js';
+import { UnionView, UpperState } from '../union/index.js';
 import { loadImageStack, type ImageStack } from './image-stack.js';
 
 /** A container's writable layer over its image. */

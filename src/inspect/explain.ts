@@ -8,7 +8,7 @@
 import * as fsp from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { baseOf, inRoot, isOpaqueDir, isWhiteoutStat, joinPath, parentOf, splitPath } from '../overlay/index.js';
-import { isLowerDir } from '../union/union-view.js';
+import { isLowerDir } from '../union/index.js';
 import type { ContainerView } from './container-view.js';
 import { layerOfIndex, type ImageStack, type StackLayer } from './image-stack.js';
 

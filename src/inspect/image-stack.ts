@@ -7,7 +7,7 @@
 import type { ChainId, Digest, DiffId } from '../core/digest.js';
 import type { HistoryEntry, ImageConfig } from '../image/oci-types.js';
 import type { Store } from '../store/store.js';
-import { LowerIndex } from '../union/lower-index.js';
+import { LowerIndex } from '../union/index.js';
 
 /** One layer of an image, with the history entry that created it. */
 export interface StackLayer {

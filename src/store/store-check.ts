@@ -22,8 +22,6 @@ import { chainIdOf, chainIds, digestOf, parseDigest, shortId, type ChainId, type
 import { LayerfsError } from '../core/errors.js';
 import { defaultLimits } from '../image/limits.js';
 import { parseManifest } from '../image/oci-types.js';
-import { LowerIndex } from '../union/lower-index.js';
-import { checkIndexCache } from '../union/lower-index-cache.js';
 import { readDamage, clearDamage } from './damage-record.js';
 import { ingestLayer } from './layer-ingest.js';
 import type { LayerRecord } from './layer-db.js';
@@ -45,6 +43,20 @@ export interface CheckOptions {
   /** Only these images (ids); all when undefined. */
   images?: Digest[];
   onProgress?: (line: string) => void;
+  /** How to check and rebuild the lower-index caches the store holds (their format is union/'s). */
+  indexCaches: IndexCaches;
+}
+
+/**
+ * The lower-index cache as the check needs it. The store keeps the cache files (beside
+ * their layerdb entries) but union/ owns their format and builds them, and union/ sits
+ * above store/: the caller hands these in (cli/verbs/check.ts passes union's).
+ */
+export interface IndexCaches {
+  /** Why `file` is not a valid index of `layerDirs` (top first), or undefined when it is. */
+  check(file: string, layerDirs: string[]): Promise<string | undefined>;
+  /** Builds `file` again from `layerDirs` (top first). */
+  rebuild(file: string, layerDirs: string[]): Promise<unknown>;
 }
 
 /** What an image says about one of its layers: enough to rebuild the entry. */
@@ -130,9 +142,9 @@ export async function checkStore(store: Store, opts: CheckOptions): Promise<Chec
     const file = store.paths.lowerIndex(top);
     if (!(await stat(file).then(() => true, () => false))) continue; // built by the first mount
     const dirs = (await store.layerDirs(id)).reverse();
-    const reason = await checkIndexCache(file, dirs.map((d) => Buffer.from(d)));
+    const reason = await opts.indexCaches.check(file, dirs);
     if (reason === undefined) continue;
-    if (opts.repair) await LowerIndex.ensureCache(dirs, file);
+    if (opts.repair) await opts.indexCaches.rebuild(file, dirs);
     report(file, `lower-index cache of image ${shortId(id)} is stale (${reason})`, opts.repair ? 'rebuilt' : '`layerfs check --repair` rebuilds it (a mount would too)', opts.repair);
   }
 

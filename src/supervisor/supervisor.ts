@@ -16,7 +16,7 @@ import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import { acquireLock, tryLock } from '../store/store-lock.js';
 import { abortAndDetach, listMounts, mountsAt } from '../sys/mount-table.js';
-import { LowerIndex } from '../union/lower-index.js';
+import { LowerIndex } from '../union/index.js';
 import {
   containerPaths,
   mountSourceFor,

@@ -19,7 +19,7 @@ import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, upperIno, visibleXattrName } from '../overlay/index.js';
 import { LowerIndex } from './lower-index.js';
-import { Mutex } from './mutex.js';
+import { Mutex } from '../core/mutex.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';

@@ -1,6 +1,7 @@
 /** `layerfs check [--repair] [--fast] [IMAGE…]`: verify the store; see store/store-check.ts. */
 import type { Command } from 'commander';
 import { checkStore } from '../../store/store-check.js';
+import { indexCaches } from '../../union/index.js';
 import { openStore, printJson } from './format.js';
 
 interface CheckFlags {
@@ -26,6 +27,7 @@ export function register(program: Command): void {
         return checkStore(store, {
           repair: !!flags.repair,
           fast: !!flags.fast,
+          indexCaches,
           ...(images ? { images } : {}),
           ...(flags.json ? {} : { onProgress: (l: string) => process.stderr.write(`${l}\n`) }),
         });
