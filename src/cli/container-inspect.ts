@@ -4,10 +4,9 @@
  * plus where the store keeps each part, as image inspect's Store does.
  */
 import { readFile } from 'node:fs/promises';
-import { readRunState, runPaths } from '../sandbox/run-state.js';
-import type { RuntimeSpec } from '../sandbox/runtime-spec-types.js';
-import type { Store } from '../store/store.js';
-import type { Container } from '../supervisor/container-record.js';
+import { readRunState, runPaths, type RuntimeSpec } from '../sandbox/index.js';
+import type { Store } from '../store/index.js';
+import type { Container } from '../supervisor/index.js';
 
 const DEFAULT_MOUNTS = new Set(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 

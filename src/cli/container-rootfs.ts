@@ -8,11 +8,9 @@
  */
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OciRuntime } from '../sandbox/oci-runtime.js';
-import { findRunContainer, isRunning } from '../sandbox/run-control.js';
-import type { Store } from '../store/store.js';
-import type { ContainerRecord } from '../supervisor/container-record.js';
-import { Supervisor } from '../supervisor/supervisor.js';
+import { findRunContainer, isRunning, OciRuntime } from '../sandbox/index.js';
+import type { Store } from '../store/index.js';
+import { type ContainerRecord, Supervisor } from '../supervisor/index.js';
 
 /** Runs `fn` with the host path of the container's merged root. */
 export async function withContainerRootfs<T>(store: Store, ref: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T> {

@@ -9,11 +9,9 @@
  * unmounted (listed with -a only).
  */
 import { LayerfsError } from '../core/errors.js';
-import { describeRun, readRunState, type RunState } from '../sandbox/run-state.js';
-import { readDamage, type DamageRecord } from '../store/damage-record.js';
-import type { Store } from '../store/store.js';
-import type { ContainerPaths, ContainerRecord } from '../supervisor/container-record.js';
-import { Supervisor } from '../supervisor/supervisor.js';
+import { describeRun, readRunState, type RunState } from '../sandbox/index.js';
+import { type DamageRecord, readDamage, type Store } from '../store/index.js';
+import { type ContainerPaths, type ContainerRecord, Supervisor } from '../supervisor/index.js';
 import { timeAgo } from './verbs/format.js';
 
 export type ContainerStatus = 'created' | 'running' | 'exited' | 'mounted' | 'unmounted';

@@ -12,8 +12,7 @@
 import type { Command } from 'commander';
 import { LayerfsError } from '../core/errors.js';
 import { defaultStoreRoot } from '../core/user-dirs.js';
-import { resolveRoot } from '../store/store-paths.js';
-import { Store } from '../store/store.js';
+import { resolveRoot, Store } from '../store/index.js';
 
 export type StoreUse = 'create' | 'existing' | 'none';
 

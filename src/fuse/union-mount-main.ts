@@ -6,10 +6,10 @@
  * a call on its own mountpoint (it would deadlock against itself).
  */
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
-import { writeDamage } from '../store/damage-record.js';
+import { writeDamage } from '../store/index.js';
 import { mountsAt } from '../sys/mount-table.js';
 import { UnionFilesystem } from '../union/index.js';
-import { serveWithEngine, type EngineMount } from '../engine/engine-server.js';
+import { serveWithEngine, type EngineMount } from '../engine/index.js';
 import { chooseEngine } from './engine-choice.js';
 import { serveFilesystem } from './fuse-server.js';
 import { parseUnionMountConfig } from './union-mount-config.js';

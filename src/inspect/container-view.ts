@@ -7,7 +7,7 @@
 import { stat } from 'node:fs/promises';
 import type { Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/index.js';
 import { UnionView, UpperState } from '../union/index.js';
 import { loadImageStack, type ImageStack } from './image-stack.js';
 

@@ -5,8 +5,8 @@
  * say a path is served by is what a mount serves.
  */
 import type { ChainId, Digest, DiffId } from '../core/digest.js';
-import type { HistoryEntry, ImageConfig } from '../image/oci-types.js';
-import type { Store } from '../store/store.js';
+import type { HistoryEntry, ImageConfig } from '../image/index.js';
+import type { Store } from '../store/index.js';
 import { LowerIndex } from '../union/index.js';
 
 /** One layer of an image, with the history entry that created it. */

@@ -12,8 +12,8 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { digestHex, type Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
-import type { Descriptor } from '../image/oci-types.js';
-import { acquireLock } from '../store/store-lock.js';
+import type { Descriptor } from '../image/index.js';
+import { acquireLock } from '../store/index.js';
 import { drain } from './http-transport.js';
 import { registryError, type RegistryClient } from './registry-client.js';
 

@@ -6,8 +6,7 @@
  */
 import { digestOf, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { MediaType, isIndexDocument, parseIndex, parseJsonObject, type Descriptor, type Platform } from '../image/oci-types.js';
-import { formatPlatform, selectForPlatform } from '../image/platform.js';
+import { type Descriptor, formatPlatform, isIndexDocument, MediaType, parseIndex, parseJsonObject, type Platform, selectForPlatform } from '../image/index.js';
 import { readBody } from './http-transport.js';
 import { registryError, type RegistryClient } from './registry-client.js';
 

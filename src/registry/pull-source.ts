@@ -10,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { digestHex, type Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
-import type { ArchiveSource } from '../image/archive-source.js';
+import type { ArchiveSource } from '../image/index.js';
 
 /** What the virtual layout contains. */
 export interface PullSourceParts {

@@ -8,12 +8,8 @@
 import { rm } from 'node:fs/promises';
 import { chainIdOf, digestOf, layerShortId, type ChainId, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { defaultLimits } from '../image/limits.js';
-import { parseImageConfig, parseManifest, type Descriptor, type Platform } from '../image/oci-types.js';
-import { hostPlatform } from '../image/platform.js';
-import { familiarName, familiarString, fullString, parseReference, type Reference } from '../image/reference.js';
-import { loadImages } from '../store/image-loader.js';
-import type { Store } from '../store/store.js';
+import { defaultLimits, type Descriptor, familiarName, familiarString, fullString, hostPlatform, parseImageConfig, parseManifest, parseReference, type Platform, type Reference } from '../image/index.js';
+import { loadImages, type Store } from '../store/index.js';
 import { downloadBlob, pruneStaleDownloads } from './blob-downloader.js';
 import { recordBlobSources } from './blob-sources.js';
 import { readBody } from './http-transport.js';

@@ -19,8 +19,8 @@ import { pipeline } from 'node:stream/promises';
 import { constants, createGzip } from 'node:zlib';
 import type { Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { MediaType } from '../image/oci-types.js';
-import { HashTap } from '../store/layout-import.js';
+import { MediaType } from '../image/index.js';
+import { HashTap } from '../store/index.js';
 
 export type PushCompression = 'gzip' | 'zstd' | 'none';
 

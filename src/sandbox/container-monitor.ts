@@ -11,10 +11,8 @@
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import { LayerfsError } from '../core/errors.js';
-import type { ContainerRecord } from '../supervisor/container-record.js';
+import { type ContainerRecord, isMountProcess, type Supervisor } from '../supervisor/index.js';
 import { removeMountStubs } from './mount-stubs.js';
-import { isMountProcess } from '../supervisor/process-check.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
 import { startFailure, type OciRuntime, type StartFailure } from './oci-runtime.js';
 import { selfIdentity, runPaths, updateRunState } from './run-state.js';
 import { spawnRuntime, type ChildIo } from './runtime-child.js';

@@ -4,8 +4,8 @@
  * "FAILED <json>" on fd 3 to the `run` command that launched it.
  */
 import { closeSync, writeSync } from 'node:fs';
-import { Store } from '../store/store.js';
-import { Supervisor } from '../supervisor/supervisor.js';
+import { Store } from '../store/index.js';
+import { Supervisor } from '../supervisor/index.js';
 import { monitorContainer } from './container-monitor.js';
 import { OciRuntime } from './oci-runtime.js';
 import { readRunState, runPaths } from './run-state.js';

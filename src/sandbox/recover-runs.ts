@@ -5,8 +5,8 @@
  * state deleted, mount cleared, marked exited (137) — and its writable layer is kept
  * unless it was started with --rm.
  */
-import type { Store } from '../store/store.js';
-import { Supervisor } from '../supervisor/supervisor.js';
+import type { Store } from '../store/index.js';
+import { Supervisor } from '../supervisor/index.js';
 import { teardown } from './container-monitor.js';
 import { OciRuntime } from './oci-runtime.js';
 import { isAlive, readRunState } from './run-state.js';

@@ -5,8 +5,8 @@
  * foreground with `start -a`, else detached, whose output goes to `logs`).
  */
 import { LayerfsError } from '../core/errors.js';
-import type { Store } from '../store/store.js';
-import { Supervisor } from '../supervisor/supervisor.js';
+import type { Store } from '../store/index.js';
+import { Supervisor } from '../supervisor/index.js';
 import { OciRuntime } from './oci-runtime.js';
 import type { PreparedRun } from './prepare-run.js';
 import { isRunning, type RunContainer } from './run-control.js';

@@ -14,8 +14,7 @@
  * - /dev/pts without gid=5 when group 5 (tty) has no mapping.
  */
 import { LayerfsError } from '../core/errors.js';
-import type { UsernsMapping } from '../userns/id-map.js';
-import { toHost } from '../userns/id-map.js';
+import { toHost, type UsernsMapping } from '../userns/index.js';
 import type { RuntimeSpec, SpecMount } from './runtime-spec-types.js';
 
 /** The spec's id maps: containerID/hostID/size. */

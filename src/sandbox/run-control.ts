@@ -4,9 +4,8 @@
  * in the running container through `runtime exec`, which takes the container's own
  * process settings — env, cwd, user, capabilities, noNewPrivileges — as defaults).
  */
-import type { Store } from '../store/store.js';
-import type { ContainerRecord } from '../supervisor/container-record.js';
-import { Supervisor } from '../supervisor/supervisor.js';
+import type { Store } from '../store/index.js';
+import { type ContainerRecord, Supervisor } from '../supervisor/index.js';
 import { LayerfsError } from '../core/errors.js';
 import { OciRuntime, startFailure, type StartFailure } from './oci-runtime.js';
 import { isAlive, readRunState, runPaths, type RunState } from './run-state.js';

@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
-import { writeFileAtomic } from '../store/atomic.js';
+import { writeFileAtomic } from '../store/index.js';
 
 /** containerd's snapshot kinds (snapshots.Kind; the proto enum's names in lower case). */
 export type SnapshotKind = 'view' | 'active' | 'committed';

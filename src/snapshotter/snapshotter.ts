@@ -21,7 +21,7 @@
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
-import { stagingName } from '../store/store-paths.js';
+import { stagingName } from '../store/index.js';
 import { LowerIndex } from '../union/index.js';
 import { Mutex } from '../core/mutex.js';
 import { diskUsage } from '../core/disk-usage.js';

@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LayerfsError } from '../core/errors.js';
-import type { UnionMountConfig } from '../fuse/union-mount-config.js';
+import type { UnionMountConfig } from '../fuse/index.js';
 
 /** The compiled mount-process entry (also when this module runs from src/ under tests). */
 export function mountProcessEntry(): string {

@@ -13,8 +13,7 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
-import type { Store } from '../store/store.js';
-import { acquireLock, tryLock } from '../store/store-lock.js';
+import { acquireLock, type Store, tryLock } from '../store/index.js';
 import { abortAndDetach, listMounts, mountsAt } from '../sys/mount-table.js';
 import { LowerIndex } from '../union/index.js';
 import {
@@ -26,7 +25,7 @@ import {
   type Container,
   type ContainerRecord,
 } from './container-record.js';
-import type { EngineName } from '../fuse/engine-choice.js';
+import type { EngineName } from '../fuse/index.js';
 import { launchUnionMount } from './mount-launcher.js';
 import { isMountProcess, waitForExit } from './process-check.js';
 

@@ -13,7 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { LayerfsError } from '../core/errors.js';
 import type { Digest } from '../core/digest.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/index.js';
 import { joinPath } from '../overlay/index.js';
 import { analyzeImage, containerDiff, type CowEvent, type ImageStack, layerOfIndex, loadImageStack, openContainerView, UpperWatcher } from '../inspect/index.js';
 import { UI_PAGE } from './ui-page.js';

@@ -22,7 +22,7 @@ import { fsError } from './fs-error.js';
 import { formatOverrideStat, OVERRIDE_STAT_XATTR, parseOverrideStat, type OverrideStat } from '../core/override-stat.js';
 import { OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFREG, S_ISGID, S_ISUID } from '../overlay/index.js';
 import { fchmodFd, fchownFd, sys } from './sys.js';
-import { fromHost, ownMapping, singleMapping, toHost, type UsernsMapping } from '../userns/id-map.js';
+import { fromHost, ownMapping, singleMapping, toHost, type UsernsMapping } from '../userns/index.js';
 
 /** Whether this process keeps owners it cannot set in the override xattr (rootless stores). */
 export const OWNER_OVERRIDES = OVERLAY_XATTR_NS === 'user';

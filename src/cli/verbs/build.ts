@@ -8,13 +8,9 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parsePullPolicy } from '../../build/base-image.js';
-import { parseBuildArgs } from '../../build/build-args.js';
-import { BuildContext } from '../../build/build-context.js';
-import { Builder } from '../../build/builder.js';
-import { plainProgress, ttyProgress } from '../../build/progress.js';
+import { BuildContext, Builder, parseBuildArgs, parsePullPolicy, plainProgress, ttyProgress } from '../../build/index.js';
 import { LayerfsError } from '../../core/errors.js';
-import { parseNetwork } from '../../sandbox/run-options.js';
+import { parseNetwork } from '../../sandbox/index.js';
 import { openStore, printJson } from './format.js';
 import { clientOptions, connectionOptions } from './pull.js';
 

@@ -4,9 +4,9 @@
  * (src/build/cache-prune.ts), as `docker builder prune` and `docker buildx du` show them.
  */
 import type { Command } from 'commander';
-import { buildCacheUsage, parseUntil, pruneBuildCache } from '../../build/cache-prune.js';
+import { buildCacheUsage, parseUntil, pruneBuildCache } from '../../build/index.js';
 import { LayerfsError } from '../../core/errors.js';
-import { parseSize } from '../../image/limits.js';
+import { parseSize } from '../../image/index.js';
 import { humanSize, openStore, printJson, table, timeAgo } from './format.js';
 
 interface PruneFlags {

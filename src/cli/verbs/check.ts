@@ -1,6 +1,6 @@
 /** `layerfs check [--repair] [--fast] [IMAGE…]`: verify the store; see store/store-check.ts. */
 import type { Command } from 'commander';
-import { checkStore } from '../../store/store-check.js';
+import { checkStore } from '../../store/index.js';
 import { indexCaches } from '../../union/index.js';
 import { openStore, printJson } from './format.js';
 

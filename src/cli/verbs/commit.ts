@@ -1,6 +1,6 @@
 /** `layerfs commit NAME [IMAGE[:TAG]] [-m MSG] [-a AUTHOR] [-c 'CMD …']`: a container's changes become a new image. */
 import type { Command } from 'commander';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { commitContainer } from '../../commit/index.js';
 import { openStore, printJson } from './format.js';
 

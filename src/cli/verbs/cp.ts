@@ -15,9 +15,9 @@ import { lstat, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix, resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
-import { copyInto } from '../../build/copy-files.js';
+import { copyInto } from '../../build/index.js';
 import { LayerfsError } from '../../core/errors.js';
-import { resolveInRootfs } from '../../sandbox/rootfs-path.js';
+import { resolveInRootfs } from '../../sandbox/index.js';
 import { withContainerRootfs } from '../container-rootfs.js';
 import { openStore } from './format.js';
 

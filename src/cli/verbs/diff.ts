@@ -1,6 +1,6 @@
 /** `layerfs diff NAME [--json]`: the container's changes (A/C/D), like `docker diff`. */
 import type { Command } from 'commander';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { containerDiff, formatChanges, openContainerView } from '../../inspect/index.js';
 import { openStore, printJson } from './format.js';
 

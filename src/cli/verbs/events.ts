@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
 import { layerShortId } from '../../core/digest.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { type CowEvent, loadImageStack, UpperWatcher } from '../../inspect/index.js';
 import { humanSize, openStore } from './format.js';
 

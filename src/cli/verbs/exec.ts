@@ -1,7 +1,6 @@
 /** `layerfs exec [-i] [-t] [-u USER] [-w DIR] [-e K=V] NAME CMD…`: a process in a running container. */
 import type { Command } from 'commander';
-import { envFlag } from '../../sandbox/image-process.js';
-import { execInContainer, findRunContainer } from '../../sandbox/run-control.js';
+import { envFlag, execInContainer, findRunContainer } from '../../sandbox/index.js';
 import { openStore } from './format.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];

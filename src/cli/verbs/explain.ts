@@ -8,10 +8,9 @@ import type { Command } from 'commander';
 import { resolve as resolvePath } from 'node:path';
 import { layerShortId } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
-import type { ContainerRecord } from '../../supervisor/container-record.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { type ContainerRecord, Supervisor } from '../../supervisor/index.js';
 import { explainPath, type Explanation, loadImageStack, openContainerView } from '../../inspect/index.js';
-import type { Store } from '../../store/store.js';
+import type { Store } from '../../store/index.js';
 import { humanSize, openStore, printJson } from './format.js';
 
 const show = (p: string): string => Buffer.from(p, 'latin1').toString('utf8');

@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { shortId, type Digest } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
-import { isIntermediate } from '../../store/build-marks.js';
-import { familiarName, parseReference } from '../../image/reference.js';
+import { isIntermediate } from '../../store/index.js';
+import { familiarName, parseReference } from '../../image/index.js';
 import { damageHint, humanSize, openStore, printFormatted, printJson, table, timeAgo } from './format.js';
 
 interface ImagesFlags {

@@ -1,7 +1,7 @@
 /** `layerfs import FILE|- [REPOSITORY[:TAG]] [-c CHANGE]… [-m MSG]`: a root filesystem tarball becomes a one-layer image. */
 import type { Command } from 'commander';
-import { parseReference } from '../../image/reference.js';
-import { importTarball } from '../../store/image-import.js';
+import { parseReference } from '../../image/index.js';
+import { importTarball } from '../../store/index.js';
 import { applyConfigChanges } from '../../commit/index.js';
 import { openStore } from './format.js';
 

@@ -6,8 +6,8 @@
 import type { Command } from 'commander';
 import { layerShortId } from '../../core/digest.js';
 import { LayerfsError } from '../../core/errors.js';
-import type { Store } from '../../store/store.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import type { Store } from '../../store/index.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { inspectContainer } from '../container-inspect.js';
 import { openStore, printFormatted, printJson } from './format.js';
 

@@ -2,8 +2,7 @@
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { OciRuntime } from '../../sandbox/oci-runtime.js';
-import { findRunContainer, isRunning } from '../../sandbox/run-control.js';
+import { findRunContainer, isRunning, OciRuntime } from '../../sandbox/index.js';
 import { openStore } from './format.js';
 
 /** "KILL", "SIGKILL", "sigterm" or "9" → the runtime's signal name ("KILL"). */

@@ -1,9 +1,8 @@
 /** `layerfs load -i FILE|-`: load images from a docker-archive or an OCI layout. */
 import type { Command } from 'commander';
 import { layerShortId } from '../../core/digest.js';
-import { parseSize } from '../../image/limits.js';
-import { parsePlatform } from '../../image/platform.js';
-import { loadImages, type LoadEvent } from '../../store/image-loader.js';
+import { parsePlatform, parseSize } from '../../image/index.js';
+import { loadImages, type LoadEvent } from '../../store/index.js';
 import { openStore, printJson } from './format.js';
 
 interface LoadFlags {

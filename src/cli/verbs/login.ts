@@ -6,9 +6,8 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { parseReference } from '../../image/reference.js';
-import { removeCredentials, saveCredentials } from '../../registry/credentials.js';
-import { RegistryClient } from '../../registry/registry-client.js';
+import { parseReference } from '../../image/index.js';
+import { RegistryClient, removeCredentials, saveCredentials } from '../../registry/index.js';
 import { clientOptions, connectionOptions } from './pull.js';
 
 interface LoginFlags {

@@ -2,8 +2,7 @@
 import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { findRunContainer } from '../../sandbox/run-control.js';
-import { isAlive, readRunState, runPaths } from '../../sandbox/run-state.js';
+import { findRunContainer, isAlive, readRunState, runPaths } from '../../sandbox/index.js';
 import { openStore } from './format.js';
 
 export function register(program: Command): void {

@@ -1,7 +1,7 @@
 /** `layerfs mount [--name NAME] [--read-only] IMAGE DIR`: a container's merged view on DIR. */
 import type { Command } from 'commander';
-import { DEFAULT_ENGINE, ENGINES, parseEngine } from '../../fuse/engine-choice.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { DEFAULT_ENGINE, ENGINES, parseEngine } from '../../fuse/index.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { openStore } from './format.js';
 
 export function register(program: Command): void {

@@ -1,6 +1,6 @@
 /** `layerfs prune`: delete layers and blobs that no image or container references. */
 import type { Command } from 'commander';
-import { keptWarning, pruneStore } from '../../store/image-remover.js';
+import { keptWarning, pruneStore } from '../../store/index.js';
 import { humanSize, openStore, printJson } from './format.js';
 
 interface PruneFlags {

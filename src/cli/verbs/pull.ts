@@ -2,8 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { parsePlatform } from '../../image/platform.js';
-import { pullImage, type PullEvent } from '../../registry/puller.js';
+import { parsePlatform } from '../../image/index.js';
+import { pullImage, type PullEvent } from '../../registry/index.js';
 import { humanSize, openStore } from './format.js';
 
 interface PullFlags {

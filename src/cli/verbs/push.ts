@@ -1,9 +1,8 @@
 /** `layerfs push IMAGE [REGISTRY/]REPO[:TAG]`: upload a stored image to a registry. */
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { parseSize } from '../../image/limits.js';
-import { parseCompression } from '../../registry/push-compress.js';
-import { pushImage, type PushEvent } from '../../registry/pusher.js';
+import { parseSize } from '../../image/index.js';
+import { parseCompression, type PushEvent, pushImage } from '../../registry/index.js';
 import { openStore } from './format.js';
 import { clientOptions, connectionOptions } from './pull.js';
 

@@ -1,7 +1,7 @@
 /** `layerfs rename OLD NEW`: a container's new name (its id, mount and writable layer stay). */
 import type { Command } from 'commander';
-import { checkName } from '../../sandbox/run-options.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { checkName } from '../../sandbox/index.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { openStore } from './format.js';
 
 export function register(program: Command): void {

@@ -1,6 +1,6 @@
 /** `layerfs restart [-t SECS] NAME…`: stop (SIGTERM, SIGKILL after the grace period), then start detached. */
 import type { Command } from 'commander';
-import { findRunContainer, stopContainer } from '../../sandbox/run-control.js';
+import { findRunContainer, stopContainer } from '../../sandbox/index.js';
 import { openStore } from './format.js';
 import { parseGrace } from './stop.js';
 import { startDetached } from './start.js';

@@ -1,8 +1,8 @@
 /** `layerfs rm [-f] NAME…`: delete containers and their writable layers. */
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { findRunContainer, isRunning, stopContainer } from '../../sandbox/run-control.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { findRunContainer, isRunning, stopContainer } from '../../sandbox/index.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { openStore } from './format.js';
 
 export function register(program: Command): void {

@@ -1,6 +1,6 @@
 /** `layerfs rmi IMAGE…`: remove images, and the layers and blobs only they used. */
 import type { Command } from 'commander';
-import { keptWarning, removeImages } from '../../store/image-remover.js';
+import { keptWarning, removeImages } from '../../store/index.js';
 import { openStore, printJson } from './format.js';
 
 interface RmiFlags {

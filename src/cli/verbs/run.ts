@@ -4,11 +4,7 @@
  * code is ours; with -d the container id is printed and a monitor process owns it.
  */
 import type { Command } from 'commander';
-import { monitorContainer } from '../../sandbox/container-monitor.js';
-import { envFlag, readEnvFile } from '../../sandbox/image-process.js';
-import { launchMonitor } from '../../sandbox/monitor-launcher.js';
-import { prepareRun } from '../../sandbox/prepare-run.js';
-import { checkName, parseMemory, parseNetwork, parsePidsLimit, parseRuntime, parseVolume, type RunOptions } from '../../sandbox/run-options.js';
+import { checkName, envFlag, launchMonitor, monitorContainer, parseMemory, parseNetwork, parsePidsLimit, parseRuntime, parseVolume, prepareRun, readEnvFile, type RunOptions } from '../../sandbox/index.js';
 import { openStore } from './format.js';
 
 interface RunFlags {

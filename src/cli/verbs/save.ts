@@ -1,7 +1,7 @@
 /** `layerfs save -o FILE IMAGE…`: write images as a docker-archive (Docker 25 layout). */
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { saveImages } from '../../store/image-saver.js';
+import { saveImages } from '../../store/index.js';
 import { openStore } from './format.js';
 
 /** Registers `save` on the program. */

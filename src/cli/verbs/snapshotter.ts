@@ -1,8 +1,8 @@
 /** `layerfs snapshotter [--address SOCKET] [--root DIR]`: containerd's snapshots API on layerfs. */
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { DEFAULT_MOUNT_PROGRAM } from '../../snapshotter/mounts.js';
-import { resolveRoot } from '../../store/store-paths.js';
+import { DEFAULT_MOUNT_PROGRAM } from '../../snapshotter/index.js';
+import { resolveRoot } from '../../store/index.js';
 
 /** Where containerd finds us unless told otherwise (README, contrib/ unit and config). */
 export const DEFAULT_SNAPSHOTTER_ADDRESS = '/run/layerfs/snapshotter.sock';
@@ -45,8 +45,8 @@ export function register(program: Command): void {
       const root = resolveRoot((cmd.optsWithGlobals() as { root?: string }).root);
       const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} layerfs-snapshotter[${process.pid}]: ${line}\n`);
       // Loaded here, not at the top: grpc-js and protobufjs cost every other verb ~0.2 s of start-up.
-      const { serveSnapshotter } = await import('../../snapshotter/grpc-server.js');
-      const { Snapshotter } = await import('../../snapshotter/snapshotter.js');
+      const { serveSnapshotter } = await import('../../snapshotter/index.js');
+      const { Snapshotter } = await import('../../snapshotter/index.js');
       const snapshotter = new Snapshotter({ stateDir: join(root, 'snapshotter'), mountProgram: flags.mountProgram });
       await snapshotter.open();
       const server = await serveSnapshotter(snapshotter, flags.address, log);

@@ -6,13 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { monitorContainer } from '../../sandbox/container-monitor.js';
-import { launchMonitor } from '../../sandbox/monitor-launcher.js';
-import { prepareStart } from '../../sandbox/restart-run.js';
-import { findRunContainer, isRunning } from '../../sandbox/run-control.js';
-import { runPaths } from '../../sandbox/run-state.js';
-import type { RuntimeSpec } from '../../sandbox/runtime-spec-types.js';
-import type { Store } from '../../store/store.js';
+import { findRunContainer, isRunning, launchMonitor, monitorContainer, prepareStart, runPaths, type RuntimeSpec } from '../../sandbox/index.js';
+import type { Store } from '../../store/index.js';
 import { openStore } from './format.js';
 
 /** Starts one container detached; resolves the exit code to report (0, or why it could not start). */

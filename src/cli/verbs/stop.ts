@@ -1,7 +1,7 @@
 /** `layerfs stop [-t SECS] NAME…`: SIGTERM, then SIGKILL after the grace period; waits for teardown. */
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { findRunContainer, stopContainer } from '../../sandbox/run-control.js';
+import { findRunContainer, stopContainer } from '../../sandbox/index.js';
 import { openStore } from './format.js';
 
 /** `-t SECS` of stop and restart. */

@@ -1,7 +1,7 @@
 /** `layerfs system df [--format T] [--json]`: disk usage of images, layer caches, blobs, containers and the build cache. */
 import type { Command } from 'commander';
-import { buildCacheUsage } from '../../build/cache-prune.js';
-import { diskReport, type DiskRow } from '../../store/disk-report.js';
+import { buildCacheUsage } from '../../build/index.js';
+import { diskReport, type DiskRow } from '../../store/index.js';
 import { isLive, listContainerEntries } from '../container-rows.js';
 import { humanSize, openStore, printFormatted, printJson, table } from './format.js';
 

@@ -1,6 +1,6 @@
 /** `layerfs tag SOURCE TARGET`: give an image another name. */
 import type { Command } from 'commander';
-import { parseReference } from '../../image/reference.js';
+import { parseReference } from '../../image/index.js';
 import { openStore } from './format.js';
 
 /** Registers `tag` on the program. */

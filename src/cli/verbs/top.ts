@@ -1,8 +1,7 @@
 /** `layerfs top NAME [PS-OPTIONS]`: the processes of a running container, as ps shows them (default -ef). */
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { OciRuntime } from '../../sandbox/oci-runtime.js';
-import { findRunContainer, isRunning } from '../../sandbox/run-control.js';
+import { findRunContainer, isRunning, OciRuntime } from '../../sandbox/index.js';
 import { openStore } from './format.js';
 
 export function register(program: Command): void {

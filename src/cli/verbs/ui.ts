@@ -1,7 +1,7 @@
 /** `layerfs ui [--port N]`: the layer and copy-on-write web page, on 127.0.0.1 only. */
 import type { Command } from 'commander';
-import { recentBuilds } from '../../build/build-log.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { recentBuilds } from '../../build/index.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { startUiServer } from '../../ui/index.js';
 import { openStore } from './format.js';
 

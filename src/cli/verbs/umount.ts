@@ -1,6 +1,6 @@
 /** `layerfs umount DIR|NAME`: unmount, keeping the writable layer. */
 import type { Command } from 'commander';
-import { Supervisor } from '../../supervisor/supervisor.js';
+import { Supervisor } from '../../supervisor/index.js';
 import { openStore } from './format.js';
 
 export function register(program: Command): void {

@@ -1,8 +1,7 @@
 /** `layerfs wait NAME…`: block until containers stop; print each exit code (docker wait). */
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
-import { findRunContainer } from '../../sandbox/run-control.js';
-import { isAlive, readRunState } from '../../sandbox/run-state.js';
+import { findRunContainer, isAlive, readRunState } from '../../sandbox/index.js';
 import { openStore } from './format.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
