@@ -6,4 +6,5 @@ export * from './engine-choice.js';
 export * from './errno.js';
 export * from './fuse-server.js';
 export * from './mount-options.js';
+export * from './mount-process.js';
 export * from './union-mount-config.js';

@@ -5,22 +5,11 @@
  * that has gone away.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LayerfsError } from '../core/errors.js';
-import type { UnionMountConfig } from '../fuse/index.js';
+import { mountProcessEntry, type UnionMountConfig } from '../fuse/index.js';
 
-/** The compiled mount-process entry (also when this module runs from src/ under tests). */
-export function mountProcessEntry(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const sibling = join(here, '..', 'fuse', 'union-mount-main.js');
-  if (existsSync(sibling)) return sibling;
-  const fromSrc = join(here, '..', '..', 'dist', 'fuse', 'union-mount-main.js');
-  if (existsSync(fromSrc)) return fromSrc;
-  throw new LayerfsError('FAILED_PRECONDITION', 'the mount process is not built', { hint: 'run `npm run build`' });
-}
+export { mountProcessEntry };
 
 export interface LaunchedMount {
   pid: number;

@@ -1,5 +1,6 @@
 /** Whether a recorded pid is still our mount process (and not a recycled pid). */
 import { readFile } from 'node:fs/promises';
+import { MOUNT_PROCESS_NAME } from '../fuse/index.js';
 
 export async function isMountProcess(pid: number | null): Promise<boolean> {
   if (!pid) return false;
@@ -8,7 +9,7 @@ export async function isMountProcess(pid: number | null): Promise<boolean> {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // A zombie has exited already: its mount is dead even if the pid is still listed.
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return cmdline.includes('union-mount-main') && state !== 'Z';
+    return cmdline.includes(MOUNT_PROCESS_NAME) && state !== 'Z';
   } catch {
     return false;
   }
