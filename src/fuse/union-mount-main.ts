@@ -85,11 +85,12 @@ async function main(): Promise<void> {
     });
   }, 1000).unref();
 
-  writeSync(readyFd, 'READY\n');
-  if (readyFd !== 1) closeSync(readyFd);
+  // The log says what serves the mount before anyone is told it is ready.
   const origin = filesystem.view.index.origin;
   const indexNote = origin.loaded ? 'index from cache' : `index built${origin.reason ? ` (${origin.reason})` : ''}${origin.writeError ? `, not cached: ${origin.writeError}` : ''}`;
   log(`serving ${config.mountpoint} with ${engine} (${config.lowerDirs.length} lower, ${config.upperDir ? (config.volatile ? 'writable, volatile' : 'writable') : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote}${engine === 'layerfs' ? `, passthrough ${(mount as EngineMount).passthrough ? 'on' : 'off'}` : ''})`);
+  writeSync(readyFd, 'READY\n');
+  if (readyFd !== 1) closeSync(readyFd);
 }
 
 // The handlers answer every op themselves; anything that still escapes is logged, never
