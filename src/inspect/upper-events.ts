@@ -17,7 +17,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { EventEmitter } from 'node:events';
-import { isWhiteoutStat, joinPath, OPAQUE_XATTR, REDIRECT_XATTR, splitPath } from '../overlay/index.js';
+import { isOpaqueDir, isWhiteoutStat, joinPath, REDIRECT_XATTR, splitPath } from '../overlay/index.js';
 import * as sys from '../sys/native.js';
 import { layerOfIndex, type ImageStack, type StackLayer } from './image-stack.js';
 
@@ -138,7 +138,7 @@ export class UpperWatcher extends EventEmitter {
     const kind: Known['kind'] = isWhiteoutStat(st) ? 'whiteout' : st.isDirectory() ? 'dir' : 'other';
     const now: Known = { kind, ino: st.ino, btime: st.birthtimeNs, opaque: false };
     if (kind === 'dir') {
-      now.opaque = (await sys.lgetxattr(real, OPAQUE_XATTR).catch(() => null))?.toString('latin1') === 'y';
+      now.opaque = await isOpaqueDir(real);
       const r = await sys.lgetxattr(real, REDIRECT_XATTR).catch(() => null);
       if (r) now.redirect = r.toString('latin1');
     }

@@ -83,6 +83,11 @@ export async function isOpaqueDir(realPath: Buffer): Promise<boolean> {
   return v !== null && v.toString('latin1') === 'y';
 }
 
+/** Marks the directory at `realPath` opaque, in namespace `ns` (default: this process's). */
+export function markOpaque(realPath: sys.SysPath, ns: OverlayXattrs = OVERLAY_XATTR_NS): Promise<void> {
+  return sys.lsetxattr(realPath, opaqueXattr(ns), Buffer.from('y'), 0);
+}
+
 /** The redirect of an upper directory, or undefined. */
 export async function readRedirect(realPath: Buffer): Promise<string | undefined> {
   if (!DIR_REDIRECTS) return undefined;

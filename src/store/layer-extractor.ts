@@ -28,7 +28,7 @@ import { baseOf, cleanLayerPath, parentOf } from '../core/safe-join.js';
 import { byteExactTarExtract } from '../image/tar-reader.js';
 import { isSparse, sparseName, writeSparse } from './sparse-file.js';
 import { applyOwnership, type ImageOwner, type OwnedKind, type OwnerMode } from './extract-ownership.js';
-import { checkXattrName, classifyName, mknodWhiteout, opaqueXattr, refuseLiteralWhiteout, type OverlayXattrs, type WhiteoutKind } from '../overlay/index.js';
+import { checkXattrName, classifyName, markOpaque, mknodWhiteout, refuseLiteralWhiteout, type OverlayXattrs, type WhiteoutKind } from '../overlay/index.js';
 
 /** Entry chains in flight at once during an extraction. */
 const MAX_PENDING = 64;
@@ -168,8 +168,7 @@ class LayerExtractor {
       throw err instanceof LayerfsError ? err : wrapTarError(err, this.opts.what);
     }
 
-    const opaqueName = opaqueXattr(this.opts.overlayXattrs ?? 'trusted');
-    for (const d of this.opaque) await sys.lsetxattr(this.abs(d), opaqueName, Buffer.from('y'), 0);
+    for (const d of this.opaque) await markOpaque(this.abs(d), this.opts.overlayXattrs ?? 'trusted');
     const dirs = [...this.dirTimes.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
     for (const [d, t] of dirs) await sys.utimens(this.abs(d), t.atime, t.mtime);
     return this.stats;

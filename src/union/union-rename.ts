@@ -18,7 +18,7 @@ import * as fsp from 'node:fs/promises';
 import { hasErrnoCode } from '../core/errors.js';
 import { RenameFlags } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
-import { baseOf, DIR_REDIRECTS, isWithin, joinPath, mknodWhiteout, OPAQUE_XATTR, parentOf, REDIRECT_XATTR } from '../overlay/index.js';
+import { baseOf, DIR_REDIRECTS, isWithin, joinPath, markOpaque, mknodWhiteout, parentOf, REDIRECT_XATTR } from '../overlay/index.js';
 import type { Resolved } from './union-view.js';
 import { sys } from './sys.js';
 import type { UpperWriter } from './upper-writer.js';
@@ -84,7 +84,7 @@ async function markMovedDir(w: UpperWriter, from: string, to: string, isDir: boo
     await sys.lsetxattr(real, REDIRECT_XATTR, Buffer.from(lowerPath, 'latin1'));
     node.redirect = lowerPath;
   } else if (lowerPath === null && toShadowed) {
-    await sys.lsetxattr(real, OPAQUE_XATTR, Buffer.from('y'));
+    await markOpaque(real);
     node.opaque = true;
   }
   // Re-recorded so the native mirror sees the new marks even if the rename then fails.

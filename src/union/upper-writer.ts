@@ -10,7 +10,7 @@ import { RenameFlags, type Caller } from '../core/filesystem.js';
 import { copyUpObject, type CopyCaps } from './copy-up.js';
 import type { LowerIndex } from './lower-index.js';
 import type { OverrideStat } from '../core/override-stat.js';
-import { joinPath, mknodWhiteout, OPAQUE_XATTR, parentOf, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../overlay/index.js';
+import { joinPath, markOpaque, mknodWhiteout, parentOf, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../overlay/index.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { closeFd, fchmodFd, fchownFd, sys } from './sys.js';
 import type { UpperNode, UpperState } from './upper-state.js';
@@ -87,7 +87,7 @@ export class UpperWriter {
     let override: OverrideStat | undefined;
     try {
       override = await applyOwner(target, typeof fd === 'number' ? fd : undefined, caller.uid, gid, mode, isSymlink, viaWork || setgidParent);
-      if (opaque) await sys.lsetxattr(target, OPAQUE_XATTR, Buffer.from('y'));
+      if (opaque) await markOpaque(target);
       if (viaWork) {
         if (isDir && existing?.kind === 'whiteout') {
           // rename(2) cannot put a directory over a non-directory: swap with the whiteout.
