@@ -25,7 +25,7 @@ import * as sys from '../sys/native.js';
 import { LayerfsError } from '../core/errors.js';
 import { toFsPath } from '../core/filesystem.js';
 import { baseOf, cleanLayerPath, parentOf } from '../core/safe-join.js';
-import { byteExactTarExtract } from '../image/tar-reader.js';
+import { byteExactTarExtract } from '../image/index.js';
 import { isSparse, sparseName, writeSparse } from './sparse-file.js';
 import { applyOwnership, type ImageOwner, type OwnedKind, type OwnerMode } from './extract-ownership.js';
 import { checkXattrName, classifyName, markOpaque, mknodWhiteout, refuseLiteralWhiteout, type OverlayXattrs, type WhiteoutKind } from '../overlay/index.js';
