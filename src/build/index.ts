@@ -1,6 +1,7 @@
 /**
- * The front door of build/: Dockerfile builds: the builder, its cache and prune, build args, context and progress.
- * Other modules import from here, not from the files (test/unit/module-boundaries.test.ts).
+ * The front door of build/: Dockerfile builds: the builder, its cache and prune, build args,
+ * context and progress. Other modules import from here, not from the files (test/unit/module-
+ * boundaries.test.ts).
  */
 export * from './base-image.js';
 export * from './build-args.js';

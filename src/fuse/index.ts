@@ -1,5 +1,6 @@
 /**
- * The front door of fuse/: the mount process's side of FUSE, whichever engine serves it: the engine choice, mount options and config, the fuse-native server and the errno boundary.
+ * The front door of fuse/: the mount process's side of FUSE, whichever engine serves it: the
+ * engine choice, mount options and config, the fuse-native server and the errno boundary.
  * Other modules import from here, not from the files (test/unit/module-boundaries.test.ts).
  */
 export * from './engine-choice.js';

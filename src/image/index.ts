@@ -1,6 +1,7 @@
 /**
- * The front door of image/: image formats: references, manifests and configs (OCI and Docker), platforms, layer streams and tar, docker-archive and OCI-layout sources, input limits.
- * Other modules import from here, not from the files (test/unit/module-boundaries.test.ts).
+ * The front door of image/: image formats: references, manifests and configs (OCI and Docker),
+ * platforms, layer streams and tar, docker-archive and OCI-layout sources, input limits. Other
+ * modules import from here, not from the files (test/unit/module-boundaries.test.ts).
  */
 export * from './archive-reader.js';
 export * from './archive-source.js';

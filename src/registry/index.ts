@@ -1,6 +1,7 @@
 /**
- * The front door of registry/: the distribution client: credentials, pulling into the store, pushing from it.
- * Other modules import from here, not from the files (test/unit/module-boundaries.test.ts).
+ * The front door of registry/: the distribution client: credentials, pulling into the store,
+ * pushing from it. Other modules import from here, not from the files (test/unit/module-
+ * boundaries.test.ts).
  */
 export * from './credentials.js';
 export * from './puller.js';

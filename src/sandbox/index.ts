@@ -1,6 +1,7 @@
 /**
- * The front door of sandbox/: running containers: the OCI runtime spec from an image config, runc/crun, the monitor process, run state, restart and recovery.
- * Other modules import from here, not from the files (test/unit/module-boundaries.test.ts).
+ * The front door of sandbox/: running containers: the OCI runtime spec from an image config,
+ * runc/crun, the monitor process, run state, restart and recovery. Other modules import from
+ * here, not from the files (test/unit/module-boundaries.test.ts).
  */
 export * from './container-monitor.js';
 export * from './docker-defaults.js';

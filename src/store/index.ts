@@ -1,6 +1,7 @@
 /**
- * The front door of store/: the image store: blobs by digest, imagedb, layerdb and layer caches, tags, the lock, import/load/save/remove, checks and disk use.
- * Other modules import from here, not from the files (test/unit/module-boundaries.test.ts).
+ * The front door of store/: the image store: blobs by digest, imagedb, layerdb and layer
+ * caches, tags, the lock, import/load/save/remove, checks and disk use. Other modules import
+ * from here, not from the files (test/unit/module-boundaries.test.ts).
  */
 export * from './atomic.js';
 export * from './build-marks.js';
