@@ -1,0 +1,121 @@
+/**
+ * Debian's podman (4.3) with everything of its own in a temp dir, one containers-storage
+ * store per overlay flavour: `layerfs` (mount_program = this checkout's layerfs-overlay,
+ * through a wrapper that pins this node), `fuse-overlayfs` (mount_program =
+ * /usr/bin/fuse-overlayfs, the program layerfs-overlay stands in for) and `overlay` (the
+ * kernel's overlayfs, no mount program: the oracle). containers.conf and storage.conf
+ * come from CONTAINERS_CONF / CONTAINERS_STORAGE_CONF, so neither the machine's config
+ * nor /var/lib/containers/storage is used. podman 4.3 still opens the shared blob-info
+ * cache (/var/lib/containers/cache) when it copies an image (pull, commit), as buildah and
+ * skopeo do; nothing can move it in that version.
+ *
+ * The runtime is runc (crun 1.8 refuses this machine's hybrid cgroups), cgroups are
+ * podman's own (no systemd), events go to a file, and nofile and nproc are capped below what the
+ * machine allows (podman asks for 1048576 by default).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LAYERFS_OVERLAY, type CliResult } from './cli.js';
+import { forceUnmount, listMounts, type MountEntry } from './mounts.js';
+
+export const FLAVOURS = ['layerfs', 'fuse-overlayfs', 'overlay'] as const;
+export type Flavour = (typeof FLAVOURS)[number];
+
+export function hasPodman(): boolean {
+  try {
+    execFileSync('podman', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface PodmanEnv {
+  /** Where the stores, config and wrapper live (short: see startPodmanEnv). */
+  work: string;
+  /** `podman ARGS` against the flavour's store; never rejects. */
+  podman(flavour: Flavour, args: string[], timeoutMs?: number): Promise<CliResult>;
+  /** The same, rejecting with stderr unless it exits 0; resolves to stdout. */
+  podmanOk(flavour: Flavour, args: string[], timeoutMs?: number): Promise<string>;
+  /**
+   * Container mounts (FUSE and overlay) under `work` now. Not the bind mount
+   * containers-storage makes of its own `overlay` folder (made private), which stays.
+   */
+  mountsLeft(): string[];
+  /** Removes every container of every store and detaches whatever is still mounted. */
+  teardown(): Promise<void>;
+}
+
+/**
+ * The stores live in a fresh `/tmp/lfpm-XXXXXX`, not under the test's (long) temp dir:
+ * with a run root path of ~50 characters or more, podman 4.3 waits its full 20 s conmon
+ * timeout for every attached container to exit (measured: a 43-character path 0.9 s, a
+ * 56-character one 20.9 s), whatever the storage driver. `teardown` removes it.
+ */
+export async function startPodmanEnv(): Promise<PodmanEnv> {
+  const work = await mkdtemp('/tmp/lfpm-');
+  const bin = join(work, 'bin');
+  const tmp = join(work, 'tmp');
+  await mkdir(bin, { recursive: true });
+  await mkdir(tmp, { recursive: true });
+  const wrapper = join(bin, 'layerfs-overlay');
+  await writeFile(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${LAYERFS_OVERLAY}" "$@"\n`);
+  await chmod(wrapper, 0o755);
+  const containersConf = join(work, 'containers.conf');
+  const hard = (flag: string): number => Math.min(Number(execFileSync('bash', ['-c', `ulimit -H${flag}`]).toString().trim()) || 1024, 65536);
+  await writeFile(
+    containersConf,
+    [
+      '[containers]',
+      // (runc could not set nproc to 65536 here, under a hard limit of 96367; 4096 it can.)
+      `default_ulimits = ["nofile=${hard('n')}:${hard('n')}", "nproc=${Math.min(hard('u'), 4096)}:${Math.min(hard('u'), 4096)}"]`,
+      '[engine]',
+      'runtime = "runc"',
+      'cgroup_manager = "cgroupfs"',
+      'events_logger = "file"',
+      `events_logfile_path = "${join(work, 'events.log')}"`,
+      `image_copy_tmp_dir = "${tmp}"`,
+      '[network]',
+      `network_config_dir = "${join(work, 'net')}"`,
+      '',
+    ].join('\n'),
+  );
+  const mountProgram: Record<Flavour, string | undefined> = { layerfs: wrapper, 'fuse-overlayfs': '/usr/bin/fuse-overlayfs', overlay: undefined };
+  const storageConf = (f: Flavour): string => join(work, `storage-${f}.conf`);
+  const short: Record<Flavour, string> = { layerfs: 'lf', 'fuse-overlayfs': 'fo', overlay: 'ov' };
+  const dir = (f: Flavour, sub: string): string => join(work, short[f], sub);
+  for (const f of FLAVOURS) {
+    const lines = ['[storage]', 'driver = "overlay"', `graphroot = "${dir(f, 'root')}"`, `runroot = "${dir(f, 'run')}"`, '[storage.options.overlay]', 'mountopt = "nodev"'];
+    if (mountProgram[f]) lines.push(`mount_program = "${mountProgram[f]}"`);
+    await writeFile(storageConf(f), lines.join('\n') + '\n');
+  }
+
+  const podman = (f: Flavour, args: string[], timeoutMs = 110_000): Promise<CliResult> =>
+    new Promise((resolve) => {
+      const env = { ...process.env, CONTAINERS_CONF: containersConf, CONTAINERS_STORAGE_CONF: storageConf(f), TMPDIR: tmp };
+      const child = execFile('podman', ['--tmpdir', dir(f, 'tmp'), ...args], { env, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+      child.stdin?.end();
+    });
+  const podmanOk = async (f: Flavour, args: string[], timeoutMs?: number): Promise<string> => {
+    const r = await podman(f, args, timeoutMs);
+    if (r.code !== 0) throw new Error(`podman (${f}) ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const under = (): MountEntry[] => listMounts().filter((m) => m.mountpoint.startsWith(work + '/'));
+  const mountsLeft = (): string[] => under().filter((m) => m.fstype.startsWith('fuse') || m.fstype === 'overlay').map((m) => m.mountpoint);
+  return {
+    work,
+    podman,
+    podmanOk,
+    mountsLeft,
+    async teardown() {
+      for (const f of FLAVOURS) await podman(f, ['rm', '-af', '-t', '0']);
+      for (const m of under().reverse()) await forceUnmount(m.mountpoint);
+      await rm(work, { recursive: true, force: true });
+    },
+  };
+}
