@@ -14,10 +14,13 @@
  * machine allows (podman asks for 1048576 by default).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LAYERFS_OVERLAY, type CliResult } from './cli.js';
 import { forceUnmount, listMounts, type MountEntry } from './mounts.js';
+import { parseMountinfo } from '../../src/sys/mount-table.js';
+import { userEnv, type TestUser } from './rootless.js';
+import { UserFuseNamespace } from './user-fuse-ns.js';
 
 export const FLAVOURS = ['layerfs', 'fuse-overlayfs', 'overlay'] as const;
 export type Flavour = (typeof FLAVOURS)[number];
@@ -39,11 +42,12 @@ export interface PodmanEnv {
   /** The same, rejecting with stderr unless it exits 0; resolves to stdout. */
   podmanOk(flavour: Flavour, args: string[], timeoutMs?: number): Promise<string>;
   /**
-   * Container mounts (FUSE and overlay) under `work` now. Not the bind mount
+   * Container mounts (FUSE and overlay) under `work` now, in this process's mount
+   * namespace and (rootless) in rootless podman's own. Not the bind mount
    * containers-storage makes of its own `overlay` folder (made private), which stays.
    */
-  mountsLeft(): string[];
-  /** Removes every container of every store and detaches whatever is still mounted. */
+  mountsLeft(): Promise<string[]>;
+  /** Removes every container of every store, ends what it started, detaches what is mounted, removes `work`. */
   teardown(): Promise<void>;
 }
 
@@ -52,9 +56,17 @@ export interface PodmanEnv {
  * with a run root path of ~50 characters or more, podman 4.3 waits its full 20 s conmon
  * timeout for every attached container to exit (measured: a 43-character path 0.9 s, a
  * 56-character one 20.9 s), whatever the storage driver. `teardown` removes it.
+ *
+ * With `user`, podman runs rootless as that test user (subordinate ids from /etc/subuid)
+ * inside a private mount namespace with a 0666 /dev/fuse (helpers/user-fuse-ns.ts):
+ * rootless podman then runs the mount program as uid 0 of its own user namespace, where
+ * FUSE may be mounted directly. HOME and XDG_RUNTIME_DIR are folders of `work`; the
+ * stores are `rootless_storage_path` (a rootless podman ignores graphroot).
  */
-export async function startPodmanEnv(): Promise<PodmanEnv> {
+export async function startPodmanEnv(opts: { user?: TestUser } = {}): Promise<PodmanEnv> {
+  const user = opts.user;
   const work = await mkdtemp('/tmp/lfpm-');
+  await chmod(work, 0o755);
   const bin = join(work, 'bin');
   const tmp = join(work, 'tmp');
   await mkdir(bin, { recursive: true });
@@ -86,27 +98,58 @@ export async function startPodmanEnv(): Promise<PodmanEnv> {
   const short: Record<Flavour, string> = { layerfs: 'lf', 'fuse-overlayfs': 'fo', overlay: 'ov' };
   const dir = (f: Flavour, sub: string): string => join(work, short[f], sub);
   for (const f of FLAVOURS) {
-    const lines = ['[storage]', 'driver = "overlay"', `graphroot = "${dir(f, 'root')}"`, `runroot = "${dir(f, 'run')}"`, '[storage.options.overlay]', 'mountopt = "nodev"'];
+    const lines = ['[storage]', 'driver = "overlay"', `graphroot = "${dir(f, 'root')}"`, `runroot = "${dir(f, 'run')}"`];
+    if (user) lines.push(`rootless_storage_path = "${dir(f, 'root')}"`);
+    lines.push('[storage.options.overlay]', 'mountopt = "nodev"');
     if (mountProgram[f]) lines.push(`mount_program = "${mountProgram[f]}"`);
     await writeFile(storageConf(f), lines.join('\n') + '\n');
+    await mkdir(dir(f, 'tmp'), { recursive: true });
   }
 
-  const podman = (f: Flavour, args: string[], timeoutMs = 110_000): Promise<CliResult> =>
-    new Promise((resolve) => {
-      const env = { ...process.env, CONTAINERS_CONF: containersConf, CONTAINERS_STORAGE_CONF: storageConf(f), TMPDIR: tmp };
-      const child = execFile('podman', ['--tmpdir', dir(f, 'tmp'), ...args], { env, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+  let ns: UserFuseNamespace | undefined;
+  let userEnvBase: NodeJS.ProcessEnv = {};
+  if (user) {
+    const home = join(work, 'home');
+    await mkdir(home);
+    userEnvBase = await userEnv(user, work, { HOME: home });
+    execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, work]);
+    ns = await UserFuseNamespace.start(work);
+  }
+
+  const podman = (f: Flavour, args: string[], timeoutMs = 110_000): Promise<CliResult> => {
+    const confs = { CONTAINERS_CONF: containersConf, CONTAINERS_STORAGE_CONF: storageConf(f), TMPDIR: tmp };
+    const argv = ['--tmpdir', dir(f, 'tmp'), ...args];
+    if (user && ns) return ns.run(user, { ...userEnvBase, ...confs }, ['timeout', String(Math.ceil(timeoutMs / 1000)), 'podman', ...argv]);
+    return new Promise((resolve) => {
+      const child = execFile('podman', argv, { env: { ...process.env, ...confs }, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
         resolve({ code, stdout, stderr });
       });
       child.stdin?.end();
     });
+  };
   const podmanOk = async (f: Flavour, args: string[], timeoutMs?: number): Promise<string> => {
     const r = await podman(f, args, timeoutMs);
     if (r.code !== 0) throw new Error(`podman (${f}) ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
     return r.stdout;
   };
-  const under = (): MountEntry[] => listMounts().filter((m) => m.mountpoint.startsWith(work + '/'));
-  const mountsLeft = (): string[] => under().filter((m) => m.fstype.startsWith('fuse') || m.fstype === 'overlay').map((m) => m.mountpoint);
+  /**
+   * Rootless podman's pause processes (`catatonit -P`), one per store (its pid file is in
+   * the --tmpdir): each holds podman's user and mount namespaces for that store.
+   */
+  const pausePids = async (): Promise<number[]> => {
+    if (!user) return [];
+    const pids = await Promise.all(FLAVOURS.map(async (f) => Number((await readFile(join(dir(f, 'tmp'), 'pause.pid'), 'utf8').catch(() => '')).trim())));
+    return pids.filter((p) => p > 0);
+  };
+  const mountTables = async (): Promise<MountEntry[]> => {
+    const tables = [listMounts()];
+    if (ns) tables.push(await ns.mounts());
+    for (const pid of await pausePids()) tables.push(parseMountinfo(await readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '')));
+    return tables.flat().filter((m) => m.mountpoint.startsWith(work + '/'));
+  };
+  const mountsLeft = async (): Promise<string[]> =>
+    [...new Set((await mountTables()).filter((m) => m.fstype.startsWith('fuse') || m.fstype === 'overlay').map((m) => m.mountpoint))];
   return {
     work,
     podman,
@@ -114,7 +157,16 @@ export async function startPodmanEnv(): Promise<PodmanEnv> {
     mountsLeft,
     async teardown() {
       for (const f of FLAVOURS) await podman(f, ['rm', '-af', '-t', '0']);
-      for (const m of under().reverse()) await forceUnmount(m.mountpoint);
+      for (const pid of await pausePids()) {
+        // Its namespaces go with it, and with them any mount left inside.
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await ns?.stop();
+      for (const m of listMounts().filter((x) => x.mountpoint.startsWith(work + '/')).reverse()) await forceUnmount(m.mountpoint);
       await rm(work, { recursive: true, force: true });
     },
   };

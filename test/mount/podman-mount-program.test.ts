@@ -12,8 +12,13 @@
  * walking two mounts) and its additions against the kernel's (which reads the upper
  * directory instead, so a directory deleted and made again shows as D+A there, as C plus
  * its deleted children here). After every step no mount is left under the temp dir.
+ *
+ * All of it twice: as root, and rootless as the test user layerfs-rootless (subordinate
+ * ids; podman's own user namespace, where layerfs-overlay runs as its uid 0 and mounts
+ * FUSE directly; a private mount namespace gives that user a 0666 /dev/fuse).
  */
 import { execFile } from 'node:child_process';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -21,6 +26,7 @@ import { REPO } from '../helpers/cli.js';
 import { tarDir } from '../helpers/images.js';
 import { listMounts } from '../helpers/mounts.js';
 import { FLAVOURS, hasPodman, startPodmanEnv, type Flavour, type PodmanEnv } from '../helpers/podman.js';
+import { testUser } from '../helpers/rootless.js';
 import { tempDir } from '../helpers/temp.js';
 
 const exec = promisify(execFile);
@@ -60,7 +66,7 @@ const CHANGES = [
   'touch /etc/os-release',
 ].join(' && ');
 
-describe.skipIf(!inject('canMount') || !hasPodman())('podman with layerfs-overlay as mount_program', () => {
+for (const mode of ['root', 'rootless'] as const) describe.skipIf(!inject('canMount') || !hasPodman())(`podman (${mode}) with layerfs-overlay as mount_program`, () => {
   let env: PodmanEnv;
 
   const allFlavours = async <T>(fn: (f: Flavour) => Promise<T>): Promise<Record<Flavour, T>> => {
@@ -72,17 +78,20 @@ describe.skipIf(!inject('canMount') || !hasPodman())('podman with layerfs-overla
 
   /** The mount program's server notices an unmount within a second or so. */
   const noMountsLeft = async (): Promise<void> => {
-    for (let i = 0; i < 100 && env.mountsLeft().length > 0; i++) await sleep(100);
-    expect(env.mountsLeft()).toEqual([]);
+    for (let i = 0; i < 100 && (await env.mountsLeft()).length > 0; i++) await sleep(100);
+    expect(await env.mountsLeft()).toEqual([]);
   };
 
   beforeAll(async () => {
     const work = await tempDir('layerfs-podman-');
     await exec(join(REPO, 'scripts', 'make-sample-image'), [join(work, 'oci')]);
     await tarDir(join(work, 'oci'), join(work, 'sample.tar'));
-    env = await startPodmanEnv();
+    env = await startPodmanEnv(mode === 'rootless' ? { user: testUser('layerfs-rootless') } : {});
+    // Where the rootless user can read it.
+    const archive = join(env.work, 'sample.tar');
+    await copyFile(join(work, 'sample.tar'), archive);
     await allFlavours(async (f) => {
-      const id = (await env.podmanOk(f, ['pull', '-q', `oci-archive:${join(work, 'sample.tar')}`])).trim();
+      const id = (await env.podmanOk(f, ['pull', '-q', `oci-archive:${archive}`])).trim();
       await env.podmanOk(f, ['tag', id, IMAGE]);
     });
   }, 300_000);
@@ -106,7 +115,8 @@ describe.skipIf(!inject('canMount') || !hasPodman())('podman with layerfs-overla
     expect(r.layerfs.stdout).toContain('new\nmore\nx\nx\n');
   });
 
-  it('the rootfs is the mount program\'s FUSE mount while the container runs, gone after', async () => {
+  // Rootless, podman's mounts live in its own mount namespace (seen through /proc/PID).
+  if (mode === 'root') it('the rootfs is the mount program\'s FUSE mount while the container runs, gone after', async () => {
     const id = (await env.podmanOk('layerfs', ['run', '-d', '--network', 'none', IMAGE, 'sleep', '60'])).trim();
     try {
       const merged = (await env.podmanOk('layerfs', ['inspect', '--format', '{{.GraphDriver.Data.MergedDir}}', id])).trim();
@@ -147,7 +157,8 @@ describe.skipIf(!inject('canMount') || !hasPodman())('podman with layerfs-overla
     expect(again.code).not.toBe(0);
   }, 600_000);
 
-  it('podman mount / umount of a container gives the same tree on the host as the kernel overlayfs', async () => {
+  // `podman mount` needs `podman unshare` rootless.
+  if (mode === 'root') it('podman mount / umount of a container gives the same tree on the host as the kernel overlayfs', async () => {
     const trees = await allFlavours(async (f) => {
       await env.podmanOk(f, ['create', '--name', 'mounted', '--network', 'none', IMAGE, 'true']);
       try {
