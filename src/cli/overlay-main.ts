@@ -13,9 +13,27 @@ import { launchUnionMount, mountProcessEntry } from '../supervisor/mount-launche
 import { LayerfsError } from '../core/errors.js';
 import { exitCodeFor, printError } from './exit-codes.js';
 import { parseOverlayArgs } from './overlay-args.js';
+import { packageVersion } from './package-version.js';
+
+const USAGE = `usage: layerfs-overlay [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,OPTION…] MOUNTPOINT
+       layerfs-overlay --version
+fuse-overlayfs's command line (containers-storage's mount_program, mount.fuse3 -t layerfs-overlay).
+Options: lowerdir= (top first), upperdir=, workdir=, ro, volatile (or fsync=0), nodev/nosuid/dev/suid,
+engine=layerfs|fuse-native, layerfs_index=FILE; fuse-overlayfs's others are accepted and ignored.
+`;
 
 async function main(): Promise<number> {
-  const args = parseOverlayArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  // Probes: `podman info` runs the mount program with --version to report it.
+  if (argv.includes('--version') || argv.includes('-V')) {
+    process.stdout.write(`layerfs-overlay: version ${packageVersion()}\n`);
+    return 0;
+  }
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const args = parseOverlayArgs(argv);
   for (const note of args.notes) process.stderr.write(`layerfs-overlay: ${note}\n`);
   const config = {
     mountpoint: args.mountpoint,

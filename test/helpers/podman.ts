@@ -14,7 +14,7 @@
  * machine allows (podman asks for 1048576 by default).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LAYERFS_OVERLAY, type CliResult } from './cli.js';
 import { forceUnmount, listMounts, type MountEntry } from './mounts.js';
@@ -41,6 +41,10 @@ export interface PodmanEnv {
   podman(flavour: Flavour, args: string[], timeoutMs?: number): Promise<CliResult>;
   /** The same, rejecting with stderr unless it exits 0; resolves to stdout. */
   podmanOk(flavour: Flavour, args: string[], timeoutMs?: number): Promise<string>;
+  /** What layerfs-overlay's mount processes logged about this env's stores ("serving …" lines). */
+  layerfsLog(): Promise<string>;
+  /** `buildah ARGS` against the same store (same storage.conf), rejecting unless it exits 0. */
+  buildahOk(flavour: Flavour, args: string[], timeoutMs?: number): Promise<string>;
   /**
    * Container mounts (FUSE and overlay) under `work` now, in this process's mount
    * namespace and (rootless) in rootless podman's own. Not the bind mount
@@ -116,21 +120,22 @@ export async function startPodmanEnv(opts: { user?: TestUser } = {}): Promise<Po
     ns = await UserFuseNamespace.start(work);
   }
 
-  const podman = (f: Flavour, args: string[], timeoutMs = 110_000): Promise<CliResult> => {
+  const tool = (cmd: 'podman' | 'buildah', f: Flavour, args: string[], timeoutMs: number): Promise<CliResult> => {
     const confs = { CONTAINERS_CONF: containersConf, CONTAINERS_STORAGE_CONF: storageConf(f), TMPDIR: tmp };
-    const argv = ['--tmpdir', dir(f, 'tmp'), ...args];
-    if (user && ns) return ns.run(user, { ...userEnvBase, ...confs }, ['timeout', String(Math.ceil(timeoutMs / 1000)), 'podman', ...argv]);
+    const argv = cmd === 'podman' ? ['--tmpdir', dir(f, 'tmp'), ...args] : args;
+    if (user && ns) return ns.run(user, { ...userEnvBase, ...confs }, ['timeout', String(Math.ceil(timeoutMs / 1000)), cmd, ...argv]);
     return new Promise((resolve) => {
-      const child = execFile('podman', argv, { env: { ...process.env, ...confs }, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const child = execFile(cmd, argv, { env: { ...process.env, ...confs }, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
         resolve({ code, stdout, stderr });
       });
       child.stdin?.end();
     });
   };
-  const podmanOk = async (f: Flavour, args: string[], timeoutMs?: number): Promise<string> => {
-    const r = await podman(f, args, timeoutMs);
-    if (r.code !== 0) throw new Error(`podman (${f}) ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  const podman = (f: Flavour, args: string[], timeoutMs = 110_000): Promise<CliResult> => tool('podman', f, args, timeoutMs);
+  const ok = async (cmd: 'podman' | 'buildah', f: Flavour, args: string[], timeoutMs = 110_000): Promise<string> => {
+    const r = await tool(cmd, f, args, timeoutMs);
+    if (r.code !== 0) throw new Error(`${cmd} (${f}) ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
     return r.stdout;
   };
   /**
@@ -153,7 +158,16 @@ export async function startPodmanEnv(opts: { user?: TestUser } = {}): Promise<Po
   return {
     work,
     podman,
-    podmanOk,
+    podmanOk: (f, args, timeoutMs) => ok('podman', f, args, timeoutMs),
+    buildahOk: (f, args, timeoutMs) => ok('buildah', f, args, timeoutMs),
+    async layerfsLog() {
+      // Root's mount processes log under /run/layerfs; rootless podman's (uid 0 of its user
+      // namespace) under $XDG_RUNTIME_DIR/layerfs.
+      const logDir = user ? join(String(userEnvBase.XDG_RUNTIME_DIR), 'layerfs') : '/run/layerfs';
+      const files = (await readdir(logDir).catch(() => [])).filter((n) => n.startsWith('overlay-'));
+      const text = await Promise.all(files.map((n) => readFile(join(logDir, n), 'utf8').catch(() => '')));
+      return text.join('').split('\n').filter((l) => l.includes(work + '/')).join('\n');
+    },
     mountsLeft,
     async teardown() {
       for (const f of FLAVOURS) await podman(f, ['rm', '-af', '-t', '0']);

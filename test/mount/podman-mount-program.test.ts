@@ -11,14 +11,16 @@
  * against fuse-overlayfs's exactly (both mount-program stores diff the same way, by
  * walking two mounts) and its additions against the kernel's (which reads the upper
  * directory instead, so a directory deleted and made again shows as D+A there, as C plus
- * its deleted children here). After every step no mount is left under the temp dir.
+ * its deleted children here). `buildah bud` on the same store builds a Dockerfile whose
+ * RUN steps write, delete and recreate; the image's tree must equal the kernel's. After
+ * every step no mount is left under the temp dir.
  *
  * All of it twice: as root, and rootless as the test user layerfs-rootless (subordinate
  * ids; podman's own user namespace, where layerfs-overlay runs as its uid 0 and mounts
  * FUSE directly; a private mount namespace gives that user a 0666 /dev/fuse).
  */
 import { execFile } from 'node:child_process';
-import { copyFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -115,6 +117,11 @@ for (const mode of ['root', 'rootless'] as const) describe.skipIf(!inject('canMo
     expect(r.layerfs.stdout).toContain('new\nmore\nx\nx\n');
   });
 
+  it('podman info names the mount program and its version (it runs `layerfs-overlay --version`)', async () => {
+    const info = await env.podmanOk('layerfs', ['info']);
+    expect(info).toMatch(/overlay\.mount_program:\s+Executable: \S+\/layerfs-overlay\s+Package: \S+\s+Version: '?layerfs-overlay: version \d+\.\d+\.\d+/);
+  });
+
   // Rootless, podman's mounts live in its own mount namespace (seen through /proc/PID).
   if (mode === 'root') it('the rootfs is the mount program\'s FUSE mount while the container runs, gone after', async () => {
     const id = (await env.podmanOk('layerfs', ['run', '-d', '--network', 'none', IMAGE, 'sleep', '60'])).trim();
@@ -155,6 +162,36 @@ for (const mode of ['root', 'rootless'] as const) describe.skipIf(!inject('canMo
     const again = await env.podman('layerfs', ['run', '--rm', '--network', 'none', 'localhost/changed:latest', 'sh', '-c', 'ls /app; cat /etc/motd']);
     expect(again.stdout).toBe('sub\n');
     expect(again.code).not.toBe(0);
+  }, 600_000);
+
+  it('buildah bud on the same store: RUN steps that write, delete and recreate; the image equals the kernel overlayfs one', async () => {
+    const ctx = join(env.work, 'ctx');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      [
+        `FROM ${IMAGE}`,
+        'RUN echo created > /app/new.txt && rm /app/hello.txt && echo more >> /etc/motd',
+        'RUN rm -rf /app && mkdir /app && echo recreated > /app/again.txt && rm /etc/passwd',
+        'RUN test "$(cat /app/again.txt)" = recreated && test ! -e /app/numbers.txt && test ! -e /etc/os-release && echo ok > /ok',
+      ].join('\n') + '\n',
+    );
+    await chmod(ctx, 0o755);
+    const logBefore = new Set((await env.layerfsLog()).split('\n'));
+    const trees = await allFlavours(async (f) => {
+      await env.buildahOk(f, ['bud', '--isolation', 'chroot', '-t', 'localhost/built:latest', ctx], 300_000);
+      const t = await env.podman(f, ['run', '--rm', '--network', 'none', 'localhost/built:latest', 'sh', '-c', LIST]);
+      expect(t.code, `${f}: ${t.stderr}`).toBe(0);
+      return t.stdout;
+    });
+    expect(trees.layerfs).toBe(trees.overlay);
+    // layerfs-overlay (not a fallback) served buildah's build containers, writable.
+    // (buildah keeps its build container mounted across the RUN steps: one mount, plus the `podman run` of the image.)
+    const served = (await env.layerfsLog()).split('\n').filter((l) => !logBefore.has(l) && /serving \S+\/lf\/root\/overlay\/\S+\/merged with \S+ \(\d+ lower, writable/.test(l));
+    expect(served.length).toBeGreaterThanOrEqual(2);
+    expect(trees.layerfs).toContain('/app/again.txt file');
+    expect(trees.layerfs).toContain('/ok file');
+    expect(trees.layerfs).not.toContain('/etc/passwd');
   }, 600_000);
 
   // `podman mount` needs `podman unshare` rootless.
