@@ -29,8 +29,9 @@ pod() { # pod FLAVOUR ARGS…
     podman --tmpdir "$WORK/${SHORT[$f]}/tmp" "$@"
 }
 cleanup() {
-  for f in "${FLAVOURS[@]}"; do pod "$f" rm -af -t 0 >/dev/null 2>&1 || true; done
-  grep -o " $WORK/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  set +e # every step, even after one fails (grep finding no mount is one)
+  for f in "${FLAVOURS[@]}"; do pod "$f" rm -af -t 0 >/dev/null 2>&1; done
+  awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -92,5 +93,5 @@ printf '%-16s %-6s %7s %7s   (ms, %d rounds)\n' flavour cmd median mean "$ROUNDS
 for f in "${FLAVOURS[@]}"; do
   for name in true files; do printf '%-16s %-6s %s\n' "$f" "$name" "$(echo "${T[$f/$name]}" | stats)"; done
 done
-left=$(grep -c " $WORK/.*fuse\| $WORK/.* overlay " /proc/self/mountinfo || true)
+left=$(awk -v w="$WORK/" 'index($5, w) == 1 && ($0 ~ / - fuse/ || $0 ~ / - overlay /)' /proc/self/mountinfo | wc -l)
 echo "container mounts left: $left"
