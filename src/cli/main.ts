@@ -4,24 +4,18 @@
  * program. Global options live here; exit codes and error printing in exit-codes.ts;
  * how each verb may open the store in store-use.ts.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { recoverRunsAndReport } from '../sandbox/recover-runs.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { exitCodeFor, printError, usageExitCode } from './exit-codes.js';
 import { openStore, storeUseOf } from './store-use.js';
+import { packageVersion } from './package-version.js';
 import { registerVerbs } from './verbs/index.js';
-
-/** package.json's version (dist/cli/main.js and src/cli/main.ts are both two levels below it). */
-function version(): string {
-  return (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-}
 
 export function buildProgram(): Command {
   const program = new Command('layerfs')
     .description('A union-filesystem runtime for container images, served over FUSE')
-    .version(`layerfs version ${version()}`, '-v, --version', 'print the version')
+    .version(`layerfs version ${packageVersion()}`, '-v, --version', 'print the version')
     .option('--root <dir>', 'store root (default: $LAYERFS_ROOT, else /var/lib/layerfs for root, $XDG_DATA_HOME/layerfs (~/.local/share/layerfs) for other users)')
     // A parse error is one line and a pointer to the verb's help (printed by main), as
     // docker does; the whole help after every typo buries the line that matters.

@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     workDir: config.workDir,
     indexCache: config.indexCache,
     volatile: config.volatile === true,
+    aufsWhiteouts: config.aufsWhiteouts === true,
     // Once per damaged path: the layer and path to the mount log, the first one to damage.json.
     onDamage: (d) => {
       log(`damaged layer ${d.layer}: ${JSON.stringify(d.path)}: ${d.reason}; answering EIO (\`layerfs check --repair\` re-extracts the layer)`);

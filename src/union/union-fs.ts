@@ -22,7 +22,8 @@ import { LowerIndex } from './lower-index.js';
 import { Mutex } from './mutex.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, visibleXattrName } from './overlay-format.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
-import { parentOf } from './paths.js';
+import { baseOf, parentOf } from './paths.js';
+import { isAufsReserved } from './aufs-whiteouts.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';
 import { UnionView, type Resolved } from './union-view.js';
@@ -41,6 +42,11 @@ export interface UnionOptions {
   /** Copy-ups skip flushing their data (UnionMountConfig.volatile). Default: the process
    * default of copy-up.ts (flush, unless LAYERFS_COPY_UP_FSYNC=0). */
   volatile?: boolean;
+  /**
+   * Read the AUFS whiteout format too (`.wh.NAME`, `.wh..wh..opq`: aufs-whiteouts.ts), in
+   * the lowers and the upper, as containers-storage writes layers for a mount_program.
+   */
+  aufsWhiteouts?: boolean;
   /** Told once per path when a layer file disagrees with the index (see LayerDamage). */
   onDamage?: (damage: LayerDamage) => void;
 }
@@ -75,14 +81,15 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   private static async build(opts: UnionOptions): Promise<UnionFilesystem> {
-    const index = await LowerIndex.open(opts.lowerDirs, { cacheFile: opts.indexCache });
+    const aufs = opts.aufsWhiteouts === true;
+    const index = await LowerIndex.open(opts.lowerDirs, { cacheFile: opts.indexCache, aufsWhiteouts: aufs });
     if (opts.upperDir === undefined) return new UnionFilesystem(new UnionView(index, null), null);
     if (opts.workDir === undefined) throw fsError('EINVAL', opts.upperDir, 'upper dir without work dir');
     // Our temp names live in work/layerfs; the kernel uses work/work, so both can share.
     const work = Buffer.from(opts.workDir + '/layerfs');
     await fsp.rm(work, { recursive: true, force: true });
     await fsp.mkdir(work, { recursive: true, mode: 0o700 });
-    const upper = await UpperState.load(opts.upperDir);
+    const upper = await UpperState.load(opts.upperDir, aufs);
     const view = new UnionView(index, upper);
     return new UnionFilesystem(view, new UpperWriter(view, upper, work, opts.volatile ? { durable: false } : {}));
   }
@@ -321,7 +328,7 @@ export class UnionFilesystem implements PathFilesystem {
       await w.ensureUpper(parentOf(newPath));
       const from = this.upperReal(existing);
       const to = this.upperReal(newPath);
-      if (w.upper.get(newPath)?.kind === 'whiteout') {
+      if ((await w.materializeWhiteout(newPath))?.kind === 'whiteout') {
         const tmp = w.tmpPath();
         await fsp.link(from, tmp);
         await fsp.rename(tmp, to);
@@ -432,6 +439,8 @@ export class UnionFilesystem implements PathFilesystem {
     const p = this.view.tryResolve(parentOf(path));
     if (p === 'ENOENT' || p === 'ENOTDIR') throw fsError(p, path);
     if (!p.isDir) throw fsError('ENOTDIR', path);
+    // Such a name would read back as a whiteout or opaque marker (aufs-whiteouts.ts).
+    if (this.view.upper?.aufs && isAufsReserved(baseOf(path))) throw fsError('EINVAL', path, 'name reserved by the AUFS whiteout format');
   }
 
   private addHandle(fd: number, path: string, r: Resolved, mayKillPrivs: boolean): number {

@@ -16,6 +16,7 @@ import { lowerIno, upperIno } from './inode.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import { overriddenDevice, overriddenMode } from '../core/override-stat.js';
 import { S_IFDIR, S_IFMT } from './overlay-format.js';
+import { aufsName, isAufsReserved } from './aufs-whiteouts.js';
 import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
 import { baseOf, joinPath, parentOf, splitPath } from './paths.js';
@@ -150,6 +151,12 @@ export class UnionView {
       const stats: Promise<void>[] = [];
       for (const b of names) {
         const name = b.toString('latin1');
+        if (this.upper!.aufs && isAufsReserved(name)) {
+          // An AUFS marker: never listed; `.wh.NAME` hides NAME of the lower layers.
+          const a = aufsName(name);
+          if (a.kind === 'whiteout') seen.add(a.target);
+          continue;
+        }
         seen.add(name);
         const childPath = joinPath(r.path, name);
         if (this.upper!.get(childPath)?.kind === 'whiteout') continue;
