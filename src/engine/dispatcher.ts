@@ -17,7 +17,7 @@ import { OpenFiles } from './open-files.js';
 import { OpenDirs, type PlusEntry } from './readdir.js';
 import { negotiateInit, type InitChoice } from './init.js';
 import {
-  attrOut, Body, entryOut, FAttr, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
+  attrOut, Body, entryOut, FAttr, FOpen, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
   readInHeader, statfsOut, writeOut, type InHeader, type Validity,
 } from './wire.js';
 
@@ -34,7 +34,9 @@ export interface DispatcherOptions {
   onUnexpectedError?: (err: unknown, op: string) => void;
 }
 
-type Reply = Buffer[] | null;
+/** The reply's parts; null: no reply; a number: that negative errno, without the cost of
+ * a thrown Error (for answers as common as ENODATA to `ls -l`'s getxattr). */
+type Reply = Buffer[] | null | number;
 
 const osErrno = constants.errno;
 const OPNAME: Record<number, string> = Object.fromEntries(Object.entries(Opcode).map(([k, v]) => [v, k.toLowerCase()]));
@@ -59,6 +61,9 @@ export class Dispatcher {
   private initWaiters: ((c: InitChoice) => void)[] = [];
   /** Requests seen per opcode name (the bench counts READ/WRITE). */
   readonly counts = new Map<string, number>();
+  /** Microseconds from a request's arrival to its reply, summed per opcode name (the
+   * engine bench divides by counts: where the JavaScript time goes). */
+  readonly micros = new Map<string, number>();
 
   constructor(
     private readonly fs: PathFilesystem,
@@ -89,23 +94,36 @@ export class Dispatcher {
     }
     const op = OPNAME[h.opcode] ?? `opcode-${h.opcode}`;
     this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
+    const started = performance.now();
+    const took = () => this.micros.set(op, (this.micros.get(op) ?? 0) + Math.round((performance.now() - started) * 1000));
     let pending: Promise<Reply> | Reply;
     try {
       pending = this.run(h, new Body(req.subarray(IN_HEADER_SIZE)), op);
     } catch (err) {
       this.fail(h, op, err);
+      took();
       return;
     }
-    if (pending === null || Array.isArray(pending)) {
-      if (pending) this.send(h.unique, 0, pending);
+    if (!(pending instanceof Promise)) {
+      this.answer(h.unique, pending);
+      took();
       return;
     }
     pending.then(
       (payload) => {
-        if (payload) this.send(h.unique, 0, payload);
+        this.answer(h.unique, payload);
+        took();
       },
-      (err: unknown) => this.fail(h, op, err),
+      (err: unknown) => {
+        this.fail(h, op, err);
+        took();
+      },
     );
+  }
+
+  private answer(unique: bigint, r: Reply): void {
+    if (typeof r === 'number') this.send(unique, r, null);
+    else if (r) this.send(unique, 0, r);
   }
 
   private fail(h: InHeader, op: string, err: unknown): void {
@@ -304,9 +322,12 @@ export class Dispatcher {
         const [size, flags] = [s.u32('size'), s.u32('flags')];
         const name = b.name();
         const value = Buffer.from(b.bytes(size));
-        const path = this.pathOf(this.node(h.nodeid));
+        const n = this.node(h.nodeid);
+        const path = this.pathOf(n);
         this.trace(op, path);
-        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => []);
+        n.noXattrs = false;
+        // Cleared again once done: a getxattr meanwhile may have seen none yet.
+        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => ((n.noXattrs = false), []));
       }
       case Opcode.GETXATTR: {
         const size = b.struct('fuse_getxattr_in').u32('size');
@@ -316,9 +337,11 @@ export class Dispatcher {
         return this.listxattr(h, b.struct('fuse_getxattr_in').u32('size'));
       case Opcode.REMOVEXATTR: {
         const name = b.name();
-        const path = this.pathOf(this.node(h.nodeid));
+        const n = this.node(h.nodeid);
+        const path = this.pathOf(n);
         this.trace(op, path);
-        return this.fs.removexattr(path, name, this.caller(h)).then(() => []);
+        n.noXattrs = false;
+        return this.fs.removexattr(path, name, this.caller(h)).then(() => ((n.noXattrs = false), []));
       }
       case Opcode.OPENDIR:
         return this.opendir(h);
@@ -444,7 +467,9 @@ export class Dispatcher {
     const oldPath = this.pathOf(old);
     const newPath = this.childPath(parent, newName);
     this.trace('link', newPath);
+    old.noXattrs = false;
     await this.fs.link(oldPath, newPath, this.caller(h));
+    old.noXattrs = false;
     // Linking may have copied the old name up as an object of its own (a lower hard link):
     // its node takes the new identity first, so the new name joins it.
     await this.statNode(old).catch(() => undefined);
@@ -519,16 +544,35 @@ export class Dispatcher {
     return [];
   }
 
-  private async getxattr(h: InHeader, size: number, name: string): Promise<Reply> {
-    const path = this.pathOf(this.node(h.nodeid));
+  private getxattr(h: InHeader, size: number, name: string): Promise<Reply> | Reply {
+    const n = this.node(h.nodeid);
+    if (this.knownNoXattrs(n)) return -Errno.ENODATA;
+    return this.getxattrOf(h, this.pathOf(n), size, name);
+  }
+
+  /** Whether `n` has no xattr at all, asked once per node (`ls -l` asks for two names of
+   * every file, each a request of its own). */
+  private knownNoXattrs(n: Node): boolean {
+    if (n.noXattrs) return true;
+    const path = this.pathOf(n);
+    this.trace('getxattr', path);
+    return (n.noXattrs = this.fs.hasNoXattrs?.(path) ?? false);
+  }
+
+  private async getxattrOf(h: InHeader, path: string, size: number, name: string): Promise<Reply> {
     this.trace('getxattr', path);
     const v = await this.fs.getxattr(path, name, this.caller(h));
     if (v === null) throw errno('ENODATA');
     return sized(v, size);
   }
 
-  private async listxattr(h: InHeader, size: number): Promise<Reply> {
-    const path = this.pathOf(this.node(h.nodeid));
+  private listxattr(h: InHeader, size: number): Promise<Reply> | Reply {
+    const n = this.node(h.nodeid);
+    if (this.knownNoXattrs(n)) return sized(Buffer.alloc(0), size);
+    return this.listxattrOf(h, this.pathOf(n), size);
+  }
+
+  private async listxattrOf(h: InHeader, path: string, size: number): Promise<Reply> {
     this.trace('listxattr', path);
     const names = await this.fs.listxattr(path, this.caller(h));
     return sized(Buffer.from(names.map((n) => n + '\0').join(''), 'latin1'), size);
@@ -538,7 +582,11 @@ export class Dispatcher {
     const path = this.pathOf(this.node(h.nodeid));
     this.trace('opendir', path);
     const fh = this.dirs.open(path, await this.fs.readdir(path));
-    return [openOut(fh, 0, 0)];
+    // The kernel keeps the listing in the directory's page cache and serves later
+    // opendir/readdir from it. Every change of a listing is a request to this mount, after
+    // which the kernel drops that cache itself (fuse_dir_changed bumps the directory's
+    // i_version, checked at offset 0): warm `find` reads no dirents from the engine.
+    return [openOut(fh, FOpen.CACHE_DIR | FOpen.KEEP_CACHE, 0)];
   }
 
   private async readdir(h: InHeader, s: ReturnType<Body['struct']>, plus: boolean): Promise<Reply> {
@@ -553,17 +601,16 @@ export class Dispatcher {
     const parent = dir.links[0]?.parent;
     const dots: [bigint, bigint] = [inoOf(dir), parent ? inoOf(parent) : 0n];
     if (!plus) return [this.dirs.pack(fh, offset, size, dots)];
-    const resolve = async (e: DirEntry): Promise<PlusEntry | null> => {
-      let st = e.stat;
-      if (st === undefined) {
-        const p = this.nodes.childPath(dir, e.name);
-        if (p === undefined) return null;
-        st = await this.fs.getattr(p).catch(() => undefined);
-        if (st === undefined) return null;
-      }
+    const entryOf = (e: DirEntry, st: FileStat): PlusEntry => {
       const node = this.nodes.remember(dir, e.name, st.ino, st.perName);
       node.lastStat = st;
       return { nodeid: node.id, stat: st };
+    };
+    const resolve = (e: DirEntry): PlusEntry | null | Promise<PlusEntry | null> => {
+      if (e.stat !== undefined) return entryOf(e, e.stat);
+      const p = this.nodes.childPath(dir, e.name);
+      if (p === undefined) return null;
+      return this.fs.getattr(p).then((st) => entryOf(e, st), () => null);
     };
     return [await this.dirs.packPlus(fh, offset, size, dots, resolve, this.entryValid)];
   }

@@ -24,6 +24,10 @@ export class Node {
   retired = false;
   /** The attributes last sent to the kernel for it (what a retired node keeps showing). */
   lastStat: FileStat | undefined;
+  /** The filesystem said the object has no xattr (FileSystem.hasNoXattrs): getxattr and
+   * listxattr answer without building its path. Cleared by whatever may add one through
+   * the mount (setxattr, removexattr, link) and when the node changes identity. */
+  noXattrs = false;
 
   constructor(
     readonly id: bigint,
@@ -111,6 +115,7 @@ export class NodeTable {
    */
   retire(node: Node): void {
     node.retired = true;
+    node.noXattrs = false;
     for (const l of node.links) {
       const nk = key(l.parent, l.name);
       if (this.byName.get(nk) === node) this.byName.delete(nk);
@@ -164,6 +169,7 @@ export class NodeTable {
     const k = String(ino);
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     node.ino = k;
+    node.noXattrs = false;
     if (!this.byIno.has(k)) this.byIno.set(k, node);
   }
 
