@@ -9,6 +9,10 @@
  *
  *   sudo node scripts/bench-engine-meta.mjs [--files 20000] [--dirs 200] [--rounds 3]
  *                                            [--dist DIR] [--systems layerfs,layerfs-fuse-native]
+ *                                            [--before-dist DIR]
+ *
+ * --before-dist adds "layerfs-before": the layerfs engine as built elsewhere (e.g. an
+ * older commit's src/ compiled below .cache/, so the addons still resolve), interleaved.
  *
  * Needs root and a built dist/ (npm run build). The tree is cached under
  * .cache/bench-engine-meta/<files>x<dirs>/. Not a test: timings are only printed.
@@ -29,6 +33,7 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     dist: { type: 'string', default: join(repo, 'dist') },
     systems: { type: 'string', default: 'layerfs,layerfs-fuse-native' },
+    'before-dist': { type: 'string' },
   },
 });
 const files = Number(opts.files);
@@ -71,7 +76,14 @@ await LowerIndex.ensureCache(lowers, layerfsIndexCache(lowers));
 const logDir = mkdtempSync(join(tmpdir(), 'bench-engine-meta-log-'));
 const wanted = opts.systems.split(',');
 const systems = makeSystems({ distDir: opts.dist, logDir }).filter((s) => wanted.includes(s.name));
+if (opts['before-dist']) {
+  const beforeLogs = join(logDir, 'before');
+  mkdirSync(beforeLogs);
+  const before = makeSystems({ distDir: resolve(opts['before-dist']), logDir: beforeLogs }).find((s) => s.name === 'layerfs');
+  systems.unshift({ ...before, name: 'layerfs-before' });
+}
 const times = new Map(); // `${system}\t${workload}` → seconds[]
+const cpus = new Map(); // the same → the mount process's CPU seconds[]
 const counts = new Map(); // workload → layerfs engine request counts (last round)
 const micros = new Map(); // workload → µs per request type (arrival to reply)
 
@@ -83,6 +95,12 @@ async function lastMicros(handle) {
     await new Promise((r) => setTimeout(r, 20));
   }
   return {};
+}
+/** CPU seconds (user + system, all threads) the mount process used so far: on a shared
+ * machine less noisy than wall time, which other people's work stretches. */
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 const diff = (after, before) => Object.fromEntries(Object.entries(after ?? {}).map(([k, v]) => [k, v - (before?.[k] ?? 0)]).filter(([, v]) => v > 0));
 
@@ -99,16 +117,19 @@ for (let r = 0; r < rounds; r++) {
         if (w.cold) dropCaches();
         const before = sys.name === 'layerfs' ? await sys.requestCounts?.(handle) : undefined;
         const microsBefore = before ? await lastMicros(handle) : undefined;
+        const cpu0 = cpuSeconds(handle.pid);
         const res = await sh(w.cmd(m.mnt), { timeoutMs: 600_000 });
+        const cpu = cpuSeconds(handle.pid) - cpu0;
         const key = `${sys.name}\t${w.name}`;
         times.set(key, [...(times.get(key) ?? []), res.seconds]);
+        cpus.set(key, [...(cpus.get(key) ?? []), cpu]);
         if (before) {
           const after = await sys.requestCounts(handle);
           counts.set(w.name, diff(after, before));
           await new Promise((r) => setTimeout(r, 50));
           micros.set(w.name, diff(await lastMicros(handle), microsBefore));
         }
-        console.error(`round ${r + 1} ${sys.name} ${w.name}: ${res.seconds.toFixed(3)} s`);
+        console.error(`round ${r + 1} ${sys.name} ${w.name}: ${res.seconds.toFixed(3)} s, server CPU ${cpu.toFixed(2)} s, load ${loadavg()[0].toFixed(1)}`);
       }
     } finally {
       if (handle) await sys.unmount(handle).catch(async () => forceUnmount(m.mnt, handle.pid));
@@ -117,9 +138,13 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 
-const lines = [`| workload | ${systems.map((s) => s.name).join(' | ')} | layerfs engine requests |`, `|---|${systems.map(() => '---|').join('')}---|`];
+const lines = ['wall s (mount process CPU s), median of the rounds', '', `| workload | ${systems.map((s) => s.name).join(' | ')} | layerfs engine requests |`, `|---|${systems.map(() => '---|').join('')}---|`];
 for (const w of WORKLOADS) {
-  const cells = systems.map((s) => median(times.get(`${s.name}\t${w.name}`) ?? [])?.toFixed(2) ?? '–');
+  // wall seconds (server CPU seconds), medians over the rounds
+  const cells = systems.map((s) => {
+    const k = `${s.name}\t${w.name}`;
+    return `${median(times.get(k) ?? [])?.toFixed(2) ?? '–'} (${median(cpus.get(k) ?? [])?.toFixed(2) ?? '–'})`;
+  });
   const c = counts.get(w.name);
   const us = micros.get(w.name) ?? {};
   // requests, and the mean µs from arrival to reply of each type

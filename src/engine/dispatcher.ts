@@ -52,7 +52,7 @@ const SETXATTR_COMPAT_SIZE = 8;
 const INIT_IN_MIN_SIZE = 16;
 
 export class Dispatcher {
-  readonly nodes = new NodeTable();
+  readonly nodes: NodeTable;
   readonly dirs = new OpenDirs();
   files: OpenFiles;
   init: InitChoice | undefined;
@@ -70,6 +70,14 @@ export class Dispatcher {
     private readonly device: FuseDevice,
     private readonly options: DispatcherOptions,
   ) {
+    this.nodes = new NodeTable((id, on) => {
+      try {
+        device.setNoXattrs(id, on);
+      } catch (err) {
+        // Out of memory for the set: the node's xattr requests keep reaching JS.
+        options.onUnexpectedError?.(err, 'setNoXattrs');
+      }
+    });
     this.entryValid = { entry: options.entrySeconds, attr: options.attrSeconds };
     this.negativeValid = { entry: options.negativeSeconds, attr: 0 };
     this.files = new OpenFiles(fs, device, { passthrough: false, directData: options.directData });
@@ -387,6 +395,7 @@ export class Dispatcher {
     }
     const node = this.nodes.remember(parent, name, st.ino, st.perName);
     node.lastStat = st;
+    if (!node.noXattrs) this.learnNoXattrs(node, path);
     return [entryOut(node.id, st, this.entryValid)];
   }
 
@@ -546,36 +555,29 @@ export class Dispatcher {
 
   private getxattr(h: InHeader, size: number, name: string): Promise<Reply> | Reply {
     const n = this.node(h.nodeid);
-    if (this.knownNoXattrs(n)) return -Errno.ENODATA;
-    return this.getxattrOf(h, this.pathOf(n), size, name);
-  }
-
-  /** Whether `n` has no xattr at all, asked once per node (`ls -l` asks for two names of
-   * every file, each a request of its own). */
-  private knownNoXattrs(n: Node): boolean {
-    if (n.noXattrs) return true;
+    // Known: the device's request loop answers these itself; one still in flight lands here.
+    if (n.noXattrs) return -Errno.ENODATA;
     const path = this.pathOf(n);
     this.trace('getxattr', path);
-    return (n.noXattrs = this.fs.hasNoXattrs?.(path) ?? false);
-  }
-
-  private async getxattrOf(h: InHeader, path: string, size: number, name: string): Promise<Reply> {
-    this.trace('getxattr', path);
-    const v = await this.fs.getxattr(path, name, this.caller(h));
-    if (v === null) throw errno('ENODATA');
-    return sized(v, size);
+    if (this.learnNoXattrs(n, path)) return -Errno.ENODATA;
+    return this.fs.getxattr(path, name, this.caller(h)).then((v) => (v === null ? -Errno.ENODATA : sized(v, size)));
   }
 
   private listxattr(h: InHeader, size: number): Promise<Reply> | Reply {
     const n = this.node(h.nodeid);
-    if (this.knownNoXattrs(n)) return sized(Buffer.alloc(0), size);
-    return this.listxattrOf(h, this.pathOf(n), size);
+    if (n.noXattrs) return sized(Buffer.alloc(0), size);
+    const path = this.pathOf(n);
+    this.trace('listxattr', path);
+    if (this.learnNoXattrs(n, path)) return sized(Buffer.alloc(0), size);
+    return this.fs.listxattr(path, this.caller(h)).then((names) => sized(Buffer.from(names.map((x) => x + '\0').join(''), 'latin1'), size));
   }
 
-  private async listxattrOf(h: InHeader, path: string, size: number): Promise<Reply> {
-    this.trace('listxattr', path);
-    const names = await this.fs.listxattr(path, this.caller(h));
-    return sized(Buffer.from(names.map((n) => n + '\0').join(''), 'latin1'), size);
+  /** Whether the object at `path` (node `n`) has no xattr at all; a yes is kept on the
+   * node (and in the device), so `ls -l`'s two getxattr per file reach JS at most once. */
+  private learnNoXattrs(n: Node, path: string): boolean {
+    if (!this.fs.hasNoXattrs?.(path)) return false;
+    n.noXattrs = true;
+    return true;
   }
 
   private async opendir(h: InHeader): Promise<Reply> {
@@ -601,9 +603,12 @@ export class Dispatcher {
     const parent = dir.links[0]?.parent;
     const dots: [bigint, bigint] = [inoOf(dir), parent ? inoOf(parent) : 0n];
     if (!plus) return [this.dirs.pack(fh, offset, size, dots)];
+    const dirPath = this.nodes.path(dir);
     const entryOf = (e: DirEntry, st: FileStat): PlusEntry => {
       const node = this.nodes.remember(dir, e.name, st.ino, st.perName);
       node.lastStat = st;
+      // Learnt now, `ls -l`'s two getxattr per entry never reach JS.
+      if (!node.noXattrs && dirPath !== undefined) this.learnNoXattrs(node, dirPath === '/' ? '/' + e.name : dirPath + '/' + e.name);
       return { nodeid: node.id, stat: st };
     };
     const resolve = (e: DirEntry): PlusEntry | null | Promise<PlusEntry | null> => {
