@@ -580,10 +580,10 @@ export class Dispatcher {
     return true;
   }
 
-  private async opendir(h: InHeader): Promise<Reply> {
+  private opendir(h: InHeader): Reply {
     const path = this.pathOf(this.node(h.nodeid));
     this.trace('opendir', path);
-    const fh = this.dirs.open(path, await this.fs.readdir(path));
+    const fh = this.dirs.open(path);
     // The kernel keeps the listing in the directory's page cache and serves later
     // opendir/readdir from it. Every change of a listing is a request to this mount, after
     // which the kernel drops that cache itself (fuse_dir_changed bumps the directory's
@@ -599,7 +599,11 @@ export class Dispatcher {
     const open = this.dirs.get(fh);
     if (open === undefined) throw errno('EBADF');
     this.trace(plus ? 'readdirplus' : 'readdir', open.path);
-    if (this.dirs.wantsRefresh(fh, offset)) this.dirs.refresh(fh, await this.fs.readdir(open.path));
+    if (this.dirs.wantsRefresh(fh, offset)) {
+      // By the directory's name now (it may have been renamed since OPENDIR).
+      const path = this.nodes.path(dir) ?? open.path;
+      this.dirs.refresh(fh, await this.fs.readdir(path));
+    }
     const parent = dir.links[0]?.parent;
     const dots: [bigint, bigint] = [inoOf(dir), parent ? inoOf(parent) : 0n];
     if (!plus) return [this.dirs.pack(fh, offset, size, dots)];

@@ -9,7 +9,9 @@ import { direntSize, direntType, LAYOUT, writeDirent, writeEntry, type Validity 
 
 interface OpenDir {
   path: string;
-  entries: DirEntry[];
+  /** Taken at the first READDIR, not at OPENDIR: with the listing in the kernel's cache
+   * (FOPEN_CACHE_DIR) most opens read nothing, and building one costs ~1 ms per 100 entries. */
+  entries: DirEntry[] | undefined;
   served: boolean;
 }
 
@@ -26,7 +28,7 @@ export class OpenDirs {
   private readonly dirs = new Map<number, OpenDir>();
   private next = 1;
 
-  open(path: string, entries: DirEntry[]): number {
+  open(path: string, entries?: DirEntry[]): number {
     while (this.dirs.has(this.next)) this.next = this.next >= 0x7fffffff ? 1 : this.next + 1;
     const fh = this.next++;
     this.dirs.set(fh, { path, entries, served: false });
@@ -41,10 +43,10 @@ export class OpenDirs {
     this.dirs.delete(fh);
   }
 
-  /** Whether READDIR at `offset` wants a fresh listing first (a rewind). */
+  /** Whether READDIR at `offset` wants a listing first: none taken yet, or a rewind. */
   wantsRefresh(fh: number, offset: number): boolean {
     const d = this.dirs.get(fh);
-    return d !== undefined && offset === 0 && d.served;
+    return d !== undefined && (d.entries === undefined || (offset === 0 && d.served));
   }
 
   refresh(fh: number, entries: DirEntry[]): void {
@@ -55,7 +57,7 @@ export class OpenDirs {
   /** READDIR: the dirents from `offset` that fit in `size` bytes. */
   pack(fh: number, offset: number, size: number, dotInos: [bigint, bigint]): Buffer {
     const d = this.dirs.get(fh);
-    if (d === undefined) return Buffer.alloc(0);
+    if (d?.entries === undefined) return Buffer.alloc(0);
     d.served = true;
     const out = Buffer.alloc(Math.min(size, 1 << 20));
     let used = 0;
@@ -82,7 +84,7 @@ export class OpenDirs {
     valid: Validity,
   ): Promise<Buffer> {
     const d = this.dirs.get(fh);
-    if (d === undefined) return Buffer.alloc(0);
+    if (d?.entries === undefined) return Buffer.alloc(0);
     d.served = true;
     const out = Buffer.alloc(Math.min(size, 1 << 20));
     const entrySize = LAYOUT.fuse_entry_out.size;
@@ -108,7 +110,7 @@ export class OpenDirs {
 
   private row(d: OpenDir, i: number, dotInos: [bigint, bigint]): { name: Buffer; ino: bigint; type: number } {
     if (i < 2) return { name: Buffer.from(i === 0 ? '.' : '..'), ino: dotInos[i] || UNKNOWN_INO, type: 4 };
-    const e = d.entries[i - 2]!;
+    const e = d.entries![i - 2]!;
     // DT_UNKNOWN when no stat came with the entry: readdir(3) users then stat it.
     return { name: Buffer.from(e.name, 'latin1'), ino: e.stat ? BigInt(e.stat.ino) : UNKNOWN_INO, type: e.stat ? direntType(e.stat.mode) : 0 };
   }
