@@ -68,6 +68,8 @@ export interface DirEntry {
   name: string;
   /** When present, served to the kernel with the entry (saves a getattr per entry). */
   stat?: FileStat;
+  /** True when the object is known to have no xattr at all (as hasNoXattrs would say). */
+  noXattrs?: boolean;
 }
 
 /** RENAME_* flags of renameat2(2). */

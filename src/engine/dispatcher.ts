@@ -59,6 +59,9 @@ export class Dispatcher {
   private readonly entryValid: Validity;
   private readonly negativeValid: Validity;
   private initWaiters: ((c: InitChoice) => void)[] = [];
+  /** Counts setxattr/removexattr/link requests: a listing taken before one may claim "no
+   * xattrs" for an object that has one now. */
+  private xattrEpoch = 0;
   /** Requests seen per opcode name (the bench counts READ/WRITE). */
   readonly counts = new Map<string, number>();
   /** Microseconds from a request's arrival to its reply, summed per opcode name (the
@@ -333,9 +336,9 @@ export class Dispatcher {
         const n = this.node(h.nodeid);
         const path = this.pathOf(n);
         this.trace(op, path);
-        n.noXattrs = false;
-        // Cleared again once done: a getxattr meanwhile may have seen none yet.
-        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => ((n.noXattrs = false), []));
+        this.xattrChanged(n);
+        // Again once done: a getxattr or listing meanwhile may have seen none yet.
+        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => (this.xattrChanged(n), []));
       }
       case Opcode.GETXATTR: {
         const size = b.struct('fuse_getxattr_in').u32('size');
@@ -348,8 +351,8 @@ export class Dispatcher {
         const n = this.node(h.nodeid);
         const path = this.pathOf(n);
         this.trace(op, path);
-        n.noXattrs = false;
-        return this.fs.removexattr(path, name, this.caller(h)).then(() => ((n.noXattrs = false), []));
+        this.xattrChanged(n);
+        return this.fs.removexattr(path, name, this.caller(h)).then(() => (this.xattrChanged(n), []));
       }
       case Opcode.OPENDIR:
         return this.opendir(h);
@@ -476,9 +479,9 @@ export class Dispatcher {
     const oldPath = this.pathOf(old);
     const newPath = this.childPath(parent, newName);
     this.trace('link', newPath);
-    old.noXattrs = false;
+    this.xattrChanged(old);
     await this.fs.link(oldPath, newPath, this.caller(h));
-    old.noXattrs = false;
+    this.xattrChanged(old);
     // Linking may have copied the old name up as an object of its own (a lower hard link):
     // its node takes the new identity first, so the new name joins it.
     await this.statNode(old).catch(() => undefined);
@@ -572,6 +575,11 @@ export class Dispatcher {
     return this.fs.listxattr(path, this.caller(h)).then((names) => sized(Buffer.from(names.map((x) => x + '\0').join(''), 'latin1'), size));
   }
 
+  private xattrChanged(n: Node): void {
+    n.noXattrs = false;
+    this.xattrEpoch++;
+  }
+
   /** Whether the object at `path` (node `n`) has no xattr at all; a yes is kept on the
    * node (and in the device), so `ls -l`'s two getxattr per file reach JS at most once. */
   private learnNoXattrs(n: Node, path: string): boolean {
@@ -602,17 +610,19 @@ export class Dispatcher {
     if (this.dirs.wantsRefresh(fh, offset)) {
       // By the directory's name now (it may have been renamed since OPENDIR).
       const path = this.nodes.path(dir) ?? open.path;
-      this.dirs.refresh(fh, await this.fs.readdir(path));
+      const epoch = this.xattrEpoch;
+      this.dirs.refresh(fh, await this.fs.readdir(path), epoch);
     }
     const parent = dir.links[0]?.parent;
     const dots: [bigint, bigint] = [inoOf(dir), parent ? inoOf(parent) : 0n];
     if (!plus) return [this.dirs.pack(fh, offset, size, dots)];
-    const dirPath = this.nodes.path(dir);
+    // The listing's "no xattrs" facts hold unless an xattr changed since it was taken.
+    const trustNoXattrs = open.xattrEpoch === this.xattrEpoch;
     const entryOf = (e: DirEntry, st: FileStat): PlusEntry => {
       const node = this.nodes.remember(dir, e.name, st.ino, st.perName);
       node.lastStat = st;
       // Learnt now, `ls -l`'s two getxattr per entry never reach JS.
-      if (!node.noXattrs && dirPath !== undefined) this.learnNoXattrs(node, dirPath === '/' ? '/' + e.name : dirPath + '/' + e.name);
+      if (e.noXattrs === true && trustNoXattrs) node.noXattrs = true;
       return { nodeid: node.id, stat: st };
     };
     const resolve = (e: DirEntry): PlusEntry | null | Promise<PlusEntry | null> => {

@@ -13,6 +13,9 @@ interface OpenDir {
    * (FOPEN_CACHE_DIR) most opens read nothing, and building one costs ~1 ms per 100 entries. */
   entries: DirEntry[] | undefined;
   served: boolean;
+  /** The caller's xattr-change count when the listing was taken (its noXattrs are facts
+   * of that moment). */
+  xattrEpoch: number;
 }
 
 /** An entry as the dispatcher resolves it for READDIRPLUS: a node id (0: no entry) and stat. */
@@ -31,7 +34,7 @@ export class OpenDirs {
   open(path: string, entries?: DirEntry[]): number {
     while (this.dirs.has(this.next)) this.next = this.next >= 0x7fffffff ? 1 : this.next + 1;
     const fh = this.next++;
-    this.dirs.set(fh, { path, entries, served: false });
+    this.dirs.set(fh, { path, entries, served: false, xattrEpoch: -1 });
     return fh;
   }
 
@@ -49,9 +52,9 @@ export class OpenDirs {
     return d !== undefined && (d.entries === undefined || (offset === 0 && d.served));
   }
 
-  refresh(fh: number, entries: DirEntry[]): void {
+  refresh(fh: number, entries: DirEntry[], xattrEpoch = -1): void {
     const d = this.dirs.get(fh);
-    if (d) Object.assign(d, { entries, served: false });
+    if (d) Object.assign(d, { entries, served: false, xattrEpoch });
   }
 
   /** READDIR: the dirents from `offset` that fit in `size` bytes. */
