@@ -12,7 +12,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { LayerfsError } from '../core/errors.js';
-import { constants as C } from 'node:fs';
+import { constants as C, fstatSync, openSync } from 'node:fs';
 import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
@@ -144,7 +144,10 @@ export class UnionFilesystem implements PathFilesystem {
     if (this.damaged.has(r.path)) throw this.damageError(r.path);
     let fd: number;
     try {
-      fd = await openFd(this.view.index.realPath(e.layer, r.lowerPath!), flags);
+      // Synchronous on purpose: open + fstat of a local layer file take microseconds, two
+      // trips through libuv's thread pool took ~250 µs per open on a busy machine, and
+      // `cat` of many small files is nothing but opens (native-notes/engine.md).
+      fd = openSync(this.view.index.realPath(e.layer, r.lowerPath!), flags);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // ELOOP is the ordinary answer for a symlink (O_NOFOLLOW); for anything else the
@@ -153,9 +156,9 @@ export class UnionFilesystem implements PathFilesystem {
       if (code === 'ENOENT' || code === 'ENOTDIR' || retyped) throw this.damage(r, `backing object missing or of another type (${code})`);
       throw err;
     }
-    const st = await fstatFd(fd);
-    const type = Number(st.mode) & S_IFMT;
-    if (type !== (e.mode & S_IFMT) || (type === S_IFREG && Number(st.size) !== e.size)) {
+    const st = fstatSync(fd);
+    const type = st.mode & S_IFMT;
+    if (type !== (e.mode & S_IFMT) || (type === S_IFREG && st.size !== e.size)) {
       await closeFd(fd);
       throw this.damage(r, type !== (e.mode & S_IFMT) ? `backing object is of another type (mode ${Number(st.mode).toString(8)}, index ${e.mode.toString(8)})` : `backing file has ${st.size} bytes, the index ${e.size}`);
     }
@@ -366,6 +369,12 @@ export class UnionFilesystem implements PathFilesystem {
     // the native fast path on, the binding answers those without asking JS.)
     if (!r.lower!.xattrs) return null;
     return sys.lgetxattr(this.backingPath(r), stored);
+  }
+
+  hasNoXattrs(path: string): boolean {
+    const r = this.view.tryResolve(path);
+    if (typeof r === 'string') return false;
+    return r.upper !== undefined ? r.upper.noXattrs === true : !r.lower!.xattrs;
   }
 
   async listxattr(path: string, caller?: Caller): Promise<string[]> {

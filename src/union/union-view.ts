@@ -166,6 +166,7 @@ export class UnionView {
         // round trip per entry); an entry that vanished meanwhile is listed bare.
         const child = this.tryResolve(childPath);
         if (typeof child !== 'string') {
+          if (child.upper !== undefined ? child.upper.noXattrs === true : !child.lower!.xattrs) entry.noXattrs = true;
           stats.push(this.stat(child).then((st) => void (entry.stat = st), () => undefined));
         }
       }
@@ -177,7 +178,7 @@ export class UnionView {
         if (seen.has(name)) continue;
         const child = this.index.get(joinPath(r.lowerPath!, name))!;
         // Lower-only children come with their stat: no getattr round trip per entry.
-        out.push({ name, stat: lowerStat(child) });
+        out.push(child.xattrs ? { name, stat: lowerStat(child) } : { name, stat: lowerStat(child), noXattrs: true });
       }
     }
     return out;
