@@ -16,6 +16,7 @@ import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { ChunkBatcher } from '../core/chunk-batcher.js';
 import { digestHex, parseDiffId, parseDigest, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import { MediaType, parseJsonObject, parseManifest, type Descriptor } from '../image/oci-types.js';
@@ -78,7 +79,7 @@ export async function commitContainer(store: Store, req: CommitRequest): Promise
     await mkdir(`${staged}/diff`, { recursive: true });
     const toExtractor = new PassThrough();
     tarTap.pipe(toExtractor);
-    const written = pipeline(p, tarTap, createGzip(), gzTap, createWriteStream(tmpBlob, { flags: 'wx' }));
+    const written = pipeline(p, new ChunkBatcher(), tarTap, createGzip(), gzTap, createWriteStream(tmpBlob, { flags: 'wx' }));
     const extracting = extractWithPrivilege(toExtractor, Buffer.from(`${staged}/diff`).toString('latin1'), { what: 'the new layer', maxEntrySize: defaultLimits().maxLayerSize });
     // Either side failing stops the other (a consumer that stops reading would stall the tee).
     written.catch((err: unknown) => toExtractor.destroy(err as Error));
