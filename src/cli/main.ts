@@ -5,14 +5,16 @@
  * how each verb may open the store in store-use.ts.
  */
 import { Command, CommanderError } from 'commander';
-import { recoverRunsAndReport } from '../sandbox/recover-runs.js';
-import { Supervisor } from '../supervisor/supervisor.js';
 import { exitCodeFor, printError, usageExitCode } from './exit-codes.js';
 import { openStore, storeUseOf } from './store-use.js';
 import { packageVersion } from './package-version.js';
-import { registerVerbs } from './verbs/index.js';
+import { registerVerbs, verbInArgs } from './verbs/index.js';
 
-export function buildProgram(): Command {
+/**
+ * The program with every verb; only the module of the verb `args` (argv after the script)
+ * runs is loaded, or every module with 'all'.
+ */
+export async function buildProgram(args: readonly string[] | 'all'): Promise<Command> {
   const program = new Command('layerfs')
     .description('A union-filesystem runtime for container images, served over FUSE')
     .version(`layerfs version ${packageVersion()}`, '-v, --version', 'print the version')
@@ -21,12 +23,14 @@ export function buildProgram(): Command {
     // docker does; the whole help after every typo buries the line that matters.
     .configureOutput({ outputError: () => undefined })
     .exitOverride();
-  registerVerbs(program);
+  await registerVerbs(program, args === 'all' ? 'all' : verbInArgs(args));
   // Before any verb: a container whose monitor died is stopped and its runtime state
   // deleted; one whose mount process was killed has its dead mount cleared. Writable
   // layers stay, so no command trips over ENOTCONN or a stale runc container.
   program.hook('preAction', async (_program, action) => {
     if (storeUseOf(action) === 'none') return;
+    // Imported here, not at the top: --version and --help never need them.
+    const [{ recoverRunsAndReport }, { Supervisor }] = await Promise.all([import('../sandbox/recover-runs.js'), import('../supervisor/supervisor.js')]);
     const store = await openStore(action);
     await recoverRunsAndReport(store);
     const fixed = await new Supervisor(store).recover();
@@ -65,7 +69,7 @@ function parseErrorLine(err: CommanderError): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv.slice(2));
   const verb = verbOf(program, argv.slice(2));
   try {
     await program.parseAsync(argv);
