@@ -10,7 +10,7 @@
  * the lock), and that layout is loaded as `layerfs load` loads one (store/layout-import.ts).
  */
 import { createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { access, copyFile, link, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -143,7 +143,8 @@ export async function commitContainer(store: Store, req: CommitRequest): Promise
     return { id, names: ref ? [familiarString(ref)] : [], diffId, blob, blobSize: gzTap.size, tar };
   } finally {
     await rm(layout, { recursive: true, force: true });
-    await removeTree(staged);
+    // Gone when the loader took it; a rootless removal spawns a helper, so look first.
+    if (await access(staged).then(() => true, () => false)) await removeTree(staged);
   }
 }
 
