@@ -73,8 +73,74 @@ async function isArchive(file: string): Promise<boolean> {
   }
 }
 
+/**
+ * Files copied at once in one COPY. Each file is five calls (create, write, chown, chmod,
+ * utimes) through the FUSE mount, served by another process; one at a time, the copy
+ * waited on every round trip (2,000 small files: native-notes/build.md).
+ */
+const PARALLEL_FILES = 8;
+
+/** At most `free` holders at once. */
+class Slots {
+  private readonly waiting: Array<() => void> = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+/**
+ * Copies the entries of host directory `srcDir` into `dstDir` inside the mount. Files
+ * (and symlinks) run in parallel under the COPY's slots; subdirectories one at a time,
+ * holding no slot (their files take slots), so nesting cannot deadlock or multiply the
+ * files in flight. The first entry goes alone: it makes the mount copy `dstDir` up once,
+ * before concurrent creates in it. Returns when every entry is done (the caller then
+ * sets `dstDir`'s own mtime, which each create changed); the first error is thrown then.
+ */
+async function copyEntries(srcDir: string, dstDir: string, spec: CopySpec, slots: Slots): Promise<void> {
+  const inFlight = new Set<Promise<void>>();
+  let failure: { err: unknown } | undefined;
+  let first = true;
+  for (const name of (await readdir(srcDir)).sort()) {
+    if (failure) break;
+    const src = join(srcDir, name);
+    const dst = join(dstDir, name);
+    if (spec.excluded?.(src)) continue;
+    if (first || (await lstat(src)).isDirectory()) {
+      first = false;
+      try {
+        await copyTree(src, dst, spec, slots);
+      } catch (err) {
+        failure ??= { err };
+      }
+      continue;
+    }
+    await slots.acquire();
+    const task: Promise<void> = copyTree(src, dst, spec, slots)
+      .catch((err: unknown) => {
+        failure ??= { err };
+      })
+      .finally(() => {
+        slots.release();
+        inFlight.delete(task);
+      });
+    inFlight.add(task);
+  }
+  await Promise.all(inFlight);
+  if (failure) throw failure.err;
+}
+
 /** Copies one host path to a host path inside the mount, recursively. */
-async function copyTree(src: string, dst: string, spec: CopySpec): Promise<void> {
+async function copyTree(src: string, dst: string, spec: CopySpec, slots: Slots): Promise<void> {
   if (spec.excluded?.(src)) return;
   const st = await lstat(src);
   const existing = await lstatOrUndefined(dst);
@@ -83,7 +149,7 @@ async function copyTree(src: string, dst: string, spec: CopySpec): Promise<void>
   if (st.isDirectory()) {
     if (existing && !existing.isDirectory()) await rm(dst, { force: true });
     if (!existing?.isDirectory()) await mkdir(dst);
-    for (const name of (await readdir(src)).sort()) await copyTree(join(src, name), join(dst, name), spec);
+    await copyEntries(src, dst, spec, slots);
     await lchown(dst, uid, gid);
     await chmod(dst, spec.chmod ?? st.mode & 0o7777);
     await utimes(dst, st.atime, st.mtime);
@@ -109,6 +175,7 @@ export async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
   const destHost = await resolveInRootfs(rootfs, spec.dest);
   const destSt = await lstatOrUndefined(destHost);
   const intoDir = destDir || !!destSt?.isDirectory();
+  const slots = new Slots(PARALLEL_FILES);
   for (const item of spec.items) {
     if (item.kind === 'heredoc' || item.kind === 'download') {
       const target = intoDir ? join(await ensureDir(rootfs, spec.dest), item.name) : join(await ensureDir(rootfs, posix.dirname(spec.dest)), basename(spec.dest));
@@ -124,7 +191,7 @@ export async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
     if (item.isDir) {
       // The folder's contents, not the folder itself (DEST keeps its own metadata).
       const dir = await ensureDir(rootfs, spec.dest);
-      for (const name of (await readdir(item.abs)).sort()) await copyTree(join(item.abs, name), join(dir, name), spec);
+      await copyEntries(item.abs, dir, spec, slots);
       continue;
     }
     if (spec.extract && (await isArchive(item.abs))) {
@@ -137,6 +204,6 @@ export async function copyInto(rootfs: string, spec: CopySpec): Promise<void> {
       continue;
     }
     const target = intoDir ? join(await ensureDir(rootfs, spec.dest), basename(item.abs)) : join(await ensureDir(rootfs, posix.dirname(spec.dest)), basename(spec.dest));
-    await copyTree(item.abs, target, spec);
+    await copyTree(item.abs, target, spec, slots);
   }
 }

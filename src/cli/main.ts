@@ -4,35 +4,33 @@
  * program. Global options live here; exit codes and error printing in exit-codes.ts;
  * how each verb may open the store in store-use.ts.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { recoverRunsAndReport } from '../sandbox/recover-runs.js';
-import { Supervisor } from '../supervisor/supervisor.js';
 import { exitCodeFor, printError, usageExitCode } from './exit-codes.js';
 import { openStore, storeUseOf } from './store-use.js';
-import { registerVerbs } from './verbs/index.js';
+import { packageVersion } from './package-version.js';
+import { registerVerbs, verbInArgs } from './verbs/index.js';
 
-/** package.json's version (dist/cli/main.js and src/cli/main.ts are both two levels below it). */
-function version(): string {
-  return (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-}
-
-export function buildProgram(): Command {
+/**
+ * The program with every verb; only the module of the verb `args` (argv after the script)
+ * runs is loaded, or every module with 'all'.
+ */
+export async function buildProgram(args: readonly string[] | 'all'): Promise<Command> {
   const program = new Command('layerfs')
     .description('A union-filesystem runtime for container images, served over FUSE')
-    .version(`layerfs version ${version()}`, '-v, --version', 'print the version')
+    .version(`layerfs version ${packageVersion()}`, '-v, --version', 'print the version')
     .option('--root <dir>', 'store root (default: $LAYERFS_ROOT, else /var/lib/layerfs for root, $XDG_DATA_HOME/layerfs (~/.local/share/layerfs) for other users)')
     // A parse error is one line and a pointer to the verb's help (printed by main), as
     // docker does; the whole help after every typo buries the line that matters.
     .configureOutput({ outputError: () => undefined })
     .exitOverride();
-  registerVerbs(program);
+  await registerVerbs(program, args === 'all' ? 'all' : verbInArgs(args));
   // Before any verb: a container whose monitor died is stopped and its runtime state
   // deleted; one whose mount process was killed has its dead mount cleared. Writable
   // layers stay, so no command trips over ENOTCONN or a stale runc container.
   program.hook('preAction', async (_program, action) => {
     if (storeUseOf(action) === 'none') return;
+    // Imported here, not at the top: --version and --help never need them.
+    const [{ recoverRunsAndReport }, { Supervisor }] = await Promise.all([import('../sandbox/recover-runs.js'), import('../supervisor/supervisor.js')]);
     const store = await openStore(action);
     await recoverRunsAndReport(store);
     const fixed = await new Supervisor(store).recover();
@@ -71,7 +69,7 @@ function parseErrorLine(err: CommanderError): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv.slice(2));
   const verb = verbOf(program, argv.slice(2));
   try {
     await program.parseAsync(argv);

@@ -21,6 +21,11 @@ export interface OverlayArgs {
   mountpoint: string;
   foreground: boolean;
   readOnly: boolean;
+  /**
+   * `volatile` (podman asks for it for `--rm` containers) or fuse-overlayfs's `fsync=0`:
+   * copy-ups skip flushing their data (UnionMountConfig.volatile).
+   */
+  volatile: boolean;
   /** `engine=layerfs|fuse-native`: the FUSE engine (src/fuse/engine-choice.ts). */
   engine?: EngineName;
   /** Options passed on to libfuse unchanged. */
@@ -31,7 +36,7 @@ export interface OverlayArgs {
 
 /** Options with no effect on layerfs, accepted for compatibility. */
 const IGNORED = new Set([
-  'volatile', 'fsync', 'noexec', 'exec', 'rw', 'noatime', 'relatime',
+  'fsync', 'noexec', 'exec', 'rw', 'noatime', 'relatime',
   'strictatime', 'squash_to_root', 'squash_to_uid', 'squash_to_gid', 'static_nlink', 'noacl', 'xino',
   'redirect_dir', 'index', 'metacopy', 'uidmapping', 'gidmapping', 'timeout', 'threaded', 'writeback',
   'noxattrs', 'plugins', 'context', 'fscontext', 'defcontext', 'rootcontext', 'userxattr', 'auto_unmount',
@@ -66,7 +71,7 @@ export function parseOverlayArgs(argv: string[], cwd = process.cwd()): OverlayAr
   const mountpoint = positional.at(-1);
   if (!mountpoint) throw new LayerfsError('INVALID_ARGUMENT', 'no mount point given', { hint: 'usage: layerfs-overlay -o lowerdir=…,upperdir=…,workdir=… MOUNTPOINT' });
 
-  const out: OverlayArgs = { lowerDirs: [], mountpoint: resolve(cwd, mountpoint), foreground, readOnly: false, fuseOptions: [], notes: [] };
+  const out: OverlayArgs = { lowerDirs: [], mountpoint: resolve(cwd, mountpoint), foreground, readOnly: false, volatile: false, fuseOptions: [], notes: [] };
   for (const opt of opts) {
     if (opt === '') continue;
     const eq = opt.indexOf('=');
@@ -76,6 +81,7 @@ export function parseOverlayArgs(argv: string[], cwd = process.cwd()): OverlayAr
     else if (key === 'upperdir') out.upperDir = resolve(cwd, value);
     else if (key === 'workdir') out.workDir = resolve(cwd, value);
     else if (key === 'layerfs_index') out.indexCache = resolve(cwd, value);
+    else if (key === 'volatile' || (key === 'fsync' && value === '0')) out.volatile = true;
     else if (key === 'engine') out.engine = parseEngine(value, '-o engine=');
     else if (PASSED.has(key)) {
       out.fuseOptions.push(opt);

@@ -12,7 +12,8 @@
 import type { Command } from 'commander';
 import { LayerfsError } from '../core/errors.js';
 import { defaultStoreRoot } from '../core/user-dirs.js';
-import { resolveRoot, Store } from '../store/index.js';
+import { resolveRoot } from '../store/store-paths.js';
+import type { Store } from '../store/store.js';
 
 export type StoreUse = 'create' | 'existing' | 'none';
 
@@ -87,7 +88,8 @@ export function openStore(cmd: Command): Promise<Store> {
   const create = use === 'create' || root === defaultStoreRoot();
   let p = opened.get(root);
   if (!p) {
-    p = Store.open(root, { create });
+    // Imported when a verb opens the store, not at start-up: --help and --version never do.
+    p = import('../store/store.js').then(({ Store }) => Store.open(root, { create }));
     opened.set(root, p);
     p.catch(() => opened.delete(root));
   }

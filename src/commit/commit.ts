@@ -10,15 +10,17 @@
  * the lock), and that layout is loaded as `layerfs load` loads one (store/layout-import.ts).
  */
 import { createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { access, copyFile, link, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
-import { digestHex, parseDigest, type Digest } from '../core/digest.js';
+import { ChunkBatcher } from '../core/chunk-batcher.js';
+import { digestHex, parseDiffId, parseDigest, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { type Descriptor, familiarString, MediaType, parseJsonObject, parseManifest, parseReference } from '../image/index.js';
-import { HashTap, loadLayoutImage, stagingName, type Store } from '../store/index.js';
+import { defaultLimits, type Descriptor, familiarString, MediaType, parseJsonObject, parseManifest, parseReference } from '../image/index.js';
+import { extractWithPrivilege, HashTap, loadLayoutImage, removeTree, stagingName, type Store, unlockedStagingName } from '../store/index.js';
 import { applyConfigChanges } from './config-changes.js';
 import { openContainerView } from '../inspect/index.js';
 import { writeLayerTar, type LayerTarStats } from './layer-tar.js';
@@ -56,24 +58,37 @@ export async function commitContainer(store: Store, req: CommitRequest): Promise
   const layout = `${dirname(req.upperDir)}/.commit-${stagingName()}`;
   await clearStaleLayouts(dirname(req.upperDir));
   const blobs = `${layout}/blobs/sha256`;
+  // The new layer's cache, until the loader renames it into place (gone if it did).
+  const staged = `${store.paths.layersDir}/${unlockedStagingName()}`;
   await mkdir(blobs, { recursive: true });
   try {
-    // 1. The layer: tar → (diff_id) → gzip → (digest) → file.
+    // 1. The layer: tar → (diff_id) → gzip → (digest) → file, and the same tar into the
+    // extractor the loader uses, writing the new layer cache in a staging folder of the
+    // layers directory: the loader verifies the blob and renames that folder into place
+    // instead of decompressing and extracting it a second time (the same code on the same
+    // bytes, so the cache is what a load of the blob gives; `layerfs check` compares them).
     const tarTap = new HashTap();
     const gzTap = new HashTap();
     const tmpBlob = `${blobs}/layer.tmp`;
     const p = pack();
-    const written = pipeline(p, tarTap, createGzip(), gzTap, createWriteStream(tmpBlob, { flags: 'wx' }));
+    await mkdir(`${staged}/diff`, { recursive: true });
+    const toExtractor = new PassThrough();
+    tarTap.pipe(toExtractor);
+    const written = pipeline(p, new ChunkBatcher(), tarTap, createGzip(), gzTap, createWriteStream(tmpBlob, { flags: 'wx' }));
+    const extracting = extractWithPrivilege(toExtractor, Buffer.from(`${staged}/diff`).toString('latin1'), { what: 'the new layer', maxEntrySize: defaultLimits().maxLayerSize });
+    // Either side failing stops the other (a consumer that stops reading would stall the tee).
+    written.catch((err: unknown) => toExtractor.destroy(err as Error));
+    extracting.catch((err: unknown) => p.destroy(err as Error));
     let tar: LayerTarStats;
     try {
       tar = await writeLayerTar(cv, p);
       p.finalize();
     } catch (err) {
       p.destroy(err as Error);
-      await written.catch(() => undefined);
+      await Promise.allSettled([written, extracting]);
       throw err;
     }
-    await written;
+    const [, extracted] = await Promise.all([written, extracting]);
     const diffId = tarTap.digest();
     const blob = gzTap.digest();
     await rename(tmpBlob, `${blobs}/${digestHex(blob)}`);
@@ -112,10 +127,19 @@ export async function commitContainer(store: Store, req: CommitRequest): Promise
     const docker = base.mediaType === MediaType.dockerManifest;
     const layers: Descriptor[] = base.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
     layers.push({ mediaType: docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip, digest: blob, size: gzTap.size });
-    const id = await loadLayoutImage(store, { layout, configBytes: Buffer.from(JSON.stringify(newConfig)), layers, docker, ref });
+    const id = await loadLayoutImage(store, {
+      layout,
+      configBytes: Buffer.from(JSON.stringify(newConfig)),
+      layers,
+      docker,
+      ref,
+      extracted: new Map([[parseDiffId(diffId), { staging: staged, size: extracted.size }]]),
+    });
     return { id, names: ref ? [familiarString(ref)] : [], diffId, blob, blobSize: gzTap.size, tar };
   } finally {
     await rm(layout, { recursive: true, force: true });
+    // Gone when the loader took it; a rootless removal spawns a helper, so look first.
+    if (await access(staged).then(() => true, () => false)) await removeTree(staged);
   }
 }
 

@@ -72,6 +72,8 @@ export interface DirEntry {
   name: string;
   /** When present, served to the kernel with the entry (saves a getattr per entry). */
   stat?: FileStat;
+  /** True when the object is known to have no xattr at all (as hasNoXattrs would say). */
+  noXattrs?: boolean;
 }
 
 /** RENAME_* flags of renameat2(2). */
@@ -116,6 +118,12 @@ export interface PathFilesystem {
   /** Names as the caller may see them (see getxattr on `caller`). */
   listxattr(path: string, caller?: Caller): Promise<string[]>;
   removexattr(path: string, name: string, caller: Caller): Promise<void>;
+  /**
+   * True when `path` is known to carry no xattr at all (getxattr would answer ENODATA for
+   * any name, listxattr nothing), answered synchronously: a server then skips the call
+   * (`ls -l` asks two names of every file). False when unknown or missing.
+   */
+  hasNoXattrs?(path: string): boolean;
   statfs(path: string): Promise<StatFs>;
   /**
    * Whether the kernel may keep this open file's cached pages from earlier opens

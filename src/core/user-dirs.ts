@@ -8,6 +8,7 @@
  * `--root` / LAYERFS_ROOT override the store for both.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -19,6 +20,26 @@ export const SYSTEM_RUNTIME_DIR = '/run/layerfs';
 /** True when this process runs as an ordinary user (effective uid ≠ 0). */
 export function isRootless(): boolean {
   return (process.geteuid?.() ?? 0) !== 0;
+}
+
+let userns: boolean | undefined;
+
+/**
+ * True when this process runs in a user namespace other than the machine's: uid 0 there
+ * (rootless podman runs its mount_program so) is an ordinary user outside, without
+ * trusted.* xattrs or root's folders. The initial namespace maps every id to itself.
+ */
+export function inUserNamespace(): boolean {
+  if (userns === undefined) {
+    let map = '';
+    try {
+      map = readFileSync('/proc/self/uid_map', 'utf8');
+    } catch {
+      // No /proc: nothing says otherwise.
+    }
+    userns = map !== '' && map.trim().split(/\s+/).join(' ') !== '0 0 4294967295';
+  }
+  return userns;
 }
 
 /** An absolute XDG variable, else undefined (the spec says to ignore relative ones). */
@@ -35,9 +56,21 @@ export function defaultStoreRoot(): string {
 
 /** The runtime folder for this user (may not exist yet; create it with mode 0700). */
 export function runtimeDir(): string {
-  if (!isRootless()) return SYSTEM_RUNTIME_DIR;
+  if (!isRootless() && !inUserNamespace()) return SYSTEM_RUNTIME_DIR;
   const base = xdg('XDG_RUNTIME_DIR');
-  return base ? join(base, 'layerfs') : `/tmp/layerfs-run-${process.geteuid!()}`;
+  if (base) return join(base, 'layerfs');
+  // uid 0 of a user namespace is someone else outside: name the folder by the host uid.
+  return isRootless() ? `/tmp/layerfs-run-${process.geteuid!()}` : `/tmp/layerfs-run-ns${hostUidOfRoot()}`;
+}
+
+/** The host uid that uid 0 of this user namespace is (from /proc/self/uid_map), or 'unknown'. */
+function hostUidOfRoot(): string {
+  try {
+    const line = readFileSync('/proc/self/uid_map', 'utf8').split('\n').find((l) => l.trim().split(/\s+/)[0] === '0');
+    return line?.trim().split(/\s+/)[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /**

@@ -63,6 +63,9 @@ export interface FuseDevice {
   /** FUSE_DEV_IOC_BACKING_OPEN: a backing id, or throws an Error with .errno/.code. */
   backingOpen(fd: number): number;
   backingClose(id: number): void;
+  /** Marks node `nodeid` as having no xattr (or no longer): while marked, the JS-thread
+   *  request loop answers its GETXATTR (ENODATA) and LISTXATTR (empty) itself. */
+  setNoXattrs(nodeid: bigint, on: boolean): void;
   /** Written by a notify thread, in call order; resolves when the kernel took it (also when
    *  it had nothing cached). Never await it inside the request it concerns: the kernel may
    *  need a lock that request holds. */
@@ -84,6 +87,7 @@ interface Binding {
   writeToFd(h: Handle, unique: bigint, fd: number, offset: bigint, data: Uint8Array): number;
   backingOpen(h: Handle, fd: number): number;
   backingClose(h: Handle, id: number): number;
+  setNoXattrs(h: Handle, nodeid: bigint, on: boolean): number;
   notifyInvalEntry(h: Handle, parent: bigint, name: Uint8Array): Promise<number>;
   notifyInvalInode(h: Handle, nodeid: bigint, offset: bigint, length: bigint): Promise<number>;
   teardown(h: Handle, detach: boolean): Promise<void>;
@@ -330,6 +334,11 @@ class Device implements FuseDevice {
   backingClose(id: number): void {
     const rc = this.native.backingClose(this.handle, id);
     if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'ioctl', `FUSE_DEV_IOC_BACKING_CLOSE of id ${id}`);
+  }
+
+  setNoXattrs(nodeid: bigint, on: boolean): void {
+    const rc = this.native.setNoXattrs(this.handle, nodeid, on);
+    if (rc !== 0) throw systemError(rc, 'setNoXattrs', `node ${nodeid}`);
   }
 
   async notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void> {

@@ -17,7 +17,7 @@ import { OpenFiles } from './open-files.js';
 import { OpenDirs, type PlusEntry } from './readdir.js';
 import { negotiateInit, type InitChoice } from './init.js';
 import {
-  attrOut, Body, entryOut, FAttr, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
+  attrOut, Body, entryOut, FAttr, FOpen, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
   readInHeader, statfsOut, writeOut, type InHeader, type Validity,
 } from './wire.js';
 
@@ -34,7 +34,9 @@ export interface DispatcherOptions {
   onUnexpectedError?: (err: unknown, op: string) => void;
 }
 
-type Reply = Buffer[] | null;
+/** The reply's parts; null: no reply; a number: that negative errno, without the cost of
+ * a thrown Error (for answers as common as ENODATA to `ls -l`'s getxattr). */
+type Reply = Buffer[] | null | number;
 
 const osErrno = constants.errno;
 const OPNAME: Record<number, string> = Object.fromEntries(Object.entries(Opcode).map(([k, v]) => [v, k.toLowerCase()]));
@@ -50,21 +52,35 @@ const SETXATTR_COMPAT_SIZE = 8;
 const INIT_IN_MIN_SIZE = 16;
 
 export class Dispatcher {
-  readonly nodes = new NodeTable();
+  readonly nodes: NodeTable;
   readonly dirs = new OpenDirs();
   files: OpenFiles;
   init: InitChoice | undefined;
   private readonly entryValid: Validity;
   private readonly negativeValid: Validity;
   private initWaiters: ((c: InitChoice) => void)[] = [];
+  /** Counts setxattr/removexattr/link requests: a listing taken before one may claim "no
+   * xattrs" for an object that has one now. */
+  private xattrEpoch = 0;
   /** Requests seen per opcode name (the bench counts READ/WRITE). */
   readonly counts = new Map<string, number>();
+  /** Microseconds from a request's arrival to its reply, summed per opcode name (the
+   * engine bench divides by counts: where the JavaScript time goes). */
+  readonly micros = new Map<string, number>();
 
   constructor(
     private readonly fs: PathFilesystem,
     private readonly device: FuseDevice,
     private readonly options: DispatcherOptions,
   ) {
+    this.nodes = new NodeTable((id, on) => {
+      try {
+        device.setNoXattrs(id, on);
+      } catch (err) {
+        // Out of memory for the set: the node's xattr requests keep reaching JS.
+        options.onUnexpectedError?.(err, 'setNoXattrs');
+      }
+    });
     this.entryValid = { entry: options.entrySeconds, attr: options.attrSeconds };
     this.negativeValid = { entry: options.negativeSeconds, attr: 0 };
     this.files = new OpenFiles(fs, device, { passthrough: false, directData: options.directData });
@@ -89,23 +105,36 @@ export class Dispatcher {
     }
     const op = OPNAME[h.opcode] ?? `opcode-${h.opcode}`;
     this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
+    const started = performance.now();
+    const took = () => this.micros.set(op, (this.micros.get(op) ?? 0) + Math.round((performance.now() - started) * 1000));
     let pending: Promise<Reply> | Reply;
     try {
       pending = this.run(h, new Body(req.subarray(IN_HEADER_SIZE)), op);
     } catch (err) {
       this.fail(h, op, err);
+      took();
       return;
     }
-    if (pending === null || Array.isArray(pending)) {
-      if (pending) this.send(h.unique, 0, pending);
+    if (!(pending instanceof Promise)) {
+      this.answer(h.unique, pending);
+      took();
       return;
     }
     pending.then(
       (payload) => {
-        if (payload) this.send(h.unique, 0, payload);
+        this.answer(h.unique, payload);
+        took();
       },
-      (err: unknown) => this.fail(h, op, err),
+      (err: unknown) => {
+        this.fail(h, op, err);
+        took();
+      },
     );
+  }
+
+  private answer(unique: bigint, r: Reply): void {
+    if (typeof r === 'number') this.send(unique, r, null);
+    else if (r) this.send(unique, 0, r);
   }
 
   private fail(h: InHeader, op: string, err: unknown): void {
@@ -304,9 +333,12 @@ export class Dispatcher {
         const [size, flags] = [s.u32('size'), s.u32('flags')];
         const name = b.name();
         const value = Buffer.from(b.bytes(size));
-        const path = this.pathOf(this.node(h.nodeid));
+        const n = this.node(h.nodeid);
+        const path = this.pathOf(n);
         this.trace(op, path);
-        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => []);
+        this.xattrChanged(n);
+        // Again once done: a getxattr or listing meanwhile may have seen none yet.
+        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => (this.xattrChanged(n), []));
       }
       case Opcode.GETXATTR: {
         const size = b.struct('fuse_getxattr_in').u32('size');
@@ -316,9 +348,11 @@ export class Dispatcher {
         return this.listxattr(h, b.struct('fuse_getxattr_in').u32('size'));
       case Opcode.REMOVEXATTR: {
         const name = b.name();
-        const path = this.pathOf(this.node(h.nodeid));
+        const n = this.node(h.nodeid);
+        const path = this.pathOf(n);
         this.trace(op, path);
-        return this.fs.removexattr(path, name, this.caller(h)).then(() => []);
+        this.xattrChanged(n);
+        return this.fs.removexattr(path, name, this.caller(h)).then(() => (this.xattrChanged(n), []));
       }
       case Opcode.OPENDIR:
         return this.opendir(h);
@@ -364,6 +398,7 @@ export class Dispatcher {
     }
     const node = this.nodes.remember(parent, name, st.ino, st.perName);
     node.lastStat = st;
+    if (!node.noXattrs) this.learnNoXattrs(node, path);
     return [entryOut(node.id, st, this.entryValid)];
   }
 
@@ -444,7 +479,9 @@ export class Dispatcher {
     const oldPath = this.pathOf(old);
     const newPath = this.childPath(parent, newName);
     this.trace('link', newPath);
+    this.xattrChanged(old);
     await this.fs.link(oldPath, newPath, this.caller(h));
+    this.xattrChanged(old);
     // Linking may have copied the old name up as an object of its own (a lower hard link):
     // its node takes the new identity first, so the new name joins it.
     await this.statNode(old).catch(() => undefined);
@@ -519,26 +556,47 @@ export class Dispatcher {
     return [];
   }
 
-  private async getxattr(h: InHeader, size: number, name: string): Promise<Reply> {
-    const path = this.pathOf(this.node(h.nodeid));
+  private getxattr(h: InHeader, size: number, name: string): Promise<Reply> | Reply {
+    const n = this.node(h.nodeid);
+    // Known: the device's request loop answers these itself; one still in flight lands here.
+    if (n.noXattrs) return -Errno.ENODATA;
+    const path = this.pathOf(n);
     this.trace('getxattr', path);
-    const v = await this.fs.getxattr(path, name, this.caller(h));
-    if (v === null) throw errno('ENODATA');
-    return sized(v, size);
+    if (this.learnNoXattrs(n, path)) return -Errno.ENODATA;
+    return this.fs.getxattr(path, name, this.caller(h)).then((v) => (v === null ? -Errno.ENODATA : sized(v, size)));
   }
 
-  private async listxattr(h: InHeader, size: number): Promise<Reply> {
-    const path = this.pathOf(this.node(h.nodeid));
+  private listxattr(h: InHeader, size: number): Promise<Reply> | Reply {
+    const n = this.node(h.nodeid);
+    if (n.noXattrs) return sized(Buffer.alloc(0), size);
+    const path = this.pathOf(n);
     this.trace('listxattr', path);
-    const names = await this.fs.listxattr(path, this.caller(h));
-    return sized(Buffer.from(names.map((n) => n + '\0').join(''), 'latin1'), size);
+    if (this.learnNoXattrs(n, path)) return sized(Buffer.alloc(0), size);
+    return this.fs.listxattr(path, this.caller(h)).then((names) => sized(Buffer.from(names.map((x) => x + '\0').join(''), 'latin1'), size));
   }
 
-  private async opendir(h: InHeader): Promise<Reply> {
+  private xattrChanged(n: Node): void {
+    n.noXattrs = false;
+    this.xattrEpoch++;
+  }
+
+  /** Whether the object at `path` (node `n`) has no xattr at all; a yes is kept on the
+   * node (and in the device), so `ls -l`'s two getxattr per file reach JS at most once. */
+  private learnNoXattrs(n: Node, path: string): boolean {
+    if (!this.fs.hasNoXattrs?.(path)) return false;
+    n.noXattrs = true;
+    return true;
+  }
+
+  private opendir(h: InHeader): Reply {
     const path = this.pathOf(this.node(h.nodeid));
     this.trace('opendir', path);
-    const fh = this.dirs.open(path, await this.fs.readdir(path));
-    return [openOut(fh, 0, 0)];
+    const fh = this.dirs.open(path);
+    // The kernel keeps the listing in the directory's page cache and serves later
+    // opendir/readdir from it. Every change of a listing is a request to this mount, after
+    // which the kernel drops that cache itself (fuse_dir_changed bumps the directory's
+    // i_version, checked at offset 0): warm `find` reads no dirents from the engine.
+    return [openOut(fh, FOpen.CACHE_DIR | FOpen.KEEP_CACHE, 0)];
   }
 
   private async readdir(h: InHeader, s: ReturnType<Body['struct']>, plus: boolean): Promise<Reply> {
@@ -549,21 +607,29 @@ export class Dispatcher {
     const open = this.dirs.get(fh);
     if (open === undefined) throw errno('EBADF');
     this.trace(plus ? 'readdirplus' : 'readdir', open.path);
-    if (this.dirs.wantsRefresh(fh, offset)) this.dirs.refresh(fh, await this.fs.readdir(open.path));
+    if (this.dirs.wantsRefresh(fh, offset)) {
+      // By the directory's name now (it may have been renamed since OPENDIR).
+      const path = this.nodes.path(dir) ?? open.path;
+      const epoch = this.xattrEpoch;
+      this.dirs.refresh(fh, await this.fs.readdir(path), epoch);
+    }
     const parent = dir.links[0]?.parent;
     const dots: [bigint, bigint] = [inoOf(dir), parent ? inoOf(parent) : 0n];
     if (!plus) return [this.dirs.pack(fh, offset, size, dots)];
-    const resolve = async (e: DirEntry): Promise<PlusEntry | null> => {
-      let st = e.stat;
-      if (st === undefined) {
-        const p = this.nodes.childPath(dir, e.name);
-        if (p === undefined) return null;
-        st = await this.fs.getattr(p).catch(() => undefined);
-        if (st === undefined) return null;
-      }
+    // The listing's "no xattrs" facts hold unless an xattr changed since it was taken.
+    const trustNoXattrs = open.xattrEpoch === this.xattrEpoch;
+    const entryOf = (e: DirEntry, st: FileStat): PlusEntry => {
       const node = this.nodes.remember(dir, e.name, st.ino, st.perName);
       node.lastStat = st;
+      // Learnt now, `ls -l`'s two getxattr per entry never reach JS.
+      if (e.noXattrs === true && trustNoXattrs) node.noXattrs = true;
       return { nodeid: node.id, stat: st };
+    };
+    const resolve = (e: DirEntry): PlusEntry | null | Promise<PlusEntry | null> => {
+      if (e.stat !== undefined) return entryOf(e, e.stat);
+      const p = this.nodes.childPath(dir, e.name);
+      if (p === undefined) return null;
+      return this.fs.getattr(p).then((st) => entryOf(e, st), () => null);
     };
     return [await this.dirs.packPlus(fh, offset, size, dots, resolve, this.entryValid)];
   }

@@ -22,6 +22,8 @@ const INIT_TIMEOUT_MS = 30_000;
 export interface EngineMount extends FuseMount {
   /** Requests that reached the engine, per opcode name (the bench counts READ/WRITE). */
   readonly requestCounts: ReadonlyMap<string, number>;
+  /** Microseconds from arrival to reply, summed per opcode name. */
+  readonly requestMicros: ReadonlyMap<string, number>;
   /** Whether the kernel accepted FUSE passthrough. */
   readonly passthrough: boolean;
 }
@@ -99,6 +101,7 @@ export async function serveWithEngine(filesystem: PathFilesystem, mountpoint: st
   return {
     mountpoint,
     requestCounts: dispatcher.counts,
+    requestMicros: dispatcher.micros,
     passthrough: dispatcher.init?.passthrough ?? false,
     async unmount() {
       if (unmounted) return;

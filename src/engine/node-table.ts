@@ -24,13 +24,32 @@ export class Node {
   retired = false;
   /** The attributes last sent to the kernel for it (what a retired node keeps showing). */
   lastStat: FileStat | undefined;
+  private noXattrsKnown = false;
 
   constructor(
     readonly id: bigint,
     /** st_ino, the object's identity. */
     public ino: string,
+    private readonly onNoXattrs?: NoXattrsHook,
   ) {}
+
+  /** The filesystem said the object has no xattr (PathFilesystem.hasNoXattrs): getxattr
+   * and listxattr are answered without it (by the device's request loop, through the
+   * hook). Cleared by whatever may add one through the mount (setxattr, removexattr,
+   * link), when the node changes identity, and when it is forgotten. */
+  get noXattrs(): boolean {
+    return this.noXattrsKnown;
+  }
+
+  set noXattrs(on: boolean) {
+    if (on === this.noXattrsKnown) return;
+    this.noXattrsKnown = on;
+    this.onNoXattrs?.(this.id, on);
+  }
 }
+
+/** Told when a node's noXattrs changes (the device answers for marked nodes). */
+export type NoXattrsHook = (id: bigint, on: boolean) => void;
 
 export class NodeTable {
   private readonly byId = new Map<bigint, Node>();
@@ -39,8 +58,8 @@ export class NodeTable {
   private nextId = FUSE_ROOT_ID + 1n;
   readonly root: Node;
 
-  constructor() {
-    this.root = new Node(FUSE_ROOT_ID, 'root');
+  constructor(private readonly onNoXattrs?: NoXattrsHook) {
+    this.root = new Node(FUSE_ROOT_ID, 'root', onNoXattrs);
     this.root.lookups = 1n;
     this.byId.set(FUSE_ROOT_ID, this.root);
   }
@@ -92,7 +111,7 @@ export class NodeTable {
     if (node === undefined) {
       node = perName ? undefined : this.byIno.get(k);
       if (node === undefined) {
-        node = new Node(this.nextId++, k);
+        node = new Node(this.nextId++, k, this.onNoXattrs);
         this.byId.set(node.id, node);
         if (!perName) this.byIno.set(k, node);
       }
@@ -111,6 +130,7 @@ export class NodeTable {
    */
   retire(node: Node): void {
     node.retired = true;
+    node.noXattrs = false;
     for (const l of node.links) {
       const nk = key(l.parent, l.name);
       if (this.byName.get(nk) === node) this.byName.delete(nk);
@@ -144,6 +164,7 @@ export class NodeTable {
     node.lookups -= n;
     if (node.lookups > 0n) return;
     this.byId.delete(id);
+    node.noXattrs = false;
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     for (const l of node.links) {
       const nk = key(l.parent, l.name);
@@ -164,6 +185,7 @@ export class NodeTable {
     const k = String(ino);
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     node.ino = k;
+    node.noXattrs = false;
     if (!this.byIno.has(k)) this.byIno.set(k, node);
   }
 

@@ -9,8 +9,13 @@ import { direntSize, direntType, LAYOUT, writeDirent, writeEntry, type Validity 
 
 interface OpenDir {
   path: string;
-  entries: DirEntry[];
+  /** Taken at the first READDIR, not at OPENDIR: with the listing in the kernel's cache
+   * (FOPEN_CACHE_DIR) most opens read nothing, and building one costs ~1 ms per 100 entries. */
+  entries: DirEntry[] | undefined;
   served: boolean;
+  /** The caller's xattr-change count when the listing was taken (its noXattrs are facts
+   * of that moment). */
+  xattrEpoch: number;
 }
 
 /** An entry as the dispatcher resolves it for READDIRPLUS: a node id (0: no entry) and stat. */
@@ -26,10 +31,10 @@ export class OpenDirs {
   private readonly dirs = new Map<number, OpenDir>();
   private next = 1;
 
-  open(path: string, entries: DirEntry[]): number {
+  open(path: string, entries?: DirEntry[]): number {
     while (this.dirs.has(this.next)) this.next = this.next >= 0x7fffffff ? 1 : this.next + 1;
     const fh = this.next++;
-    this.dirs.set(fh, { path, entries, served: false });
+    this.dirs.set(fh, { path, entries, served: false, xattrEpoch: -1 });
     return fh;
   }
 
@@ -41,21 +46,21 @@ export class OpenDirs {
     this.dirs.delete(fh);
   }
 
-  /** Whether READDIR at `offset` wants a fresh listing first (a rewind). */
+  /** Whether READDIR at `offset` wants a listing first: none taken yet, or a rewind. */
   wantsRefresh(fh: number, offset: number): boolean {
     const d = this.dirs.get(fh);
-    return d !== undefined && offset === 0 && d.served;
+    return d !== undefined && (d.entries === undefined || (offset === 0 && d.served));
   }
 
-  refresh(fh: number, entries: DirEntry[]): void {
+  refresh(fh: number, entries: DirEntry[], xattrEpoch = -1): void {
     const d = this.dirs.get(fh);
-    if (d) Object.assign(d, { entries, served: false });
+    if (d) Object.assign(d, { entries, served: false, xattrEpoch });
   }
 
   /** READDIR: the dirents from `offset` that fit in `size` bytes. */
   pack(fh: number, offset: number, size: number, dotInos: [bigint, bigint]): Buffer {
     const d = this.dirs.get(fh);
-    if (d === undefined) return Buffer.alloc(0);
+    if (d?.entries === undefined) return Buffer.alloc(0);
     d.served = true;
     const out = Buffer.alloc(Math.min(size, 1 << 20));
     let used = 0;
@@ -78,11 +83,11 @@ export class OpenDirs {
     offset: number,
     size: number,
     dotInos: [bigint, bigint],
-    resolve: (e: DirEntry) => Promise<PlusEntry | null>,
+    resolve: (e: DirEntry) => PlusEntry | null | Promise<PlusEntry | null>,
     valid: Validity,
   ): Promise<Buffer> {
     const d = this.dirs.get(fh);
-    if (d === undefined) return Buffer.alloc(0);
+    if (d?.entries === undefined) return Buffer.alloc(0);
     d.served = true;
     const out = Buffer.alloc(Math.min(size, 1 << 20));
     const entrySize = LAYOUT.fuse_entry_out.size;
@@ -92,7 +97,11 @@ export class OpenDirs {
       const len = direntSize(row.name.length, true);
       if (used + len > out.length) break;
       let plus: PlusEntry | null = null;
-      if (i >= 2) plus = await resolve(d.entries[i - 2]!);
+      if (i >= 2) {
+        // Entries that came with their stat resolve without a microtask each.
+        const r = resolve(d.entries[i - 2]!);
+        plus = r instanceof Promise ? await r : r;
+      }
       if (plus) writeEntry(out, used, plus.nodeid, plus.stat, valid);
       const ino = plus ? BigInt(plus.stat.ino) : row.ino;
       const type = plus ? direntType(plus.stat.mode) : row.type;
@@ -104,7 +113,7 @@ export class OpenDirs {
 
   private row(d: OpenDir, i: number, dotInos: [bigint, bigint]): { name: Buffer; ino: bigint; type: number } {
     if (i < 2) return { name: Buffer.from(i === 0 ? '.' : '..'), ino: dotInos[i] || UNKNOWN_INO, type: 4 };
-    const e = d.entries[i - 2]!;
+    const e = d.entries![i - 2]!;
     // DT_UNKNOWN when no stat came with the entry: readdir(3) users then stat it.
     return { name: Buffer.from(e.name, 'latin1'), ino: e.stat ? BigInt(e.stat.ino) : UNKNOWN_INO, type: e.stat ? direntType(e.stat.mode) : 0 };
   }

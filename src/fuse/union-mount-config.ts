@@ -34,6 +34,11 @@ export interface UnionMountConfig {
    * the index: store/damage-record.ts); the supervisor passes `containers/<id>/damage.json`.
    */
   damageFile?: string;
+  /**
+   * Read the AUFS whiteout format too (src/union/aufs-whiteouts.ts): containers-storage
+   * writes its layers so when layerfs-overlay is its mount_program.
+   */
+  aufsWhiteouts?: boolean;
   /** Which engine serves the mount (src/fuse/engine-choice.ts); absent: LAYERFS_ENGINE or the default. */
   engine?: EngineName;
 }
@@ -54,6 +59,9 @@ export function parseUnionMountConfig(json: string): UnionMountConfig {
   }
   if (o.volatile !== undefined && typeof o.volatile !== 'boolean') {
     throw new LayerfsError('INVALID_ARGUMENT', 'volatile must be true or false');
+  }
+  if (o.aufsWhiteouts !== undefined && typeof o.aufsWhiteouts !== 'boolean') {
+    throw new LayerfsError('INVALID_ARGUMENT', 'aufsWhiteouts must be true or false');
   }
   if (o.damageFile !== undefined && (typeof o.damageFile !== 'string' || o.damageFile === '')) {
     throw new LayerfsError('INVALID_ARGUMENT', 'damageFile must be a file path');

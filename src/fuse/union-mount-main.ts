@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     workDir: config.workDir,
     indexCache: config.indexCache,
     volatile: config.volatile === true,
+    aufsWhiteouts: config.aufsWhiteouts === true,
     // Once per damaged path: the layer and path to the mount log, the first one to damage.json.
     onDamage: (d) => {
       log(`damaged layer ${d.layer}: ${JSON.stringify(d.path)}: ${d.reason}; answering EIO (\`layerfs check --repair\` re-extracts the layer)`);
@@ -69,8 +70,13 @@ async function main(): Promise<void> {
   };
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => stop(s));
   // SIGUSR2 logs the requests the layerfs engine received (scripts/bench counts READ/WRITE).
-  const counts = (mount as Partial<EngineMount>).requestCounts;
-  if (counts) process.on('SIGUSR2', () => log(`request counts ${JSON.stringify(Object.fromEntries(counts))}`));
+  const { requestCounts: counts, requestMicros: micros } = mount as Partial<EngineMount>;
+  if (counts) {
+    process.on('SIGUSR2', () => {
+      log(`request counts ${JSON.stringify(Object.fromEntries(counts))}`);
+      if (micros) log(`request micros ${JSON.stringify(Object.fromEntries(micros))}`);
+    });
+  }
 
   // `umount` by someone else ends libfuse's loop but not this process: notice and exit,
   // so no server lingers without a mount.

@@ -24,7 +24,7 @@
  */
 import type { BigIntStats, Stats } from 'node:fs';
 import { OVERRIDE_STAT_XATTR } from '../core/override-stat.js';
-import { isRootless } from '../core/user-dirs.js';
+import { inUserNamespace, isRootless } from '../core/user-dirs.js';
 import * as sys from '../sys/native.js';
 
 /** Which xattr namespace holds overlay markers: root's `trusted.`, or `user.` (overlayfs `userxattr`). */
@@ -36,7 +36,8 @@ export const OVERLAY_XATTR_NS: OverlayXattrs = pickNamespace();
 function pickNamespace(): OverlayXattrs {
   const v = process.env.LAYERFS_OVERLAY_XATTRS;
   if (v === 'user' || v === 'trusted') return v;
-  return isRootless() ? 'user' : 'trusted';
+  // uid 0 of a user namespace (rootless podman's mount_program) may not write trusted.* either.
+  return isRootless() || inUserNamespace() ? 'user' : 'trusted';
 }
 
 /**

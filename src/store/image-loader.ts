@@ -13,7 +13,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { chainIdOf, digestOf, shortId, type ChainId, type Digest } from '../core/digest.js';
+import { chainIdOf, digestOf, shortId, type ChainId, type Digest, type DiffId } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import { DirSource, TarSource, type ArchiveSource } from '../image/archive-source.js';
 import { readArchive, type ImageToLoad } from '../image/archive-reader.js';
@@ -22,7 +22,7 @@ import { defaultLimits, type LoadLimits } from '../image/limits.js';
 import { MediaType, type Platform } from '../image/oci-types.js';
 import { hostPlatform } from '../image/platform.js';
 import { familiarString, parseReference } from '../image/reference.js';
-import { ingestLayer } from './layer-ingest.js';
+import { ingestLayer, type PreExtracted } from './layer-ingest.js';
 import type { LayerRecord } from './layer-db.js';
 import { stagingName } from './store-paths.js';
 import type { Store } from './store.js';
@@ -49,6 +49,8 @@ export interface LoadOptions {
   onEvent?: (e: LoadEvent) => void;
   /** Stdin replacement for tests. */
   stdin?: Readable;
+  /** Layers their writer already extracted, by diff_id (layer-ingest.ts `extracted`). */
+  extracted?: Map<DiffId, PreExtracted>;
 }
 
 /** What a load stored. */
@@ -115,7 +117,7 @@ export async function loadImages(store: Store, opts: LoadOptions): Promise<LoadR
       const found = await readArchive(src, { platform: opts.platform ?? hostPlatform(), limits, ...(opts.repository ? { repository: opts.repository } : {}) });
       const manifests: { img: ImageToLoad; manifest: Buffer; digest: Digest }[] = [];
       for (const img of found) {
-        const layerBlobs = await loadLayers(store, src, img, limits, added, emit);
+        const layerBlobs = await loadLayers(store, src, img, { limits, extracted: opts.extracted }, added, emit);
         let manifest = img.manifestBytes;
         let digest = img.manifestDigest;
         if (!manifest || !digest) {
@@ -173,7 +175,7 @@ async function loadLayers(
   store: Store,
   src: ArchiveSource,
   img: ImageToLoad,
-  limits: LoadLimits,
+  { limits, extracted }: { limits: LoadLimits; extracted: Map<DiffId, PreExtracted> | undefined },
   added: { layers: LayerRecord[]; blobs: Digest[] },
   emit: (e: LoadEvent) => void,
 ): Promise<LoadedBlob[]> {
@@ -195,11 +197,15 @@ async function loadLayers(
       emit({ type: 'layer', diffId, status: 'Already exists' });
       out.push({ digest: d.digest, size: d.size, compression: compressionOf(d.mediaType) });
     } else {
+      // A pre-extracted tree is a folder: it can become one cache only (once per load).
+      const pre = existing ? undefined : extracted?.get(diffId);
+      if (pre) extracted!.delete(diffId);
       const res = await ingestLayer(store.paths, store.blobs, await src.stream(layer.path), {
         diffId,
         chainId: chain,
         extract: !existing,
         limits,
+        ...(pre ? { extracted: pre } : {}),
         ...(d ? { expectedDigest: d.digest, expectedSize: d.size } : {}),
       });
       if (res.blobCreated && !added.blobs.includes(res.blob)) added.blobs.push(res.blob);

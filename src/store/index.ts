@@ -12,6 +12,7 @@ export * from './image-import.js';
 export * from './image-loader.js';
 export * from './image-remover.js';
 export * from './image-saver.js';
+export * from './layer-privilege.js';
 export * from './layout-import.js';
 export * from './store-check.js';
 export * from './store-lock.js';

@@ -29,6 +29,12 @@ export interface IngestedLayer {
   size: number;
 }
 
+/** A layer tree extracted in a staging folder of the layers directory (see `extracted`). */
+export interface PreExtracted {
+  staging: string;
+  size: number;
+}
+
 /** Options for one layer. */
 export interface LayerIngestOptions {
   diffId: DiffId;
@@ -38,6 +44,12 @@ export interface LayerIngestOptions {
   expectedSize?: number;
   /** Extract into a new layer cache; false only verifies and keeps the blob. */
   extract: boolean;
+  /**
+   * The layer already extracted from the same tar by whoever wrote the blob (commit):
+   * a staging folder `layers/tmp-…` holding `diff/`. The blob is still verified; the
+   * folder becomes the cache instead of a second extraction.
+   */
+  extracted?: PreExtracted;
   limits: LoadLimits;
 }
 
@@ -48,11 +60,11 @@ export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Read
   const blobCheck = new Verifier({ what: `${what} blob`, sink: ingest.stream, ...(opts.expectedDigest ? { expectedDigest: opts.expectedDigest } : {}), ...(opts.expectedSize !== undefined ? { expectedSize: opts.expectedSize } : {}) });
   const decompress = new Decompressor(what, opts.limits.maxZstdWindow);
   const diffCheck = new Verifier({ what: `${what} (uncompressed)`, expectedDigest: opts.diffId, limit: opts.limits.maxLayerSize });
-  const staging = `${paths.layersDir}/${stagingName()}`;
+  const staging = opts.extracted?.staging ?? `${paths.layersDir}/${stagingName()}`;
   try {
     let size = 0;
     let cacheId: string | undefined;
-    if (opts.extract) {
+    if (opts.extract && !opts.extracted) {
       await mkdir(`${staging}/diff`, { recursive: true });
       const tar = raw.pipe(blobCheck).pipe(decompress).pipe(diffCheck);
       for (const s of [raw, blobCheck, decompress] as const) s.on('error', (e) => diffCheck.destroy(e));
@@ -60,6 +72,7 @@ export async function ingestLayer(paths: StorePaths, blobs: BlobStore, raw: Read
       size = stats.size;
     } else {
       await pipeline(raw, blobCheck, decompress, diffCheck, new Writable({ write: (_c, _e, cb) => cb() }));
+      if (opts.extract) size = opts.extracted!.size;
     }
     if (!blobCheck.measured || !diffCheck.measured) throw new Error('internal: layer stream ended before verification');
     const blobCreated = await ingest.commit(blobCheck.measured.digest);

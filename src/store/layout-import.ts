@@ -8,11 +8,12 @@
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
-import { digestHex, digestOf, parseDigest, type Digest } from '../core/digest.js';
+import { digestHex, digestOf, parseDigest, type Digest, type DiffId } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import { MediaType, type Descriptor } from '../image/oci-types.js';
 import { fullString, type Reference } from '../image/reference.js';
 import { loadImages } from './image-loader.js';
+import type { PreExtracted } from './layer-ingest.js';
 import type { Store } from './store.js';
 
 /** sha256 and byte count of whatever passes through. */
@@ -37,6 +38,8 @@ export interface LayoutImage {
   /** Docker media types (else OCI). */
   docker: boolean;
   ref: Reference | undefined;
+  /** Layers already extracted from the tar their blob was written from (image-loader.ts). */
+  extracted?: Map<DiffId, PreExtracted>;
 }
 
 /** Writes config, manifest, index.json and oci-layout, then loads the layout; resolves the image id. */
@@ -57,7 +60,7 @@ export async function loadLayoutImage(store: Store, img: LayoutImage): Promise<D
   if (img.ref) desc.annotations = { 'io.containerd.image.name': fullString(img.ref), 'org.opencontainers.image.ref.name': img.ref.tag ?? 'latest' };
   await writeFile(`${img.layout}/index.json`, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [desc] }));
   await writeFile(`${img.layout}/oci-layout`, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  const result = await loadImages(store, { input: img.layout });
+  const result = await loadImages(store, { input: img.layout, ...(img.extracted ? { extracted: img.extracted } : {}) });
   if (!result.images.some((i) => i.id === configDigest)) throw new LayerfsError('IO', 'internal: the new image was not loaded');
   return configDigest;
 }

@@ -84,6 +84,11 @@ export async function cleanupStore(paths: StorePaths, layers: LayerDb): Promise<
       }
     }
   }
+  // New layer caches a commit is extracting without the lock (store-paths.ts unlockedStagingName).
+  for (const n of await names(paths.layersDir)) {
+    const m = /^commit-tmp-(\d+)-[0-9a-f]+$/.exec(n);
+    if (m && !isAlive(Number(m[1]))) await remove(`${paths.layersDir}/${n}`);
+  }
   // Staging layouts of `import` (in downloads/, beside a pull's resumable blobs) whose writer is gone.
   for (const n of await names(`${paths.root}/downloads`)) {
     const m = /^import-tmp-(\d+)-[0-9a-f]+$/.exec(n);

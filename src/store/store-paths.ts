@@ -33,6 +33,15 @@ export function stagingName(): string {
   return `tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
 }
 
+/**
+ * A staging folder in the layers directory written *without* the store lock (a commit's
+ * new layer cache, extracted while the layer is written): the cleanup under the lock,
+ * which removes every other staging name there, removes these only once their writer is gone.
+ */
+export function unlockedStagingName(): string {
+  return `commit-${stagingName()}`;
+}
+
 /** Path computations for one store root. */
 export class StorePaths {
   constructor(readonly root: string) {}

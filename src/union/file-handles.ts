@@ -4,6 +4,7 @@
  * keeps reading that lower file even if another writer copies it up meanwhile (as with
  * the kernel overlayfs).
  */
+import { closeSync } from 'node:fs';
 import { fsError } from './fs-error.js';
 import { closeFd } from './sys.js';
 
@@ -43,7 +44,10 @@ export class HandleTable {
   async release(fh: number): Promise<void> {
     const f = this.get(fh);
     this.files.delete(fh);
-    await closeFd(f.fd);
+    // A read-only layer file closes in microseconds (nothing to write back): at once,
+    // without waking a libuv pool thread, which cost ~45 µs per release on 2 busy cores.
+    if (f.layer >= 0) closeSync(f.fd);
+    else await closeFd(f.fd);
   }
 
   /** Closes every open file (at unmount). */

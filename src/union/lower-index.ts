@@ -32,6 +32,7 @@ import { inRoot, isOpaqueDir, isWhiteoutStat, joinPath, S_IFDIR, S_IFLNK, S_IFMT
 import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
 import { drainQueue } from './work-queue.js';
+import { aufsName, hasAufsOpaqueMarker } from './aufs-whiteouts.js';
 
 export { INDEX_VERSION } from './lower-index-table.js';
 
@@ -86,6 +87,12 @@ export interface OpenOptions {
    * (version, checksum, layer roots' paths, inode numbers and ctimes), not a re-walk.
    */
   cacheFile?: string | undefined;
+  /**
+   * Also read the AUFS whiteout format (`.wh.NAME`, `.wh..wh..opq`: aufs-whiteouts.ts), as
+   * containers-storage writes layers for a mount program. A cache file holds no record
+   * of it: give one only for layers that are always mounted the same way.
+   */
+  aufsWhiteouts?: boolean | undefined;
 }
 
 interface NameRecord {
@@ -141,10 +148,11 @@ export class LowerIndex {
    */
   static async open(layerDirs: string[], opts: OpenOptions = {}): Promise<LowerIndex> {
     const roots = layerDirs.map((d) => Buffer.from(d));
-    if (opts.cacheFile === undefined) return LowerIndex.build(layerDirs);
+    const aufs = opts.aufsWhiteouts === true;
+    if (opts.cacheFile === undefined) return LowerIndex.build(layerDirs, aufs);
     const cached = await readIndexCache(opts.cacheFile, roots);
     if (typeof cached !== 'string') return new LowerIndex(roots, cached, { loaded: true });
-    const built = await LowerIndex.build(layerDirs);
+    const built = await LowerIndex.build(layerDirs, aufs);
     const origin: IndexOrigin = { loaded: false, reason: cached };
     try {
       await writeIndexCache(opts.cacheFile, roots, built.table);
@@ -168,8 +176,11 @@ export class LowerIndex {
     return { built: true, reason };
   }
 
-  /** Walks `layerDirs` (top first) into an index. No layers gives an empty index. */
-  static async build(layerDirs: string[]): Promise<LowerIndex> {
+  /**
+   * Walks `layerDirs` (top first) into an index. No layers gives an empty index. `aufs`:
+   * whiteout files count too (OpenOptions.aufsWhiteouts).
+   */
+  static async build(layerDirs: string[], aufs = false): Promise<LowerIndex> {
     const roots = layerDirs.map((d) => Buffer.from(d));
     const b = new TableBuilder();
     if (roots.length === 0) return new LowerIndex(roots, b.finish(), { loaded: false });
@@ -177,7 +188,7 @@ export class LowerIndex {
     for (let l = 0; l < roots.length; l++) {
       rootLayers.push(l);
       // The root of a layer can be opaque like any directory: deeper layers stop there.
-      if (l < roots.length - 1 && (await isOpaqueDir(roots[l]!))) break;
+      if (l < roots.length - 1 && (await isOpaqueAt(roots[l]!, '/', aufs))) break;
     }
     const [rootStat, rootXattrs] = await Promise.all([lstatBig(roots[0]!), hasXattrs(roots[0]!)]);
     b.reserve(1);
@@ -185,7 +196,7 @@ export class LowerIndex {
     fillRow(b.t, 0, rootStat, 0, rootXattrs);
     b.setDirLayers(0, rootLayers);
     await drainQueue<BuildJob>([{ kind: 'dir', row: 0, path: '/', layers: rootLayers }], BUILD_CONCURRENCY, (job, push) =>
-      job.kind === 'dir' ? indexDir(b, roots, job, push) : indexEntry(b, roots, job, push),
+      job.kind === 'dir' ? indexDir(b, roots, job, push, aufs) : indexEntry(b, roots, job, push),
     );
     return new LowerIndex(roots, b.finish(), { loaded: false });
   }
@@ -309,12 +320,20 @@ class IndexEntry implements LowerEntry {
  * Merges the children of directory `dir` (its row already filled): reserves their rows
  * and queues each for `indexEntry`.
  */
-async function indexDir(b: TableBuilder, roots: Buffer[], dir: DirJob, push: (j: BuildJob) => void): Promise<void> {
+async function indexDir(b: TableBuilder, roots: Buffer[], dir: DirJob, push: (j: BuildJob) => void, aufs: boolean): Promise<void> {
   const names = new Map<string, NameRecord>();
   for (const l of dir.layers) {
     const dirents = await fsp.readdir(inRoot(roots[l]!, dir.path), { withFileTypes: true, encoding: 'latin1' });
+    // AUFS whiteout files of this layer, applied after its real entries (a real NAME in
+    // the same layer wins over `.wh.NAME`); the marker names themselves are never shown.
+    const aufsHidden: string[] = [];
     for (const d of dirents) {
       const name = d.name;
+      if (aufs) {
+        const a = aufsName(name);
+        if (a.kind === 'whiteout') aufsHidden.push(a.target);
+        if (a.kind !== 'plain') continue;
+      }
       const rec = names.get(name);
       if (rec === undefined) {
         if (d.isCharacterDevice() && isWhiteoutStat(await fsp.lstat(inRoot(roots[l]!, joinPath(dir.path, name))))) {
@@ -332,11 +351,17 @@ async function indexDir(b: TableBuilder, roots: Buffer[], dir: DirJob, push: (j:
         continue;
       }
       const above = rec.dirLayers[rec.dirLayers.length - 1]!;
-      if (await isOpaqueDir(inRoot(roots[above]!, joinPath(dir.path, name)))) {
+      if (await isOpaqueAt(roots[above]!, joinPath(dir.path, name), aufs)) {
         rec.closed = true;
         continue;
       }
       rec.dirLayers.push(l);
+    }
+    for (const name of aufsHidden) {
+      const rec = names.get(name);
+      // Hides the name below this layer: nothing deeper merges into a directory above.
+      if (rec === undefined) names.set(name, { layer: l, dirLayers: [], closed: true, whiteout: true });
+      else rec.closed = true;
     }
   }
   let visible = 0;
@@ -373,6 +398,12 @@ async function indexEntry(b: TableBuilder, roots: Buffer[], job: EntryJob, push:
 }
 
 const NS = 1_000_000_000n;
+
+/** Whether directory `path` of the layer at `root` is opaque (xattr; or marker file when `aufs`). */
+async function isOpaqueAt(root: Buffer, path: string, aufs: boolean): Promise<boolean> {
+  if (await isOpaqueDir(inRoot(root, path))) return true;
+  return aufs && hasAufsOpaqueMarker(root, path);
+}
 
 /** The owner override of a rootless store's file (core/override-stat.ts), if it has one. */
 async function readOverride(real: Buffer, path: string): Promise<OverrideStat | undefined> {

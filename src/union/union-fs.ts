@@ -12,15 +12,16 @@
  */
 import * as fsp from 'node:fs/promises';
 import { LayerfsError } from '../core/errors.js';
-import { constants as C } from 'node:fs';
+import { constants as C, fstatSync, openSync } from 'node:fs';
 import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
-import { lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, upperIno, visibleXattrName } from '../overlay/index.js';
+import { baseOf, lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, upperIno, visibleXattrName } from '../overlay/index.js';
 import { LowerIndex } from './lower-index.js';
 import { Mutex } from '../core/mutex.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
+import { isAufsReserved } from './aufs-whiteouts.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';
 import { UnionView, type Resolved } from './union-view.js';
@@ -39,6 +40,11 @@ export interface UnionOptions {
   /** Copy-ups skip flushing their data (UnionMountConfig.volatile). Default: the process
    * default of copy-up.ts (flush, unless LAYERFS_COPY_UP_FSYNC=0). */
   volatile?: boolean;
+  /**
+   * Read the AUFS whiteout format too (`.wh.NAME`, `.wh..wh..opq`: aufs-whiteouts.ts), in
+   * the lowers and the upper, as containers-storage writes layers for a mount_program.
+   */
+  aufsWhiteouts?: boolean;
   /** Told once per path when a layer file disagrees with the index (see LayerDamage). */
   onDamage?: (damage: LayerDamage) => void;
 }
@@ -73,14 +79,15 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   private static async build(opts: UnionOptions): Promise<UnionFilesystem> {
-    const index = await LowerIndex.open(opts.lowerDirs, { cacheFile: opts.indexCache });
+    const aufs = opts.aufsWhiteouts === true;
+    const index = await LowerIndex.open(opts.lowerDirs, { cacheFile: opts.indexCache, aufsWhiteouts: aufs });
     if (opts.upperDir === undefined) return new UnionFilesystem(new UnionView(index, null), null);
     if (opts.workDir === undefined) throw fsError('EINVAL', opts.upperDir, 'upper dir without work dir');
     // Our temp names live in work/layerfs; the kernel uses work/work, so both can share.
     const work = Buffer.from(opts.workDir + '/layerfs');
     await fsp.rm(work, { recursive: true, force: true });
     await fsp.mkdir(work, { recursive: true, mode: 0o700 });
-    const upper = await UpperState.load(opts.upperDir);
+    const upper = await UpperState.load(opts.upperDir, aufs);
     const view = new UnionView(index, upper);
     return new UnionFilesystem(view, new UpperWriter(view, upper, work, opts.volatile ? { durable: false } : {}));
   }
@@ -135,7 +142,10 @@ export class UnionFilesystem implements PathFilesystem {
     if (this.damaged.has(r.path)) throw this.damageError(r.path);
     let fd: number;
     try {
-      fd = await openFd(this.view.index.realPath(e.layer, r.lowerPath!), flags);
+      // Synchronous on purpose: open + fstat of a local layer file take microseconds, two
+      // trips through libuv's thread pool took ~250 µs per open on a busy machine, and
+      // `cat` of many small files is nothing but opens (native-notes/engine.md).
+      fd = openSync(this.view.index.realPath(e.layer, r.lowerPath!), flags);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // ELOOP is the ordinary answer for a symlink (O_NOFOLLOW); for anything else the
@@ -144,9 +154,9 @@ export class UnionFilesystem implements PathFilesystem {
       if (code === 'ENOENT' || code === 'ENOTDIR' || retyped) throw this.damage(r, `backing object missing or of another type (${code})`);
       throw err;
     }
-    const st = await fstatFd(fd);
-    const type = Number(st.mode) & S_IFMT;
-    if (type !== (e.mode & S_IFMT) || (type === S_IFREG && Number(st.size) !== e.size)) {
+    const st = fstatSync(fd);
+    const type = st.mode & S_IFMT;
+    if (type !== (e.mode & S_IFMT) || (type === S_IFREG && st.size !== e.size)) {
       await closeFd(fd);
       throw this.damage(r, type !== (e.mode & S_IFMT) ? `backing object is of another type (mode ${Number(st.mode).toString(8)}, index ${e.mode.toString(8)})` : `backing file has ${st.size} bytes, the index ${e.size}`);
     }
@@ -319,7 +329,7 @@ export class UnionFilesystem implements PathFilesystem {
       await w.ensureUpper(parentOf(newPath));
       const from = this.upperReal(existing);
       const to = this.upperReal(newPath);
-      if (w.upper.get(newPath)?.kind === 'whiteout') {
+      if ((await w.materializeWhiteout(newPath))?.kind === 'whiteout') {
         const tmp = w.tmpPath();
         await fsp.link(from, tmp);
         await fsp.rename(tmp, to);
@@ -357,6 +367,12 @@ export class UnionFilesystem implements PathFilesystem {
     // the native fast path on, the binding answers those without asking JS.)
     if (!r.lower!.xattrs) return null;
     return sys.lgetxattr(this.backingPath(r), stored);
+  }
+
+  hasNoXattrs(path: string): boolean {
+    const r = this.view.tryResolve(path);
+    if (typeof r === 'string') return false;
+    return r.upper !== undefined ? r.upper.noXattrs === true : !r.lower!.xattrs;
   }
 
   async listxattr(path: string, caller?: Caller): Promise<string[]> {
@@ -430,6 +446,8 @@ export class UnionFilesystem implements PathFilesystem {
     const p = this.view.tryResolve(parentOf(path));
     if (p === 'ENOENT' || p === 'ENOTDIR') throw fsError(p, path);
     if (!p.isDir) throw fsError('ENOTDIR', path);
+    // Such a name would read back as a whiteout or opaque marker (aufs-whiteouts.ts).
+    if (this.view.upper?.aufs && isAufsReserved(baseOf(path))) throw fsError('EINVAL', path, 'name reserved by the AUFS whiteout format');
   }
 
   private addHandle(fd: number, path: string, r: Resolved, mayKillPrivs: boolean): number {

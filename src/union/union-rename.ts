@@ -56,7 +56,7 @@ export async function renameInUnion(w: UpperWriter, from: string, to: string, fl
   const node = up.upper!;
   const fromReal = w.upper.realPath(from);
   const toReal = w.upper.realPath(to);
-  const toNode = w.upper.get(to);
+  const toNode = await w.materializeWhiteout(to);
   if (toNode?.kind === 'dir') await w.clearWhiteouts(to);
   if (toNode?.kind === 'whiteout' && src.isDir) {
     // A directory cannot replace a non-directory in rename(2); the whiteout goes first.

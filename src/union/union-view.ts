@@ -15,6 +15,7 @@ import { fsError } from './fs-error.js';
 import { baseOf, joinPath, lowerIno, parentOf, S_IFDIR, S_IFMT, splitPath, upperIno } from '../overlay/index.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import { overriddenDevice, overriddenMode } from '../core/override-stat.js';
+import { aufsName, isAufsReserved } from './aufs-whiteouts.js';
 import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
 import type { UpperNode, UpperState } from './upper-state.js';
@@ -148,6 +149,12 @@ export class UnionView {
       const stats: Promise<void>[] = [];
       for (const b of names) {
         const name = b.toString('latin1');
+        if (this.upper!.aufs && isAufsReserved(name)) {
+          // An AUFS marker: never listed; `.wh.NAME` hides NAME of the lower layers.
+          const a = aufsName(name);
+          if (a.kind === 'whiteout') seen.add(a.target);
+          continue;
+        }
         seen.add(name);
         const childPath = joinPath(r.path, name);
         if (this.upper!.get(childPath)?.kind === 'whiteout') continue;
@@ -157,6 +164,7 @@ export class UnionView {
         // round trip per entry); an entry that vanished meanwhile is listed bare.
         const child = this.tryResolve(childPath);
         if (typeof child !== 'string') {
+          if (child.upper !== undefined ? child.upper.noXattrs === true : !child.lower!.xattrs) entry.noXattrs = true;
           stats.push(this.stat(child).then((st) => void (entry.stat = st), () => undefined));
         }
       }
@@ -168,7 +176,7 @@ export class UnionView {
         if (seen.has(name)) continue;
         const child = this.index.get(joinPath(r.lowerPath!, name))!;
         // Lower-only children come with their stat: no getattr round trip per entry.
-        out.push({ name, stat: lowerStat(child) });
+        out.push(child.xattrs ? { name, stat: lowerStat(child) } : { name, stat: lowerStat(child), noXattrs: true });
       }
     }
     return out;

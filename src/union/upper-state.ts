@@ -10,6 +10,7 @@ import { drainQueue } from './work-queue.js';
 import { sys } from './sys.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { readOverride } from './owner-override.js';
+import { aufsName } from './aufs-whiteouts.js';
 import type { MetadataMirror, UpperFacts } from '../core/filesystem.js';
 
 /** One object of the writable layer. */
@@ -35,6 +36,11 @@ export interface UpperNode {
    * lower part merged in (it is opaque where it shadows one, also after a rename).
    */
   ownStat?: boolean;
+  /**
+   * Whiteouts only: it is an AUFS whiteout file `.wh.NAME` beside the name, not a char
+   * 0/0 at it (aufs-whiteouts.ts); a change that lands on the name first turns it into one.
+   */
+  aufsFile?: boolean;
 }
 
 /** True when `node` hides what the lower layers have below its path. */
@@ -58,13 +64,17 @@ export class UpperState {
   /** Told of every change before the op that made it replies (see MetadataMirror). */
   private mirror: MetadataMirror | undefined;
 
-  constructor(readonly root: Buffer) {
+  constructor(
+    readonly root: Buffer,
+    /** AUFS whiteout files count as whiteouts and opaque markers (UnionOptions.aufsWhiteouts). */
+    readonly aufs = false,
+  ) {
     this.nodes.set('/', { kind: 'dir' });
   }
 
   /** Reads the upper directory `dir` into a state. */
-  static async load(dir: string): Promise<UpperState> {
-    const state = new UpperState(Buffer.from(dir));
+  static async load(dir: string, aufs = false): Promise<UpperState> {
+    const state = new UpperState(Buffer.from(dir), aufs);
     const root = state.nodes.get('/')!;
     await state.loadNode('/', root);
     // Known for the root only (one call): what is made below it inherits the answer.
@@ -141,9 +151,17 @@ export class UpperState {
 
   private async loadDir(dir: string, push: (dir: string) => void): Promise<void> {
     const dirents = await fsp.readdir(this.realPath(dir), { withFileTypes: true, encoding: 'buffer' });
+    const aufsWhiteouts: string[] = [];
     await Promise.all(
       dirents.map(async (d) => {
-        const path = joinPath(dir, d.name.toString('latin1'));
+        const name = d.name.toString('latin1');
+        if (this.aufs) {
+          const a = aufsName(name);
+          if (a.kind === 'whiteout') aufsWhiteouts.push(a.target);
+          if (a.kind === 'opaque') this.nodes.get(dir)!.opaque = true;
+          if (a.kind !== 'plain') return;
+        }
+        const path = joinPath(dir, name);
         if (d.isCharacterDevice() && isWhiteoutStat(await fsp.lstat(this.realPath(path)))) {
           this.nodes.set(path, { kind: 'whiteout' });
           return;
@@ -154,6 +172,15 @@ export class UpperState {
         if (node.kind === 'dir') push(path);
       }),
     );
+    // A real name beside its `.wh.NAME` wins: the whiteout file speaks of the layers below.
+    // (A directory beside its whiteout is one deleted and made again: opaque, as the
+    // lower index reads it.)
+    for (const name of aufsWhiteouts) {
+      const path = joinPath(dir, name);
+      const node = this.nodes.get(path);
+      if (node === undefined) this.nodes.set(path, { kind: 'whiteout', aufsFile: true });
+      else if (node.kind === 'dir') node.opaque = true;
+    }
   }
 
   private async loadNode(path: string, node: UpperNode): Promise<void> {

@@ -10,8 +10,9 @@ import { RenameFlags, type Caller } from '../core/filesystem.js';
 import { copyUpObject, type CopyCaps } from './copy-up.js';
 import type { LowerIndex } from './lower-index.js';
 import type { OverrideStat } from '../core/override-stat.js';
-import { joinPath, markOpaque, mknodWhiteout, parentOf, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../overlay/index.js';
+import { baseOf, joinPath, markOpaque, mknodWhiteout, parentOf, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../overlay/index.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
+import { AUFS_PREFIX, aufsName, isAufsReserved } from './aufs-whiteouts.js';
 import { closeFd, fchmodFd, fchownFd, sys } from './sys.js';
 import type { UpperNode, UpperState } from './upper-state.js';
 import type { Resolved, UnionView } from './union-view.js';
@@ -76,7 +77,7 @@ export class UpperWriter {
     const setgidParent = (parentSt.mode & S_ISGID) !== 0;
     const gid = setgidParent ? parentSt.gid : caller.gid;
     if (isDir && setgidParent) mode |= S_ISGID;
-    const existing = this.upper.get(path);
+    const existing = await this.materializeWhiteout(path);
     const opaque = isDir && this.view.lowerShadowed(path);
     const real = this.upper.realPath(path);
     const viaWork = existing?.kind === 'whiteout' || opaque;
@@ -144,15 +145,41 @@ export class UpperWriter {
     if (shadowed) this.upper.set(path, { kind: 'whiteout' });
   }
 
-  /** Deletes the whiteouts inside an upper directory that is empty in the merged view. */
+  /**
+   * Deletes the whiteouts inside an upper directory that is empty in the merged view
+   * (AUFS marker files too, which are all such a directory can hold besides).
+   */
   async clearWhiteouts(path: string): Promise<void> {
     const names = await fsp.readdir(this.upper.realPath(path), { encoding: 'buffer' });
     for (const b of names) {
-      const child = joinPath(path, b.toString('latin1'));
+      const name = b.toString('latin1');
+      const child = joinPath(path, name);
+      if (this.upper.aufs && isAufsReserved(name)) {
+        await fsp.unlink(this.upper.realPath(child));
+        const a = aufsName(name);
+        if (a.kind === 'whiteout' && this.upper.get(joinPath(path, a.target))?.aufsFile) this.upper.deleteTree(joinPath(path, a.target));
+        continue;
+      }
       if (this.upper.get(child)?.kind !== 'whiteout') continue;
       await fsp.unlink(this.upper.realPath(child));
       this.upper.deleteTree(child);
     }
+  }
+
+  /**
+   * The upper node at `path`, after turning an AUFS whiteout file there (`.wh.NAME`) into
+   * the kernel's char 0/0 whiteout AT the name, which every change below expects to
+   * replace or exchange. The new whiteout is in place before the file goes, so the name
+   * never shows its lower object meanwhile.
+   */
+  async materializeWhiteout(path: string): Promise<UpperNode | undefined> {
+    const node = this.upper.get(path);
+    if (node?.aufsFile !== true) return node;
+    await mknodWhiteout(this.upper.realPath(path));
+    await fsp.unlink(this.upper.realPath(joinPath(parentOf(path), AUFS_PREFIX + baseOf(path))));
+    const whiteout: UpperNode = { kind: 'whiteout' };
+    this.upper.set(path, whiteout);
+    return whiteout;
   }
 }
 

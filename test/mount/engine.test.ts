@@ -123,6 +123,49 @@ describe.skipIf(!inject('canMount'))('the layerfs engine on a real mount', () =>
     }
   });
 
+  it('answers xattrs of objects without any from the request loop, and stops once one is set through any name', async () => {
+    const files = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`d/f${i}`, `file ${i}`]));
+    const specs: LayerSpec[] = [{ ...files, 'd/link': { hardlink: 'd/f0' } }];
+    const probe = async (mnt: string, name: string) => {
+      const p = join(mnt, name);
+      const v = await sys.lgetxattr(p, 'user.k').then((b) => (b === null ? 'ENODATA' : b.toString()), (e: unknown) => errnoName(e));
+      return `${name}=${v} [${(await sys.llistxattr(p)).join(',')}]`;
+    };
+    const outcome = async (mnt: string) => {
+      const seen: string[] = [];
+      // `ls -l` twice: the second round is answered without JS on the engine.
+      for (let round = 0; round < 2; round++) {
+        await run('ls', ['-l', join(mnt, 'd')]);
+        for (const f of ['d/f1', 'd/f2', 'd/link']) seen.push(await probe(mnt, f));
+      }
+      await sys.lsetxattr(join(mnt, 'd/f1'), 'user.k', Buffer.from('one'));
+      await sys.lsetxattr(join(mnt, 'd/link'), 'user.k', Buffer.from('shared'));
+      await mkdir(join(mnt, 'n'));
+      await writeFile(join(mnt, 'n/f'), 'x');
+      seen.push(await probe(mnt, 'n/f'));
+      await link(join(mnt, 'n/f'), join(mnt, 'n/g'));
+      await sys.lsetxattr(join(mnt, 'n/g'), 'user.k', Buffer.from('via g'));
+      for (const f of ['d/f1', 'd/f2', 'd/link', 'd/f0', 'n/f', 'n/g']) seen.push(await probe(mnt, f));
+      await sys.lremovexattr(join(mnt, 'd/f1'), 'user.k');
+      seen.push(await probe(mnt, 'd/f1'));
+      return seen;
+    };
+    const dir = await tempDir('layerfs-engine-xattr-');
+    const trace = join(dir, 'ops');
+    const k = await kernelMount(specs);
+    const m = await engineMount(specs, { LAYERFS_TRACE_OPS: trace });
+    try {
+      const want = await outcome(k.mnt);
+      expect(want).toContain('n/f=via g [user.k]');
+      expect(await outcome(m.mnt)).toEqual(want);
+      // 21 names listed twice by ls -l (2 getxattr each) and probed: far fewer reached JS.
+      expect(((await traced(trace)).get('getxattr') ?? 0)).toBeLessThan(21);
+    } finally {
+      await m.close();
+      await k.close();
+    }
+  });
+
   it('serves a 64 MiB read and write by passthrough: no READ or WRITE reaches the engine, the lower stays byte-identical', async () => {
     const dir = await tempDir('layerfs-engine-trace-');
     const trace = join(dir, 'ops');

@@ -5,7 +5,7 @@
  * — the committed image mounts to the exact same tree (xattrs and hard-link groups
  * included). Also: `--change` parsing, and names a layer cannot carry are refused.
  */
-import { chmod, chown, link, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -78,6 +78,8 @@ describe.skipIf(!inject('canMount'))('commit fidelity', () => {
       await mkdir(join(m1, 'app', 'hello.txt'));
       await writeFile(join(m1, 'app', 'hello.txt', 'inside'), 'now a directory\n');
       await cliOk(root, ['commit', 'rich', 'sample:rich']);
+      // Its layer cache, extracted while the tar was written, is what the blob extracts to.
+      expect(await cliOk(root, ['check', 'sample:rich'])).toMatch(/store is consistent/);
       const before = canonical(await snapshot(m1));
       await cliOk(root, ['mount', '--name', 'rich2', 'sample:rich', m2]);
       try {
@@ -105,10 +107,13 @@ describe.skipIf(!inject('canMount'))('commit fidelity', () => {
     try {
       await writeFile(Buffer.concat([Buffer.from(`${m}/root/`), Buffer.from([0xff, 0x41])]), 'x');
       const images = await cliOk(root, ['images', '-q']);
+      const caches = await readdir(join(root, 'layers'));
       const r = await cli(root, ['commit', 'bad', 'sample:bad']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/not valid UTF-8/);
       expect(await cliOk(root, ['images', '-q'])).toBe(images);
+      // Nor a half-extracted layer cache (commit extracts while it writes the tar).
+      expect(await readdir(join(root, 'layers'))).toEqual(caches);
     } finally {
       await cliOk(root, ['rm', '-f', 'bad']);
     }

@@ -105,6 +105,11 @@ describe.skipIf(!inject('canMount'))('layerfs diff / commit', () => {
     const listing = (await run('tar', ['-tzf', join(root, 'blobs', 'sha256', commit.Blob.slice(7))])).split('\n');
     expect(listing).toEqual(expect.arrayContaining(['.wh.bin', 'etc/.wh.group', 'app/.wh..wh..opq', 'app/new.txt', 'etc/motd', 'tools/busybox', 'newdir/sub/f']));
     expect(listing.some((l) => l.startsWith('bin/'))).toBe(false);
+    // The new layer cache was extracted while the tar was written (no second extraction):
+    // check extracts the blob again and compares the trees (whiteouts, opaque markers,
+    // owners, modes, xattrs, mtimes); no staging folder is left in the layers directory.
+    expect(await cliOk(root, ['check', 'sample:committed'])).toMatch(/store is consistent/);
+    expect((await readdir(join(root, 'layers'))).filter((n) => !/^[0-9a-f]{64}$/.test(n))).toEqual([]);
 
     const history = await cliOk(root, ['history', 'sample:committed']);
     expect(history.split('\n')[1]).toMatch(/layerfs commit c1 .* teach test$/);

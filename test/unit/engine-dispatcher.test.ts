@@ -42,6 +42,11 @@ class Recorder implements FuseDevice {
     return ++this.backings;
   }
   backingClose(): void {}
+  noXattrs = new Set<bigint>();
+  setNoXattrs(nodeid: bigint, on: boolean): void {
+    if (on) this.noXattrs.add(nodeid);
+    else this.noXattrs.delete(nodeid);
+  }
   async notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void> {
     this.inval.push(`${parent}/${Buffer.from(name).toString('latin1')}`);
   }

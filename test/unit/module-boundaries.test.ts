@@ -71,6 +71,8 @@ const DEEP_IMPORTS_PENDING = new Set([
   'build/cache-prune.ts', 'build/copy-files.ts', 'build/copy-step.ts', 'build/digest-cache.ts', 'build/image-state.ts',
   'build/run-step.ts', 'build/step-runner.ts',
   'cli/main.ts', 'cli/overlay-args.ts', 'cli/overlay-main.ts',
+  // Runs for every verb: imports store-paths alone so start-up loads no more of store/ (buildspeed's lazy verbs).
+  'cli/store-use.ts',
   'engine/dispatcher.ts', 'engine/engine-server.ts',
   'store/image-db.ts', 'store/image-import.ts', 'store/image-loader.ts', 'store/image-remover.ts', 'store/image-saver.ts',
   'store/layer-ingest.ts', 'store/layer-privilege.ts', 'store/layout-import.ts', 'store/store.ts', 'store/tag-store.ts',

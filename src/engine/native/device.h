@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "mount.h"
+#include "node-flags.h"
 #include "work-queue.h"
 
 // A request as read: 1 MiB of WRITE data (max_pages 256) + its headers fit, with room to
@@ -41,6 +42,7 @@ typedef struct lf_device {
   int has_cleanup_hook;
   struct lf_device *live_next;   // the list of live devices detached at process exit
   int no_detach;                 // attached to someone else's mount: teardown never detaches
+  lf_node_flags no_xattrs;       // nodes whose getxattr/listxattr js-loop.c answers itself
   int teardown_err;
   char teardown_msg[256];
 } lf_device;

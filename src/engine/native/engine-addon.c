@@ -201,6 +201,7 @@ static void cleanup_hook(void *arg) { detach_at_exit(arg); }
 
 static void free_device(lf_device *dev) {
   if (dev->wake_fd >= 0) close(dev->wake_fd);
+  lf_node_flags_free(&dev->no_xattrs);
   free(dev->mountpoint);
   free(dev);
 }
@@ -622,6 +623,18 @@ static napi_value js_backing_close(napi_env env, napi_callback_info info) {
   return number(env, lf_backing_close(dev->mount.fd, id));
 }
 
+// setNoXattrs(h, nodeid, on): whether the object of `nodeid` has no xattr at all, so the
+// JS-thread request loop answers its GETXATTR (ENODATA) and LISTXATTR (empty) itself.
+static napi_value js_set_no_xattrs(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  lf_device *dev;
+  uint64_t nodeid;
+  bool on = false;
+  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid")) return NULL;
+  CHECK(napi_get_value_bool(env, argv[2], &on));
+  return number(env, -lf_node_flags_set(&dev->no_xattrs, nodeid, on));
+}
+
 static napi_value queue_notify(napi_env env, lf_device *dev, lf_notify_job *job) {
   napi_deferred deferred;
   napi_value promise;
@@ -760,6 +773,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "writeToFd", NULL, js_write_to_fd, NULL, NULL, NULL, napi_default, NULL },
     { "backingOpen", NULL, js_backing_open, NULL, NULL, NULL, napi_default, NULL },
     { "backingClose", NULL, js_backing_close, NULL, NULL, NULL, napi_default, NULL },
+    { "setNoXattrs", NULL, js_set_no_xattrs, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalInode", NULL, js_notify_inval_inode, NULL, NULL, NULL, napi_default, NULL },
     { "teardown", NULL, js_teardown, NULL, NULL, NULL, napi_default, NULL },

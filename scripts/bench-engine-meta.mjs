@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+/**
+ * Metadata-heavy comparison of the two FUSE engines of layerfs (issue 12): the layerfs
+ * engine (src/engine/) against the patched fuse-native one, on a synthetic tree of small
+ * files in two lower layers, mounted by the same mount process scripts/bench uses.
+ * Workloads: cold `ls -lR`, warm `ls -lR`, `cat` of every file, warm `find`; systems
+ * interleaved per round, the median of the rounds reported, plus the requests that reached
+ * the layerfs engine's JavaScript per workload (SIGUSR2 counts).
+ *
+ *   sudo node scripts/bench-engine-meta.mjs [--files 20000] [--dirs 200] [--rounds 3]
+ *                                            [--dist DIR] [--systems layerfs,layerfs-fuse-native]
+ *                                            [--before-dist DIR]
+ *
+ * --before-dist adds "layerfs-before": the layerfs engine as built elsewhere (e.g. an
+ * older commit's src/ compiled below .cache/, so the addons still resolve), interleaved.
+ *
+ * Needs root and a built dist/ (npm run build). The tree is cached under
+ * .cache/bench-engine-meta/<files>x<dirs>/. Not a test: timings are only printed.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir, loadavg } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { makeSystems, forceUnmount, layerfsIndexCache } from './bench-driver/systems.mjs';
+import { dropCaches, median, sh } from './bench-driver/run.mjs';
+
+const repo = resolve(import.meta.dirname, '..');
+const { values: opts } = parseArgs({
+  options: {
+    files: { type: 'string', default: '20000' },
+    dirs: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '3' },
+    dist: { type: 'string', default: join(repo, 'dist') },
+    systems: { type: 'string', default: 'layerfs,layerfs-fuse-native' },
+    'before-dist': { type: 'string' },
+  },
+});
+const files = Number(opts.files);
+const dirs = Number(opts.dirs);
+const rounds = Number(opts.rounds);
+
+/** Two lowers: the bottom holds every file, the top a tenth of them again (shadowing). */
+function ensureTree() {
+  const root = join(repo, '.cache', 'bench-engine-meta', `${files}x${dirs}`);
+  const lowers = [join(root, 'top'), join(root, 'bottom')];
+  if (existsSync(join(root, 'done'))) return lowers;
+  rmSync(root, { recursive: true, force: true });
+  const perDir = Math.ceil(files / dirs);
+  for (let d = 0; d < dirs; d++) {
+    const dir = join(lowers[1], `d${Math.floor(d / 20)}`, `dir${d}`);
+    mkdirSync(dir, { recursive: true });
+    for (let f = 0; f < perDir && d * perDir + f < files; f++) {
+      writeFileSync(join(dir, `file-${f}.txt`), `file ${d}/${f}\n`.repeat(1 + (f % 8)));
+      if (f % 10 === 0) {
+        const top = join(lowers[0], `d${Math.floor(d / 20)}`, `dir${d}`);
+        mkdirSync(top, { recursive: true });
+        writeFileSync(join(top, `file-${f}.txt`), `top ${d}/${f}\n`);
+      }
+    }
+  }
+  writeFileSync(join(root, 'done'), '');
+  return lowers;
+}
+
+const WORKLOADS = [
+  { name: 'cold ls -lR', cold: true, cmd: (m) => `ls -lR ${m} > /dev/null` },
+  { name: 'warm ls -lR', cold: false, cmd: (m) => `ls -lR ${m} > /dev/null` },
+  { name: 'cat every file', cold: true, cmd: (m) => `find ${m} -type f -print0 | xargs -0 cat > /dev/null` },
+  { name: 'warm find', cold: false, cmd: (m) => `find ${m} > /dev/null` },
+];
+
+const lowers = ensureTree();
+const { LowerIndex } = await import(pathToFileURL(join(opts.dist, 'union', 'lower-index.js')).href);
+await LowerIndex.ensureCache(lowers, layerfsIndexCache(lowers));
+const logDir = mkdtempSync(join(tmpdir(), 'bench-engine-meta-log-'));
+const wanted = opts.systems.split(',');
+const systems = makeSystems({ distDir: opts.dist, logDir }).filter((s) => wanted.includes(s.name));
+if (opts['before-dist']) {
+  const beforeLogs = join(logDir, 'before');
+  mkdirSync(beforeLogs);
+  const before = makeSystems({ distDir: resolve(opts['before-dist']), logDir: beforeLogs }).find((s) => s.name === 'layerfs');
+  systems.unshift({ ...before, name: 'layerfs-before' });
+}
+const times = new Map(); // `${system}\t${workload}` → seconds[]
+const cpus = new Map(); // the same → the mount process's CPU seconds[]
+const counts = new Map(); // workload → layerfs engine request counts (last round)
+const micros = new Map(); // workload → µs per request type (arrival to reply)
+
+/** The last "request micros {…}" line the mount process logged (after requestCounts). */
+async function lastMicros(handle) {
+  for (let i = 0; i < 20; i++) {
+    const all = [...readFileSync(handle.log, 'utf8').matchAll(/request micros (\{.*\})/g)];
+    if (all.length) return JSON.parse(all.at(-1)[1]);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {};
+}
+/** CPU seconds (user + system, all threads) the mount process used so far: on a shared
+ * machine less noisy than wall time, which other people's work stretches. */
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+const diff = (after, before) => Object.fromEntries(Object.entries(after ?? {}).map(([k, v]) => [k, v - (before?.[k] ?? 0)]).filter(([, v]) => v > 0));
+
+console.error(`tree: ${files} files in ${dirs} dirs, ${rounds} rounds, load ${loadavg()[0].toFixed(2)}`);
+for (let r = 0; r < rounds; r++) {
+  for (const sys of systems) {
+    const base = mkdtempSync(join(tmpdir(), 'bench-engine-meta-'));
+    const m = { lowers, upper: join(base, 'upper'), work: join(base, 'work'), mnt: join(base, 'mnt') };
+    for (const d of [m.upper, m.work, m.mnt]) mkdirSync(d);
+    let handle;
+    try {
+      handle = await sys.mount(m);
+      for (const w of WORKLOADS) {
+        if (w.cold) dropCaches();
+        const before = sys.name === 'layerfs' ? await sys.requestCounts?.(handle) : undefined;
+        const microsBefore = before ? await lastMicros(handle) : undefined;
+        const cpu0 = cpuSeconds(handle.pid);
+        const res = await sh(w.cmd(m.mnt), { timeoutMs: 600_000 });
+        const cpu = cpuSeconds(handle.pid) - cpu0;
+        const key = `${sys.name}\t${w.name}`;
+        times.set(key, [...(times.get(key) ?? []), res.seconds]);
+        cpus.set(key, [...(cpus.get(key) ?? []), cpu]);
+        if (before) {
+          const after = await sys.requestCounts(handle);
+          counts.set(w.name, diff(after, before));
+          await new Promise((r) => setTimeout(r, 50));
+          micros.set(w.name, diff(await lastMicros(handle), microsBefore));
+        }
+        console.error(`round ${r + 1} ${sys.name} ${w.name}: ${res.seconds.toFixed(3)} s, server CPU ${cpu.toFixed(2)} s, load ${loadavg()[0].toFixed(1)}`);
+      }
+    } finally {
+      if (handle) await sys.unmount(handle).catch(async () => forceUnmount(m.mnt, handle.pid));
+      rmSync(base, { recursive: true, force: true });
+    }
+  }
+}
+
+const lines = ['wall s (mount process CPU s), median of the rounds', '', `| workload | ${systems.map((s) => s.name).join(' | ')} | layerfs engine requests |`, `|---|${systems.map(() => '---|').join('')}---|`];
+for (const w of WORKLOADS) {
+  // wall seconds (server CPU seconds), medians over the rounds
+  const cells = systems.map((s) => {
+    const k = `${s.name}\t${w.name}`;
+    return `${median(times.get(k) ?? [])?.toFixed(2) ?? '–'} (${median(cpus.get(k) ?? [])?.toFixed(2) ?? '–'})`;
+  });
+  const c = counts.get(w.name);
+  const us = micros.get(w.name) ?? {};
+  // requests, and the mean µs from arrival to reply of each type
+  const req = c ? Object.entries(c).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}${us[k] ? ` (${Math.round(us[k] / v)} µs)` : ''}`).join(', ') : '';
+  lines.push(`| ${w.name} | ${cells.join(' | ')} | ${req} |`);
+}
+const table = lines.join('\n');
+console.log(table);
+const out = join(repo, 'bench-results', `engine-meta-${new Date().toISOString().replace(/[:.]/g, '-')}.md`);
+mkdirSync(join(repo, 'bench-results'), { recursive: true });
+writeFileSync(out + '.tmp', `${files} files, ${dirs} dirs, ${rounds} rounds (median), load at start ${loadavg()[0].toFixed(2)}\n\n${table}\n`);
+renameSync(out + '.tmp', out);
+console.error(`mount logs in ${logDir}`);
