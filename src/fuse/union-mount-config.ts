@@ -35,7 +35,7 @@ export interface UnionMountConfig {
    */
   damageFile?: string;
   /**
-   * Read the AUFS whiteout format too (src/union/aufs-whiteouts.ts): containers-storage
+   * Read the AUFS whiteout format too (src/overlay/aufs-whiteouts.ts): containers-storage
    * writes its layers so when layerfs-overlay is its mount_program.
    */
   aufsWhiteouts?: boolean;

@@ -16,10 +16,11 @@
  * when a change lands on its name (see UpperWriter.materializeWhiteout).
  */
 import { lstat } from 'node:fs/promises';
-import { inRoot, joinPath } from '../overlay/index.js';
+import { inRoot, joinPath } from './paths.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout-policy.js';
 
-export const AUFS_PREFIX = '.wh.';
-export const AUFS_OPAQUE = '.wh..wh..opq';
+export const AUFS_PREFIX = WHITEOUT_PREFIX;
+export const AUFS_OPAQUE = OPAQUE_MARKER;
 
 /** What a directory entry's name means in the AUFS format. */
 export type AufsName = { kind: 'plain' } | { kind: 'opaque' } | { kind: 'meta' } | { kind: 'whiteout'; target: string };

@@ -7,3 +7,4 @@ export * from './overlay-format.js';
 export * from './whiteout-policy.js';
 export * from './paths.js';
 export * from './inode.js';
+export * from './aufs-whiteouts.js';

@@ -28,11 +28,10 @@ import {
   targetOf,
   type IndexTable,
 } from './lower-index-table.js';
-import { inRoot, isOpaqueDir, isWhiteoutStat, joinPath, S_IFDIR, S_IFLNK, S_IFMT } from '../overlay/index.js';
+import { aufsName, hasAufsOpaqueMarker, inRoot, isOpaqueDir, isWhiteoutStat, joinPath, S_IFDIR, S_IFLNK, S_IFMT } from '../overlay/index.js';
 import { overrideOwnerOnHost } from './owner-override.js';
 import { sys } from './sys.js';
 import { drainQueue } from './work-queue.js';
-import { aufsName, hasAufsOpaqueMarker } from './aufs-whiteouts.js';
 
 export { INDEX_VERSION } from './lower-index-table.js';
 
@@ -88,7 +87,7 @@ export interface OpenOptions {
    */
   cacheFile?: string | undefined;
   /**
-   * Also read the AUFS whiteout format (`.wh.NAME`, `.wh..wh..opq`: aufs-whiteouts.ts), as
+   * Also read the AUFS whiteout format (`.wh.NAME`, `.wh..wh..opq`: overlay/aufs-whiteouts.ts), as
    * containers-storage writes layers for a mount program. A cache file holds no record
    * of it: give one only for layers that are always mounted the same way.
    */

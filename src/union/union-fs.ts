@@ -17,11 +17,10 @@ import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesyst
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
-import { baseOf, lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, upperIno, visibleXattrName } from '../overlay/index.js';
+import { baseOf, isAufsReserved, lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, upperIno, visibleXattrName } from '../overlay/index.js';
 import { LowerIndex } from './lower-index.js';
 import { Mutex } from '../core/mutex.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
-import { isAufsReserved } from './aufs-whiteouts.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 import { renameInUnion } from './union-rename.js';
 import { UnionView, type Resolved } from './union-view.js';
@@ -41,7 +40,7 @@ export interface UnionOptions {
    * default of copy-up.ts (flush, unless LAYERFS_COPY_UP_FSYNC=0). */
   volatile?: boolean;
   /**
-   * Read the AUFS whiteout format too (`.wh.NAME`, `.wh..wh..opq`: aufs-whiteouts.ts), in
+   * Read the AUFS whiteout format too (`.wh.NAME`, `.wh..wh..opq`: overlay/aufs-whiteouts.ts), in
    * the lowers and the upper, as containers-storage writes layers for a mount_program.
    */
   aufsWhiteouts?: boolean;
@@ -446,7 +445,7 @@ export class UnionFilesystem implements PathFilesystem {
     const p = this.view.tryResolve(parentOf(path));
     if (p === 'ENOENT' || p === 'ENOTDIR') throw fsError(p, path);
     if (!p.isDir) throw fsError('ENOTDIR', path);
-    // Such a name would read back as a whiteout or opaque marker (aufs-whiteouts.ts).
+    // Such a name would read back as a whiteout or opaque marker (overlay/aufs-whiteouts.ts).
     if (this.view.upper?.aufs && isAufsReserved(baseOf(path))) throw fsError('EINVAL', path, 'name reserved by the AUFS whiteout format');
   }
 

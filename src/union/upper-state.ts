@@ -5,12 +5,11 @@
  * beneath it). Loaded once at start by walking the upper directory.
  */
 import * as fsp from 'node:fs/promises';
-import { decodeOrigin, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, ORIGIN_XATTR, readRedirect, visibleXattrName } from '../overlay/index.js';
+import { aufsName, decodeOrigin, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, ORIGIN_XATTR, readRedirect, visibleXattrName } from '../overlay/index.js';
 import { drainQueue } from './work-queue.js';
 import { sys } from './sys.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { readOverride } from './owner-override.js';
-import { aufsName } from './aufs-whiteouts.js';
 import type { MetadataMirror, UpperFacts } from '../core/filesystem.js';
 
 /** One object of the writable layer. */
@@ -38,7 +37,7 @@ export interface UpperNode {
   ownStat?: boolean;
   /**
    * Whiteouts only: it is an AUFS whiteout file `.wh.NAME` beside the name, not a char
-   * 0/0 at it (aufs-whiteouts.ts); a change that lands on the name first turns it into one.
+   * 0/0 at it (overlay/aufs-whiteouts.ts); a change that lands on the name first turns it into one.
    */
   aufsFile?: boolean;
 }

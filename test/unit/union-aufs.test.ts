@@ -1,5 +1,5 @@
 /**
- * The AUFS whiteout format (src/union/aufs-whiteouts.ts), as containers-storage writes
+ * The AUFS whiteout format (src/overlay/aufs-whiteouts.ts), as containers-storage writes
  * layers for a mount_program: `.wh.NAME` files and `.wh..wh..opq` markers, in lower layers
  * and in the writable layer, read only when the union is asked to (`aufsWhiteouts`).
  */
