@@ -9,10 +9,9 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LayerfsError } from '../core/errors.js';
-import { monitorContainer } from '../sandbox/container-monitor.js';
-import { prepareRun } from '../sandbox/prepare-run.js';
-import type { Store } from '../store/store.js';
-import { containerPaths } from '../supervisor/container-record.js';
+import { monitorContainer, prepareRun } from '../sandbox/index.js';
+import type { Store } from '../store/index.js';
+import { containerPaths } from '../supervisor/index.js';
 import { commitContainer } from '../commit/index.js';
 import { stateOfImage, type ImageState } from './image-state.js';
 
