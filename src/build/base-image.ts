@@ -6,10 +6,10 @@
  */
 import { shortId, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { parseReference } from '../image/reference.js';
-import { pullImage } from '../registry/puller.js';
-import type { ClientOptions } from '../registry/registry-client.js';
-import type { Store } from '../store/store.js';
+import { parseReference } from '../image/index.js';
+import { pullImage } from '../registry/index.js';
+import type { ClientOptions } from '../registry/index.js';
+import type { Store } from '../store/index.js';
 
 /** When to pull a named image. */
 export type PullPolicy = 'missing' | 'always' | 'never';

@@ -6,7 +6,7 @@
  * and vary per host); BuildKit's platform args are declared-on-use with the host's values.
  */
 import { LayerfsError } from '../core/errors.js';
-import { hostPlatform, formatPlatform } from '../image/platform.js';
+import { hostPlatform, formatPlatform } from '../image/index.js';
 import type { Instruction } from './dockerfile.js';
 import { keyValuePairs, processWord, type LexOptions, type Vars } from './shell-words.js';
 

@@ -17,9 +17,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
-import type { Descriptor } from '../image/oci-types.js';
-import { writeFileAtomic } from '../store/atomic.js';
-import type { Store } from '../store/store.js';
+import type { Descriptor } from '../image/index.js';
+import { writeFileAtomic } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import type { SourcesDigest } from './build-context.js';
 import { buildDir } from './image-state.js';
 

@@ -4,8 +4,8 @@
  * `<root>/build-cache/builds/` (the newest KEEP; a failed build is kept too, with its error).
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
-import { writeFileAtomic } from '../store/atomic.js';
-import type { Store } from '../store/store.js';
+import { writeFileAtomic } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import { buildDir } from './image-state.js';
 
 /** The layer a step produced (a metadata step produces none). */

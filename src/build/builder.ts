@@ -8,9 +8,9 @@
  */
 import { LayerfsError } from '../core/errors.js';
 import { shortId, type Digest } from '../core/digest.js';
-import { markBuilt } from '../store/build-marks.js';
-import type { Store } from '../store/store.js';
-import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../image/platform.js';
+import { markBuilt } from '../store/index.js';
+import type { Store } from '../store/index.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../image/index.js';
 import { baseImage, type PullSettings } from './base-image.js';
 import { ArgScope, PROXY_ARGS, platformArgs } from './build-args.js';
 import { BuildCache, cacheKey, type CacheInputs } from './build-cache.js';

@@ -14,10 +14,8 @@
  * layers nothing references any more.
  */
 import { chainIds, type ChainId, type DiffId, type Digest } from '../core/digest.js';
-import { isIntermediate } from '../store/build-marks.js';
-import { containerImages } from '../store/container-refs.js';
-import { pruneStore } from '../store/image-remover.js';
-import type { Store } from '../store/store.js';
+import { isIntermediate, containerImages, pruneStore } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import { BuildCache, type UsedEntry } from './build-cache.js';
 
 /** One entry, for `builder du`. */

@@ -16,7 +16,7 @@ import { open, chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink
 import { basename, join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { LayerfsError } from '../core/errors.js';
-import { resolveInRootfs } from '../sandbox/rootfs-path.js';
+import { resolveInRootfs } from '../sandbox/index.js';
 
 const run = promisify(execFile);
 

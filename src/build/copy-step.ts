@@ -10,11 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { resolveUser } from '../sandbox/user-resolver.js';
-import { readRootfsFile } from '../sandbox/rootfs-path.js';
-import type { Store } from '../store/store.js';
-import { containerPaths } from '../supervisor/container-record.js';
-import { Supervisor } from '../supervisor/supervisor.js';
+import { resolveUser, readRootfsFile } from '../sandbox/index.js';
+import type { Store } from '../store/index.js';
+import { Supervisor } from '../supervisor/index.js';
 import { commitContainer } from '../commit/index.js';
 import { copyInto, type CopySpec } from './copy-files.js';
 import { stateOfImage, type ImageState } from './image-state.js';
@@ -33,7 +31,7 @@ export async function withMountedImage<T>(
 ): Promise<T> {
   const supervisor = new Supervisor(store);
   const record = await supervisor.create({ imageRef: id, name: `build-${randomBytes(6).toString('hex')}`, readOnly });
-  const p = containerPaths(store.paths.containersDir, record.id);
+  const p = supervisor.handle(record).paths;
   try {
     if ((await store.imageLayers(id)).length === 0) {
       // An image without layers (FROM scratch) has nothing to merge: the writable layer is

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../store/atomic.js';
+import { writeFileAtomic } from '../store/index.js';
 
 /** A remembered file: stat identity → content sha256 (hex). */
 type Entries = Record<string, [string, string]>;

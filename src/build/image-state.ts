@@ -9,14 +9,10 @@
 import { copyFile, link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { chainIds, digestHex, digestOf, parseDigest, shortId, type ChainId, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { MediaType, parseManifest, type Descriptor, type HistoryEntry } from '../image/oci-types.js';
-import { hostPlatform } from '../image/platform.js';
-import { fullString, parseReference } from '../image/reference.js';
-import { markBuilt } from '../store/build-marks.js';
-import { loadImages } from '../store/image-loader.js';
-import { stagingName } from '../store/store-paths.js';
-import type { Store } from '../store/store.js';
-import { DEFAULT_PATH } from '../sandbox/docker-defaults.js';
+import { MediaType, parseManifest, type Descriptor, type HistoryEntry, hostPlatform, fullString, parseReference } from '../image/index.js';
+import { markBuilt, loadImages, stagingName } from '../store/index.js';
+import type { Store } from '../store/index.js';
+import { DEFAULT_PATH } from '../sandbox/index.js';
 
 /** The full image config, as JSON (fields layerfs does not know are kept). */
 export type ConfigDoc = Record<string, unknown> & {

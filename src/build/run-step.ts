@@ -9,10 +9,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LayerfsError } from '../core/errors.js';
-import { monitorContainer } from '../sandbox/container-monitor.js';
-import { prepareRun } from '../sandbox/prepare-run.js';
-import type { Store } from '../store/store.js';
-import { containerPaths } from '../supervisor/container-record.js';
+import { monitorContainer, prepareRun } from '../sandbox/index.js';
+import type { Store } from '../store/index.js';
 import { commitContainer } from '../commit/index.js';
 import { stateOfImage, type ImageState } from './image-state.js';
 
@@ -66,7 +64,7 @@ export async function runStep(store: Store, i: RunStepInput): Promise<ImageState
     if (result.failure) throw new LayerfsError('RUNTIME', `the command could not start: ${result.failure.message}`);
     if (result.exitCode !== 0) throw new LayerfsError('RUNTIME', `the command ${JSON.stringify(i.argv.join(' '))} returned a non-zero code: ${result.exitCode}`);
     // The runtime's mount stubs were removed by the teardown (sandbox/mount-stubs.ts).
-    const upperDir = containerPaths(store.paths.containersDir, record.id).upper;
+    const upperDir = supervisor.handle(record).paths.upper;
     const committed = await commitContainer(store, {
       image: i.parent.stored,
       upperDir,

@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { posix, relative } from 'node:path';
-import { stagingName } from '../store/store-paths.js';
+import { stagingName } from '../store/index.js';
 import type { Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import type { Store } from '../store/store.js';
-import type { BuildOptions } from './builder.js';
+import type { Store } from '../store/index.js';
+import type { BuildOptions, StageRun } from './builder.js';
 import { baseImage } from './base-image.js';
 import { BuildContext, MAX_FILES_NAMED, type Source, type SourcesDigest } from './build-context.js';
 import type { DigestCache } from './digest-cache.js';
@@ -23,7 +23,6 @@ import { download, isUrl, parseChecksum } from './remote-source.js';
 import { applyMetadata, shellOf, type RunConfig } from './metadata.js';
 import { runStep } from './run-step.js';
 import { jsonForm, processWord, processWords, type LexOptions, type Vars } from './shell-words.js';
-import type { StageRun } from './builder.js';
 
 /** A step, planned. */
 export interface StepPlan {

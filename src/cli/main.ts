@@ -30,7 +30,7 @@ export async function buildProgram(args: readonly string[] | 'all'): Promise<Com
   program.hook('preAction', async (_program, action) => {
     if (storeUseOf(action) === 'none') return;
     // Imported here, not at the top: --version and --help never need them.
-    const [{ recoverRunsAndReport }, { Supervisor }] = await Promise.all([import('../sandbox/recover-runs.js'), import('../supervisor/supervisor.js')]);
+    const [{ recoverRunsAndReport }, { Supervisor }] = await Promise.all([import('../sandbox/index.js'), import('../supervisor/index.js')]);
     const store = await openStore(action);
     await recoverRunsAndReport(store);
     const fixed = await new Supervisor(store).recover();

@@ -10,7 +10,7 @@
  */
 import { resolve } from 'node:path';
 import { LayerfsError } from '../core/errors.js';
-import { parseEngine, type EngineName } from '../fuse/engine-choice.js';
+import { parseEngine, type EngineName } from '../fuse/index.js';
 
 export interface OverlayArgs {
   lowerDirs: string[];

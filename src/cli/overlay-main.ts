@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runtimeDir } from '../core/user-dirs.js';
-import { launchUnionMount, mountProcessEntry } from '../supervisor/mount-launcher.js';
+import { launchUnionMount, mountProcessEntry } from '../supervisor/index.js';
 import { LayerfsError } from '../core/errors.js';
 import { exitCodeFor, printError } from './exit-codes.js';
 import { parseOverlayArgs } from './overlay-args.js';

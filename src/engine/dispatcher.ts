@@ -10,7 +10,7 @@ import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { Errno } from '../core/errors.js';
 import type { Caller, DirEntry, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
-import { isUnexpectedFailure, toNegativeErrno } from '../fuse/errno.js';
+import { isUnexpectedFailure, toNegativeErrno } from '../fuse/index.js';
 import type { FuseDevice } from './device.js';
 import { NodeTable, type Node } from './node-table.js';
 import { OpenFiles } from './open-files.js';

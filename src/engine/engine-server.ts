@@ -6,9 +6,8 @@
  */
 import { LayerfsError } from '../core/errors.js';
 import type { PathFilesystem } from '../core/filesystem.js';
-import type { FuseMount, ServeOptions } from '../fuse/fuse-server.js';
-import { CACHE_SECONDS } from '../fuse/mount-options.js';
-import { allowOtherPermitted } from '../fuse/mount-options.js';
+import type { FuseMount, ServeOptions } from '../fuse/index.js';
+import { CACHE_SECONDS, allowOtherPermitted } from '../fuse/index.js';
 import { mountFuseDevice, type FuseDevice, type MountRequest } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 

@@ -9,7 +9,7 @@ import { listDigestNames } from './digest-names.js';
 import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import { digestOf, parseDigest, type Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
-import { parseImageConfig, type ImageConfig } from '../image/oci-types.js';
+import { parseImageConfig, type ImageConfig } from '../image/index.js';
 import { writeFileAtomic } from './atomic.js';
 import { stagingName, type StorePaths } from './store-paths.js';
 

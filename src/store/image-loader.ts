@@ -15,13 +15,23 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { chainIdOf, digestOf, shortId, type ChainId, type Digest, type DiffId } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { DirSource, TarSource, type ArchiveSource } from '../image/archive-source.js';
-import { readArchive, type ImageToLoad } from '../image/archive-reader.js';
-import { Decompressor, detectCompression, type Compression } from '../image/layer-stream.js';
-import { defaultLimits, type LoadLimits } from '../image/limits.js';
-import { MediaType, type Platform } from '../image/oci-types.js';
-import { hostPlatform } from '../image/platform.js';
-import { familiarString, parseReference } from '../image/reference.js';
+import {
+  DirSource,
+  TarSource,
+  type ArchiveSource,
+  readArchive,
+  type ImageToLoad,
+  Decompressor,
+  detectCompression,
+  type Compression,
+  defaultLimits,
+  type LoadLimits,
+  MediaType,
+  type Platform,
+  hostPlatform,
+  familiarString,
+  parseReference,
+} from '../image/index.js';
 import { ingestLayer, type PreExtracted } from './layer-ingest.js';
 import type { LayerRecord } from './layer-db.js';
 import { stagingName } from './store-paths.js';

@@ -6,8 +6,7 @@
  */
 import { chainIds, shortId, parseDigest, type ChainId, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { parseManifest } from '../image/oci-types.js';
-import { familiarString, parseReference } from '../image/reference.js';
+import { parseManifest, familiarString, parseReference } from '../image/index.js';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import type { LayerRecord } from './layer-db.js';
 import { readMarkers } from './layer-markers.js';

@@ -14,8 +14,7 @@ import type { Writable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { digestHex, parseDigest, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { MediaType, parseManifest } from '../image/oci-types.js';
-import { fullString, parseReference } from '../image/reference.js';
+import { MediaType, parseManifest, fullString, parseReference } from '../image/index.js';
 import { stagingName } from './store-paths.js';
 import type { Store } from './store.js';
 

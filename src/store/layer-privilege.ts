@@ -15,8 +15,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LayerfsError, type ErrorCode } from '../core/errors.js';
 import { isRootless } from '../core/user-dirs.js';
-import { ownMapping, type UsernsMapping } from '../userns/id-map.js';
-import { runInUserns, spawnInUserns } from '../userns/userns-spawn.js';
+import { ownMapping, type UsernsMapping, runInUserns, spawnInUserns } from '../userns/index.js';
 import { extractLayer, type ExtractOptions, type ExtractStats } from './layer-extractor.js';
 
 export type LayerPrivilege =

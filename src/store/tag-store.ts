@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDigest, type Digest } from '../core/digest.js';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
-import { familiarName, familiarString, parseReference, type Reference } from '../image/reference.js';
+import { familiarName, familiarString, parseReference, type Reference } from '../image/index.js';
 import { writeFileAtomic } from './atomic.js';
 import type { StorePaths } from './store-paths.js';
 
