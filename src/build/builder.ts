@@ -18,9 +18,8 @@ import { recordBuild, type StepLayer, type StepReport } from './build-log.js';
 import type { BuildContext } from './build-context.js';
 import { parseDockerfile, syntaxError, type Dockerfile, type Instruction, type StageDef } from './dockerfile.js';
 import { DigestCache } from './digest-cache.js';
-import { buildDir, clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, topChain, withConfig, type ImageState } from './image-state.js';
+import { HISTORY_COMMENT, buildDir, clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, topChain, withConfig, type ImageState } from './image-state.js';
 import { applyMetadata, envVars, type RunConfig } from './metadata.js';
-import { HISTORY_COMMENT } from './run-step.js';
 import { StepRunner } from './step-runner.js';
 import { processWord, type LexOptions } from './shell-words.js';
 
