@@ -16,7 +16,7 @@ import { baseImage } from './base-image.js';
 import { BuildContext, MAX_FILES_NAMED, type Source, type SourcesDigest } from './build-context.js';
 import type { DigestCache } from './digest-cache.js';
 import type { CopyItem } from './copy-files.js';
-import type { Instruction } from './dockerfile.js';
+import type { Instruction } from './dockerfile-model.js';
 import { buildDir, storeState, type ImageState } from './image-state.js';
 import { download, isUrl, parseChecksum } from './remote-source.js';
 import { applyMetadata, shellOf, type RunConfig } from './metadata.js';
