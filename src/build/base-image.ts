@@ -7,7 +7,6 @@
 import { shortId, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
 import { parseReference } from '../image/index.js';
-import { pullImage } from '../registry/index.js';
 import type { ClientOptions } from '../registry/index.js';
 import type { Store } from '../store/index.js';
 
@@ -56,6 +55,8 @@ export async function baseImage(store: Store, ref: string, pull: PullSettings, w
   }
   progress(`pulling ${ref}`);
   try {
+    // The registry client is imported only to pull: a build from stored images never needs it.
+    const { pullImage } = await import('../registry/index.js');
     const r = await pullImage(store, ref, {
       ...pull.client,
       onEvent: (e) => {

@@ -7,7 +7,7 @@
  */
 import { LayerfsError } from '../core/errors.js';
 import { hostPlatform, formatPlatform } from '../image/index.js';
-import type { Instruction } from './dockerfile.js';
+import type { Instruction } from './dockerfile-model.js';
 import { keyValuePairs, processWord, type LexOptions, type Vars } from './shell-words.js';
 
 /** Docker's predefined proxy args. */

@@ -7,7 +7,7 @@
  * and content — never mtimes — with one hash per file so a miss can name the file.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lstat, readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { join, posix, relative, resolve, sep } from 'node:path';
@@ -95,8 +95,14 @@ function summarize(files: Record<string, string>, maxNamed: number): Record<stri
   return Object.fromEntries([...groups].map(([k, lines]) => [k, createHash('sha256').update(lines.join('')).digest('hex').slice(0, 16)]));
 }
 
+/** Walked entries between two turns of the event loop. */
+const YIELD_EVERY = 512;
+
 /** A context folder and its ignore rules. */
 export class BuildContext {
+  /** Entries walked so far (for YIELD_EVERY). */
+  private walked = 0;
+
   private constructor(
     /** Absolute root; undefined for a build without context (Dockerfile on stdin). */
     readonly root: string | undefined,
@@ -184,15 +190,19 @@ export class BuildContext {
 
   /**
    * Walks below `rel` depth first in name order, skipping ignored paths; `visit` returns
-   * whether to descend into a directory.
+   * whether to descend into a directory. Entries are lstat'ed synchronously: a context is
+   * thousands of stats, and each asynchronous one is a thread-pool round trip that left
+   * the process idle most of a cached build's walk (2,010 files: ~0.1 s). The event loop
+   * gets a turn every YIELD_EVERY entries, so Ctrl-C is still handled during a long walk.
    */
   async walk(rel: string, visit: (s: Source) => Promise<boolean>): Promise<void> {
     const root = this.rootOrThrow('walk');
-    const names = (await readdir(join(root, rel))).sort();
+    const names = readdirSync(join(root, rel)).sort();
     for (const name of names) {
+      if (++this.walked % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
       const r = rel === '' ? name : `${rel}/${name}`;
       const abs = join(root, r);
-      const st = await lstat(abs);
+      const st = lstatSync(abs);
       // An ignored folder may still hold `!` exceptions: look inside it, skip only its entry.
       const isIgnored = this.ignored(r);
       if (isIgnored && !st.isDirectory()) continue;

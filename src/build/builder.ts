@@ -16,11 +16,11 @@ import { ArgScope, PROXY_ARGS, platformArgs } from './build-args.js';
 import { BuildCache, cacheKey, type CacheInputs } from './build-cache.js';
 import { recordBuild, type StepLayer, type StepReport } from './build-log.js';
 import type { BuildContext } from './build-context.js';
-import { parseDockerfile, syntaxError, type Dockerfile, type Instruction, type StageDef } from './dockerfile.js';
+import { loadDockerfile } from './dockerfile-cache.js';
+import { syntaxError, type Dockerfile, type Instruction, type StageDef } from './dockerfile-model.js';
 import { DigestCache } from './digest-cache.js';
-import { buildDir, clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, topChain, withConfig, type ImageState } from './image-state.js';
+import { HISTORY_COMMENT, buildDir, clearStaleStaging, configOf, idOf, layersPresent, scratchState, stateOfImage, storeState, topChain, withConfig, type ImageState } from './image-state.js';
 import { applyMetadata, envVars, type RunConfig } from './metadata.js';
-import { HISTORY_COMMENT } from './run-step.js';
 import { StepRunner } from './step-runner.js';
 import { processWord, type LexOptions } from './shell-words.js';
 
@@ -74,8 +74,8 @@ const now = (): string => new Date().toISOString();
 
 /** Builds a Dockerfile; see the module comment. */
 export class Builder {
-  private readonly df: Dockerfile;
-  private readonly lex: LexOptions;
+  private df!: Dockerfile;
+  private lex!: LexOptions;
   private readonly results = new Map<number, StageResult>();
   private readonly building = new Set<number>();
   private readonly consumed = new Set<string>();
@@ -88,13 +88,13 @@ export class Builder {
   constructor(
     private readonly store: Store,
     private readonly o: BuildOptions,
-  ) {
-    this.df = parseDockerfile(o.dockerfile.text, o.dockerfile.name);
-    this.lex = { escape: this.df.escape };
-  }
+  ) {}
 
   /** Runs the build; the target (or last) stage is stored and tagged. */
   async build(): Promise<BuildResult> {
+    // Parsed first: a Dockerfile with an error fails before anything is touched.
+    this.df = await loadDockerfile(`${buildDir(this.store)}/parsed`, this.o.dockerfile.text, this.o.dockerfile.name);
+    this.lex = { escape: this.df.escape };
     await clearStaleStaging(this.store);
     this.cache = await BuildCache.open(this.store);
     const root = this.o.context.root;

@@ -16,9 +16,14 @@ import { open, chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink
 import { basename, join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { LayerfsError } from '../core/errors.js';
-import { resolveInRootfs } from '../sandbox/index.js';
 
 const run = promisify(execFile);
+
+/**
+ * The sandbox's path resolution, imported when a copy runs: this module is part of build/'s
+ * front door, which a fully cached build loads, and the sandbox is most of the program.
+ */
+const resolveInRootfs = async (rootfs: string, path: string): Promise<string> => (await import('../sandbox/index.js')).resolveInRootfs(rootfs, path);
 
 /** One thing to copy: a host path, a heredoc's text, or a file ADD downloaded. */
 export type CopyItem =

@@ -15,8 +15,7 @@ import type { Store } from '../store/index.js';
 import { Supervisor } from '../supervisor/index.js';
 import { commitContainer } from '../commit/index.js';
 import { copyInto, type CopySpec } from './copy-files.js';
-import { stateOfImage, type ImageState } from './image-state.js';
-import { HISTORY_COMMENT } from './run-step.js';
+import { HISTORY_COMMENT, stateOfImage, type ImageState } from './image-state.js';
 
 /**
  * Mounts image `id` in a new container and runs `during` on its rootfs; after the unmount,

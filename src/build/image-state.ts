@@ -9,10 +9,9 @@
 import { copyFile, link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { chainIds, digestHex, digestOf, parseDigest, shortId, type ChainId, type Digest } from '../core/digest.js';
 import { LayerfsError } from '../core/errors.js';
-import { MediaType, parseManifest, type Descriptor, type HistoryEntry, hostPlatform, fullString, parseReference } from '../image/index.js';
+import { DEFAULT_PATH, MediaType, parseManifest, type Descriptor, type HistoryEntry, hostPlatform, fullString, parseReference } from '../image/index.js';
 import { markBuilt, loadImages, stagingName } from '../store/index.js';
 import type { Store } from '../store/index.js';
-import { DEFAULT_PATH } from '../sandbox/index.js';
 
 /** The full image config, as JSON (fields layerfs does not know are kept). */
 export type ConfigDoc = Record<string, unknown> & {
@@ -48,6 +47,9 @@ export function topChain(s: ImageState): ChainId | undefined {
 export function withConfig(s: ImageState, config: ConfigDoc): ImageState {
   return { configBytes: JSON.stringify(config), layers: s.layers };
 }
+
+/** History comment BuildKit writes on Dockerfile steps. */
+export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
 
 /** `FROM scratch`: no layers, the default PATH (as BuildKit's empty image has). */
 export function scratchState(): ImageState {

@@ -6,7 +6,7 @@
  */
 import { posix } from 'node:path';
 import { LayerfsError } from '../core/errors.js';
-import type { Instruction } from './dockerfile.js';
+import type { Instruction } from './dockerfile-model.js';
 import { jsonForm, keyValuePairs, processWord, processWords, type LexOptions, type Vars } from './shell-words.js';
 
 /** The `config` object of an image config (Docker's field names). */

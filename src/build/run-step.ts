@@ -12,7 +12,7 @@ import { LayerfsError } from '../core/errors.js';
 import { monitorContainer, prepareRun } from '../sandbox/index.js';
 import type { Store } from '../store/index.js';
 import { commitContainer } from '../commit/index.js';
-import { stateOfImage, type ImageState } from './image-state.js';
+import { HISTORY_COMMENT, stateOfImage, type ImageState } from './image-state.js';
 
 /** What a RUN step needs. */
 export interface RunStepInput {
@@ -30,9 +30,6 @@ export interface RunStepInput {
   /** Set when the build is interrupted: the command is killed and the step fails. */
   signal: AbortSignal;
 }
-
-/** History comment BuildKit writes on Dockerfile steps. */
-export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
 
 /** Runs the step; returns the new state (stored: the commit loads it into the store). */
 export async function runStep(store: Store, i: RunStepInput): Promise<ImageState> {

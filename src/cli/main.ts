@@ -4,7 +4,9 @@
  * program. Global options live here; exit codes and error printing in exit-codes.ts;
  * how each verb may open the store in store-use.ts.
  */
+import { readdir } from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
+import { hasErrnoCode } from '../core/errors.js';
 import { exitCodeFor, printError, usageExitCode } from './exit-codes.js';
 import { openStore, storeUseOf } from './store-use.js';
 import { packageVersion } from './package-version.js';
@@ -29,9 +31,11 @@ export async function buildProgram(args: readonly string[] | 'all'): Promise<Com
   // layers stay, so no command trips over ENOTCONN or a stale runc container.
   program.hook('preAction', async (_program, action) => {
     if (storeUseOf(action) === 'none') return;
-    // Imported here, not at the top: --version and --help never need them.
-    const [{ recoverRunsAndReport }, { Supervisor }] = await Promise.all([import('../sandbox/index.js'), import('../supervisor/index.js')]);
     const store = await openStore(action);
+    if (!(await mayHoldContainers(store.paths.containersDir))) return;
+    // Imported here, not at the top: --version and --help never need them, nor does a
+    // store without containers (the sandbox and supervisor are a third of the program).
+    const [{ recoverRunsAndReport }, { Supervisor }] = await Promise.all([import('../sandbox/index.js'), import('../supervisor/index.js')]);
     await recoverRunsAndReport(store);
     const fixed = await new Supervisor(store).recover();
     for (const c of fixed) {
@@ -39,6 +43,19 @@ export async function buildProgram(args: readonly string[] | 'all'): Promise<Com
     }
   });
   return program;
+}
+
+/**
+ * Whether the containers folder has anything in it. Both recoveries start from its
+ * entries (one folder per container), so an empty or missing folder has nothing to
+ * recover; any other error is left to them to report.
+ */
+async function mayHoldContainers(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length > 0;
+  } catch (err) {
+    return !hasErrnoCode(err, 'ENOENT');
+  }
 }
 
 /** The verb named on the command line (`system df` for nested ones), skipping global options. */

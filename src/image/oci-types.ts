@@ -22,6 +22,13 @@ export const MediaType = {
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 } as const;
 
+/**
+ * The PATH a container gets when neither its image nor `-e` sets one, and the one an empty
+ * image (`FROM scratch`) starts with: Docker's and BuildKit's. Image-config vocabulary,
+ * so the builder reads it without loading the sandbox.
+ */
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /** Platform of a manifest in an index. */
 export interface Platform {
   os: string;

@@ -5,8 +5,8 @@
  */
 import type { SpecDeviceRule, SpecMount } from './runtime-spec-types.js';
 
-/** The PATH a container gets when neither the image nor `-e` sets one. */
-export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The PATH a container gets when neither the image nor `-e` sets one (image/oci-types.ts). */
+export { DEFAULT_PATH } from '../image/index.js';
 
 /** Docker's default capability set: enough to act as root on the container's own files, nothing that reaches the host. */
 export const DEFAULT_CAPABILITIES = [

@@ -10,9 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BuildContext, Builder, parseBuildArgs, parsePullPolicy, plainProgress, ttyProgress } from '../../build/index.js';
 import { LayerfsError } from '../../core/errors.js';
-import { parseNetwork } from '../../sandbox/index.js';
 import { openStore, printJson } from './format.js';
-import { clientOptions, connectionOptions } from './pull.js';
+import { clientOptions, connectionOptions } from './registry-options.js';
 
 interface BuildFlags {
   tag: string[];
@@ -47,6 +46,14 @@ async function dockerfileText(context: string, file: string | undefined): Promis
   } catch (err) {
     throw new LayerfsError('NOT_FOUND', `cannot read the Dockerfile ${path}: ${(err as Error).message}`, { cause: err, hint: 'give its path with -f' });
   }
+}
+
+/**
+ * `--network`, checked by the sandbox's parser, which is imported only when the flag is
+ * given: a cached build runs nothing and should not load the sandbox to learn 'none'.
+ */
+async function networkOf(value: string | undefined): Promise<'none' | 'host'> {
+  return value === undefined ? 'none' : (await import('../../sandbox/index.js')).parseNetwork(value);
 }
 
 function labelsOf(list: string[]): Map<string, string> {
@@ -96,7 +103,7 @@ export function register(program: Command): void {
           ...(flags.target !== undefined ? { target: flags.target } : {}),
           noCache: !flags.cache,
           labels: labelsOf(flags.label),
-          network: parseNetwork(flags.network),
+          network: await networkOf(flags.network),
           pull: { policy: parsePullPolicy(flags.pull), client: await clientOptions(flags) },
           allowNetwork: flags.allowNetwork === true,
           progress: (flags.progress === 'tty' || (flags.progress === 'auto' && process.stderr.isTTY) ? ttyProgress : plainProgress)((s) => process.stderr.write(s)),

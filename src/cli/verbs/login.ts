@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
 import { parseReference } from '../../image/index.js';
 import { RegistryClient, removeCredentials, saveCredentials } from '../../registry/index.js';
-import { clientOptions, connectionOptions } from './pull.js';
+import { clientOptions, connectionOptions } from './registry-options.js';
 
 interface LoginFlags {
   username?: string;

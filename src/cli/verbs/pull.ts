@@ -1,10 +1,10 @@
 /** `layerfs pull [REGISTRY/]REPO[:TAG|@DIGEST]`: download an image from a registry. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { LayerfsError } from '../../core/errors.js';
 import { parsePlatform } from '../../image/index.js';
 import { pullImage, type PullEvent } from '../../registry/index.js';
 import { humanSize, openStore } from './format.js';
+import { clientOptions, connectionOptions } from './registry-options.js';
 
 interface PullFlags {
   platform?: string;
@@ -13,31 +13,6 @@ interface PullFlags {
   tlsCa?: string;
   timeout?: string;
   quiet?: boolean;
-}
-
-/** Shared `--insecure`, `--tls-ca`, `--timeout` handling of pull, push and login. */
-export async function clientOptions(flags: { insecure?: boolean; tlsCa?: string; timeout?: string }): Promise<{ insecure?: boolean; tlsCa?: Buffer; timeoutMs?: number }> {
-  const out: { insecure?: boolean; tlsCa?: Buffer; timeoutMs?: number } = {};
-  if (flags.insecure) out.insecure = true;
-  if (flags.tlsCa) {
-    out.tlsCa = await readFile(flags.tlsCa).catch((err: Error) => {
-      throw new LayerfsError('INVALID_ARGUMENT', `cannot read --tls-ca ${flags.tlsCa}: ${err.message}`);
-    });
-  }
-  if (flags.timeout !== undefined) {
-    const s = Number(flags.timeout);
-    if (!(s > 0)) throw new LayerfsError('INVALID_ARGUMENT', `invalid --timeout ${JSON.stringify(flags.timeout)}: expected seconds`);
-    out.timeoutMs = s * 1000;
-  }
-  return out;
-}
-
-/** Adds the connection options to a registry verb. */
-export function connectionOptions(cmd: Command): Command {
-  return cmd
-    .option('--tls-ca <file>', 'trust this CA certificate (PEM) besides the system ones')
-    .option('--insecure', 'allow plain HTTP and unverified TLS for this registry')
-    .option('--timeout <seconds>', 'give up on a registry that sends nothing for this long (default 30)');
 }
 
 /** Plain status lines, one per change, as docker prints them without a terminal. */

@@ -4,7 +4,7 @@ import { LayerfsError } from '../../core/errors.js';
 import { parseSize } from '../../image/index.js';
 import { parseCompression, type PushEvent, pushImage } from '../../registry/index.js';
 import { openStore } from './format.js';
-import { clientOptions, connectionOptions } from './pull.js';
+import { clientOptions, connectionOptions } from './registry-options.js';
 
 interface PushFlags {
   chunkSize?: string;
