@@ -10,7 +10,7 @@
  * path, device, inode, mtime and ctime, in ns): adding, removing, renaming or replacing an
  * entry anywhere (what tar extraction, `rm` and every atomic writer do) changes its
  * directory's mtime and ctime, so the name changes and the stale file is never opened.
- * The walk reads directories only (~110 ms for 770 directories, against ~300 ms to lstat all
+ * The walk reads directories only (~30 ms for 770 directories, against ~300 ms to lstat all
  * 6,129 paths, which is what the build itself costs). Not seen: a file rewritten in place
  * inside a lower without touching its directory — no layer writer does that; a hand edit of
  * a lower is undefined for kernel overlayfs too. The cache file also checks each root's
@@ -21,7 +21,8 @@
  * unused when unreadable or stale.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { lstat, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
+import { lstatSync, readdirSync } from 'node:fs';
+import { mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runtimeDir } from '../core/user-dirs.js';
 
@@ -39,13 +40,17 @@ export async function overlayIndexCache(lowerDirs: string[]): Promise<string | u
   try {
     for (const dir of lowerDirs) {
       stamp.update(`\0lower ${dir}\0`);
-      await stampTree(dir, '', stamp);
+      stampTree(dir, '', stamp);
     }
   } catch {
     return undefined; // unreadable: the mount builds its index and caches nothing
   }
   const dir = overlayIndexDir();
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch {
+    return undefined; // no runtime folder to keep it in: the mount goes on without a cache
+  }
   return join(dir, `${setKey(lowerDirs)}-${stamp.digest('hex').slice(0, 32)}.idx`);
 }
 
@@ -54,19 +59,20 @@ function setKey(lowerDirs: string[]): string {
   return createHash('sha256').update(lowerDirs.join('\0')).digest('hex').slice(0, 16);
 }
 
-/** Adds every directory under `root/rel` to `hash`, in a fixed order (names sorted). */
-async function stampTree(root: string, rel: string, hash: Hash): Promise<void> {
-  const records: string[] = [];
-  const walk = async (r: string): Promise<string[]> => {
-    const path = r === '' ? root : join(root, r);
-    const [st, entries] = await Promise.all([lstat(path, { bigint: true }), readdir(path, { withFileTypes: true })]);
-    const own = `${r}\0${st.dev} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}\n`;
-    const subdirs = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
-    const below = await Promise.all(subdirs.map((n) => walk(r === '' ? n : `${r}/${n}`)));
-    return [own, ...below.flat()];
-  };
-  records.push(...(await walk(rel)));
-  for (const rec of records) hash.update(rec);
+/**
+ * Adds every directory under `root/rel` to `hash`, depth first, names sorted. Synchronous on
+ * purpose: the front end has nothing else to do meanwhile, and 770 directories take ~30 ms
+ * this way against ~80 ms through the libuv pool's promises.
+ */
+function stampTree(root: string, rel: string, hash: Hash): void {
+  const path = rel === '' ? root : join(root, rel);
+  const st = lstatSync(path, { bigint: true });
+  hash.update(`${rel}\0${st.dev} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}\n`);
+  const subdirs = readdirSync(path, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+  for (const name of subdirs) stampTree(root, rel === '' ? name : `${rel}/${name}`, hash);
 }
 
 /**
