@@ -11,9 +11,14 @@
 #   true   `podman run --rm IMAGE true`
 #   files  `podman run --rm IMAGE sh -c …`: writes 2000 small files, reads every file of
 #          /usr/share/doc and /etc (cat > /dev/null), lists the tree, copies up and deletes
-# Prints the median and mean wall time per flavour and command.
+#   bud    `buildah bud --isolation chroot` of a 3-RUN Dockerfile (write, delete, recreate)
+# Prints the median and mean wall time per flavour and command, and the load average.
 #
-#   sudo scripts/bench-podman.sh [ROUNDS]    (needs root, /dev/fuse, podman, fuse-overlayfs, umoci; uses dist/)
+#   sudo scripts/bench-podman.sh [ROUNDS]    (needs root, /dev/fuse, podman, buildah, fuse-overlayfs, umoci; uses dist/)
+#   sudo BENCH_USER=layerfs-rootless scripts/bench-podman.sh [ROUNDS]
+#        rootless: podman and buildah run as that user (it needs /etc/subuid and /etc/subgid
+#        ranges), in a private mount namespace whose /dev/fuse is a 0666 node of the same
+#        device (as test/helpers/user-fuse-ns.ts does; nothing outside it changes)
 set -euo pipefail
 ROUNDS=${1:-10}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,14 +28,34 @@ FLAVOURS=(layerfs fuse-overlayfs overlay)
 declare -A SHORT=([layerfs]=lf [fuse-overlayfs]=fo [overlay]=ov)
 declare -A PROGRAM=([layerfs]="$WORK/bin/layerfs-overlay" [fuse-overlayfs]=/usr/bin/fuse-overlayfs [overlay]=)
 
-pod() { # pod FLAVOUR ARGS…
-  local f=$1; shift
-  CONTAINERS_CONF="$WORK/containers.conf" CONTAINERS_STORAGE_CONF="$WORK/storage-$f.conf" TMPDIR="$WORK/tmp" \
-    podman --tmpdir "$WORK/${SHORT[$f]}/tmp" "$@"
+BENCH_USER=${BENCH_USER:-}
+HOLDER=
+as_user() { # as_user ENV… -- CMD…: CMD as BENCH_USER in the FUSE namespace, or as root
+  local env=()
+  while [ "$1" != -- ]; do env+=("$1"); shift; done
+  shift
+  if [ -n "$BENCH_USER" ]; then
+    nsenter -t "$HOLDER" -m -- env -i PATH="$PATH" HOME="$WORK/home" USER="$BENCH_USER" LOGNAME="$BENCH_USER" \
+      XDG_RUNTIME_DIR="$WORK/xdg" "${env[@]}" setpriv --reuid="$BENCH_USER" --regid="$BENCH_USER" --clear-groups "$@"
+  else
+    env "${env[@]}" "$@"
+  fi
 }
+tool() { # tool podman|buildah FLAVOUR ARGS…
+  local cmd=$1 f=$2; shift 2
+  local extra=()
+  [ "$cmd" = podman ] && extra=(--tmpdir "$WORK/${SHORT[$f]}/tmp")
+  as_user CONTAINERS_CONF="$WORK/containers.conf" CONTAINERS_STORAGE_CONF="$WORK/storage-$f.conf" TMPDIR="$WORK/tmp" -- \
+    "$cmd" "${extra[@]}" "$@"
+}
+pod() { tool podman "$@"; }
 cleanup() {
   set +e # every step, even after one fails (grep finding no mount is one)
-  for f in "${FLAVOURS[@]}"; do pod "$f" rm -af -t 0 >/dev/null 2>&1; done
+  for f in "${FLAVOURS[@]}"; do pod "$f" rm -af -t 0 >/dev/null 2>&1; tool buildah "$f" rm -a >/dev/null 2>&1; done
+  if [ -n "$BENCH_USER" ]; then
+    for f in "${FLAVOURS[@]}"; do p=$(cat "$WORK/${SHORT[$f]}/tmp/pause.pid" 2>/dev/null) && [ -n "$p" ] && kill "$p" 2>/dev/null; done
+    [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
+  fi
   awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$WORK"
 }
@@ -54,14 +79,33 @@ network_config_dir = "$WORK/net"
 EOF
 for f in "${FLAVOURS[@]}"; do
   {
-    printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n[storage.options.overlay]\nmountopt = "nodev"\n' "$WORK/${SHORT[$f]}/root" "$WORK/${SHORT[$f]}/run"
+    printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$WORK/${SHORT[$f]}/root" "$WORK/${SHORT[$f]}/run"
+    [ -n "$BENCH_USER" ] && printf 'rootless_storage_path = "%s"\n' "$WORK/${SHORT[$f]}/root"
+    printf '[storage.options.overlay]\nmountopt = "nodev"\n'
     [ -n "${PROGRAM[$f]}" ] && printf 'mount_program = "%s"\n' "${PROGRAM[$f]}"
   } > "$WORK/storage-$f.conf"
 done
 
+for f in "${FLAVOURS[@]}"; do mkdir -p "$WORK/${SHORT[$f]}/tmp"; done
 echo "bench-podman: making the minbase image…" >&2
 "$REPO/scripts/make-minbase-image" "$WORK/img" >/dev/null 2>&1
 tar -C "$WORK/img/oci" -cf "$WORK/minbase-oci.tar" .
+mkdir -p "$WORK/ctx"
+cat > "$WORK/ctx/Dockerfile" <<'EOF'
+FROM localhost/minbase:latest
+RUN mkdir -p /app && echo one > /app/a.txt && seq 1 500 > /app/numbers.txt && echo more >> /etc/motd
+RUN rm /app/a.txt && rm -rf /usr/share/doc && echo created > /app/new.txt
+RUN rm -rf /app && mkdir /app && echo recreated > /app/again.txt && test ! -e /app/numbers.txt
+EOF
+if [ -n "$BENCH_USER" ]; then
+  chmod 755 "$WORK"
+  mkdir -p "$WORK/home" "$WORK/xdg" && chmod 700 "$WORK/xdg"
+  chown -R "$BENCH_USER:" "$WORK"
+  mkfifo "$WORK/holder-ready"
+  unshare -m --propagation private sh -c "mknod -m 666 $WORK/fuse c 10 229 && mount --bind $WORK/fuse /dev/fuse && echo ready > $WORK/holder-ready && exec sleep 100000" &
+  HOLDER=$!
+  read -r _ < "$WORK/holder-ready"
+fi
 for f in "${FLAVOURS[@]}"; do
   id=$(pod "$f" pull -q "oci-archive:$WORK/minbase-oci.tar")
   pod "$f" tag "$id" localhost/minbase:latest
@@ -79,19 +123,28 @@ run_one() { # run_one FLAVOUR NAME ARGS…: appends the wall time in ms to T[FLA
   e=$(date +%s%N)
   T[$f/$name]+="$(( (e - s) / 1000000 )) "
 }
+bud_one() { # bud_one FLAVOUR: appends the wall time of a 3-RUN build to T[FLAVOUR/bud]
+  local f=$1 s e
+  s=$(date +%s%N)
+  tool buildah "$f" bud --isolation chroot -q -t localhost/built:latest "$WORK/ctx" >/dev/null
+  e=$(date +%s%N)
+  T[$f/bud]+="$(( (e - s) / 1000000 )) "
+  tool buildah "$f" rmi -f localhost/built:latest >/dev/null 2>&1 || true
+}
 for r in $(seq 1 "$ROUNDS"); do
   echo "bench-podman: round $r/$ROUNDS" >&2
   for k in 0 1 2; do
     f=${FLAVOURS[$(( (r + k) % 3 ))]}
     run_one "$f" true true
     run_one "$f" files sh -c "$FILES"
+    bud_one "$f"
   done
 done
 
 stats() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1; s+=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%7.0f %7.0f", m, s/NR}'; }
-printf '%-16s %-6s %7s %7s   (ms, %d rounds)\n' flavour cmd median mean "$ROUNDS"
+printf '%-16s %-6s %7s %7s   (ms, %d rounds, %s, load average %s)\n' flavour cmd median mean "$ROUNDS" "${BENCH_USER:-root}" "$(cut -d' ' -f1-3 /proc/loadavg)"
 for f in "${FLAVOURS[@]}"; do
-  for name in true files; do printf '%-16s %-6s %s\n' "$f" "$name" "$(echo "${T[$f/$name]}" | stats)"; done
+  for name in true files bud; do printf '%-16s %-6s %s\n' "$f" "$name" "$(echo "${T[$f/$name]}" | stats)"; done
 done
-left=$(awk -v w="$WORK/" 'index($5, w) == 1 && ($0 ~ / - fuse/ || $0 ~ / - overlay /)' /proc/self/mountinfo | wc -l)
+left=$(awk -v w="$WORK/" 'index($5, w) == 1 && ($0 ~ / - fuse/ || $0 ~ / - overlay /)' /proc/self/mountinfo ${HOLDER:+/proc/$HOLDER/mountinfo} | wc -l)
 echo "container mounts left: $left"

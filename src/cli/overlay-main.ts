@@ -9,10 +9,13 @@ import { spawn } from 'node:child_process';
 import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runtimeDir } from '../core/user-dirs.js';
-import { launchUnionMount, mountProcessEntry } from '../supervisor/index.js';
+// Deep on purpose (test/unit/module-boundaries.test.ts): podman starts this program for every
+// container, and supervisor/'s front door would load the store and fuse/ (the FUSE addon) too.
+import { launchUnionMount, mountProcessEntry } from '../supervisor/mount-launcher.js';
 import { LayerfsError } from '../core/errors.js';
 import { exitCodeFor, printError } from './exit-codes.js';
 import { parseOverlayArgs } from './overlay-args.js';
+import { overlayIndexCache, tidyOverlayIndexCaches } from './overlay-index-cache.js';
 import { packageVersion } from './package-version.js';
 
 const USAGE = `usage: layerfs-overlay [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,OPTION…] MOUNTPOINT
@@ -35,12 +38,15 @@ async function main(): Promise<number> {
   }
   const args = parseOverlayArgs(argv);
   for (const note of args.notes) process.stderr.write(`layerfs-overlay: ${note}\n`);
+  // containers-storage names lowers by their `l/<short id>` symlinks: the union walks
+  // the directories they point to (its index never follows a symlink, the root's either).
+  const lowerDirs = await Promise.all(args.lowerDirs.map((d) => realDir(d, 'lowerdir')));
+  // layerfs_index= names a cache the caller vouches for; else one stamped by the lowers' directories.
+  const indexCache = args.indexCache ?? (await overlayIndexCache(lowerDirs));
   const config = {
     mountpoint: args.mountpoint,
-    // containers-storage names lowers by their `l/<short id>` symlinks: the union walks
-    // the directories they point to (its index never follows a symlink, the root's either).
-    lowerDirs: await Promise.all(args.lowerDirs.map((d) => realDir(d, 'lowerdir'))),
-    ...(args.indexCache ? { indexCache: args.indexCache } : {}),
+    lowerDirs,
+    ...(indexCache ? { indexCache } : {}),
     ...(args.upperDir && args.workDir && !args.readOnly ? { upperDir: args.upperDir, workDir: args.workDir } : {}),
     fsname: 'layerfs',
     // fuse-overlayfs reads `.wh.NAME` files as whiteouts in any layer; containers-storage
@@ -59,6 +65,7 @@ async function main(): Promise<number> {
   await mkdir(logDir, { recursive: true, mode: 0o700 });
   const logFile = join(logDir, `overlay-${Buffer.from(args.mountpoint).toString('base64url').slice(-40)}.log`);
   await launchUnionMount(config, logFile);
+  if (indexCache !== undefined && args.indexCache === undefined) await tidyOverlayIndexCaches(indexCache);
   return 0;
 }
 

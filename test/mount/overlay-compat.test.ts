@@ -4,10 +4,11 @@
  * Dockerfile with layerfs as its overlay `mount_program`.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { overlayIndexDir } from '../../src/cli/overlay-index-cache.js';
 import { LAYERFS_OVERLAY, REPO, runNode } from '../helpers/cli.js';
 import { forceUnmount, isMounted } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/temp.js';
@@ -50,6 +51,38 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
     }
     await waitUnmounted(mnt);
     expect(isMounted(mnt)).toBe(false);
+  });
+
+  it('caches the lower index per lower set, and a lower changed since is indexed afresh, not served from the stale cache', async () => {
+    const dir = await tempDir();
+    await layers(dir);
+    await mkdir(join(dir, 'l2', 'deep', 'er'), { recursive: true });
+    await writeFile(join(dir, 'l2', 'deep', 'er', 'old.txt'), 'old\n');
+    const mnt = join(dir, 'merged');
+    const cachesNow = async (): Promise<string[]> => (await readdir(overlayIndexDir()).catch(() => [] as string[])).sort();
+    const mountOnce = async (): Promise<string[]> => {
+      const r = await runNode(LAYERFS_OVERLAY, ['-o', 'lowerdir=l1:l2,upperdir=upper,workdir=work', 'merged'], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+      try {
+        return (await readdir(join(mnt, 'deep', 'er'))).sort();
+      } finally {
+        await run('umount', [mnt]);
+        await waitUnmounted(mnt);
+      }
+    };
+    const before = await cachesNow();
+    expect(await mountOnce()).toEqual(['old.txt']);
+    const first = (await cachesNow()).filter((n) => !before.includes(n));
+    expect(first).toHaveLength(1); // the mount process wrote one cache for this lower set
+    expect(await mountOnce()).toEqual(['old.txt']); // unchanged lowers: the same cache, nothing new
+    expect((await cachesNow()).filter((n) => !before.includes(n))).toEqual(first);
+    // A change two directories below the lower's root (the root's own ctime does not move).
+    await writeFile(join(dir, 'l2', 'deep', 'er', 'new.txt'), 'new\n');
+    expect(await mountOnce()).toEqual(['new.txt', 'old.txt']);
+    const second = (await cachesNow()).filter((n) => !before.includes(n));
+    expect(second).toHaveLength(1);
+    expect(second[0]).not.toBe(first[0]); // the stale cache is gone, a new one stands for the new tree
+    await rm(join(overlayIndexDir(), second[0]!), { force: true });
   });
 
   it('rejects a missing lowerdir or an upperdir without workdir with one line', async () => {
@@ -106,7 +139,8 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
       await run('buildah', [...buildah, 'rm', '--all']).catch(() => undefined);
     }
     // layerfs (not the kernel or fuse-overlayfs) served buildah's build containers.
-    const logs = await Promise.all((await readdir('/run/layerfs')).map((f) => readFile(join('/run/layerfs', f), 'utf8')));
+    const logNames = (await readdir('/run/layerfs')).filter((f) => f.endsWith('.log')); // not overlay-index/
+    const logs = await Promise.all(logNames.map((f) => readFile(join('/run/layerfs', f), 'utf8')));
     expect(logs.some((l) => l.includes(`serving ${dir}/storage/overlay/`) && l.includes('writable'))).toBe(true);
     await run('umoci', ['unpack', '--image', `${dir}/out:latest`, join(dir, 'bundle')]);
     const rootfs = join(dir, 'bundle', 'rootfs');

@@ -68,6 +68,10 @@ const NO_FRONT_DOOR: Record<string, string> = {
 const DEEP_IMPORTS_PENDING = new Set([
   // Runs for every verb: imports store-paths alone so start-up loads no more of store/ (buildspeed's lazy verbs).
   'cli/store-use.ts',
+  // Start-up of layerfs-overlay (podman runs it per container): supervisor/ and fuse/ front
+  // doors load the store and the FUSE addon; these two files take only the launcher (podspeed).
+  'cli/overlay-main.ts',
+  'supervisor/mount-launcher.ts',
 ]);
 
 interface Edge {
