@@ -8,7 +8,7 @@
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
 import { writeDamage } from '../store/index.js';
 import { mountsAt } from '../sys/mount-table.js';
-import { UnionFilesystem } from '../union/index.js';
+import { runBackingCallsInline, UnionFilesystem } from '../union/index.js';
 import { serveWithEngine, type EngineMount } from '../engine/index.js';
 import { chooseEngine } from './engine-choice.js';
 import { serveFilesystem } from './fuse-server.js';
@@ -42,6 +42,10 @@ async function main(): Promise<void> {
       }
     },
   });
+  // Serving from here on: one JS thread waits on each backing call before it replies, so
+  // the cheap ones skip the pool (union/backing-calls.ts). LAYERFS_INLINE_CALLS=0 keeps
+  // the pool, for comparison.
+  if (process.env.LAYERFS_INLINE_CALLS !== '0') runBackingCallsInline();
   const engine = chooseEngine(config.engine);
   const serve = engine === 'layerfs' ? serveWithEngine : serveFilesystem;
   const mount = await serve(filesystem, config.mountpoint, {

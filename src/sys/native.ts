@@ -24,6 +24,9 @@
  *   lseek(fd, offset, whence): Promise<number>            lseek(2), the new offset; whence SEEK_SET/CUR/END
  *            or SEEK_DATA/SEEK_HOLE (rejects ENXIO when no data follows `offset`, or it is past EOF)
  *   fadvise(fd, offset, len, advice): Promise<void>       posix_fadvise(2); len 0 = to the end of the file
+ *   setInline(on: boolean): void                          SYNCHRONOUS: from now on the cheap calls (all
+ *            but ficlone, lseek and copyFileRange over 64 KiB) run on the calling thread and return a settled
+ *            Promise; for a FUSE server, where a pool hop costs more than the syscall
  *   mapIndexCache(path): ArrayBuffer                      SYNCHRONOUS: the lower-index cache file mapped
  *            read-only after src/engine/native/lower-index.c checked it (CRC-32, layer roots, every
  *            offset); throws an Error with `errno` (negative) and the reason; unmapped when collected
@@ -79,6 +82,7 @@ interface Binding {
   lseek(fd: number, offset: number, whence: number): Promise<number>;
   fadvise(fd: number, offset: number, len: number, advice: number): Promise<void>;
   mapIndexCache(path: SysPath): ArrayBuffer;
+  setInline(on: boolean): void;
 }
 
 const ADDON_RELATIVE = join('src', 'sys', 'native', 'build', 'Release', 'layerfs_sys.node');
@@ -204,6 +208,18 @@ export async function lseek(fd: number, offset: number, whence: number): Promise
 /** posix_fadvise(2): declares how `fd` will be read; len 0 means to the end of the file. */
 export async function fadvise(fd: number, offset: number, len: number, advice: number): Promise<void> {
   return binding().fadvise(fd, offset, len, advice);
+}
+
+/**
+ * From now on (process-wide) the cheap calls — xattrs, mknod, utimens, futimens, renameat2,
+ * fadvise, copyFileRange of at most 64 KiB — run on the calling thread and return an
+ * already settled Promise; ficlone, lseek and bigger copies, whose time grows with the
+ * file, stay on the pool. For a FUSE
+ * server, whose one JS thread waits on each call anyway: a pool hop is two thread
+ * wake-ups, several times the syscall's own cost on a local filesystem.
+ */
+export function setInline(on: boolean): void {
+  binding().setInline(on);
 }
 
 /**

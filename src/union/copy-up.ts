@@ -23,7 +23,7 @@
  * CopyCaps.durable = false) skips it, as podman does for `--rm` containers and CRI-O for
  * all of its (overlayfs `volatile`): for containers thrown away after a crash anyway.
  */
-import * as fsp from 'node:fs/promises';
+import * as fsp from './backing-calls.js';
 import { constants as C } from 'node:fs';
 import { hasErrnoCode } from '../core/errors.js';
 import { encodeOrigin, isPrivateStoredXattr, lowerIno, ORIGIN_XATTR, OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../overlay/index.js';

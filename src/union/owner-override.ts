@@ -16,7 +16,7 @@
  * subuid+N-1; without ranges only 0 is mapped, the rest shows as the overflow id 65534,
  * as in a user namespace). A rootless container in that layout sees the image's ids.
  */
-import * as fsp from 'node:fs/promises';
+import * as fsp from './backing-calls.js';
 import { hasErrnoCode } from '../core/errors.js';
 import { fsError } from './fs-error.js';
 import { formatOverrideStat, OVERRIDE_STAT_XATTR, parseOverrideStat, type OverrideStat } from '../core/override-stat.js';

@@ -1,6 +1,7 @@
 /**
  * The native syscall helpers as the union calls them (contract in src/sys/native.ts),
- * plus small promise wrappers over node:fs callbacks that take raw file descriptors.
+ * plus small promise wrappers over node:fs callbacks that take raw file descriptors (the
+ * data path's, always on the pool; the cheap ones live in ./backing-calls.ts).
  * Raw fds (not fs/promises FileHandle objects) keep per-request overhead low: the FUSE
  * data path calls read/write once per request.
  */
@@ -13,17 +14,8 @@ import * as sys from '../sys/native.js';
  */
 export { sys };
 
-/** open(2) on a raw fd. */
-export function openFd(path: Buffer, flags: number, mode = 0o666): Promise<number> {
-  return new Promise((resolve, reject) => {
-    fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)));
-  });
-}
-
-/** close(2). */
-export function closeFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
-}
+/** The fd calls that run inline in a serving mount process (./backing-calls.ts). */
+export { closeFd, fchmodFd, fchownFd, fstatFd, ftruncateFd, openFd } from './backing-calls.js';
 
 /** pread(2): bytes read. */
 export function readFd(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
@@ -39,18 +31,6 @@ export function writeFd(fd: number, buf: Buffer, off: number, len: number, pos: 
   });
 }
 
-/** fstat(2) with nanosecond times. */
-export function fstatFd(fd: number): Promise<fs.BigIntStats> {
-  return new Promise((resolve, reject) => {
-    fs.fstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st)));
-  });
-}
-
-/** ftruncate(2). */
-export function ftruncateFd(fd: number, len: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.ftruncate(fd, len, (err) => (err ? reject(err) : resolve())));
-}
-
 /** fsync(2) or fdatasync(2). */
 export function fsyncFd(fd: number, datasync: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -58,14 +38,4 @@ export function fsyncFd(fd: number, datasync: boolean): Promise<void> {
     if (datasync) fs.fdatasync(fd, done);
     else fs.fsync(fd, done);
   });
-}
-
-/** fchown(2). */
-export function fchownFd(fd: number, uid: number, gid: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fchown(fd, uid, gid, (err) => (err ? reject(err) : resolve())));
-}
-
-/** fchmod(2). */
-export function fchmodFd(fd: number, mode: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fchmod(fd, mode, (err) => (err ? reject(err) : resolve())));
 }

@@ -10,7 +10,7 @@
  * only sets ownership of new objects from the caller and clears setuid/setgid on writes
  * by callers without CAP_FSETID (non-root), as the kernel would.
  */
-import * as fsp from 'node:fs/promises';
+import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
 import { constants as C, fstatSync, openSync } from 'node:fs';
 import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';

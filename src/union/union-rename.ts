@@ -14,7 +14,7 @@
  * RENAME_EXCHANGE swaps two existing names the same way (both copied up, markers set
  * for where each directory lands). RENAME_WHITEOUT from a caller gives EINVAL.
  */
-import * as fsp from 'node:fs/promises';
+import * as fsp from './backing-calls.js';
 import { hasErrnoCode } from '../core/errors.js';
 import { RenameFlags } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';

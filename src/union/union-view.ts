@@ -8,7 +8,7 @@
  * with the lower directory at its "lower path" unless it is opaque. The lower path is the
  * parent's lower path plus the name, or the directory's redirect (redirect_dir=on).
  */
-import * as fsp from 'node:fs/promises';
+import * as fsp from './backing-calls.js';
 import type { BigIntStats } from 'node:fs';
 import type { DirEntry, FileStat } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';

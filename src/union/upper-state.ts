@@ -4,7 +4,7 @@
  * with no syscall: a path absent here has no upper object (and neither has anything
  * beneath it). Loaded once at start by walking the upper directory.
  */
-import * as fsp from 'node:fs/promises';
+import * as fsp from './backing-calls.js';
 import { aufsName, decodeOrigin, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, ORIGIN_XATTR, readRedirect, visibleXattrName } from '../overlay/index.js';
 import { drainQueue } from './work-queue.js';
 import { sys } from './sys.js';

@@ -5,7 +5,7 @@
  * (leaving a whiteout when a lower object would otherwise show through again). Callers
  * hold the union's namespace lock and have already checked the POSIX preconditions.
  */
-import * as fsp from 'node:fs/promises';
+import * as fsp from './backing-calls.js';
 import { RenameFlags, type Caller } from '../core/filesystem.js';
 import { copyUpObject, type CopyCaps } from './copy-up.js';
 import type { LowerIndex } from './lower-index.js';

@@ -4,7 +4,11 @@
  * SEEK_DATA/SEEK_HOLE, posix_fadvise).
  *
  * Every asynchronous call copies its arguments into a request, runs the syscall on libuv's
- * thread pool (napi_async_work) and settles a Promise. Failures reject with an Error shaped
+ * thread pool (napi_async_work) and settles a Promise — or, once setInline(1) was called,
+ * runs a cheap call (xattrs, mknod, utimens, renameat2, fadvise, a copy_file_range of at
+ * most 64 KiB) right away on
+ * the calling thread and returns a settled Promise: in a FUSE server each pool hop is two
+ * thread wake-ups, which cost more than the syscall itself (native-notes/sys-addon.md). Failures reject with an Error shaped
  * like Node's own system errors (code, negative errno, syscall, path[, dest]) so callers
  * treat them exactly like node:fs errors. Invalid argument TYPES throw synchronously: they
  * are programming errors, not filesystem outcomes.
@@ -338,9 +342,8 @@ static napi_value make_result(napi_env env, req_t *r) {
   return v;
 }
 
-static void complete(napi_env env, napi_status status, void *data) {
-  req_t *r = data;
-  if (status != napi_ok && r->err == 0) r->err = ECANCELED;
+/* Settles a request's Promise by its outcome (main thread). */
+static void settle(napi_env env, req_t *r) {
   if (r->err) {
     napi_value err = make_error(env, r);
     if (!err) { napi_value m; napi_create_string_utf8(env, "out of memory", NAPI_AUTO_LENGTH, &m); napi_create_error(env, NULL, m, &err); }
@@ -348,13 +351,39 @@ static void complete(napi_env env, napi_status status, void *data) {
   } else {
     napi_resolve_deferred(env, r->deferred, make_result(env, r));
   }
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  req_t *r = data;
+  if (status != napi_ok && r->err == 0) r->err = ECANCELED;
+  settle(env, r);
   napi_delete_async_work(env, r->work);
   req_free(r);
+}
+
+/* setInline(): the process-wide choice of running cheap calls on the JS thread. */
+static int run_inline = 0;
+
+/* Copies of up to this many bytes run inline too: a small file's copy-up is a page-cache
+ * copy of microseconds, less than the pool hop around it. */
+#define INLINE_COPY_MAX (64 * 1024)
+
+/* Calls that stay on the pool even inline: their time grows with the file (clones, big
+ * copies, a SEEK_DATA walk of a long extent list), so one could stall every other request. */
+static int may_run_inline(const req_t *r) {
+  if (r->op == OP_COPY_FILE_RANGE) return r->len <= INLINE_COPY_MAX;
+  return r->op != OP_FICLONE && r->op != OP_LSEEK;
 }
 
 static napi_value queue(napi_env env, req_t *r) {
   napi_value promise, name;
   if (napi_create_promise(env, &r->deferred, &promise) != napi_ok) { req_free(r); return NULL; }
+  if (run_inline && may_run_inline(r)) {
+    execute(env, r);
+    settle(env, r);
+    req_free(r);
+    return promise;
+  }
   napi_create_string_utf8(env, r->syscall, NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, execute, complete, r, &r->work) != napi_ok ||
       napi_queue_async_work(env, r->work) != napi_ok) {
@@ -613,6 +642,15 @@ static napi_value js_map_index_cache(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value js_set_inline(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  bool on = false;
+  CHECK(napi_get_value_bool(env, argv[0], &on));
+  run_inline = on;
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -631,6 +669,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"major", NULL, js_major, NULL, NULL, NULL, napi_enumerable, NULL},
     {"minor", NULL, js_minor, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mapIndexCache", NULL, js_map_index_cache, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setInline", NULL, js_set_inline, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
