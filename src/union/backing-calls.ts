@@ -14,6 +14,7 @@
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { promisify } from 'node:util';
 import * as sys from '../sys/native.js';
 
 let inline = false;
@@ -62,10 +63,13 @@ export function openFd(path: Buffer, flags: number, mode = 0o666): Promise<numbe
 }
 
 /** close(2). */
-export function closeFd(fd: number): Promise<void> {
-  if (inline) return settled(() => fs.closeSync(fd));
-  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
-}
+export const closeFd = either(promisify(fs.close), fs.closeSync);
+/** ftruncate(2). */
+export const ftruncateFd = either(promisify(fs.ftruncate) as (fd: number, len: number) => Promise<void>, fs.ftruncateSync);
+/** fchown(2). */
+export const fchownFd = either(promisify(fs.fchown), fs.fchownSync);
+/** fchmod(2). */
+export const fchmodFd = either(promisify(fs.fchmod), fs.fchmodSync);
 
 /** fstat(2) with nanosecond times. */
 export function fstatFd(fd: number): Promise<fs.BigIntStats> {
@@ -73,24 +77,6 @@ export function fstatFd(fd: number): Promise<fs.BigIntStats> {
   return new Promise((resolve, reject) => {
     fs.fstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st)));
   });
-}
-
-/** ftruncate(2). */
-export function ftruncateFd(fd: number, len: number): Promise<void> {
-  if (inline) return settled(() => fs.ftruncateSync(fd, len));
-  return new Promise((resolve, reject) => fs.ftruncate(fd, len, (err) => (err ? reject(err) : resolve())));
-}
-
-/** fchown(2). */
-export function fchownFd(fd: number, uid: number, gid: number): Promise<void> {
-  if (inline) return settled(() => fs.fchownSync(fd, uid, gid));
-  return new Promise((resolve, reject) => fs.fchown(fd, uid, gid, (err) => (err ? reject(err) : resolve())));
-}
-
-/** fchmod(2). */
-export function fchmodFd(fd: number, mode: number): Promise<void> {
-  if (inline) return settled(() => fs.fchmodSync(fd, mode));
-  return new Promise((resolve, reject) => fs.fchmod(fd, mode, (err) => (err ? reject(err) : resolve())));
 }
 
 function settled<T>(call: () => T): Promise<T> {
