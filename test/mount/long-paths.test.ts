@@ -1,0 +1,72 @@
+/**
+ * Paths of up to 4,095 bytes below the mount point (issue 12 point 9), against the
+ * kernel's overlayfs. The writable layer's backing paths are the upper root plus that,
+ * longer than PATH_MAX; the kernel's overlayfs has no such limit, and neither may
+ * layerfs (src/union/backing-path.ts). The same script runs in bash with its working
+ * directory in each mount (a vitest worker cannot chdir): it builds a chain of 200-byte
+ * directory names under a lower directory, cd's into it component by component, and
+ * does create, stat, write, read, rename, link, symlink, unlink and rmdir there and
+ * through the whole 4,095-byte relative path; every answer (sizes, nlink, modes, errno
+ * messages) is printed, and both transcripts must be identical.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, inject, it } from 'vitest';
+import { makeLayers, type LayerSpec } from '../helpers/layers.js';
+import { mountKernelOverlay, unmountKernelOverlay } from '../helpers/oracle.js';
+import { tempDir } from '../helpers/temp.js';
+import { mountUnion } from '../helpers/union-mount.js';
+
+const run = promisify(execFile);
+
+const LOWER: LayerSpec[] = [{ 'low/file': 'lower data\n', 'low/sub/deep': 'deeper\n' }];
+
+/**
+ * The script. `P` is the relative path (from the mount root) of the deepest file:
+ * exactly 4,095 bytes. Long names print as <name>, so the transcript stays readable.
+ */
+const SCRIPT = join(import.meta.dirname, '../helpers/long-paths.sh');
+
+/** The transcript of SCRIPT with its working directory at `mnt`. */
+async function transcript(mnt: string): Promise<string> {
+  const { stdout } = await run('bash', [SCRIPT], { cwd: mnt, env: { ...process.env, MNT: mnt, LC_ALL: 'C' }, maxBuffer: 1 << 24 });
+  return stdout;
+}
+
+async function kernelTranscript(): Promise<string> {
+  const layers = await makeLayers(LOWER);
+  const mnt = join(layers.root, 'kmnt');
+  await mkdir(mnt);
+  await mountKernelOverlay(layers.lowers, layers.upper, layers.work, mnt);
+  try {
+    return await transcript(mnt);
+  } finally {
+    await unmountKernelOverlay(mnt);
+    await layers.cleanup();
+  }
+}
+
+describe.skipIf(!inject('canMount'))('paths of up to 4,095 bytes below the mount point', () => {
+  let kernel: Promise<string> | undefined;
+  for (const engine of ['layerfs', 'fuse-native'] as const) {
+    it(`are served as by the kernel's overlayfs (${engine} engine)`, async () => {
+      kernel ??= kernelTranscript();
+      const want = await kernel;
+      // Not a comparison of two failures: the kernel does all of it.
+      expect(want).toContain('path length 4095');
+      expect(want).toMatch(/^cat rc=0 hel$/m);
+      expect(want.match(/^mkdir rc=0 $/gm)?.length).toBeGreaterThanOrEqual(21);
+      const dir = await tempDir('layerfs-longpath-');
+      const layers = await makeLayers(LOWER);
+      const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir, { LAYERFS_ENGINE: engine });
+      try {
+        expect(await transcript(m.mountpoint)).toBe(want);
+      } finally {
+        await m.stop();
+        await layers.cleanup();
+      }
+    });
+  }
+});
