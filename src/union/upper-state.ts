@@ -4,10 +4,9 @@
  * with no syscall: a path absent here has no upper object (and neither has anything
  * beneath it). Loaded once at start by walking the upper directory.
  */
-import * as fsp from 'node:fs/promises';
+import { atPath, backing } from './backing-path.js';
 import { aufsName, decodeOrigin, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, ORIGIN_XATTR, readRedirect, visibleXattrName } from '../overlay/index.js';
 import { drainQueue } from './work-queue.js';
-import { sys } from './sys.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { readOverride } from './owner-override.js';
 import type { MetadataMirror, UpperFacts } from '../core/filesystem.js';
@@ -77,7 +76,7 @@ export class UpperState {
     const root = state.nodes.get('/')!;
     await state.loadNode('/', root);
     // Known for the root only (one call): what is made below it inherits the answer.
-    const rootXattrs = await sys.llistxattr(state.root).catch(() => ['?']);
+    const rootXattrs = await backing.llistxattr(state.root).catch(() => ['?']);
     if (rootXattrs.every((n) => visibleXattrName(n) === null)) root.noXattrs = true;
     await drainQueue(['/'], 16, (d, push) => state.loadDir(d, push));
     return state;
@@ -149,7 +148,7 @@ export class UpperState {
   }
 
   private async loadDir(dir: string, push: (dir: string) => void): Promise<void> {
-    const dirents = await fsp.readdir(this.realPath(dir), { withFileTypes: true, encoding: 'buffer' });
+    const dirents = await backing.readdirTyped(this.realPath(dir));
     const aufsWhiteouts: string[] = [];
     await Promise.all(
       dirents.map(async (d) => {
@@ -161,7 +160,7 @@ export class UpperState {
           if (a.kind !== 'plain') return;
         }
         const path = joinPath(dir, name);
-        if (d.isCharacterDevice() && isWhiteoutStat(await fsp.lstat(this.realPath(path)))) {
+        if (d.isCharacterDevice() && isWhiteoutStat(await backing.lstat(this.realPath(path)))) {
           this.nodes.set(path, { kind: 'whiteout' });
           return;
         }
@@ -184,13 +183,13 @@ export class UpperState {
 
   private async loadNode(path: string, node: UpperNode): Promise<void> {
     const real = this.realPath(path);
-    const origin = decodeOrigin(await sys.lgetxattr(real, ORIGIN_XATTR).catch(() => null));
+    const origin = decodeOrigin(await backing.lgetxattr(real, ORIGIN_XATTR).catch(() => null));
     if (origin !== undefined) node.originIno = origin;
     const override = await readOverride(real);
     if (override) node.override = override;
     if (node.kind !== 'dir') return;
-    if (await isOpaqueDir(real)) node.opaque = true;
-    const redirect = await readRedirect(real);
+    if (await atPath(real, isOpaqueDir)) node.opaque = true;
+    const redirect = await atPath(real, readRedirect);
     if (redirect !== undefined) node.redirect = redirect;
   }
 }

@@ -5,6 +5,8 @@ exec 2>&1
 shorten() { sed -E 's/[a-z0-9]{40,}/<name>/g'; }
 say() { echo "$*" | shorten; }
 try() { local out; out=$("$@" 2>&1); echo "$1 rc=$? $out" | shorten; }
+# An engine with a known lag of a hard link's other names (known-differences.ts) waits it out.
+settle() { [ -z "${ATTR_SETTLE:-}" ] || sleep "$ATTR_SETTLE"; }
 comp() { printf 'd%02d' "$1"; head -c 197 /dev/zero | tr '\0' x; }
 cd low || exit 9
 rel=low
@@ -29,6 +31,7 @@ try chmod 600 "$last"
 try touch -d '2001-02-03 04:05:06' "$last"
 try stat -c '%a %Y' "$last"
 try ln "$last" hard
+settle
 try stat -c '%h' "$last" hard
 try ln -s "$last" soft
 try readlink soft
@@ -50,6 +53,7 @@ try cat "$P"
 try ln "$P" top-link
 try stat -c '%s %h' top-link
 try mv top-link "$rel/back"
+settle
 try stat -c '%h' "$P"
 try mv "$P" "$rel/renamed"
 try cat "$rel/renamed"
