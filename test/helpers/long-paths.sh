@@ -1,5 +1,7 @@
-# The script of test/mount/long-paths.test.ts, run by bash with its working directory
-# at a mount's root and MNT set to it.
+# The script of test/mount/long-paths.test.ts, run by bash with MNT set to a mount's root.
+#   long-paths.sh make-lower   (in a lower layer dir) builds ldeep/, a 4,095-byte path to a file
+#   long-paths.sh              (at MNT) the transcript: deep paths made through the mount, and ldeep/
+#   long-paths.sh check        (at MNT) what must still be there after a remount
 set -u
 exec 2>&1
 shorten() { sed -E 's/[a-z0-9]{40,}/<name>/g'; }
@@ -8,6 +10,30 @@ try() { local out; out=$("$@" 2>&1); echo "$1 rc=$? $out" | shorten; }
 # An engine with a known lag of a hard link's other names (known-differences.ts) waits it out.
 settle() { [ -z "${ATTR_SETTLE:-}" ] || sleep "$ATTR_SETTLE"; }
 comp() { printf 'd%02d' "$1"; head -c 197 /dev/zero | tr '\0' x; }
+chain() { local r=$1; for i in $(seq 1 20); do r="$r/$(comp "$i")"; done; echo "$r"; }
+# The name that brings relative path $1 plus "/" plus it to 4,095 bytes.
+fill() { head -c $((4095 - ${#1} - 1)) /dev/zero | tr '\0' "$2"; }
+LREL=$(chain ldeep)
+LAST=$(fill "$LREL" g)
+Q="$LREL/$LAST"
+C1=$(comp 1)
+QMOVED="ldeep/moved/${Q#ldeep/$C1/}"
+
+if [ "${1:-}" = make-lower ]; then
+  mkdir ldeep && cd ldeep || exit 9
+  for i in $(seq 1 20); do mkdir "$(comp "$i")" && cd "$(comp "$i")" || exit 9; done
+  echo 'lower deep' > "$LAST"
+  exit 0
+fi
+
+if [ "${1:-}" = check ]; then
+  try stat -c '%s %h %a %F' "$QMOVED"
+  try cat "$QMOVED"
+  try ls ldeep
+  try ls "${QMOVED%/*}"
+  exit 0
+fi
+
 cd low || exit 9
 rel=low
 for i in $(seq 1 20); do
@@ -88,3 +114,15 @@ done
 cd "$MNT" || exit 9
 try ls -A low
 try cat low/file
+# A 4,095-byte path that only a lower layer holds: read, copied up with its 20 parents,
+# its top directory renamed with everything below.
+try stat -c '%s %h %a %F' "$Q"
+try cat "$Q"
+try getfattr --absolute-names -d "$Q"
+try sh -c "echo appended >> '$Q'"
+try cat "$Q"
+try stat -c '%s %h %a %F' "$Q"
+try mv "ldeep/$C1" ldeep/moved
+try cat "$QMOVED"
+try ls ldeep
+try stat "$Q"
