@@ -5,7 +5,7 @@
  * beneath it). Loaded once at start by walking the upper directory.
  */
 import { atPath, backing } from './backing-path.js';
-import { aufsName, decodeOrigin, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, ORIGIN_XATTR, readRedirect, visibleXattrName } from '../overlay/index.js';
+import { aufsName, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, readOrigin, readRedirect, visibleXattrName } from '../overlay/index.js';
 import { drainQueue } from './work-queue.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { readOverride } from './owner-override.js';
@@ -18,7 +18,7 @@ export interface UpperNode {
   opaque?: boolean;
   /** Directories: trusted.overlay.redirect (where its lower part lives). */
   redirect?: string;
-  /** st_ino recorded at copy-up (trusted.layerfs.origin). */
+  /** st_ino recorded at copy-up (trusted.overlay.layerfs.origin; trusted.layerfs.origin before). */
   originIno?: number;
   /** The owner and mode a rootless mount could not give it (owner-override.ts); stat reports these. */
   override?: OverrideStat;
@@ -183,7 +183,7 @@ export class UpperState {
 
   private async loadNode(path: string, node: UpperNode): Promise<void> {
     const real = this.realPath(path);
-    const origin = decodeOrigin(await backing.lgetxattr(real, ORIGIN_XATTR).catch(() => null));
+    const origin = await atPath(real, readOrigin);
     if (origin !== undefined) node.originIno = origin;
     const override = await readOverride(real);
     if (override) node.override = override;
