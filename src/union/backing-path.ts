@@ -19,6 +19,7 @@ import { closeSync, constants as C, openSync, type BigIntStats, type Dirent, typ
 import { sys, openFd } from './sys.js';
 import type { Timespec } from '../sys/native.js';
 import { fsError } from './fs-error.js';
+import { hasErrnoCode } from '../core/errors.js';
 
 /** The kernel refuses a path of this many bytes or more (PATH_MAX counts the NUL). */
 export const PATH_MAX = 4096;
@@ -100,6 +101,26 @@ export async function atPaths<T>(a: Buffer, b: Buffer, fn: (a: Buffer, b: Buffer
   }
 }
 
+/**
+ * rm -rf that reaches below PATH_MAX too: Node's recursive rm builds whole paths and gives
+ * up there (ENAMETOOLONG), so what it leaves is removed a directory at a time, each
+ * reached by atPath. A writable layer holding deep paths must stay removable.
+ */
+export async function removeTree(path: string | Buffer): Promise<void> {
+  const p = typeof path === 'string' ? Buffer.from(path) : path;
+  try {
+    return await atPath(p, (s) => fsp.rm(s, { recursive: true, force: true }));
+  } catch (err) {
+    if (!hasErrnoCode(err, 'ENAMETOOLONG')) throw err;
+  }
+  for (const name of await backing.readdir(p)) {
+    const child = Buffer.concat([p, Buffer.from('/'), name]);
+    if ((await backing.lstat(child)).isDirectory()) await removeTree(child);
+    else await backing.unlink(child);
+  }
+  await backing.rmdir(p);
+}
+
 /** The backing-file calls the union makes, each on paths of any length. */
 export const backing = {
   lstat: (p: Buffer): Promise<Stats> => atPath(p, (s) => fsp.lstat(s)),
@@ -110,8 +131,8 @@ export const backing = {
   mkdir: (p: Buffer, mode: number): Promise<void> => atPath(p, async (s) => void (await fsp.mkdir(s, mode))),
   rmdir: (p: Buffer): Promise<void> => atPath(p, (s) => fsp.rmdir(s)),
   unlink: (p: Buffer): Promise<void> => atPath(p, (s) => fsp.unlink(s)),
-  /** rm -rf: for an object just made that must go again. */
-  removeAll: (p: Buffer): Promise<void> => atPath(p, (s) => fsp.rm(s, { recursive: true, force: true })),
+  /** rm -rf, at any depth. */
+  removeAll: (p: Buffer): Promise<void> => removeTree(p),
   chmod: (p: Buffer, mode: number): Promise<void> => atPath(p, (s) => fsp.chmod(s, mode)),
   lchown: (p: Buffer, uid: number, gid: number): Promise<void> => atPath(p, (s) => fsp.lchown(s, uid, gid)),
   truncate: (p: Buffer, size: number): Promise<void> => atPath(p, (s) => fsp.truncate(s, size)),

@@ -12,6 +12,7 @@ export { LowerIndex, type IndexOrigin, type LowerEntry, type OpenOptions } from 
 export { UnionView, isLowerDir, lowerStat, type Resolved } from './union-view.js';
 export { UpperState, type UpperNode } from './upper-state.js';
 export { containerOwnership, type Ownership } from './owner-override.js';
+export { removeTree } from './backing-path.js';
 
 /** The lower-index cache file as a store check sees it (store/store-check.ts `IndexCaches`). */
 export const indexCaches = {

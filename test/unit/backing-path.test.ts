@@ -8,7 +8,7 @@ import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { atPath, backing, PATH_MAX } from '../../src/union/backing-path.js';
+import { atPath, backing, PATH_MAX, removeTree } from '../../src/union/backing-path.js';
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 
@@ -24,9 +24,21 @@ describe('backing paths beyond PATH_MAX', () => {
     execFileSync('mkdir', ['-p', deep.slice(root.length + 1)], { cwd: root });
   });
 
-  afterAll(() => {
-    // Node's recursive rm gives up beyond PATH_MAX; coreutils' rm does not.
-    execFileSync('rm', ['-rf', root]);
+  afterAll(async () => {
+    await removeTree(root);
+  });
+
+  it('removes a tree deeper than PATH_MAX (where Node\'s own recursive rm gives up)', async () => {
+    const other = await fsp.mkdtemp(join(tmpdir(), 'layerfs-backing-rm-'));
+    const rel = Array.from({ length: 30 }, (_, i) => `${i}${'y'.repeat(190)}`).join('/');
+    execFileSync('mkdir', ['-p', rel, `${rel}/sub`], { cwd: other });
+    const at = (name: string): Buffer => Buffer.from(join(other, rel, name));
+    for (const f of ['a', 'b', 'sub/c']) closeSync(await backing.open(at(f), C.O_CREAT | C.O_WRONLY, 0o644));
+    await backing.symlink(Buffer.from('a'), at('s'));
+    await backing.mknod(at('p'), C.S_IFIFO | 0o644, 0);
+    await expect(fsp.rm(other, { recursive: true, force: true })).rejects.toMatchObject({ code: 'ENAMETOOLONG' });
+    await removeTree(other);
+    await expect(fsp.lstat(other)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('creates, stats, renames, links and removes objects there', async () => {
