@@ -22,7 +22,7 @@ import { LowerIndex } from './lower-index.js';
 import { Mutex } from '../core/mutex.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, readFd, writeFd } from './sys.js';
-import { backing } from './backing-path.js';
+import { backing, removeTree } from './backing-path.js';
 import { renameInUnion } from './union-rename.js';
 import { UnionView, type Resolved } from './union-view.js';
 import { UpperState } from './upper-state.js';
@@ -85,7 +85,7 @@ export class UnionFilesystem implements PathFilesystem {
     if (opts.workDir === undefined) throw fsError('EINVAL', opts.upperDir, 'upper dir without work dir');
     // Our temp names live in work/layerfs; the kernel uses work/work, so both can share.
     const work = Buffer.from(opts.workDir + '/layerfs');
-    await fsp.rm(work, { recursive: true, force: true });
+    await removeTree(work);
     await fsp.mkdir(work, { recursive: true, mode: 0o700 });
     const upper = await UpperState.load(opts.upperDir, aufs);
     const view = new UnionView(index, upper);
