@@ -105,10 +105,13 @@ export async function readRedirect(realPath: Buffer): Promise<string | undefined
   return v === null ? undefined : v.toString('latin1');
 }
 
-/** The origin inode number an upper object records (either name), or undefined. */
-export async function readOrigin(realPath: sys.SysPath): Promise<number | undefined> {
-  const get = (name: string): Promise<Buffer | null> => sys.lgetxattr(realPath, name).catch(() => null);
-  return decodeOrigin(await get(ORIGIN_XATTR)) ?? decodeOrigin(await get(LEGACY_ORIGIN_XATTR));
+/**
+ * The origin inode number an upper object records, under either name, given the names
+ * llistxattr gave for it (no read when it has neither); undefined when absent or malformed.
+ */
+export async function readOrigin(realPath: sys.SysPath, names: readonly string[]): Promise<number | undefined> {
+  const name = names.includes(ORIGIN_XATTR) ? ORIGIN_XATTR : names.includes(LEGACY_ORIGIN_XATTR) ? LEGACY_ORIGIN_XATTR : undefined;
+  return name === undefined ? undefined : decodeOrigin(await sys.lgetxattr(realPath, name).catch(() => null));
 }
 
 /** Creates a whiteout (char device 0/0, mode 0) at `realPath`. */

@@ -5,7 +5,8 @@
  * beneath it). Loaded once at start by walking the upper directory.
  */
 import { atPath, backing } from './backing-path.js';
-import { aufsName, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, readOrigin, readRedirect, visibleXattrName } from '../overlay/index.js';
+import { aufsName, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, OPAQUE_XATTR, readOrigin, readRedirect, REDIRECT_XATTR, visibleXattrName } from '../overlay/index.js';
+import { OVERRIDE_STAT_XATTR } from '../core/override-stat.js';
 import { drainQueue } from './work-queue.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { readOverride } from './owner-override.js';
@@ -183,13 +184,18 @@ export class UpperState {
 
   private async loadNode(path: string, node: UpperNode): Promise<void> {
     const real = this.realPath(path);
-    const origin = await atPath(real, readOrigin);
+    // One listxattr, then reads of the names present only: an object made in the writable
+    // layer (most of them) has none and costs this one call, whichever name of the origin
+    // mark (readOrigin) its layer was written with.
+    const names = await backing.llistxattr(real).catch(() => [] as string[]);
+    if (names.length === 0) return;
+    const origin = await atPath(real, (p) => readOrigin(p, names));
     if (origin !== undefined) node.originIno = origin;
-    const override = await readOverride(real);
+    const override = names.includes(OVERRIDE_STAT_XATTR) ? await readOverride(real) : undefined;
     if (override) node.override = override;
     if (node.kind !== 'dir') return;
-    if (await atPath(real, isOpaqueDir)) node.opaque = true;
-    const redirect = await atPath(real, readRedirect);
+    if (names.includes(OPAQUE_XATTR) && (await atPath(real, isOpaqueDir))) node.opaque = true;
+    const redirect = names.includes(REDIRECT_XATTR) ? await atPath(real, readRedirect) : undefined;
     if (redirect !== undefined) node.redirect = redirect;
   }
 }
