@@ -9,7 +9,8 @@
  * through the whole 4,095-byte relative path; then reads, copies up and renames a
  * 4,095-byte path that a lower layer holds. Every answer (sizes, nlink, modes, errno
  * messages) is printed, and both transcripts must be identical, as must what a new mount
- * of the same layers shows afterwards.
+ * of the same layers shows afterwards, and the kernel's overlayfs over the writable layer
+ * layerfs wrote.
  */
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
@@ -90,6 +91,16 @@ describe.skipIf(!inject('canMount'))('paths of up to 4,095 bytes below the mount
         await m.stop();
         m = await mountUnion(config, dir, { LAYERFS_ENGINE: engine });
         expect(await script(m.mountpoint, 'check')).toBe(wantAfter);
+        // The kernel's overlayfs reads the deep writable layer layerfs wrote alike.
+        await m.stop();
+        const kmnt = join(layers.root, 'kmnt');
+        await mkdir(kmnt);
+        await mountKernelOverlay(layers.lowers, layers.upper, layers.work, kmnt);
+        try {
+          expect(await script(kmnt, 'check')).toBe(wantAfter);
+        } finally {
+          await unmountKernelOverlay(kmnt);
+        }
       } finally {
         await m.stop();
         await layers.cleanup();
