@@ -11,8 +11,9 @@
  *   directory at the new name (the old name's whiteout is already in the upper).
  * Below a directory written in full, everything comes from the merged view, so the tar
  * applied over the image gives exactly what the container shows.
- * The overlay's own xattrs (trusted.overlay.*, trusted.layerfs.*) are never written: a
- * layer carrying them would forge overlay metadata (and layerfs's loader refuses it).
+ * The overlay's own xattrs (trusted.overlay.*, layerfs's origin mark among them, and the
+ * old trusted.layerfs.*) are never written: a layer carrying them would forge overlay
+ * metadata (and layerfs's loader refuses it).
  */
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';

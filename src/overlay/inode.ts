@@ -4,7 +4,7 @@
  * `tag * 2^40 + backingIno mod 2^40`, tag 1 for the writable layer and 2 + i for lower
  * layer i, which stays an exact JavaScript number (< 2^53) for up to 8,190 layers.
  * A copied-up object keeps the number of its lower original (recorded in the
- * trusted.layerfs.origin xattr), so `ls -i` before and after a write agree; not so a file
+ * trusted.overlay.layerfs.origin xattr), so `ls -i` before and after a write agree; not so a file
  * with other names in its layer, whose copy is a separate inode. Hard links inside a
  * layer share a backing inode and so share the number. The constants are defined once,
  * with native code's copy, in src/engine/formats/inode-numbers.ts.

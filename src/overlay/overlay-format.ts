@@ -6,8 +6,14 @@
  * - redirect (redirect_dir=on): xattr trusted.overlay.redirect on an upper directory names
  *   the lower directory it was renamed from (absolute, from the layer root, when it starts
  *   with '/'); its lower contents are looked up there instead of at its own path.
- * Plus one private name of layerfs: trusted.layerfs.origin on a copied-up object keeps the
- * inode number it had in its lower layer, so copy-up does not change st_ino.
+ * Plus one private name of layerfs: trusted.overlay.layerfs.origin on a copied-up object
+ * keeps the inode number it had in its lower layer, so copy-up does not change st_ino. It
+ * sits under the overlay's own prefix, which the kernel's overlayfs neither lists nor
+ * reads (fs/overlayfs/xattrs.c: an unescaped `trusted.overlay.` name is private), so the
+ * writable layer mounted by the kernel shows none of layerfs's bookkeeping; a caller's
+ * `trusted.overlay.layerfs.origin` is escaped like any overlay name and cannot collide.
+ * Writable layers written before kept it as trusted.layerfs.origin, which is still read
+ * (and still hidden and refused to callers).
  *
  * Names a container process uses under `trusted.overlay.` are ESCAPED exactly as the
  * kernel (6.7+) does: stored as `trusted.overlay.overlay.X`, shown back as
@@ -15,8 +21,8 @@
  * the same upper reads the same under both implementations.
  *
  * Rootless (an ordinary user may not write trusted.*): every `trusted.` above is `user.`
- * instead — user.overlay.opaque, user.overlay.redirect, user.layerfs.origin, escaping of
- * user.overlay.X — which is what the kernel overlayfs reads when mounted with `userxattr`
+ * instead — user.overlay.opaque, user.overlay.redirect, user.overlay.layerfs.origin, escaping
+ * of user.overlay.X — which is what the kernel overlayfs reads when mounted with `userxattr`
  * (as it is in a user namespace). One namespace per process: root's, unless it runs as an
  * ordinary user or LAYERFS_OVERLAY_XATTRS=user|trusted says otherwise (a mount process
  * running as uid 0 of a user namespace over a rootless store). Plus, in rootless stores,
@@ -26,6 +32,7 @@ import type { BigIntStats, Stats } from 'node:fs';
 import { OVERRIDE_STAT_XATTR } from '../core/override-stat.js';
 import { inUserNamespace, isRootless } from '../core/user-dirs.js';
 import * as sys from '../sys/native.js';
+import { decodeOrigin } from './inode.js';
 
 /** Which xattr namespace holds overlay markers: root's `trusted.`, or `user.` (overlayfs `userxattr`). */
 export type OverlayXattrs = 'trusted' | 'user';
@@ -59,7 +66,9 @@ export function opaqueXattr(ns: OverlayXattrs): string {
 
 export const OPAQUE_XATTR = opaqueXattr(OVERLAY_XATTR_NS);
 export const REDIRECT_XATTR = `${OVERLAY_XATTR_NS}.overlay.redirect`;
-export const ORIGIN_XATTR = `${OVERLAY_XATTR_NS}.layerfs.origin`;
+export const ORIGIN_XATTR = `${OVERLAY_XATTR_NS}.overlay.layerfs.origin`;
+/** Where writable layers written before kept the origin: read when ORIGIN_XATTR is absent. */
+export const LEGACY_ORIGIN_XATTR = `${OVERLAY_XATTR_NS}.layerfs.origin`;
 
 const OVERLAY_PREFIX = `${OVERLAY_XATTR_NS}.overlay.`;
 const ESCAPED_PREFIX = `${OVERLAY_XATTR_NS}.overlay.overlay.`;
@@ -94,6 +103,15 @@ export async function readRedirect(realPath: Buffer): Promise<string | undefined
   if (!DIR_REDIRECTS) return undefined;
   const v = await sys.lgetxattr(realPath, REDIRECT_XATTR).catch(() => null);
   return v === null ? undefined : v.toString('latin1');
+}
+
+/**
+ * The origin inode number an upper object records, under either name, given the names
+ * llistxattr gave for it (no read when it has neither); undefined when absent or malformed.
+ */
+export async function readOrigin(realPath: sys.SysPath, names: readonly string[]): Promise<number | undefined> {
+  const name = names.includes(ORIGIN_XATTR) ? ORIGIN_XATTR : names.includes(LEGACY_ORIGIN_XATTR) ? LEGACY_ORIGIN_XATTR : undefined;
+  return name === undefined ? undefined : decodeOrigin(await sys.lgetxattr(realPath, name).catch(() => null));
 }
 
 /** Creates a whiteout (char device 0/0, mode 0) at `realPath`. */

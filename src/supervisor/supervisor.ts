@@ -10,12 +10,12 @@
  * its writable layer is untouched, and `mount --name` brings it back. Nothing here ever
  * deletes a writable layer except `remove()`.
  */
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import { acquireLock, type Store, tryLock } from '../store/index.js';
 import { abortAndDetach, listMounts, mountsAt } from '../sys/mount-table.js';
-import { LowerIndex } from '../union/index.js';
+import { LowerIndex, removeTree } from '../union/index.js';
 import {
   containerPaths,
   mountSourceFor,
@@ -154,7 +154,7 @@ export class Supervisor {
       );
       // A container made by this call and never mounted is no container: nothing stays behind.
       const { pid } = await launched.catch(async (err: unknown) => {
-        if (found.created) await rm(p.dir, { recursive: true, force: true });
+        if (found.created) await removeTree(p.dir);
         throw err;
       });
       record = { ...record, readOnly, state: 'mounted', mountpoint, pid };
@@ -232,7 +232,8 @@ export class Supervisor {
         if (!force) throw new LayerfsError('IN_USE', `container ${record.name} is mounted on ${record.mountpoint}`, { hint: `umount it first (layerfs umount ${record.name}), or use rm --force` });
         record = await this.stopMount(record);
       }
-      await rm(containerPaths(this.dir, record.id).dir, { recursive: true, force: true });
+      // Its writable layer may hold paths deeper than Node's own rm reaches.
+      await removeTree(containerPaths(this.dir, record.id).dir);
       return record;
     });
   }

@@ -31,6 +31,7 @@ import type { LowerEntry, LowerIndex } from './lower-index.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { POSIX_FADV_SEQUENTIAL, SEEK_DATA, SEEK_HOLE } from '../sys/native.js';
+import { backing } from './backing-path.js';
 import { closeFd, fchmodFd, fchownFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 
 /** Largest single copy_file_range request (the kernel caps one call near 2 GiB). */
@@ -97,7 +98,7 @@ export async function copyUpObject(
   };
   try {
     if (type === S_IFREG) {
-      const srcFd = await openFd(src, C.O_RDONLY | C.O_NOFOLLOW);
+      const srcFd = await backing.open(src, C.O_RDONLY | C.O_NOFOLLOW);
       try {
         const dstFd = await openFd(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
         try {
@@ -134,7 +135,7 @@ export async function copyUpObject(
       await sys.lsetxattr(tmp, ORIGIN_XATTR, encodeOrigin(origin));
     }
     await sys.utimens(tmp, atime, mtime);
-    await fsp.rename(tmp, dest);
+    await backing.rename(tmp, dest);
   } catch (err) {
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     throw err;
@@ -231,13 +232,13 @@ async function nextData(fd: number, off: number): Promise<number> {
 
 /** Copies every xattr but the overlay's own markers. */
 export async function copyXattrs(src: Buffer, dst: Buffer, isSymlink: boolean): Promise<void> {
-  const names = await sys.llistxattr(src);
+  const names = await backing.llistxattr(src);
   for (const name of names) {
     if (isPrivateStoredXattr(name)) continue;
-    const value = await sys.lgetxattr(src, name);
+    const value = await backing.lgetxattr(src, name);
     if (value === null) continue;
     try {
-      await sys.lsetxattr(dst, name, value);
+      await backing.lsetxattr(dst, name, value);
     } catch (err) {
       // Linux refuses user.* xattrs on symlinks; they cannot exist on the source either.
       if (!(isSymlink && hasErrnoCode(err, 'EPERM'))) throw err;

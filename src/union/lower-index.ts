@@ -30,6 +30,7 @@ import {
 } from './lower-index-table.js';
 import { aufsName, hasAufsOpaqueMarker, inRoot, isOpaqueDir, isWhiteoutStat, joinPath, S_IFDIR, S_IFLNK, S_IFMT } from '../overlay/index.js';
 import { overrideOwnerOnHost } from './owner-override.js';
+import { atPath, backing } from './backing-path.js';
 import { sys } from './sys.js';
 import { drainQueue } from './work-queue.js';
 
@@ -252,7 +253,7 @@ export class LowerIndex {
     if (entry.target !== undefined) return entry.target;
     const known = this.lateTargets?.get(path);
     if (known !== undefined) return known;
-    const t = (await fsp.readlink(this.realPath(entry.layer, path), { encoding: 'buffer' })).toString('latin1');
+    const t = (await backing.readlink(this.realPath(entry.layer, path))).toString('latin1');
     (this.lateTargets ??= new Map()).set(path, t);
     return t;
   }
@@ -322,7 +323,7 @@ class IndexEntry implements LowerEntry {
 async function indexDir(b: TableBuilder, roots: Buffer[], dir: DirJob, push: (j: BuildJob) => void, aufs: boolean): Promise<void> {
   const names = new Map<string, NameRecord>();
   for (const l of dir.layers) {
-    const dirents = await fsp.readdir(inRoot(roots[l]!, dir.path), { withFileTypes: true, encoding: 'latin1' });
+    const dirents = await atPath(inRoot(roots[l]!, dir.path), (p) => fsp.readdir(p, { withFileTypes: true, encoding: 'latin1' }));
     // AUFS whiteout files of this layer, applied after its real entries (a real NAME in
     // the same layer wins over `.wh.NAME`); the marker names themselves are never shown.
     const aufsHidden: string[] = [];
@@ -335,7 +336,7 @@ async function indexDir(b: TableBuilder, roots: Buffer[], dir: DirJob, push: (j:
       }
       const rec = names.get(name);
       if (rec === undefined) {
-        if (d.isCharacterDevice() && isWhiteoutStat(await fsp.lstat(inRoot(roots[l]!, joinPath(dir.path, name))))) {
+        if (d.isCharacterDevice() && isWhiteoutStat(await backing.lstat(inRoot(roots[l]!, joinPath(dir.path, name))))) {
           names.set(name, { layer: l, dirLayers: [], closed: true, whiteout: true });
           continue;
         }
@@ -377,8 +378,11 @@ async function indexDir(b: TableBuilder, roots: Buffer[], dir: DirJob, push: (j:
 }
 
 /** Fills one row: stat, xattr presence, symlink target; queues it when it is a directory. */
-async function indexEntry(b: TableBuilder, roots: Buffer[], job: EntryJob, push: (j: BuildJob) => void): Promise<void> {
-  const real = inRoot(roots[job.layer]!, job.path);
+function indexEntry(b: TableBuilder, roots: Buffer[], job: EntryJob, push: (j: BuildJob) => void): Promise<void> {
+  return atPath(inRoot(roots[job.layer]!, job.path), (real) => indexEntryAt(b, real, job, push));
+}
+
+async function indexEntryAt(b: TableBuilder, real: Buffer, job: EntryJob, push: (j: BuildJob) => void): Promise<void> {
   const [st, xattrs] = await Promise.all([lstatBig(real), hasXattrs(real)]);
   const override = xattrs ? await readOverride(real, job.path) : undefined;
   // b.t's arrays are looked up only now: reserving rows meanwhile may have replaced them.
@@ -400,7 +404,7 @@ const NS = 1_000_000_000n;
 
 /** Whether directory `path` of the layer at `root` is opaque (xattr; or marker file when `aufs`). */
 async function isOpaqueAt(root: Buffer, path: string, aufs: boolean): Promise<boolean> {
-  if (await isOpaqueDir(inRoot(root, path))) return true;
+  if (await atPath(inRoot(root, path), isOpaqueDir)) return true;
   return aufs && hasAufsOpaqueMarker(root, path);
 }
 

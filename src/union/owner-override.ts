@@ -16,12 +16,12 @@
  * subuid+N-1; without ranges only 0 is mapped, the rest shows as the overflow id 65534,
  * as in a user namespace). A rootless container in that layout sees the image's ids.
  */
-import * as fsp from './backing-calls.js';
+import { backing } from './backing-path.js';
 import { hasErrnoCode } from '../core/errors.js';
 import { fsError } from './fs-error.js';
 import { formatOverrideStat, OVERRIDE_STAT_XATTR, parseOverrideStat, type OverrideStat } from '../core/override-stat.js';
 import { OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFREG, S_ISGID, S_ISUID } from '../overlay/index.js';
-import { fchmodFd, fchownFd, sys } from './sys.js';
+import { fchmodFd, fchownFd } from './sys.js';
 import { fromHost, ownMapping, singleMapping, toHost, type UsernsMapping } from '../userns/index.js';
 
 /** Whether this process keeps owners it cannot set in the override xattr (rootless stores). */
@@ -47,7 +47,7 @@ export interface Ownership {
 /** The override an upper object carries, if overrides are in use and it has one. */
 export async function readOverride(real: Buffer): Promise<OverrideStat | undefined> {
   if (!OWNER_OVERRIDES) return undefined;
-  const v = await sys.lgetxattr(real, OVERRIDE_STAT_XATTR).catch(() => null);
+  const v = await backing.lgetxattr(real, OVERRIDE_STAT_XATTR).catch(() => null);
   return v === null ? undefined : parseOverrideStat(v, `upper object ${real.toString('latin1')}`);
 }
 
@@ -60,12 +60,12 @@ export async function setOwnership(real: Buffer, fd: number | undefined, fileTyp
   const isLink = fileType === S_IFLNK;
   try {
     if (fd !== undefined) await fchownFd(fd, want.uid, want.gid);
-    else await fsp.lchown(real, want.uid, want.gid);
+    else await backing.lchown(real, want.uid, want.gid);
     if (!isLink) {
       if (fd !== undefined) await fchmodFd(fd, want.mode & 0o7777);
-      else await fsp.chmod(real, want.mode & 0o7777);
+      else await backing.chmod(real, want.mode & 0o7777);
     }
-    if (had) await sys.lremovexattr(real, OVERRIDE_STAT_XATTR);
+    if (had) await backing.lremovexattr(real, OVERRIDE_STAT_XATTR);
     return undefined;
   } catch (err) {
     const cannot = hasErrnoCode(err, 'EPERM') || hasErrnoCode(err, 'EINVAL');
@@ -108,7 +108,7 @@ async function writeOverride(real: Buffer, fd: number | undefined, fileType: num
   // mount process can still read, write and list what it serves.
   const disk = (o.mode & 0o777) | (fileType === S_IFDIR ? 0o700 : 0o600);
   if (fd !== undefined) await fchmodFd(fd, disk);
-  else await fsp.chmod(real, disk);
-  await sys.lsetxattr(real, OVERRIDE_STAT_XATTR, formatOverrideStat(o));
+  else await backing.chmod(real, disk);
+  await backing.lsetxattr(real, OVERRIDE_STAT_XATTR, formatOverrideStat(o));
   return o;
 }

@@ -12,7 +12,7 @@
  */
 import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
-import { constants as C, fstatSync, openSync } from 'node:fs';
+import { constants as C, fstatSync } from 'node:fs';
 import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
@@ -21,7 +21,8 @@ import { baseOf, isAufsReserved, lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S
 import { LowerIndex } from './lower-index.js';
 import { Mutex } from '../core/mutex.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
-import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
+import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, readFd, writeFd } from './sys.js';
+import { backing, removeTree } from './backing-path.js';
 import { renameInUnion } from './union-rename.js';
 import { UnionView, type Resolved } from './union-view.js';
 import { UpperState } from './upper-state.js';
@@ -84,7 +85,7 @@ export class UnionFilesystem implements PathFilesystem {
     if (opts.workDir === undefined) throw fsError('EINVAL', opts.upperDir, 'upper dir without work dir');
     // Our temp names live in work/layerfs; the kernel uses work/work, so both can share.
     const work = Buffer.from(opts.workDir + '/layerfs');
-    await fsp.rm(work, { recursive: true, force: true });
+    await removeTree(work);
     await fsp.mkdir(work, { recursive: true, mode: 0o700 });
     const upper = await UpperState.load(opts.upperDir, aufs);
     const view = new UnionView(index, upper);
@@ -109,7 +110,7 @@ export class UnionFilesystem implements PathFilesystem {
       if ((r.lower!.mode & S_IFMT) !== S_IFLNK) throw fsError('EINVAL', path, 'not a symlink');
       return this.view.index.readlink(r.lowerPath!, r.lower!);
     }
-    const t = await fsp.readlink(this.upperReal(path), { encoding: 'buffer' });
+    const t = await backing.readlink(this.upperReal(path));
     return t.toString('latin1');
   }
 
@@ -127,7 +128,7 @@ export class UnionFilesystem implements PathFilesystem {
       r = await this.lock.run(() => w.ensureUpper(path, !trunc));
     }
     const openFlags = (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)) | C.O_NOFOLLOW;
-    const fd = r.upper !== undefined ? await openFd(this.upperReal(path), openFlags) : await this.openLower(r, openFlags);
+    const fd = r.upper !== undefined ? await backing.open(this.upperReal(path), openFlags) : await this.openLower(r, openFlags);
     return this.addHandle(fd, path, r, acc !== C.O_RDONLY && caller.uid !== 0);
   }
 
@@ -144,7 +145,7 @@ export class UnionFilesystem implements PathFilesystem {
       // Synchronous on purpose: open + fstat of a local layer file take microseconds, two
       // trips through libuv's thread pool took ~250 µs per open on a busy machine, and
       // `cat` of many small files is nothing but opens (native-notes/engine.md).
-      fd = openSync(this.view.index.realPath(e.layer, r.lowerPath!), flags);
+      fd = backing.openSync(this.view.index.realPath(e.layer, r.lowerPath!), flags);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // ELOOP is the ordinary answer for a symlink (O_NOFOLLOW); for anything else the
@@ -185,7 +186,7 @@ export class UnionFilesystem implements PathFilesystem {
         return undefined;
       }
       const openFlags = (flags & ~C.O_TRUNC) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
-      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real) => openFd(real, openFlags, mode & 0o777));
+      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real) => backing.open(real, openFlags, mode & 0o777));
     });
     if (fd === undefined) return this.open(path, flags & ~(C.O_CREAT | C.O_EXCL), caller);
     return this.addHandle(fd, path, this.view.resolve(path), (flags & O_ACCMODE) !== C.O_RDONLY && caller.uid !== 0);
@@ -239,7 +240,7 @@ export class UnionFilesystem implements PathFilesystem {
       const type = (r.upper !== undefined ? await this.typeOfUpper(path) : r.lower!.mode & S_IFMT);
       if (type !== S_IFREG) throw fsError('EINVAL', path, 'truncate of a special file');
       await w.ensureUpper(path, size > 0);
-      await fsp.truncate(this.upperReal(path), size);
+      await backing.truncate(this.upperReal(path), size);
     });
   }
 
@@ -252,7 +253,7 @@ export class UnionFilesystem implements PathFilesystem {
       const r = await w.ensureUpper(path);
       if (r.upper!.kind === 'other' && (await this.typeOfUpper(path)) === S_IFLNK) throw fsError('EOPNOTSUPP', path);
       const had = r.upper!.override;
-      if (had === undefined) return void (await fsp.chmod(this.upperReal(path), mode & 0o7777));
+      if (had === undefined) return void (await backing.chmod(this.upperReal(path), mode & 0o7777));
       const type = r.isDir ? S_IFDIR : await this.typeOfUpper(path);
       w.upper.set(path, { ...r.upper!, override: await chmodOverride(this.upperReal(path), type, had, mode) });
     });
@@ -261,10 +262,10 @@ export class UnionFilesystem implements PathFilesystem {
   async chown(path: string, uid: number, gid: number, _caller: Caller): Promise<void> {
     await this.mutate(path, async (w) => {
       const r = await w.ensureUpper(path);
-      if (!OWNER_OVERRIDES) return void (await fsp.lchown(this.upperReal(path), idOrKeep(uid), idOrKeep(gid)));
+      if (!OWNER_OVERRIDES) return void (await backing.lchown(this.upperReal(path), idOrKeep(uid), idOrKeep(gid)));
       // Rootless: chown when allowed, else the owner goes into the override (owner-override.ts).
       const real = this.upperReal(path);
-      const st = await fsp.lstat(real);
+      const st = await backing.lstat(real);
       const type = st.mode & S_IFMT;
       const had = r.upper!.override;
       const cur = had ? { ...overrideOwnerOnHost(had), mode: had.mode } : { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
@@ -278,21 +279,21 @@ export class UnionFilesystem implements PathFilesystem {
   async utimens(path: string, atime: TimeUpdate, mtime: TimeUpdate, _caller: Caller): Promise<void> {
     await this.mutate(path, async (w) => {
       await w.ensureUpper(path);
-      await sys.utimens(this.upperReal(path), atime, mtime);
+      await backing.utimens(this.upperReal(path), atime, mtime);
     });
   }
 
   async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<void> {
-    await this.createObject(path, mode, caller, false, (real) => sys.mknod(real, mode, rdev));
+    await this.createObject(path, mode, caller, false, (real) => backing.mknod(real, mode, rdev));
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real) => fsp.mkdir(real, mode & 0o777));
+    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real) => backing.mkdir(real, mode & 0o777));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
     const t = Buffer.from(target, 'latin1');
-    await this.createObject(path, 0o777 | S_IFLNK, caller, false, (real) => fsp.symlink(t, real), true);
+    await this.createObject(path, 0o777 | S_IFLNK, caller, false, (real) => backing.symlink(t, real), true);
   }
 
   async unlink(path: string, _caller: Caller): Promise<void> {
@@ -330,10 +331,10 @@ export class UnionFilesystem implements PathFilesystem {
       const to = this.upperReal(newPath);
       if ((await w.materializeWhiteout(newPath))?.kind === 'whiteout') {
         const tmp = w.tmpPath();
-        await fsp.link(from, tmp);
-        await fsp.rename(tmp, to);
+        await backing.link(from, tmp);
+        await backing.rename(tmp, to);
       } else {
-        await fsp.link(from, to);
+        await backing.link(from, to);
       }
       const node = { kind: 'other' as const, ...(up.upper!.originIno !== undefined ? { originIno: up.upper!.originIno } : {}) };
       w.upper.set(newPath, node);
@@ -351,7 +352,7 @@ export class UnionFilesystem implements PathFilesystem {
     await this.mutate(path, async (w) => {
       await this.checkUserXattr(this.view.resolve(path), name);
       await w.ensureUpper(path);
-      await sys.lsetxattr(this.upperReal(path), stored, value, flags);
+      await backing.lsetxattr(this.upperReal(path), stored, value, flags);
       forgetNoXattrs(w, path);
     });
   }
@@ -361,11 +362,11 @@ export class UnionFilesystem implements PathFilesystem {
     if (stored === 'private') return null;
     if (!(await mayAccessXattr(name, caller))) return null; // ENODATA, as the kernel answers
     const r = this.view.resolve(path);
-    if (r.upper !== undefined) return sys.lgetxattr(this.upperReal(path), stored);
+    if (r.upper !== undefined) return backing.lgetxattr(this.upperReal(path), stored);
     // The index knows which lower objects have no xattr at all (most): no syscall. (With
     // the native fast path on, the binding answers those without asking JS.)
     if (!r.lower!.xattrs) return null;
-    return sys.lgetxattr(this.backingPath(r), stored);
+    return backing.lgetxattr(this.backingPath(r), stored);
   }
 
   hasNoXattrs(path: string): boolean {
@@ -377,7 +378,7 @@ export class UnionFilesystem implements PathFilesystem {
   async listxattr(path: string, caller?: Caller): Promise<string[]> {
     const r = this.view.resolve(path);
     if (r.upper === undefined && !r.lower!.xattrs) return [];
-    const names = await sys.llistxattr(this.backingPath(r));
+    const names = await backing.llistxattr(this.backingPath(r));
     const out: string[] = [];
     for (const n of names) {
       const v = visibleXattrName(n);
@@ -393,11 +394,11 @@ export class UnionFilesystem implements PathFilesystem {
       const r = this.view.resolve(path);
       await this.checkUserXattr(r, name);
       // Like the kernel: a missing attribute fails before any copy-up.
-      if (r.upper === undefined && (await sys.lgetxattr(this.backingPath(r), stored)) === null) {
+      if (r.upper === undefined && (await backing.lgetxattr(this.backingPath(r), stored)) === null) {
         throw fsError('ENODATA', path, `xattr ${name}`);
       }
       await w.ensureUpper(path);
-      await sys.lremovexattr(this.upperReal(path), stored);
+      await backing.lremovexattr(this.upperReal(path), stored);
       forgetNoXattrs(w, path);
     });
   }
@@ -474,7 +475,7 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   private async typeOfUpper(path: string): Promise<number> {
-    return (await fsp.lstat(this.upperReal(path))).mode & S_IFMT;
+    return (await backing.lstat(this.upperReal(path))).mode & S_IFMT;
   }
 }
 

@@ -14,13 +14,12 @@
  * RENAME_EXCHANGE swaps two existing names the same way (both copied up, markers set
  * for where each directory lands). RENAME_WHITEOUT from a caller gives EINVAL.
  */
-import * as fsp from './backing-calls.js';
 import { hasErrnoCode } from '../core/errors.js';
 import { RenameFlags } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
 import { baseOf, DIR_REDIRECTS, isWithin, joinPath, markOpaque, mknodWhiteout, parentOf, REDIRECT_XATTR } from '../overlay/index.js';
 import type { Resolved } from './union-view.js';
-import { sys } from './sys.js';
+import { atPath, backing } from './backing-path.js';
 import type { UpperWriter } from './upper-writer.js';
 
 /** Renames `from` to `to` in the merged view (caller holds the namespace lock). */
@@ -60,11 +59,11 @@ export async function renameInUnion(w: UpperWriter, from: string, to: string, fl
   if (toNode?.kind === 'dir') await w.clearWhiteouts(to);
   if (toNode?.kind === 'whiteout' && src.isDir) {
     // A directory cannot replace a non-directory in rename(2); the whiteout goes first.
-    await fsp.unlink(toReal);
+    await backing.unlink(toReal);
   }
   await markMovedDir(w, from, to, src.isDir, srcLowerPath, dstShadowed);
   if (srcShadowed) await renameLeavingWhiteout(fromReal, toReal);
-  else await fsp.rename(fromReal, toReal);
+  else await backing.rename(fromReal, toReal);
   w.upper.moveTree(from, to);
   if (srcShadowed) w.upper.set(from, { kind: 'whiteout' });
 }
@@ -81,10 +80,10 @@ async function markMovedDir(w: UpperWriter, from: string, to: string, isDir: boo
   const stays = toParent.lowerPath !== null && joinPath(toParent.lowerPath, baseOf(to)) === lowerPath;
   const real = w.upper.realPath(from);
   if (lowerPath !== null && !stays) {
-    await sys.lsetxattr(real, REDIRECT_XATTR, Buffer.from(lowerPath, 'latin1'));
+    await backing.lsetxattr(real, REDIRECT_XATTR, Buffer.from(lowerPath, 'latin1'));
     node.redirect = lowerPath;
   } else if (lowerPath === null && toShadowed) {
-    await markOpaque(real);
+    await atPath(real, (p) => markOpaque(p));
     node.opaque = true;
   }
   // Re-recorded so the native mirror sees the new marks even if the rename then fails.
@@ -107,7 +106,7 @@ async function exchangeInUnion(w: UpperWriter, a: string, b: string): Promise<vo
   await w.ensureUpper(b);
   await markMovedDir(w, a, b, ra.isDir, lowerA, shadowB);
   await markMovedDir(w, b, a, rb.isDir, lowerB, shadowA);
-  await sys.renameat2(w.upper.realPath(a), w.upper.realPath(b), RenameFlags.EXCHANGE);
+  await backing.renameat2(w.upper.realPath(a), w.upper.realPath(b), RenameFlags.EXCHANGE);
   w.upper.swapTrees(a, b);
 }
 
@@ -119,17 +118,17 @@ function hasLowerPart(r: Resolved): boolean {
 /** rename + whiteout at the source, atomically where the filesystem supports it. */
 async function renameLeavingWhiteout(fromReal: Buffer, toReal: Buffer): Promise<void> {
   try {
-    await sys.renameat2(fromReal, toReal, RenameFlags.WHITEOUT);
+    await backing.renameat2(fromReal, toReal, RenameFlags.WHITEOUT);
   } catch (err) {
     if (!hasErrnoCode(err, 'EINVAL') && !hasErrnoCode(err, 'EOPNOTSUPP')) throw err;
-    await fsp.rename(fromReal, toReal);
-    await mknodWhiteout(fromReal);
+    await backing.rename(fromReal, toReal);
+    await atPath(fromReal, (p) => mknodWhiteout(p));
   }
 }
 
 /** rename(2) of two names of one inode does nothing (POSIX). */
 async function sameUpperObject(w: UpperWriter, from: string, to: string, bothUpper: boolean): Promise<boolean> {
   if (!bothUpper) return false;
-  const [a, b] = await Promise.all([fsp.lstat(w.upper.realPath(from)), fsp.lstat(w.upper.realPath(to))]);
+  const [a, b] = await Promise.all([backing.lstat(w.upper.realPath(from)), backing.lstat(w.upper.realPath(to))]);
   return a.ino === b.ino && a.dev === b.dev;
 }

@@ -8,7 +8,7 @@
  * with the lower directory at its "lower path" unless it is opaque. The lower path is the
  * parent's lower path plus the name, or the directory's redirect (redirect_dir=on).
  */
-import * as fsp from './backing-calls.js';
+import { backing } from './backing-path.js';
 import type { BigIntStats } from 'node:fs';
 import type { DirEntry, FileStat } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
@@ -107,7 +107,7 @@ export class UnionView {
   /** The stat of a resolved path. */
   async stat(r: Resolved): Promise<FileStat> {
     if (r.upper !== undefined) {
-      const st = await fsp.lstat(this.upper!.realPath(r.path), { bigint: true });
+      const st = await backing.lstatBig(this.upper!.realPath(r.path));
       return this.upperStat(r, st);
     }
     return lowerStat(r.lower!);
@@ -144,7 +144,7 @@ export class UnionView {
     const out: DirEntry[] = [];
     const seen = new Set<string>();
     if (r.upper !== undefined) {
-      const names = await fsp.readdir(this.upper!.realPath(r.path), { encoding: 'buffer' });
+      const names = await backing.readdir(this.upper!.realPath(r.path));
       const stats: Promise<void>[] = [];
       for (const b of names) {
         const name = b.toString('latin1');

@@ -4,10 +4,10 @@
  * with no syscall: a path absent here has no upper object (and neither has anything
  * beneath it). Loaded once at start by walking the upper directory.
  */
-import * as fsp from './backing-calls.js';
-import { aufsName, decodeOrigin, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, ORIGIN_XATTR, readRedirect, visibleXattrName } from '../overlay/index.js';
+import { atPath, backing } from './backing-path.js';
+import { aufsName, inRoot, isOpaqueDir, isWhiteoutStat, isWithin, joinPath, OPAQUE_XATTR, readOrigin, readRedirect, REDIRECT_XATTR, visibleXattrName } from '../overlay/index.js';
+import { OVERRIDE_STAT_XATTR } from '../core/override-stat.js';
 import { drainQueue } from './work-queue.js';
-import { sys } from './sys.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { readOverride } from './owner-override.js';
 import type { MetadataMirror, UpperFacts } from '../core/filesystem.js';
@@ -19,7 +19,7 @@ export interface UpperNode {
   opaque?: boolean;
   /** Directories: trusted.overlay.redirect (where its lower part lives). */
   redirect?: string;
-  /** st_ino recorded at copy-up (trusted.layerfs.origin). */
+  /** st_ino recorded at copy-up (trusted.overlay.layerfs.origin; trusted.layerfs.origin before). */
   originIno?: number;
   /** The owner and mode a rootless mount could not give it (owner-override.ts); stat reports these. */
   override?: OverrideStat;
@@ -77,7 +77,7 @@ export class UpperState {
     const root = state.nodes.get('/')!;
     await state.loadNode('/', root);
     // Known for the root only (one call): what is made below it inherits the answer.
-    const rootXattrs = await sys.llistxattr(state.root).catch(() => ['?']);
+    const rootXattrs = await backing.llistxattr(state.root).catch(() => ['?']);
     if (rootXattrs.every((n) => visibleXattrName(n) === null)) root.noXattrs = true;
     await drainQueue(['/'], 16, (d, push) => state.loadDir(d, push));
     return state;
@@ -149,7 +149,7 @@ export class UpperState {
   }
 
   private async loadDir(dir: string, push: (dir: string) => void): Promise<void> {
-    const dirents = await fsp.readdir(this.realPath(dir), { withFileTypes: true, encoding: 'buffer' });
+    const dirents = await backing.readdirTyped(this.realPath(dir));
     const aufsWhiteouts: string[] = [];
     await Promise.all(
       dirents.map(async (d) => {
@@ -161,7 +161,7 @@ export class UpperState {
           if (a.kind !== 'plain') return;
         }
         const path = joinPath(dir, name);
-        if (d.isCharacterDevice() && isWhiteoutStat(await fsp.lstat(this.realPath(path)))) {
+        if (d.isCharacterDevice() && isWhiteoutStat(await backing.lstat(this.realPath(path)))) {
           this.nodes.set(path, { kind: 'whiteout' });
           return;
         }
@@ -184,13 +184,18 @@ export class UpperState {
 
   private async loadNode(path: string, node: UpperNode): Promise<void> {
     const real = this.realPath(path);
-    const origin = decodeOrigin(await sys.lgetxattr(real, ORIGIN_XATTR).catch(() => null));
+    // One listxattr, then reads of the names present only: an object made in the writable
+    // layer (most of them) has none and costs this one call, whichever name of the origin
+    // mark (readOrigin) its layer was written with.
+    const names = await backing.llistxattr(real).catch(() => [] as string[]);
+    if (names.length === 0) return;
+    const origin = await atPath(real, (p) => readOrigin(p, names));
     if (origin !== undefined) node.originIno = origin;
-    const override = await readOverride(real);
+    const override = names.includes(OVERRIDE_STAT_XATTR) ? await readOverride(real) : undefined;
     if (override) node.override = override;
     if (node.kind !== 'dir') return;
-    if (await isOpaqueDir(real)) node.opaque = true;
-    const redirect = await readRedirect(real);
+    if (names.includes(OPAQUE_XATTR) && (await atPath(real, isOpaqueDir))) node.opaque = true;
+    const redirect = names.includes(REDIRECT_XATTR) ? await atPath(real, readRedirect) : undefined;
     if (redirect !== undefined) node.redirect = redirect;
   }
 }

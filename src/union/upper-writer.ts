@@ -12,7 +12,8 @@ import type { LowerIndex } from './lower-index.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { AUFS_PREFIX, aufsName, baseOf, isAufsReserved, joinPath, markOpaque, mknodWhiteout, parentOf, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../overlay/index.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
-import { closeFd, fchmodFd, fchownFd, sys } from './sys.js';
+import { closeFd, fchmodFd, fchownFd } from './sys.js';
+import { atPath, backing } from './backing-path.js';
 import type { UpperNode, UpperState } from './upper-state.js';
 import type { Resolved, UnionView } from './union-view.js';
 
@@ -53,10 +54,10 @@ export class UpperWriter {
     if (r.upper !== undefined) return r;
     await this.ensureUpper(parentOf(path));
     const parentReal = this.upper.realPath(parentOf(path));
-    const pst = await fsp.lstat(parentReal, { bigint: true });
+    const pst = await backing.lstatBig(parentReal);
     const { origin, override } = await copyUpObject(this.caps, this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), data);
     // The rename into the parent changed its times; the kernel restores them too.
-    await sys.utimens(parentReal, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
+    await backing.utimens(parentReal, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
     const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}), ...(override ? { override } : {}) };
     if (r.lower!.xattrs === false) node.noXattrs = true;
     this.upper.set(path, node);
@@ -72,7 +73,7 @@ export class UpperWriter {
   async createNew(path: string, isDir: boolean, mode: number, caller: Caller, make: MakeObject, isSymlink = false): Promise<number | undefined> {
     const parent = parentOf(path);
     await this.ensureUpper(parent);
-    const parentSt = await fsp.lstat(this.upper.realPath(parent));
+    const parentSt = await backing.lstat(this.upper.realPath(parent));
     const setgidParent = (parentSt.mode & S_ISGID) !== 0;
     const gid = setgidParent ? parentSt.gid : caller.gid;
     if (isDir && setgidParent) mode |= S_ISGID;
@@ -87,22 +88,22 @@ export class UpperWriter {
     let override: OverrideStat | undefined;
     try {
       override = await applyOwner(target, typeof fd === 'number' ? fd : undefined, caller.uid, gid, mode, isSymlink, viaWork || setgidParent);
-      if (opaque) await markOpaque(target);
+      if (opaque) await atPath(target, (p) => markOpaque(p));
       if (viaWork) {
         if (isDir && existing?.kind === 'whiteout') {
           // rename(2) cannot put a directory over a non-directory: swap with the whiteout.
-          await sys.renameat2(target, real, RenameFlags.EXCHANGE);
+          await backing.renameat2(target, real, RenameFlags.EXCHANGE);
         } else {
-          await fsp.rename(target, real);
+          await backing.rename(target, real);
         }
       }
     } catch (err) {
       if (typeof fd === 'number') await closeFd(fd).catch(() => undefined);
-      await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined);
+      await backing.removeAll(target).catch(() => undefined);
       throw err;
     }
     // The swapped-out whiteout now sits in the work dir; a leftover is cleared at next start.
-    if (viaWork && isDir && existing?.kind === 'whiteout') await fsp.unlink(target).catch(() => undefined);
+    if (viaWork && isDir && existing?.kind === 'whiteout') await backing.unlink(target).catch(() => undefined);
     const node: UpperNode = { kind: isDir ? 'dir' : 'other', ownStat: true };
     if (opaque) node.opaque = true;
     if (override) node.override = override;
@@ -122,23 +123,23 @@ export class UpperWriter {
     const real = this.upper.realPath(path);
     if (r.upper === undefined) {
       await this.ensureUpper(parentOf(path));
-      await mknodWhiteout(real);
+      await atPath(real, (p) => mknodWhiteout(p));
     } else if (shadowed) {
       const tmp = this.tmpPath();
       await mknodWhiteout(tmp);
       if (r.isDir) {
-        await sys.renameat2(tmp, real, RenameFlags.EXCHANGE);
+        await backing.renameat2(tmp, real, RenameFlags.EXCHANGE);
         // The old directory (only whiteouts inside) now sits in the work dir; a failure to
         // delete it leaves a leftover the next start clears, never a wrong view.
         await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       } else {
-        await fsp.rename(tmp, real);
+        await backing.rename(tmp, real);
       }
     } else if (r.isDir) {
       await this.clearWhiteouts(path);
-      await fsp.rmdir(real);
+      await backing.rmdir(real);
     } else {
-      await fsp.unlink(real);
+      await backing.unlink(real);
     }
     this.upper.deleteTree(path);
     if (shadowed) this.upper.set(path, { kind: 'whiteout' });
@@ -149,18 +150,18 @@ export class UpperWriter {
    * (AUFS marker files too, which are all such a directory can hold besides).
    */
   async clearWhiteouts(path: string): Promise<void> {
-    const names = await fsp.readdir(this.upper.realPath(path), { encoding: 'buffer' });
+    const names = await backing.readdir(this.upper.realPath(path));
     for (const b of names) {
       const name = b.toString('latin1');
       const child = joinPath(path, name);
       if (this.upper.aufs && isAufsReserved(name)) {
-        await fsp.unlink(this.upper.realPath(child));
+        await backing.unlink(this.upper.realPath(child));
         const a = aufsName(name);
         if (a.kind === 'whiteout' && this.upper.get(joinPath(path, a.target))?.aufsFile) this.upper.deleteTree(joinPath(path, a.target));
         continue;
       }
       if (this.upper.get(child)?.kind !== 'whiteout') continue;
-      await fsp.unlink(this.upper.realPath(child));
+      await backing.unlink(this.upper.realPath(child));
       this.upper.deleteTree(child);
     }
   }
@@ -174,8 +175,8 @@ export class UpperWriter {
   async materializeWhiteout(path: string): Promise<UpperNode | undefined> {
     const node = this.upper.get(path);
     if (node?.aufsFile !== true) return node;
-    await mknodWhiteout(this.upper.realPath(path));
-    await fsp.unlink(this.upper.realPath(joinPath(parentOf(path), AUFS_PREFIX + baseOf(path))));
+    await atPath(this.upper.realPath(path), (p) => mknodWhiteout(p));
+    await backing.unlink(this.upper.realPath(joinPath(parentOf(path), AUFS_PREFIX + baseOf(path))));
     const whiteout: UpperNode = { kind: 'whiteout' };
     this.upper.set(path, whiteout);
     return whiteout;
@@ -201,7 +202,7 @@ async function applyOwner(
   }
   if (forceChown || uid !== MY_UID || gid !== MY_GID) {
     if (fd !== undefined) await fchownFd(fd, uid, gid);
-    else await fsp.lchown(real, uid, gid);
+    else await backing.lchown(real, uid, gid);
   }
   if (isSymlink) return undefined;
   // mkdir/open/mknod already applied `mode` minus the process umask; chmod only if that
@@ -209,7 +210,7 @@ async function applyOwner(
   // (process.umask() without arguments only reads it; no warning is emitted on Node 20.)
   if ((mode & process.umask() & 0o777) === 0 && (mode & 0o7000) === 0) return undefined;
   if (fd !== undefined) await fchmodFd(fd, mode & 0o7777);
-  else await fsp.chmod(real, mode & 0o7777);
+  else await backing.chmod(real, mode & 0o7777);
   return undefined;
 }
 

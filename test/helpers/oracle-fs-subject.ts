@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { sys } from '../../src/union/sys.js';
 import {
-  attempt, comparableXattr, errnoError, RENAME_FLAGS, sha, statValue, typeName, UMASK, type Op, type OpResult,
+  attempt, errnoError, RENAME_FLAGS, sha, statValue, typeName, UMASK, type Op, type OpResult,
   type RawEntry, type RawTree, type Subject,
 } from './oracle.js';
 
@@ -105,7 +105,7 @@ export class FsSubject implements Subject {
         case 'setxattr': return sys.lsetxattr(this.p(op.path), op.name, Buffer.from(op.value, 'latin1'));
         case 'removexattr': return sys.lremovexattr(this.p(op.path), op.name);
         case 'getxattr': return (await sys.lgetxattr(this.p(op.path), op.name))?.toString('latin1') ?? 'ENODATA';
-        case 'listxattr': return (await sys.llistxattr(this.p(op.path))).filter(comparableXattr).sort();
+        case 'listxattr': return (await sys.llistxattr(this.p(op.path))).sort();
         case 'link': return fsp.link(this.p(op.from), this.p(op.to));
         case 'symlink': return fsp.symlink(Buffer.from(op.target, 'latin1'), this.p(op.path));
         case 'mkdir': return fsp.mkdir(this.p(op.path), op.mode);
@@ -181,7 +181,7 @@ export class FsSubject implements Subject {
         ino: s.ino, dev: s.dev, rdev: Number(s.rdev), mtime: { sec: Number(s.mtimeNs / 1_000_000_000n), nsec: Number(s.mtimeNs % 1_000_000_000n) },
         xattrs: {},
       };
-      for (const n of (await sys.llistxattr(real)).filter(comparableXattr).sort()) {
+      for (const n of (await sys.llistxattr(real)).sort()) {
         e.xattrs[n] = (await sys.lgetxattr(real, n))?.toString('latin1') ?? '';
       }
       if (e.type === 'file') { e.size = Number(s.size); e.sha256 = sha(await fsp.readFile(real)); }

@@ -226,7 +226,8 @@ export function defineUnionOracleSuite(title: string, factory: SubjectFactory, o
     diffs.push(...treeDiff('layerfs-remounted', unkeptInos(ut), 'layerfs', unkeptInos(lag ? withoutLag(shown, ut) : shown)));
     // The formats crossed. Inode numbers are left out: each implementation keeps a
     // copied-up object's number through its own origin mark (trusted.overlay.origin holds
-    // a file handle, trusted.layerfs.origin a path), which the other does not read.
+    // a file handle, trusted.overlay.layerfs.origin a number), which the other does not
+    // read; every xattr name is compared, so neither shows the other's private mark.
     const overKernel = await UnionFilesystem.open({ lowerDirs: r.layers.lowers, upperDir: r.kupper, workDir: r.kwork });
     const okt: Tree = normalizeTree(await new UnionSubject('u2', overKernel).snapshot(), r.uOrigins, fresh);
     diffs.push(...treeDiff('kernel', kt, 'layerfs-over-kernel-upper', okt, ['ino']));

@@ -8,7 +8,7 @@
 import { constants as C } from 'node:fs';
 import type { Caller, PathFilesystem } from '../../src/core/filesystem.js';
 import {
-  attempt, comparableXattr, errnoError, RENAME_FLAGS, sha, statValue, typeName, UMASK, type Op, type OpResult,
+  attempt, errnoError, RENAME_FLAGS, sha, statValue, typeName, UMASK, type Op, type OpResult,
   type RawEntry, type RawTree, type Subject,
 } from './oracle.js';
 
@@ -99,7 +99,7 @@ export class UnionSubject implements Subject {
         case 'setxattr': return fs.setxattr(await this.resolve(op.path, false), op.name, Buffer.from(op.value, 'latin1'), 0, c);
         case 'removexattr': return fs.removexattr(await this.resolve(op.path, false), op.name, c);
         case 'getxattr': return (await fs.getxattr(await this.resolve(op.path, false), op.name))?.toString('latin1') ?? 'ENODATA';
-        case 'listxattr': return (await fs.listxattr(await this.resolve(op.path, false))).filter(comparableXattr).sort();
+        case 'listxattr': return (await fs.listxattr(await this.resolve(op.path, false))).sort();
         case 'link': return fs.link(await this.resolve(op.from, false), await this.resolve(op.to, false), c);
         case 'symlink': return fs.symlink(op.target, await this.resolve(op.path, false), c);
         case 'mkdir': return fs.mkdir(await this.resolve(op.path, false), op.mode & ~UMASK, c);
@@ -199,7 +199,7 @@ export class UnionSubject implements Subject {
         // One filesystem, one device: the union object has no st_dev of its own.
         ino: BigInt(s.ino), dev: 0n, rdev: s.rdev, mtime: s.mtime, xattrs: {},
       };
-      for (const n of (await this.fs.listxattr(path)).filter(comparableXattr).sort()) {
+      for (const n of (await this.fs.listxattr(path)).sort()) {
         e.xattrs[n] = (await this.fs.getxattr(path, n))?.toString('latin1') ?? '';
       }
       if (e.type === 'file') { e.size = Number(s.size); e.sha256 = sha(await this.readAll(path)); }

@@ -133,15 +133,6 @@ export function statValue(mode: number, uid: number, gid: number, size: number, 
   return type === 'dir' ? { type, mode: mode & 0o7777, uid, gid, nlink } : { type, mode: mode & 0o7777, uid, gid, size, nlink };
 }
 
-/**
- * xattr names both implementations must show alike: all of them, security.* included,
- * but trusted.layerfs.* (user.layerfs.* in the rootless format: layerfs's private origin,
- * which the kernel lists as an ordinary name when it mounts a layerfs upper).
- */
-export function comparableXattr(name: string): boolean {
-  return !name.startsWith(`${OV}.layerfs.`);
-}
-
 export const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 export function errnoError(code: string): Error {

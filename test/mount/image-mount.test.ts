@@ -81,6 +81,20 @@ describe.skipIf(!inject('canMount'))('layerfs mount IMAGE DIR', () => {
     expect(await treeHashes(join(root, 'layers'))).toEqual(before);
   });
 
+  it('rm deletes a container whose writable layer holds a 4,095-byte path (deeper than Node\'s own rm reaches)', async () => {
+    const mnt = await mountpoint('deep');
+    const id = (await cliOk(root, ['mount', '--name', 'deep', 'sample', mnt])).trim();
+    try {
+      // 20 directories of 200 bytes and a file: the backing path is longer than PATH_MAX.
+      const script = 'for i in $(seq 1 20); do d=$(printf d%02d $i)$(head -c 197 /dev/zero | tr "\\0" x); mkdir $d && cd $d || exit 1; done; echo deep > f && cat f';
+      expect((await run('bash', ['-c', script], { cwd: mnt })).stdout).toBe('deep\n');
+    } finally {
+      await cliOk(root, ['rm', '--force', 'deep']);
+    }
+    expect(isMounted(mnt)).toBe(false);
+    expect(await readdir(join(root, 'containers'))).not.toContain(id);
+  });
+
   it('mounts read-only: writes fail with EROFS', async () => {
     const mnt = await mountpoint('ro');
     await cliOk(root, ['mount', '--read-only', '--name', 'ro', 'sample', mnt]);

@@ -1,7 +1,7 @@
 /**
  * The kernel's overlayfs as the oracle for layerfs's ROOTLESS on-disk format (issue 14):
  * the shared oracle suite (test/helpers/oracle-suite.ts) with the union object in the
- * `user.` xattr namespace (user.overlay.opaque, user.layerfs.origin, escaping of
+ * `user.` xattr namespace (user.overlay.opaque, user.overlay.layerfs.origin, escaping of
  * user.overlay.X, no redirects) and the kernel overlayfs mounted with `userxattr` (as in a
  * user namespace, where it must be) — every case, both crossings of the formats, and the
  * remount. What an ordinary uid may do is asserted in rootless-union.test.ts.

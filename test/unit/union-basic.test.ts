@@ -175,13 +175,24 @@ describe('union deletes, renames and overlay format', () => {
     expect(await names(again, '/')).toEqual(['c2', 'x']);
   });
 
-  it('escapes trusted.overlay.* xattrs like the kernel and refuses trusted.layerfs.*', async () => {
+  it('escapes trusted.overlay.* xattrs like the kernel, hides its own mark there and refuses trusted.layerfs.*', async () => {
     const u = await union([{ f: 'x' }]);
     await u.setxattr('/f', 'trusted.overlay.opaque', Buffer.from('y'), 0, ROOT);
     expect(await u.listxattr('/f')).toContain('trusted.overlay.opaque');
     expect((await sys.lgetxattr(`${layers!.upper}/f`, 'trusted.overlay.overlay.opaque'))?.toString()).toBe('y');
     expect(await u.listxattr('/f')).not.toContain('trusted.layerfs.origin');
     await expect(u.setxattr('/f', 'trusted.layerfs.origin', Buffer.from('1'), 0, ROOT)).rejects.toSatisfy((e) => errno(e) === 'EPERM');
+    // layerfs's own mark sits under the kernel-hidden prefix; the caller's same name is
+    // the caller's (escaped), and neither shows the other.
+    const ino = (await u.getattr('/f')).ino;
+    expect(await sys.lgetxattr(`${layers!.upper}/f`, 'trusted.overlay.layerfs.origin')).not.toBeNull();
+    expect(await u.getxattr('/f', 'trusted.overlay.layerfs.origin')).toBeNull();
+    expect((await u.listxattr('/f')).filter((n) => n.includes('layerfs'))).toEqual([]);
+    await u.setxattr('/f', 'trusted.overlay.layerfs.origin', Buffer.from('7'), 0, ROOT);
+    expect((await u.getxattr('/f', 'trusted.overlay.layerfs.origin'))?.toString()).toBe('7');
+    expect((await sys.lgetxattr(`${layers!.upper}/f`, 'trusted.overlay.overlay.layerfs.origin'))?.toString()).toBe('7');
+    const again = await UnionFilesystem.open({ lowerDirs: layers!.lowers, upperDir: layers!.upper, workDir: layers!.work });
+    expect((await again.getattr('/f')).ino).toBe(ino);
   });
 
   it('read-only union refuses writes with EROFS', async () => {

@@ -33,7 +33,9 @@ lf_answer_t lf_resolve (const lf_index_t *idx, lf_upper_set_t *upper, const char
 }
 
 int lf_resolve_upper_lstat (lf_upper_set_t *upper, const char *path, const lf_upper_facts_t *facts, struct stat *st) {
-  char real[8192];
+  // A backing path of PATH_MAX bytes or more is refused by lstat (ENAMETOOLONG) though the
+  // object exists: JavaScript reaches it in steps (src/union/backing-path.ts).
+  char real[PATH_MAX];
   size_t len = strlen(path);
   lf_upper_rdlock(upper);
   size_t root_len;
