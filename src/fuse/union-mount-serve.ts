@@ -84,13 +84,14 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
   };
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => stop(s));
   // SIGUSR2 logs the requests the layerfs engine received (scripts/bench counts READ/WRITE).
+  // Handled on every engine: SIGUSR2's default action ends the process, which would take
+  // the mount (and every open file on it) down with it.
   const { requestCounts: counts, requestMicros: micros } = mount as Partial<EngineMount>;
-  if (counts) {
-    process.on('SIGUSR2', () => {
-      log(`request counts ${JSON.stringify(Object.fromEntries(counts))}`);
-      if (micros) log(`request micros ${JSON.stringify(Object.fromEntries(micros))}`);
-    });
-  }
+  process.on('SIGUSR2', () => {
+    if (!counts) return log('SIGUSR2: this engine keeps no request counts');
+    log(`request counts ${JSON.stringify(Object.fromEntries(counts))}`);
+    if (micros) log(`request micros ${JSON.stringify(Object.fromEntries(micros))}`);
+  });
 
   // `umount` by someone else ends libfuse's loop but not this process: notice and exit,
   // so no server lingers without a mount.

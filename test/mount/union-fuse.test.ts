@@ -152,4 +152,19 @@ describe.skipIf(!inject('canMount'))('union over a real FUSE mount', () => {
       await layers.cleanup();
     }
   });
+
+  it('keeps serving after SIGUSR2 (the request-count signal), whatever the engine', async () => {
+    const dir = await tempDir();
+    const layers = await makeLayers([{ 'f': 'lower' }]);
+    const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir);
+    try {
+      process.kill(m.pid, 'SIGUSR2');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(m.child.exitCode ?? m.child.signalCode).toBeNull();
+      expect(await readFile(join(m.mountpoint, 'f'), 'utf8')).toBe('lower');
+    } finally {
+      await m.stop();
+      await layers.cleanup();
+    }
+  });
 });
