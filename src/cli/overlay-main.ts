@@ -69,9 +69,10 @@ async function main(argv: string[]): Promise<number | undefined> {
 async function serveDetached(readyFd: number, argv: string[]): Promise<undefined> {
   // fd 2 is the caller's stderr until the swap below, written synchronously; process.stderr
   // is never touched before it (a stream made now would keep the caller's pipe or tty).
+  let errFd = 2;
   const toStderr = (text: string) => {
     try {
-      writeSync(2, text);
+      writeSync(errFd, text);
     } catch {
       // The caller went away: nothing to tell.
     }
@@ -116,7 +117,7 @@ async function serveDetached(readyFd: number, argv: string[]): Promise<undefined
         hint: (err instanceof LayerfsError && err.hint) || `the mount's log: ${logFile}`,
       });
     }
-    stderrTo(logFile);
+    errFd = stderrTo(logFile);
     clearTimeout(timer);
     log(serving);
     tell('READY');
@@ -165,15 +166,15 @@ async function overlayLogFile(mountpoint: string): Promise<string> {
 
 /**
  * Points fd 2 at `file` (appending), so the mount process no longer holds the caller's
- * stderr (podman reads its mount program's output to the end). Node has no dup2: closing
- * fd 2 makes it the lowest free number (fds 0 and 1 are /dev/null from the front end), which
- * the next open takes. Nothing else opens files meanwhile: the JS thread is here, and the
- * mount's index and mount-table reads have been awaited.
+ * stderr (podman reads its mount program's output to the end); returns the log's fd. Node
+ * has no dup2: closing fd 2 makes it the lowest free number (fds 0 and 1 are /dev/null from
+ * the front end), which the next open takes. Nothing else opens files meanwhile: the JS
+ * thread is here, and the mount's index and mount-table reads have been awaited. Were it
+ * another number, the log would still get this process's own lines, and the mount served.
  */
-function stderrTo(file: string): void {
+function stderrTo(file: string): number {
   closeSync(2);
-  const fd = openSync(file, 'a');
-  if (fd !== 2) throw new LayerfsError('MOUNT_FAILED', `the mount log took fd ${fd}, not 2`);
+  return openSync(file, 'a');
 }
 
 /** Anything that escapes the handlers is logged, never allowed to end the process and leave a dead mountpoint. */
