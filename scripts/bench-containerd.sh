@@ -39,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK/bin"
-printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$(command -v node)" "$REPO/dist/cli/overlay-main.js" > "$WORK/bin/layerfs-overlay"
+printf '#!/bin/sh\nLAYERFS_NODE="%s" exec "%s" "$@"\n' "$(command -v node)" "$REPO/dist/cli/layerfs-overlay" > "$WORK/bin/layerfs-overlay"
 chmod 755 "$WORK/bin/layerfs-overlay"
 export PATH=$WORK/bin:$PATH
 cat > "$WORK/config.toml" <<EOF

@@ -22,7 +22,7 @@
 set -euo pipefail
 ROUNDS=${1:-10}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-[ -f "$REPO/dist/cli/overlay-main.js" ] || (cd "$REPO" && npm run build >/dev/null)
+[ -f "$REPO/dist/cli/layerfs-overlay" ] || (cd "$REPO" && npm run build >/dev/null)
 WORK=$(mktemp -d /tmp/lfpb-XXXXXX)
 FLAVOURS=(layerfs fuse-overlayfs overlay)
 declare -A SHORT=([layerfs]=lf [fuse-overlayfs]=fo [overlay]=ov)
@@ -62,7 +62,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$WORK/bin" "$WORK/tmp"
-printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$(command -v node)" "$REPO/dist/cli/overlay-main.js" > "$WORK/bin/layerfs-overlay"
+printf '#!/bin/sh\nLAYERFS_NODE="%s" exec "%s" "$@"\n' "$(command -v node)" "$REPO/dist/cli/layerfs-overlay" > "$WORK/bin/layerfs-overlay"
 chmod 755 "$WORK/bin/layerfs-overlay"
 cap() { local n; n=$(bash -c "ulimit -H$1"); [ "$n" = unlimited ] && n=$2; [ "$n" -gt "$2" ] && n=$2; echo "$n"; }
 cat > "$WORK/containers.conf" <<EOF

@@ -41,9 +41,15 @@ export function usageExitCode(verb?: string): number {
   return verb && CONTAINER_VERBS.has(verb) ? EXIT_OWN_FAILURE : EXIT_USAGE;
 }
 
-export function printError(err: unknown): void {
+/** What printError prints for `err`, for a caller that writes it elsewhere (layerfs-overlay's mount process). */
+export function errorText(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`layerfs: ${message}\n`);
-  if (err instanceof LayerfsError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-  if (process.env.LAYERFS_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  let text = `layerfs: ${message}\n`;
+  if (err instanceof LayerfsError && err.hint) text += `hint: ${err.hint}\n`;
+  if (process.env.LAYERFS_DEBUG && err instanceof Error && err.stack) text += `${err.stack}\n`;
+  return text;
+}
+
+export function printError(err: unknown): void {
+  process.stderr.write(errorText(err));
 }

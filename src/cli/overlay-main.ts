@@ -1,20 +1,34 @@
 #!/usr/bin/env node
 /**
- * `layerfs-overlay`: a drop-in for fuse-overlayfs (containers-storage's mount_program)
- * and, installed as /sbin/mount.fuse.layerfs, the helper behind
- * `mount -t fuse.layerfs layerfs DIR -o lowerdir=…`. Returns once the mount is ready;
- * `-f` serves in the foreground instead.
+ * The node side of `layerfs-overlay`, a drop-in for fuse-overlayfs (containers-storage's
+ * mount_program) and, as /sbin/mount.fuse.layerfs, the helper behind `mount -t
+ * fuse.layerfs layerfs DIR -o lowerdir=…`. The program itself is the POSIX sh front end
+ * `layerfs-overlay.sh` (installed as dist/cli/layerfs-overlay): podman waits for the mount
+ * program to exit, and node cannot fork after mounting, so a node front end costs a second
+ * node start-up per mount (~170 ms). The sh starts this file once, detached:
+ *
+ *   overlay-main.js --ready-fd N ARGV…   the mount process: parses fuse-overlayfs's argv,
+ *       mounts and serves in itself. Until the mount is ready its stderr is the caller's, so
+ *       notes and errors read as they always did; then stderr moves to the mount log and
+ *       "READY" goes out on fd N. A failure writes "EXIT <code>" on fd N and ends the process
+ *       (the sh exits with that code once fd N closes, i.e. once this process is gone).
+ *   overlay-main.js -f ARGV…             serves in the foreground (the sh passes -f/-d here)
+ *   overlay-main.js --version | --help
+ *   overlay-main.js ARGV…                (a wrapper from before the sh front end) runs the sh
  */
-import { spawn } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runtimeDir } from '../core/user-dirs.js';
-// Deep on purpose (test/unit/module-boundaries.test.ts): podman starts this program for every
-// container, and supervisor/'s front door would load the store and fuse/ (the FUSE addon) too.
-import { launchUnionMount, mountProcessEntry } from '../supervisor/mount-launcher.js';
 import { LayerfsError } from '../core/errors.js';
-import { exitCodeFor, printError } from './exit-codes.js';
-import { parseOverlayArgs } from './overlay-args.js';
+import { mountLogLine, type UnionMountConfig } from '../fuse/index.js';
+// Deep on purpose (test/unit/module-boundaries.test.ts): fuse/'s front door stays light.
+// Types only here: serving is loaded by mountServer() (--version and argument errors need none of it).
+import type { MountLog } from '../fuse/union-mount-serve.js';
+import { errorText, exitCodeFor, printError } from './exit-codes.js';
+import { parseOverlayArgs, type OverlayArgs } from './overlay-args.js';
 import { overlayIndexCache, tidyOverlayIndexCaches } from './overlay-index-cache.js';
 import { packageVersion } from './package-version.js';
 
@@ -25,8 +39,11 @@ Options: lowerdir= (top first), upperdir=, workdir=, ro, volatile (or fsync=0), 
 engine=layerfs|fuse-native, layerfs_index=FILE; fuse-overlayfs's others are accepted and ignored.
 `;
 
-async function main(): Promise<number> {
-  const argv = process.argv.slice(2);
+/** How long the caller waits for the mount before the mount process gives up (as the supervisor's launcher). */
+const READY_TIMEOUT_MS = 60_000;
+
+async function main(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === '--ready-fd') return serveDetached(Number(argv[1]), argv.slice(2));
   // Probes: `podman info` runs the mount program with --version to report it.
   if (argv.includes('--version') || argv.includes('-V')) {
     process.stdout.write(`layerfs-overlay: version ${packageVersion()}\n`);
@@ -37,13 +54,95 @@ async function main(): Promise<number> {
     return 0;
   }
   const args = parseOverlayArgs(argv);
+  if (!args.foreground) return throughFrontEnd(argv);
   for (const note of args.notes) process.stderr.write(`layerfs-overlay: ${note}\n`);
+  const { serveUnionMount } = await mountServer();
+  const log: MountLog = (line) => process.stderr.write(mountLogLine(line));
+  logEscapes(log);
+  const config = await overlayConfig(args);
+  log(await serveUnionMount(config, log));
+  process.stdout.write('READY\n');
+  return undefined; // the mount keeps this process alive until it is unmounted
+}
+
+/** The mount process the sh front end started: see the file's comment for what it says where. */
+async function serveDetached(readyFd: number, argv: string[]): Promise<undefined> {
+  // fd 2 is the caller's stderr until the swap below, written synchronously; process.stderr
+  // is never touched before it (a stream made now would keep the caller's pipe or tty).
+  let errFd = 2;
+  const toStderr = (text: string) => {
+    try {
+      writeSync(errFd, text);
+    } catch {
+      // The caller went away: nothing to tell.
+    }
+  };
+  // Loading starts now and goes on while the lowers are resolved and stamped.
+  const server = mountServer();
+  const tell = (word: string) => {
+    try {
+      writeSync(readyFd, `${word}\n`);
+    } catch {
+      // The front end went away (killed): the exit code has nobody to go to.
+    }
+  };
+  const log: MountLog = (line) => toStderr(mountLogLine(line));
+  logEscapes(log);
+  let logFile: string | undefined;
+  const fail = (err: unknown): never => {
+    const code = exitCodeFor(err);
+    toStderr(errorText(err));
+    if (logFile !== undefined) {
+      try {
+        appendFileSync(logFile, mountLogLine((err as Error).message)); // "cannot mount MOUNTPOINT: …"
+      } catch {
+        // No log to keep it in; the caller has it.
+      }
+    }
+    tell(`EXIT ${code}`);
+    process.exit(code);
+  };
+  const timer = setTimeout(() => fail(new LayerfsError('MOUNT_FAILED', `the mount process did not become ready in ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+  try {
+    const args = parseOverlayArgs(argv);
+    for (const note of args.notes) toStderr(`layerfs-overlay: ${note}\n`);
+    const config = await overlayConfig(args);
+    logFile = await overlayLogFile(args.mountpoint);
+    let serving: string;
+    try {
+      serving = await (await server).serveUnionMount(config, log);
+    } catch (err) {
+      throw new LayerfsError('MOUNT_FAILED', `cannot mount ${args.mountpoint}: ${(err as Error).message}`, {
+        cause: err,
+        hint: (err instanceof LayerfsError && err.hint) || `the mount's log: ${logFile}`,
+      });
+    }
+    errFd = stderrTo(logFile);
+    clearTimeout(timer);
+    log(serving);
+    tell('READY');
+    closeSync(readyFd);
+    // After READY, off the caller's clock: a cache of the same lower set made stale, the least recently used.
+    if (config.indexCache !== undefined && args.indexCache === undefined) await tidyOverlayIndexCaches(config.indexCache).catch(() => undefined);
+  } catch (err) {
+    fail(err);
+  }
+  return undefined;
+}
+
+/** What serves the mount: the union, the engine, FUSE (~100 ms of loading), only once there is a mount to serve. */
+function mountServer(): Promise<typeof import('../fuse/union-mount-serve.js')> {
+  return import('../fuse/union-mount-serve.js');
+}
+
+/** The union mount for fuse-overlayfs's arguments: lowers by their real paths, the index cache to use. */
+async function overlayConfig(args: OverlayArgs): Promise<UnionMountConfig> {
   // containers-storage names lowers by their `l/<short id>` symlinks: the union walks
   // the directories they point to (its index never follows a symlink, the root's either).
   const lowerDirs = await Promise.all(args.lowerDirs.map((d) => realDir(d, 'lowerdir')));
   // layerfs_index= names a cache the caller vouches for; else one stamped by the lowers' directories.
   const indexCache = args.indexCache ?? (await overlayIndexCache(lowerDirs));
-  const config = {
+  return {
     mountpoint: args.mountpoint,
     lowerDirs,
     ...(indexCache ? { indexCache } : {}),
@@ -56,17 +155,32 @@ async function main(): Promise<number> {
     ...(args.engine ? { engine: args.engine } : {}),
     extraOptions: args.fuseOptions,
   };
-  if (args.foreground) {
-    const child = spawn(process.execPath, [mountProcessEntry(), JSON.stringify(config)], { stdio: 'inherit' });
-    return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
-  }
-  // /run/layerfs for root, $XDG_RUNTIME_DIR/layerfs for a rootless podman or buildah.
+}
+
+/** The mount's log: /run/layerfs for root, $XDG_RUNTIME_DIR/layerfs for a rootless podman or buildah. */
+async function overlayLogFile(mountpoint: string): Promise<string> {
   const logDir = runtimeDir();
   await mkdir(logDir, { recursive: true, mode: 0o700 });
-  const logFile = join(logDir, `overlay-${Buffer.from(args.mountpoint).toString('base64url').slice(-40)}.log`);
-  await launchUnionMount(config, logFile);
-  if (indexCache !== undefined && args.indexCache === undefined) await tidyOverlayIndexCaches(indexCache);
-  return 0;
+  return join(logDir, `overlay-${Buffer.from(mountpoint).toString('base64url').slice(-40)}.log`);
+}
+
+/**
+ * Points fd 2 at `file` (appending), so the mount process no longer holds the caller's
+ * stderr (podman reads its mount program's output to the end); returns the log's fd. Node
+ * has no dup2: closing fd 2 makes it the lowest free number (fds 0 and 1 are /dev/null from
+ * the front end), which the next open takes. Nothing else opens files meanwhile: the JS
+ * thread is here, and the mount's index and mount-table reads have been awaited. Were it
+ * another number, the log would still get this process's own lines, and the mount served.
+ */
+function stderrTo(file: string): number {
+  closeSync(2);
+  return openSync(file, 'a');
+}
+
+/** Anything that escapes the handlers is logged, never allowed to end the process and leave a dead mountpoint. */
+function logEscapes(log: MountLog): void {
+  process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
+  process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
 }
 
 /** The real path of an existing directory option, or a typed error naming it. */
@@ -78,8 +192,18 @@ async function realDir(dir: string, option: string): Promise<string> {
   }
 }
 
-main().then(
-  (code) => (process.exitCode = code),
+/** `node overlay-main.js ARGV` without -f (a wrapper installed before the sh front end): the one way in is the sh. */
+function throughFrontEnd(argv: string[]): number {
+  const frontEnd = join(dirname(fileURLToPath(import.meta.url)), 'layerfs-overlay');
+  const r = spawnSync(frontEnd, argv, { stdio: 'inherit', env: { ...process.env, LAYERFS_NODE: process.execPath } });
+  if (r.error) throw new LayerfsError('FAILED_PRECONDITION', `cannot run ${frontEnd}: ${r.error.message}`, { hint: 'run `npm run build`' });
+  return r.status ?? 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
   (err: unknown) => {
     printError(err);
     process.exitCode = exitCodeFor(err);

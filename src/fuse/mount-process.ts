@@ -20,3 +20,8 @@ export function mountProcessEntry(): string {
   if (existsSync(fromSrc)) return fromSrc;
   throw new LayerfsError('FAILED_PRECONDITION', 'the mount process is not built', { hint: 'run `npm run build`' });
 }
+
+/** One line of a mount process's log: time, process, text. */
+export function mountLogLine(line: string): string {
+  return `${new Date().toISOString()} layerfs-mount[${process.pid}]: ${line}\n`;
+}

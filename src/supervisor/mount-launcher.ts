@@ -7,12 +7,7 @@
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { LayerfsError } from '../core/errors.js';
-// Deep on purpose (test/unit/module-boundaries.test.ts): layerfs-overlay loads this file for
-// every podman container; fuse/'s front door would load the FUSE addon it never uses.
-import { mountProcessEntry } from '../fuse/mount-process.js';
-import type { UnionMountConfig } from '../fuse/union-mount-config.js';
-
-export { mountProcessEntry };
+import { mountProcessEntry, type UnionMountConfig } from '../fuse/index.js';
 
 export interface LaunchedMount {
   pid: number;

@@ -10,10 +10,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { readFile, readdir, writeFile, chmod, mkdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { LAYERFS, LAYERFS_OVERLAY, type CliResult } from './cli.js';
+import { LAYERFS, writeOverlayWrapper, type CliResult } from './cli.js';
 import { forceUnmount, listMounts } from './mounts.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -87,8 +87,7 @@ export async function startContainerdEnv(work: string, opts: { mountProgram?: st
   const storeRoot = join(work, 'layerfs');
   const bin = join(work, 'bin');
   await mkdir(bin, { recursive: true });
-  await writeFile(join(bin, 'layerfs-overlay'), `#!/bin/sh\nexec "${process.execPath}" "${LAYERFS_OVERLAY}" "$@"\n`);
-  await chmod(join(bin, 'layerfs-overlay'), 0o755);
+  await writeOverlayWrapper(join(bin, 'layerfs-overlay'));
   const path = `${bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`;
   const config = join(work, 'containerd.toml');
   await writeFile(

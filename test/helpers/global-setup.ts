@@ -37,7 +37,7 @@ function newestSource(dir: string): number {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+    else if (e.name.endsWith('.ts') || e.name.endsWith('.sh')) newest = Math.max(newest, statSync(p).mtimeMs);
   }
   return newest;
 }
@@ -53,7 +53,8 @@ export default function setup(project: TestProject) {
   mkdirSync(CACHE_DIR, { recursive: true });
   // The ordinary users the rootless tests run layerfs as (idempotent).
   if (canMount) execFileSync(join(root, 'scripts', 'rootless-users'), { stdio: 'inherit' });
-  // Mount processes and CLI tests run the compiled build; make sure it is current.
+  // Mount processes and CLI tests run the compiled build (and layerfs-overlay.sh, copied by
+  // mark-bins.mjs); make sure it is current.
   if (newestSource(join(root, 'src')) > mtimeOr0(join(root, 'dist', 'cli', 'main.js'))) {
     execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
     execFileSync(process.execPath, [join(root, 'scripts', 'mark-bins.mjs')], { stdio: 'inherit' });

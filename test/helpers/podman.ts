@@ -16,7 +16,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LAYERFS_OVERLAY, type CliResult } from './cli.js';
+import { writeOverlayWrapper, type CliResult } from './cli.js';
 import { forceUnmount, listMounts, type MountEntry } from './mounts.js';
 import { parseMountinfo } from '../../src/sys/mount-table.js';
 import { userEnv, type TestUser } from './rootless.js';
@@ -76,8 +76,7 @@ export async function startPodmanEnv(opts: { user?: TestUser } = {}): Promise<Po
   await mkdir(bin, { recursive: true });
   await mkdir(tmp, { recursive: true });
   const wrapper = join(bin, 'layerfs-overlay');
-  await writeFile(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${LAYERFS_OVERLAY}" "$@"\n`);
-  await chmod(wrapper, 0o755);
+  await writeOverlayWrapper(wrapper);
   const containersConf = join(work, 'containers.conf');
   const hard = (flag: string): number => Math.min(Number(execFileSync('bash', ['-c', `ulimit -H${flag}`]).toString().trim()) || 1024, 65536);
   await writeFile(

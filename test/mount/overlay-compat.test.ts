@@ -4,12 +4,12 @@
  * Dockerfile with layerfs as its overlay `mount_program`.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rm, symlink, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { overlayIndexDir } from '../../src/cli/overlay-index-cache.js';
-import { LAYERFS_OVERLAY, REPO, runNode } from '../helpers/cli.js';
+import { LAYERFS_OVERLAY, REPO, runOverlay, runProgram, writeOverlayWrapper } from '../helpers/cli.js';
 import { forceUnmount, isMounted } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -25,6 +25,17 @@ async function waitUnmounted(mnt: string): Promise<void> {
   for (let i = 0; i < 100 && isMounted(mnt); i++) await new Promise((r) => setTimeout(r, 20));
 }
 
+/** Processes whose command line mentions `text` (a test's own temp dir), by pid. */
+async function processesMentioning(text: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(text)) found.push(Number(name));
+  }
+  return found;
+}
+
 describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
   let sampleOci: string;
 
@@ -37,7 +48,7 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
     const dir = await tempDir();
     await layers(dir);
     // `volatile` (podman's, for --rm containers) is honoured now; xino is one layerfs has no use for.
-    const r = await runNode(LAYERFS_OVERLAY, ['-o', 'lowerdir=l1:l2,upperdir=upper,workdir=work,,volatile,xino=off', 'merged'], { cwd: dir });
+    const r = await runOverlay(['-o', 'lowerdir=l1:l2,upperdir=upper,workdir=work,,volatile,xino=off', 'merged'], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr.trim()).toBe('layerfs-overlay: ignoring option xino=off');
     const mnt = join(dir, 'merged');
@@ -61,7 +72,7 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
     const mnt = join(dir, 'merged');
     const cachesNow = async (): Promise<string[]> => (await readdir(overlayIndexDir()).catch(() => [] as string[])).sort();
     const mountOnce = async (): Promise<string[]> => {
-      const r = await runNode(LAYERFS_OVERLAY, ['-o', 'lowerdir=l1:l2,upperdir=upper,workdir=work', 'merged'], { cwd: dir });
+      const r = await runOverlay(['-o', 'lowerdir=l1:l2,upperdir=upper,workdir=work', 'merged'], { cwd: dir });
       expect(r.code, r.stderr).toBe(0);
       try {
         return (await readdir(join(mnt, 'deep', 'er'))).sort();
@@ -88,12 +99,81 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
   it('rejects a missing lowerdir or an upperdir without workdir with one line', async () => {
     const dir = await tempDir();
     await layers(dir);
-    const none = await runNode(LAYERFS_OVERLAY, ['-o', 'upperdir=upper,workdir=work', 'merged'], { cwd: dir });
+    const none = await runOverlay(['-o', 'upperdir=upper,workdir=work', 'merged'], { cwd: dir });
     expect(none.code).not.toBe(0);
     expect(none.stderr).toMatch(/^layerfs: no lowerdir= given/);
-    const half = await runNode(LAYERFS_OVERLAY, ['-o', 'lowerdir=l1,upperdir=upper', 'merged'], { cwd: dir });
+    const half = await runOverlay(['-o', 'lowerdir=l1,upperdir=upper', 'merged'], { cwd: dir });
     expect(half.stderr).toMatch(/upperdir= and workdir= go together/);
     expect(isMounted(join(dir, 'merged'))).toBe(false);
+  });
+
+  it('says what is wrong with the arguments as the node front end did: same line, same exit code', async () => {
+    const dir = await tempDir();
+    await layers(dir);
+    const missing = await runOverlay(['-o', `lowerdir=${dir}/nope:l2,upperdir=upper,workdir=work`, 'merged'], { cwd: dir });
+    expect(missing).toEqual({ code: 1, stdout: '', stderr: `layerfs: lowerdir ${dir}/nope does not exist\n` });
+    const flag = await runOverlay(['-x', '-o', 'lowerdir=l1', 'merged'], { cwd: dir });
+    expect(flag).toEqual({ code: 2, stdout: '', stderr: 'layerfs: unknown flag -x\n' });
+    expect(await processesMentioning(dir)).toEqual([]);
+    expect(isMounted(join(dir, 'merged'))).toBe(false);
+  });
+
+  it('a mount that fails exits non-zero with the reason, and leaves no process and a mountpoint that mounts again', async () => {
+    const dir = await tempDir();
+    await layers(dir);
+    const mnt = join(dir, 'merged');
+    // The arguments are fine; the union cannot open (no such upper directory).
+    const r = await runOverlay(['-o', `lowerdir=l1:l2,upperdir=${dir}/gone,workdir=work`, mnt], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^layerfs: cannot mount ${mnt}: .*${dir}/gone`));
+    expect(r.stderr).toMatch(/\nhint: the mount's log: \S+overlay-\S+\.log\n$/);
+    // The front end returns once the mount process is gone, not before.
+    expect(await processesMentioning(dir)).toEqual([]);
+    expect(isMounted(mnt)).toBe(false);
+    await writeFile(join(mnt, 'plain.txt'), 'a plain directory still\n');
+    await rm(join(mnt, 'plain.txt'));
+    const again = await runOverlay(['-o', 'lowerdir=l1:l2,upperdir=upper,workdir=work', mnt], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    try {
+      expect((await readdir(mnt)).sort()).toEqual(['base.txt', 'top.txt']);
+    } finally {
+      await run('umount', [mnt]);
+      await waitUnmounted(mnt);
+    }
+  });
+
+  it('starts exactly one node process, detached and holding none of the caller\'s output, also when run through an npm -g style symlink', async () => {
+    const dir = await tempDir();
+    await layers(dir);
+    const mnt = join(dir, 'merged');
+    // npm -g links the bin beside node: the front end runs the `node` beside the name it
+    // was run by, here one that counts its starts.
+    const bin = join(dir, 'bin');
+    await mkdir(bin);
+    await symlink(LAYERFS_OVERLAY, join(bin, 'layerfs-overlay'));
+    const starts = join(dir, 'node-starts');
+    await writeFile(join(bin, 'node'), `#!/bin/sh\necho "$$" >> "${starts}"\nexec "${process.execPath}" "$@"\n`);
+    await chmod(join(bin, 'node'), 0o755);
+    const env = { ...process.env };
+    delete env.LAYERFS_NODE;
+    const r = await runProgram(join(bin, 'layerfs-overlay'), ['-o', 'lowerdir=l1:l2,upperdir=upper,workdir=work', mnt], { cwd: dir, env });
+    expect(r.code, r.stderr).toBe(0);
+    try {
+      const pids = (await readFile(starts, 'utf8')).trim().split('\n');
+      expect(pids).toHaveLength(1);
+      const pid = Number(pids[0]);
+      expect(await processesMentioning(dir)).toEqual([pid]); // the one node is the mount process
+      // /proc/PID/stat after the name: state ppid pgrp session …
+      const [ppid, , session] = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ').slice(1, 4).map(Number);
+      expect(session).toBe(pid); // setsid: its own session, no terminal of the caller's
+      expect(ppid).not.toBe(process.pid);
+      expect(await readlink(`/proc/${pid}/fd/1`)).toBe('/dev/null');
+      expect(await readlink(`/proc/${pid}/fd/2`)).toMatch(/\/overlay-[^/]+\.log$/); // the mount log, no longer the caller's stderr
+      expect(await readFile(join(mnt, 'top.txt'), 'utf8')).toBe('from l1\n');
+    } finally {
+      await run('umount', [mnt]);
+      await waitUnmounted(mnt);
+    }
   });
 
   it('mounts through mount(8): mount -t fuse.layerfs layerfs DIR -o lowerdir=…', async () => {
@@ -114,8 +194,7 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
   it('serves buildah as its overlay mount_program: a Dockerfile that writes, deletes and recreates', async () => {
     const dir = await tempDir();
     const program = join(dir, 'layerfs-overlay');
-    await writeFile(program, `#!/bin/sh\nexec "${process.execPath}" "${LAYERFS_OVERLAY}" "$@"\n`);
-    await chmod(program, 0o755);
+    await writeOverlayWrapper(program);
     await writeFile(
       join(dir, 'Dockerfile'),
       [

@@ -57,7 +57,7 @@ const NO_FRONT_DOOR: Record<string, string> = {
   core: 'leaf library: each file is its own contract',
   sys: 'leaf library: each file wraps one kind of system interface',
   'engine/formats': 'one binary layout per file, each generated into a C header',
-  cli: 'imported by nothing: its entry points are package.json bin (cli/main.ts, cli/overlay-main.ts)',
+  cli: 'imported by nothing: its entry points are package.json bin (cli/main.ts, cli/layerfs-overlay.sh → cli/overlay-main.ts)',
 };
 
 /**
@@ -68,10 +68,10 @@ const NO_FRONT_DOOR: Record<string, string> = {
 const DEEP_IMPORTS_PENDING = new Set([
   // Runs for every verb: imports store-paths alone so start-up loads no more of store/ (buildspeed's lazy verbs).
   'cli/store-use.ts',
-  // Start-up of layerfs-overlay (podman runs it per container): supervisor/ and fuse/ front
-  // doors load the store and the FUSE addon; these two files take only the launcher (podspeed).
+  // layerfs-overlay's mount process (podman runs one per container) serves in itself:
+  // fuse/union-mount-serve.ts loads the union, the engine and the store, which fuse/'s front
+  // door must not load for every `layerfs` verb that only needs the mount process's name.
   'cli/overlay-main.ts',
-  'supervisor/mount-launcher.ts',
 ]);
 
 interface Edge {

@@ -1,0 +1,69 @@
+#!/bin/sh
+# layerfs-overlay: fuse-overlayfs's command line (containers-storage's mount_program,
+# mount.fuse3 -t layerfs-overlay, mount -t fuse.layerfs), returning once the mount is ready.
+#
+# A shell, not node, on purpose: podman waits for its mount program to exit, and node cannot
+# fork after mounting, so a node front end would cost a second node start-up per mount
+# (~170 ms). This starts the one node process, the mount process (overlay-main.js beside
+# this file's real path), detached in its own session, with the argv unchanged; that process
+# parses it, writes notes and errors to this stderr, and on fd 3 says "READY" (exit 0) or
+# "EXIT <code>" (exit with it once fd 3 closes, i.e. once the process is gone). -f, -d,
+# --version and --help run node in the foreground instead.
+#
+# node: $LAYERFS_NODE (scripts/install-bin pins the one that built dist/), else a `node`
+# beside the name this was run by (npm -g links bins beside node), else node on PATH.
+# Installed as dist/cli/layerfs-overlay by scripts/mark-bins.mjs (part of `npm run build`).
+
+self=$0
+while [ -L "$self" ]; do # npm -g runs this through a symlink: overlay-main.js is beside the target
+  link=$(readlink "$self") || break
+  case $link in
+    /*) self=$link ;;
+    *) self=${self%/*}/$link ;;
+  esac
+done
+case $self in
+  */*) entry=${self%/*}/overlay-main.js ;;
+  *) entry=./overlay-main.js ;;
+esac
+
+node=${LAYERFS_NODE:-}
+if [ -z "$node" ]; then
+  case $0 in */*) [ -x "${0%/*}/node" ] && node=${0%/*}/node ;; esac
+fi
+if [ -z "$node" ]; then
+  node=$(command -v node) || {
+    echo "layerfs: node not found on PATH" >&2
+    echo "hint: set LAYERFS_NODE to the node that runs layerfs" >&2
+    exit 1
+  }
+fi
+
+skip=
+for a in "$@"; do
+  if [ -n "$skip" ]; then skip=; continue; fi
+  case $a in
+    -o) skip=1 ;; # its value is options, whatever it looks like
+    -f | -d | -V | --version | -h | --help) exec "$node" "$entry" "$@" ;;
+  esac
+done
+
+detach=
+command -v setsid >/dev/null 2>&1 && detach=setsid
+# The mount process keeps no end of this program's stdout (podman reads its mount
+# program's output to the end); its stderr is this stderr until the mount is ready.
+{ $detach "$node" "$entry" --ready-fd 3 "$@" 3>&1 >/dev/null </dev/null & } | {
+  code=
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      READY) exit 0 ;;
+      'EXIT '*) code=${line#EXIT } ;;
+    esac
+    line=
+  done
+  if [ -z "$code" ]; then
+    echo "layerfs: the mount process ended before the mount was ready" >&2
+    code=1
+  fi
+  exit "$code"
+}
