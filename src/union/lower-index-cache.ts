@@ -17,7 +17,8 @@ import { endianness } from 'node:os';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { hasErrnoCode } from '../core/errors.js';
-import { cacheFileBytes, CRC_FROM, HEADER, HEADER_BYTES, INDEX_MAGIC, ROOT } from '../engine/formats/index-cache.js';
+import { cacheFileBytes, CONVENTION_AUFS, CONVENTION_USER_XATTRS, CRC_FROM, HEADER, HEADER_BYTES, INDEX_MAGIC, ROOT } from '../engine/formats/index-cache.js';
+import { OVERLAY_XATTR_NS } from '../overlay/index.js';
 import { COLUMNS, INDEX_VERSION, type IndexTable } from './lower-index-table.js';
 import { sys } from './sys.js';
 
@@ -48,8 +49,8 @@ const littleEndian = endianness() === 'LE';
  * layer roots and every offset, then drops the pages from the resident set, so a process
  * holds only the pages its lookups touch, and native code can read the same bytes.
  */
-export async function readIndexCache(file: string, roots: Buffer[]): Promise<IndexTable | string> {
-  return withCache(file, roots, async () => {
+export async function readIndexCache(file: string, roots: Buffer[], aufs = false): Promise<IndexTable | string> {
+  return withCache(file, roots, aufs, async () => {
     let mapped: Buffer;
     try {
       mapped = Buffer.from(sys.mapIndexCache(file));
@@ -57,7 +58,7 @@ export async function readIndexCache(file: string, roots: Buffer[]): Promise<Ind
       return (err as Error).message;
     }
     // Parsed again from the mapping: the file may have been replaced since withCache looked.
-    const h = parseHeader(mapped.subarray(0, HEADER_BYTES), mapped.length);
+    const h = parseHeader(mapped.subarray(0, HEADER_BYTES), mapped.length, aufs);
     if (typeof h === 'string') return h;
     const problem = await checkRoots(mapped.subarray(HEADER_BYTES, h.dataStart), h.rootCount, roots);
     return problem ?? viewTable(mapped, h);
@@ -65,14 +66,14 @@ export async function readIndexCache(file: string, roots: Buffer[]): Promise<Ind
 }
 
 /** Undefined when `file` looks current for `roots` (header and roots checked, not the checksum), else why not. */
-export async function checkIndexCache(file: string, roots: Buffer[]): Promise<string | undefined> {
-  const r = await withCache(file, roots, async () => true as const);
+export async function checkIndexCache(file: string, roots: Buffer[], aufs = false): Promise<string | undefined> {
+  const r = await withCache(file, roots, aufs, async () => true as const);
   return r === true ? undefined : r;
 }
 
 /** Writes `table` for `roots` to `file` atomically (temp file + rename). */
-export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTable): Promise<void> {
-  const parts = encodeIndexCache(await Promise.all(roots.map(identify)), t);
+export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTable, aufs = false): Promise<void> {
+  const parts = encodeIndexCache(await Promise.all(roots.map(identify)), t, conventions(aufs));
   const dir = dirname(file);
   await mkdir(dir, { recursive: true });
   // The store's staging-name shape (store-paths.ts), so store cleanup recognises a leftover.
@@ -104,7 +105,7 @@ export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTab
  * native side reads in place. Encoding stats the layer roots (synchronously: they are
  * never the mount being served) and copies the columns once.
  */
-export function indexCacheBytes(roots: Buffer[], t: IndexTable): Buffer {
+export function indexCacheBytes(roots: Buffer[], t: IndexTable, aufs = false): Buffer {
   if (t.file !== undefined) return t.file;
   const parts = encodeIndexCache(
     roots.map((path) => {
@@ -112,6 +113,7 @@ export function indexCacheBytes(roots: Buffer[], t: IndexTable): Buffer {
       return { path, ino: st.ino, ctimeNs: st.ctimeNs };
     }),
     t,
+    conventions(aufs),
   );
   const out = Buffer.allocUnsafeSlow(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
@@ -120,7 +122,7 @@ export function indexCacheBytes(roots: Buffer[], t: IndexTable): Buffer {
 }
 
 /** The file's sections, in order (views of the table's columns, not copies). */
-function encodeIndexCache(ids: RootIdentity[], t: IndexTable): Buffer[] {
+function encodeIndexCache(ids: RootIdentity[], t: IndexTable, conv: number): Buffer[] {
   if (!littleEndian) throw new Error('index caches are little-endian only');
   const rootsPart = encodeRoots(ids);
   const n = t.count;
@@ -138,6 +140,7 @@ function encodeIndexCache(ids: RootIdentity[], t: IndexTable): Buffer[] {
   head.writeUInt32LE(t.bytes.length, HEADER.poolBytes);
   head.writeUInt32LE(rootsPart.length, HEADER.rootsBytes);
   head.writeUInt32LE(ids.length, HEADER.rootCount);
+  head.writeUInt32LE(conv, HEADER.conventions);
   let crc = crc32(head.subarray(CRC_FROM));
   for (const p of parts.slice(1)) crc = crc32(p, crc);
   head.writeUInt32LE(crc, HEADER.crc);
@@ -174,7 +177,7 @@ function decodeRoots(buf: Buffer, count: number): RootIdentity[] | string {
 const pad8 = (n: number): number => (n + 7) & ~7;
 
 /** Opens `file`, checks its header and roots, and runs `body`; any failure becomes a reason. */
-async function withCache<T>(file: string, roots: Buffer[], body: (fh: FileHandle, h: Header) => Promise<T | string>): Promise<T | string> {
+async function withCache<T>(file: string, roots: Buffer[], aufs: boolean, body: (fh: FileHandle, h: Header) => Promise<T | string>): Promise<T | string> {
   if (!littleEndian) return 'big-endian host';
   let fh: FileHandle;
   try {
@@ -183,7 +186,7 @@ async function withCache<T>(file: string, roots: Buffer[], body: (fh: FileHandle
     return hasErrnoCode(err, 'ENOENT') ? 'no cache file' : `cannot open the cache: ${(err as Error).message}`;
   }
   try {
-    const h = await readHeader(fh);
+    const h = await readHeader(fh, aufs);
     if (typeof h === 'string') return h;
     const rootsPart = Buffer.alloc(h.rootsBytes);
     await readFully(fh, rootsPart, HEADER_BYTES);
@@ -197,20 +200,37 @@ async function withCache<T>(file: string, roots: Buffer[], body: (fh: FileHandle
   }
 }
 
-async function readHeader(fh: FileHandle): Promise<Header | string> {
+async function readHeader(fh: FileHandle, aufs: boolean): Promise<Header | string> {
   const { size } = await fh.stat();
   if (size < HEADER_BYTES) return 'truncated cache';
   const head = Buffer.alloc(HEADER_BYTES);
   await readFully(fh, head, 0);
-  return parseHeader(head, size);
+  return parseHeader(head, size, aufs);
 }
 
-/** The header of a cache file of `size` bytes, checked against that size. */
-function parseHeader(head: Buffer, size: number): Header | string {
+/**
+ * The conventions this process reads layers by: the overlay xattr namespace (root's
+ * trusted.overlay.*, or user.overlay.* rootless and in a user namespace) and whether AUFS
+ * whiteout files count. A cache built under others describes another merged tree (an
+ * opaque directory read as plain, say): it must not be used, only rebuilt.
+ */
+export function conventions(aufs: boolean): number {
+  return (OVERLAY_XATTR_NS === 'user' ? CONVENTION_USER_XATTRS : 0) | (aufs ? CONVENTION_AUFS : 0);
+}
+
+/** What a conventions word says, for a reason message. */
+function describeConventions(c: number): string {
+  return `${c & CONVENTION_USER_XATTRS ? 'user' : 'trusted'}.overlay xattrs${c & CONVENTION_AUFS ? ' and AUFS whiteouts' : ''}`;
+}
+
+/** The header of a cache file of `size` bytes, checked against that size and this process's conventions. */
+function parseHeader(head: Buffer, size: number, aufs: boolean): Header | string {
   if (size < HEADER_BYTES) return 'truncated cache';
   if (head.readUInt32LE(HEADER.magic) !== INDEX_MAGIC) return 'not an index cache';
   const version = head.readUInt32LE(HEADER.version);
   if (version !== INDEX_VERSION) return `cache version ${version}, not ${INDEX_VERSION}`;
+  const conv = head.readUInt32LE(HEADER.conventions);
+  if (conv !== conventions(aufs)) return `cache built reading ${describeConventions(conv)}, this mount reads ${describeConventions(conventions(aufs))}`;
   const rows = head.readUInt32LE(HEADER.rows);
   const slots = head.readUInt32LE(HEADER.slots);
   const dirLayerWords = head.readUInt32LE(HEADER.dirLayerWords);

@@ -138,6 +138,8 @@ export class LowerIndex {
     readonly roots: Buffer[],
     private readonly table: IndexTable,
     readonly origin: IndexOrigin,
+    /** Whether AUFS whiteout files were read as whiteouts (OpenOptions.aufsWhiteouts). */
+    private readonly aufs = false,
   ) {}
 
   /**
@@ -150,16 +152,16 @@ export class LowerIndex {
     const roots = layerDirs.map((d) => Buffer.from(d));
     const aufs = opts.aufsWhiteouts === true;
     if (opts.cacheFile === undefined) return LowerIndex.build(layerDirs, aufs);
-    const cached = await readIndexCache(opts.cacheFile, roots);
-    if (typeof cached !== 'string') return new LowerIndex(roots, cached, { loaded: true });
+    const cached = await readIndexCache(opts.cacheFile, roots, aufs);
+    if (typeof cached !== 'string') return new LowerIndex(roots, cached, { loaded: true }, aufs);
     const built = await LowerIndex.build(layerDirs, aufs);
     const origin: IndexOrigin = { loaded: false, reason: cached };
     try {
-      await writeIndexCache(opts.cacheFile, roots, built.table);
+      await writeIndexCache(opts.cacheFile, roots, built.table, aufs);
     } catch (err) {
       origin.writeError = (err as Error).message;
     }
-    return new LowerIndex(roots, built.table, origin);
+    return new LowerIndex(roots, built.table, origin, aufs);
   }
 
   /**
@@ -183,7 +185,7 @@ export class LowerIndex {
   static async build(layerDirs: string[], aufs = false): Promise<LowerIndex> {
     const roots = layerDirs.map((d) => Buffer.from(d));
     const b = new TableBuilder();
-    if (roots.length === 0) return new LowerIndex(roots, b.finish(), { loaded: false });
+    if (roots.length === 0) return new LowerIndex(roots, b.finish(), { loaded: false }, aufs);
     const rootLayers: number[] = [];
     for (let l = 0; l < roots.length; l++) {
       rootLayers.push(l);
@@ -198,7 +200,7 @@ export class LowerIndex {
     await drainQueue<BuildJob>([{ kind: 'dir', row: 0, path: '/', layers: rootLayers }], BUILD_CONCURRENCY, (job, push) =>
       job.kind === 'dir' ? indexDir(b, roots, job, push, aufs) : indexEntry(b, roots, job, push),
     );
-    return new LowerIndex(roots, b.finish(), { loaded: false });
+    return new LowerIndex(roots, b.finish(), { loaded: false }, aufs);
   }
 
   /** The merged entry at `path` (a fresh snapshot), or undefined. */
@@ -240,7 +242,7 @@ export class LowerIndex {
    * layout encoded once. Native code reads them in place.
    */
   cacheBytes(): Buffer {
-    return indexCacheBytes(this.roots, this.table);
+    return indexCacheBytes(this.roots, this.table, this.aufs);
   }
 
   /** The backing path of `path` in layer `layer`. */

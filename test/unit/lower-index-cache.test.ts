@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toFsPath } from '../../src/core/filesystem.js';
 import { LowerIndex, type LowerEntry } from '../../src/union/lower-index.js';
@@ -195,6 +197,28 @@ describe('lower index cache', () => {
     await writeLayer(top, SPECS[0]!);
     const again = await LowerIndex.open(layers.lowers, { cacheFile });
     expect(again.origin.reason).toMatch(/layer 0 changed/);
+  });
+
+  it('is not used when it was built reading the layers by other conventions (AUFS whiteouts, user.overlay xattrs)', async () => {
+    layers = await makeLayers(SPECS);
+    const cacheFile = `${layers.root}/index`;
+    const aufs = await LowerIndex.open(layers.lowers, { cacheFile, aufsWhiteouts: true });
+    expect(aufs.origin.loaded).toBe(false);
+    const plainRead = await LowerIndex.open(layers.lowers, { cacheFile });
+    expect(plainRead.origin.reason).toMatch(/AUFS whiteouts, this mount reads trusted\.overlay xattrs$/);
+    expect((await LowerIndex.open(layers.lowers, { cacheFile })).origin.loaded).toBe(true);
+
+    // A rootless process (or one in a user namespace) reads user.overlay.opaque, so it sees
+    // /o as plain and /o/old through it: its cache must never serve a root mount (it did: a
+    // find through such a mount listed what opaque directories hide).
+    const dist = join(import.meta.dirname, '..', '..', 'dist', 'union', 'index.js');
+    execFileSync(process.execPath, ['--input-type=module', '-e', `const { LowerIndex } = await import(${JSON.stringify(dist)}); await LowerIndex.ensureCache(${JSON.stringify(layers.lowers)}, ${JSON.stringify(cacheFile)});`], {
+      env: { ...process.env, LAYERFS_OVERLAY_XATTRS: 'user' },
+    });
+    const asRoot = await LowerIndex.open(layers.lowers, { cacheFile });
+    expect(asRoot.origin.reason).toMatch(/^cache built reading user\.overlay xattrs/);
+    expect(asRoot.get('/o/old')).toBeUndefined();
+    expect(asRoot.get('/o/new')).toBeDefined();
   });
 
   it('that cannot be written does not fail the open', async () => {

@@ -22,7 +22,7 @@ import type { CConstant, CHeader } from './c-header.js';
 /** "LFLI" read as a little-endian u32. */
 export const INDEX_MAGIC = 0x494c464c;
 /** Bump when the layout or what a row means changes: older caches are rebuilt. */
-export const INDEX_VERSION = 3;
+export const INDEX_VERSION = 4;
 export const HEADER_BYTES = 40;
 /** Byte offsets of the header's u32 fields. */
 export const HEADER = {
@@ -35,8 +35,13 @@ export const HEADER = {
   poolBytes: 24,
   rootsBytes: 28,
   rootCount: 32,
-  reserved: 36,
+  /** CONVENTION_* bits: how the layers were read (a cache read another way is stale). */
+  conventions: 36,
 } as const;
+/** Convention bit: overlay markers were read as user.overlay.* (userxattr), not trusted.overlay.*. */
+export const CONVENTION_USER_XATTRS = 1;
+/** Convention bit: AUFS whiteout files (.wh.NAME, .wh..wh..opq) were read as whiteouts too. */
+export const CONVENTION_AUFS = 2;
 /** The checksum covers the file from here on. */
 export const CRC_FROM = 12;
 
