@@ -1,7 +1,8 @@
 /**
  * Syscalls Node.js does not offer (xattrs, mknod, utimensat with nanoseconds, renameat2),
  * from layerfs's own small native addon (src/sys/native/). Every call runs on libuv's
- * thread pool, never blocking the event loop, and never follows a final symlink.
+ * thread pool, never blocking the event loop — unless a serving mount process turned on
+ * `setInline` (below) — and never follows a final symlink.
  *
  * Paths are `string | Buffer`: a Buffer is passed byte-for-byte, which is how names that
  * are not valid UTF-8 stay reachable. Failures reject with a Node-style system error

@@ -29,7 +29,7 @@ export function runBackingCallsInline(on = true): void {
   sys.setInline(on);
 }
 
-/** Whether backing calls run inline (the fd helpers of ./sys.ts ask too). */
+/** Whether backing calls run inline in this process. */
 export function backingCallsInline(): boolean {
   return inline;
 }
