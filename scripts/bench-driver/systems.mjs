@@ -4,7 +4,7 @@
  * ready and the PID of its FUSE process (none for the kernel), and unmount without fail.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { run } from './run.mjs';
 
@@ -95,7 +95,10 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
       const config = { mountpoint: m.mnt, lowerDirs: m.lowers, upperDir: m.upper, workDir: m.work, fsname: 'layerfs-bench', indexCache };
       const logFd = openSync(join(logDir, `${name}-mount.log`), 'a');
       const started = process.hrtime.bigint();
-      const child = spawn('node', [join(distDir, 'fuse', 'union-mount-main.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });
+      // The build's bundle when it has one: what the supervisor starts (fuse/mount-process.ts).
+      const bundle = join(distDir, 'fuse', 'union-mount-main.bundle.js');
+      const entry = existsSync(bundle) ? bundle : join(distDir, 'fuse', 'union-mount-main.js');
+      const child = spawn('node', [entry, JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });
       closeSync(logFd);
       const handle = { mnt: m.mnt, pid: child.pid, child };
       try {

@@ -5,10 +5,10 @@
 # A shell, not node, on purpose: podman waits for its mount program to exit, and node cannot
 # fork after mounting, so a node front end would cost a second node start-up per mount
 # (~170 ms). This starts the one node process, the mount process (overlay-main.js beside
-# this file's real path), detached in its own session, with the argv unchanged; that process
-# parses it, writes notes and errors to this stderr, and on fd 3 says "READY" (exit 0) or
-# "EXIT <code>" (exit with it once fd 3 closes, i.e. once the process is gone). -f, -d,
-# --version and --help run node in the foreground instead.
+# this file's real path, or its bundle), detached in its own session, with the argv
+# unchanged; that process parses it, writes notes and errors to this stderr, and on fd 3
+# says "READY" (exit 0) or "EXIT <code>" (exit with it once fd 3 closes, i.e. once the
+# process is gone). -f, -d, --version and --help run node in the foreground instead.
 #
 # node: $LAYERFS_NODE (scripts/install-bin pins the one that built dist/), else a `node`
 # beside the name this was run by (npm -g links bins beside node), else node on PATH.
@@ -23,9 +23,12 @@ while [ -L "$self" ]; do # npm -g runs this through a symlink: overlay-main.js i
   esac
 done
 case $self in
-  */*) entry=${self%/*}/overlay-main.js ;;
-  *) entry=./overlay-main.js ;;
+  */*) dir=${self%/*} ;;
+  *) dir=. ;;
 esac
+# The build's one-file bundle of the mount process (scripts/bundle-mount.mjs) starts faster.
+entry=$dir/overlay-main.bundle.js
+[ -f "$entry" ] || entry=$dir/overlay-main.js
 
 node=${LAYERFS_NODE:-}
 if [ -z "$node" ]; then

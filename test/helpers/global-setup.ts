@@ -59,6 +59,11 @@ export default function setup(project: TestProject) {
     execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
     execFileSync(process.execPath, [join(root, 'scripts', 'mark-bins.mjs')], { stdio: 'inherit' });
   }
+  // The mount processes run the bundle of the build (scripts/bundle-mount.mjs): older than
+  // tsc's last output (a `tsc` run by hand), it would serve yesterday's code.
+  if (mtimeOr0(join(root, 'dist', 'fuse', 'union-mount-main.bundle.js')) < mtimeOr0(join(root, 'dist', 'cli', 'main.js'))) {
+    execFileSync(process.execPath, [join(root, 'scripts', 'bundle-mount.mjs')], { stdio: 'inherit' });
+  }
   const probes = join(CACHE_DIR, 'native-probes');
   const source = join(root, 'test', 'helpers', 'native-probes.c');
   if (!existsSync(probes) || statSync(probes).mtimeMs < statSync(source).mtimeMs) {

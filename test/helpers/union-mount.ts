@@ -2,10 +2,11 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UnionMountConfig } from '../../src/fuse/union-mount-config.js';
-import { REPO } from './cli.js';
+import { mountProcessEntry } from '../../src/fuse/mount-process.js';
 import { startMountProcess, type MountProcess } from './mount-process.js';
 
-export const UNION_MOUNT_MAIN = join(REPO, 'dist', 'fuse', 'union-mount-main.js');
+/** What the supervisor starts: the build's bundle of the mount process (else its entry). */
+export const UNION_MOUNT_MAIN = mountProcessEntry();
 
 export async function mountUnion(
   config: Omit<UnionMountConfig, 'mountpoint'> & { mountpoint?: string },

@@ -163,6 +163,8 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
       expect(pids).toHaveLength(1);
       const pid = Number(pids[0]);
       expect(await processesMentioning(dir)).toEqual([pid]); // the one node is the mount process
+      // …running the build's one-file bundle (scripts/bundle-mount.mjs), not ~100 modules.
+      expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')[1]).toBe(join(REPO, 'dist', 'cli', 'overlay-main.bundle.js'));
       // /proc/PID/stat after the name: state ppid pgrp session …
       const [ppid, , session] = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ').slice(1, 4).map(Number);
       expect(session).toBe(pid); // setsid: its own session, no terminal of the caller's

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// Part of `npm run build`, after tsc: bundles each mount-process entry (the supervisor's
+// dist/fuse/union-mount-main.js, layerfs-overlay's dist/cli/overlay-main.js) with esbuild
+// into one file beside it, `<entry>.bundle.js`, which the launchers start when it is there.
+//
+// Why: a mount process is a fresh node for every container, and its time to ready is what
+// `podman run` and `layerfs run` wait for. Loaded as ~100 ES modules, node spends more time
+// resolving, reading and linking them than the mount itself takes (native-notes/performance.md,
+// "Mount-to-ready"). One module removes that; the code is the same.
+//
+// What stays out of the bundle, and why:
+// - npm packages (`packages: 'external'`): loaded by node as usual, by the same resolution
+//   as the unbundled build (fuse-native's addon, tar-stream), none of them at start-up.
+// - dynamic `import()`s of project modules, but for the serving code the entry always needs:
+//   they exist to keep a module off the start-up path (store/'s front door, ~60 ms, loaded
+//   only to write a damage record), and bundled they would be parsed, and their packages
+//   loaded, at start-up. They are rewritten relative to the bundle, which sits in the same
+//   dist/ folder as its entry, so they load the unbundled dist/ module as before.
+// The bundle sits beside its entry so that `import.meta.url`-relative lookups (the addons,
+// package.json, helper scripts) find the same files: every entry is one level below dist/.
+import { build } from 'esbuild';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Entry (dist-relative) → dynamic imports that are part of serving and so bundled. */
+const ENTRIES = {
+  'fuse/union-mount-main.js': [],
+  'cli/overlay-main.js': ['fuse/union-mount-serve.js'],
+};
+
+/** Keeps a project module's dynamic import lazy: external, its path relative to the bundle. */
+function lazyImports(outfile, bundled) {
+  return {
+    name: 'layerfs-lazy-imports',
+    setup(b) {
+      b.onResolve({ filter: /^\.\.?\// }, (args) => {
+        if (args.kind !== 'dynamic-import') return undefined;
+        const target = resolve(args.resolveDir, args.path);
+        if (bundled.some((m) => target === join(root, 'dist', m))) return undefined;
+        let path = relative(dirname(outfile), target);
+        if (!path.startsWith('.')) path = `./${path}`;
+        return { path, external: true };
+      });
+    },
+  };
+}
+
+for (const [entry, bundled] of Object.entries(ENTRIES)) {
+  const entryFile = join(root, 'dist', entry);
+  const outfile = entryFile.replace(/\.js$/, '.bundle.js');
+  await build({
+    entryPoints: [entryFile],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    // Not minified: the mount log's stack traces keep the functions' names, and the
+    // `// src/…` markers esbuild writes say which module a bundle line came from.
+    logLevel: 'warning',
+    plugins: [lazyImports(outfile, bundled)],
+  });
+}
