@@ -31,6 +31,8 @@
  *   mapIndexCache(path): ArrayBuffer                      SYNCHRONOUS: the lower-index cache file mapped
  *            read-only after src/engine/native/lower-index.c checked it (CRC-32, layer roots, every
  *            offset); throws an Error with `errno` (negative) and the reason; unmapped when collected
+ *   dirStamps(root): Buffer                               SYNCHRONOUS: a line per directory under `root`
+ *            (see dirStamps below); throws a system error like node:fs's
  *
  * The addon is built by scripts/build-native.mjs (run from npm's postinstall) into
  * src/sys/native/build/Release/layerfs_sys.node and loaded on first use, so importing this
@@ -84,6 +86,7 @@ interface Binding {
   fadvise(fd: number, offset: number, len: number, advice: number): Promise<void>;
   mapIndexCache(path: SysPath): ArrayBuffer;
   setInline(on: boolean): void;
+  dirStamps(root: SysPath): Buffer;
 }
 
 const ADDON_RELATIVE = join('src', 'sys', 'native', 'build', 'Release', 'layerfs_sys.node');
@@ -231,4 +234,15 @@ export function setInline(on: boolean): void {
  */
 export function mapIndexCache(path: SysPath): ArrayBuffer {
   return binding().mapIndexCache(path);
+}
+
+/**
+ * Every directory under `root`, depth first, names in byte order, one line each:
+ * `<relative path>\0<st_dev> <st_ino> <mtime ns> <ctime ns>\n` (the root's path is empty).
+ * Synchronous: three syscalls a directory and no object per entry (layerfs-overlay stamps
+ * its lowers with it before every mount: src/sys/native/dir-stamps.c). Throws a system error
+ * (code, errno, syscall 'dirStamps', path); ENAMETOOLONG at PATH_MAX.
+ */
+export function dirStamps(root: SysPath): Buffer {
+  return binding().dirStamps(root);
 }

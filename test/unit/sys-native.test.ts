@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hasErrnoCode } from '../../src/core/errors.js';
 import {
-  copyFileRange, fadvise, ficlone, futimens, lgetxattr, llistxattr, lremovexattr, lseek, lsetxattr, major,
+  copyFileRange, dirStamps, fadvise, ficlone, futimens, lgetxattr, llistxattr, lremovexattr, lseek, lsetxattr, major,
   makedev, minor, mknod, POSIX_FADV_SEQUENTIAL, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT,
   renameat2, SEEK_DATA, SEEK_HOLE, utimens, XATTR_CREATE, XATTR_REPLACE,
 } from '../../src/sys/native.js';
@@ -366,3 +366,45 @@ describe('non-UTF-8 paths and errors', () => {
     await expect(lsetxattr(path.join(dir, 'x'), 'user.x', 'str' as unknown as Buffer)).rejects.toThrow(TypeError);
   });
 });
+
+describe('dirStamps', () => {
+  /** The same lines from node:fs: what the walk must say. */
+  async function reference(root: string, rel = ''): Promise<string> {
+    const p = rel === '' ? root : path.join(root, rel);
+    const st = await fs.lstat(p, { bigint: true });
+    let text = `${rel}\0${st.dev} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}\n`;
+    const subdirs = (await fs.readdir(p, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+    for (const name of subdirs.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) text += await reference(root, rel === '' ? name : `${rel}/${name}`);
+    return text;
+  }
+
+  it('lists every directory depth first, names in byte order, with device, inode and both times in ns', async () => {
+    for (const d of ['b/x/deep', 'a', 'B', 'a/z', 'a/y', '.hidden', 'é']) await fs.mkdir(path.join(dir, d), { recursive: true });
+    await fs.writeFile(path.join(dir, 'a', 'file'), 'not a directory');
+    await fs.symlink('b', path.join(dir, 'link-to-b')); // a symlink is not walked
+    const text = dirStamps(dir).toString();
+    expect(text).toBe(await reference(dir));
+    expect(text.split('\n').filter(Boolean).map((l) => l.split('\0')[0])).toEqual(['', '.hidden', 'B', 'a', 'a/y', 'a/z', 'b', 'b/x', 'b/x/deep', 'é']);
+  });
+
+  it('changes when an entry anywhere is added, and only the lines of directories that changed', async () => {
+    await fs.mkdir(path.join(dir, 'a', 'b'), { recursive: true });
+    const before = dirStamps(dir).toString().split('\n');
+    await fs.writeFile(path.join(dir, 'a', 'b', 'new'), '');
+    const after = dirStamps(dir).toString().split('\n');
+    expect(after[0]).toBe(before[0]);
+    expect(after[1]).toBe(before[1]);
+    expect(after[2]).not.toBe(before[2]);
+  });
+
+  it('fails like node:fs: ENOENT for a missing root, ENOTDIR for a file, and never follows a symlinked root', async () => {
+    const missing = path.join(dir, 'missing');
+    expect(() => dirStamps(missing)).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'dirStamps', path: missing }));
+    await fs.writeFile(path.join(dir, 'f'), '');
+    expect(() => dirStamps(path.join(dir, 'f'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
+    await fs.mkdir(path.join(dir, 'real'));
+    await fs.symlink('real', path.join(dir, 'link'));
+    expect(() => dirStamps(path.join(dir, 'link'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' })); // O_NOFOLLOW|O_DIRECTORY
+  });
+});
+

@@ -34,6 +34,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "dir-stamps.h"
 #include "lower-index.h"
 
 #ifndef FICLONE
@@ -642,6 +643,41 @@ static napi_value js_map_index_cache(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---------- directory stamps of a tree (synchronous: dir-stamps.c says why) ---------- */
+
+static void free_stamps(napi_env env, void *data, void *hint) { free(data); }
+
+/* dirStamps(root): Buffer of dir-stamps.c's lines; throws a system error (code, errno, syscall 'dirStamps', path). */
+static napi_value js_dir_stamps(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char *root = get_bytes(env, argv[0], "root");
+  if (!root) return NULL;
+  char *data = NULL;
+  size_t len = 0;
+  int err = lf_dir_stamps(root, &data, &len);
+  if (err) {
+    req_t r = {.err = err, .syscall = "dirStamps", .path = root};
+    napi_value e = make_error(env, &r);
+    free(root);
+    if (e) napi_throw(env, e);
+    else napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  free(root);
+  if (len == 0) { /* unreachable (the root's own line), but an external buffer needs data */
+    CHECK(napi_create_buffer(env, 0, NULL, &out));
+    free(data);
+    return out;
+  }
+  if (napi_create_external_buffer(env, len, data, free_stamps, NULL, &out) != napi_ok) {
+    free(data);
+    napi_throw_error(env, NULL, "cannot wrap the stamps");
+    return NULL;
+  }
+  return out;
+}
+
 static napi_value js_set_inline(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
@@ -670,6 +706,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"minor", NULL, js_minor, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mapIndexCache", NULL, js_map_index_cache, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setInline", NULL, js_set_inline, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"dirStamps", NULL, js_dir_stamps, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
