@@ -374,7 +374,7 @@ export class Dispatcher {
   private doInit(b: Body): Reply {
     const size = Math.min(b.remaining, LAYOUT.fuse_init_in.size);
     if (size < INIT_IN_MIN_SIZE) throw errno('EINVAL');
-    const { choice, reply } = negotiateInit(b.struct('fuse_init_in', size), { passthrough: this.options.passthrough });
+    const { choice, reply } = negotiateInit(b.struct('fuse_init_in', size), { passthrough: this.options.passthrough, posixAcls: this.fs.posixAcls === true });
     if (this.init === undefined) {
       this.init = choice;
       this.files = new OpenFiles(this.fs, this.device, { passthrough: choice.passthrough, directData: this.options.directData });
