@@ -48,6 +48,12 @@ export interface InitChoice {
  * the parent's default ACL must decide instead, as on the kernel's overlayfs).
  */
 const ACL_FLAGS = InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
+/**
+ * With ACLs: the longer setxattr_in, whose ACL_KILL_SGID says when setting an ACL must
+ * clear setgid (an owner outside the file's group without CAP_FSETID: the kernel decides,
+ * the server does it, as the kernel's overlayfs does in ovl_set_or_remove_acl).
+ */
+const ACL_EXTRAS = InitFlag.SETXATTR_EXT;
 
 export function negotiateInit(inp: StructView, opts: { passthrough: boolean; posixAcls?: boolean }): { choice: InitChoice; reply: Buffer } {
   const major = inp.u32('major');
@@ -57,10 +63,10 @@ export function negotiateInit(inp: StructView, opts: { passthrough: boolean; pos
   const minor = Math.min(inp.u32('minor'), ENGINE_MINOR);
   const low = BigInt(inp.u32('flags'));
   const offered = low | ((low & InitFlag.INIT_EXT) !== 0n ? BigInt(inp.u32('flags2')) << 32n : 0n);
-  const wanted = WANTED | (opts.passthrough && minor >= 40 ? InitFlag.PASSTHROUGH : 0n) | (opts.posixAcls === true ? ACL_FLAGS : 0n);
+  const wanted = WANTED | (opts.passthrough && minor >= 40 ? InitFlag.PASSTHROUGH : 0n) | (opts.posixAcls === true ? ACL_FLAGS | ACL_EXTRAS : 0n);
   let flags = wanted & offered;
   // One without the other is wrong either way (see ACL_FLAGS).
-  if ((flags & ACL_FLAGS) !== ACL_FLAGS) flags &= ~ACL_FLAGS;
+  if ((flags & ACL_FLAGS) !== ACL_FLAGS) flags &= ~(ACL_FLAGS | ACL_EXTRAS);
   const passthrough = (flags & InitFlag.PASSTHROUGH) !== 0n;
   out
     .u32('minor', minor)

@@ -152,6 +152,16 @@ describe.skipIf(!inject('canMount'))('POSIX ACLs on a layerfs mount vs the kerne
     expect(out).toMatch(/# file: d\/sub\n[^]*?default:user:1000:rwx/);
   });
 
+  it('clears setgid when an owner outside the group sets an ACL, keeps it for root', async () => {
+    const out = await same(`
+      echo x > sgf; chown 1000:0 sgf; chmod 2775 sgf
+      cp -p sgf sgroot
+      ${AS_1000} setfacl -m u:2000:r sgf; echo "setfacl $?"
+      setfacl -m u:2000:r sgroot
+      stat -c '%a %n' sgf sgroot`);
+    expect(out).toBe('setfacl 0\n775 sgf\n2775 sgroot\n');
+  });
+
   it('keeps setgid inheritance and a symlink\'s mode under a default ACL', async () => {
     const out = await same(`
       mkdir sg; chown 0:1000 sg; chmod 2775 sg; setfacl -d -m u:1000:rwx,o::r sg
