@@ -124,6 +124,14 @@ export interface PathFilesystem {
    * (`ls -l` asks two names of every file). False when unknown or missing.
    */
   hasNoXattrs?(path: string): boolean;
+  /**
+   * True when the filesystem keeps POSIX ACLs (`system.posix_acl_*`) on the objects whose
+   * modes it reports, so that a mode change updates the ACL and an ACL change the mode, and
+   * applies the creating caller's umask itself (`Caller.umask`; not when a default ACL
+   * governs the new object's mode). A server may then let the kernel enforce and cache ACLs
+   * and pass modes unmasked (FUSE_POSIX_ACL + FUSE_DONT_MASK). Absent: no.
+   */
+  readonly posixAcls?: boolean;
   statfs(path: string): Promise<StatFs>;
   /**
    * Whether the kernel may keep this open file's cached pages from earlier opens

@@ -66,6 +66,8 @@ export interface FuseDevice {
   /** Marks node `nodeid` as having no xattr (or no longer): while marked, the JS-thread
    *  request loop answers its GETXATTR (ENODATA) and LISTXATTR (empty) itself. */
   setNoXattrs(nodeid: bigint, on: boolean): void;
+  /** GETXATTR and LISTXATTR requests answered that way so far (they never reach JS). */
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number };
   /** Written by a notify thread, in call order; resolves when the kernel took it (also when
    *  it had nothing cached). Never await it inside the request it concerns: the kernel may
    *  need a lock that request holds. */
@@ -88,6 +90,7 @@ interface Binding {
   backingOpen(h: Handle, fd: number): number;
   backingClose(h: Handle, id: number): number;
   setNoXattrs(h: Handle, nodeid: bigint, on: boolean): number;
+  nativeAnswers(h: Handle): [number, number];
   notifyInvalEntry(h: Handle, parent: bigint, name: Uint8Array): Promise<number>;
   notifyInvalInode(h: Handle, nodeid: bigint, offset: bigint, length: bigint): Promise<number>;
   teardown(h: Handle, detach: boolean): Promise<void>;
@@ -339,6 +342,11 @@ class Device implements FuseDevice {
   setNoXattrs(nodeid: bigint, on: boolean): void {
     const rc = this.native.setNoXattrs(this.handle, nodeid, on);
     if (rc !== 0) throw systemError(rc, 'setNoXattrs', `node ${nodeid}`);
+  }
+
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number } {
+    const [GETXATTR, LISTXATTR] = this.native.nativeAnswers(this.handle);
+    return { GETXATTR, LISTXATTR };
   }
 
   async notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void> {

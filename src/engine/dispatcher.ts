@@ -17,8 +17,8 @@ import { OpenFiles } from './open-files.js';
 import { OpenDirs, type PlusEntry } from './readdir.js';
 import { negotiateInit, type InitChoice } from './init.js';
 import {
-  attrOut, Body, entryOut, FAttr, FOpen, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
-  readInHeader, statfsOut, writeOut, type InHeader, type Validity,
+  attrOut, Body, entryOut, FAttr, FOpen, getxattrOut, IN_HEADER_SIZE, InitFlag, LAYOUT, Opcode, openOut,
+  readInHeader, SetxattrFlag, statfsOut, writeOut, type InHeader, type Validity,
 } from './wire.js';
 
 export interface DispatcherOptions {
@@ -46,7 +46,8 @@ const UTIME_NOW_MASK = { atime: FAttr.ATIME_NOW, mtime: FAttr.MTIME_NOW };
 /** O_DIRECT is the kernel's business (FUSE direct I/O to the engine); a backing fd opened
  * with it would refuse the engine's unaligned buffers (EINVAL). */
 const O_DIRECT = fsConstants.O_DIRECT;
-/** setxattr_in as sent without FUSE_SETXATTR_EXT (which the engine does not ask for). */
+const S_ISGID = 0o2000;
+/** setxattr_in as sent without FUSE_SETXATTR_EXT (asked for only with POSIX ACLs). */
 const SETXATTR_COMPAT_SIZE = 8;
 /** init_in before protocol 7.36. */
 const INIT_IN_MIN_SIZE = 16;
@@ -150,6 +151,17 @@ export class Dispatcher {
       // The request may have been interrupted and the mount gone; nothing to answer.
       this.options.onUnexpectedError?.(err, 'reply');
     }
+  }
+
+  /**
+   * Setting an ACL as an owner outside the file's group, without CAP_FSETID, clears
+   * setgid (the kernel decided: ACL_KILL_SGID); the filesystem set the ACL with the
+   * server's rights, which clear nothing. The permission bits are the ones the ACL just
+   * gave, so the chmod leaves the ACL as it is.
+   */
+  private async killSgid(path: string, h: InHeader): Promise<void> {
+    const st = await this.fs.getattr(path);
+    if ((st.mode & S_ISGID) !== 0) await this.fs.chmod(path, st.mode & 0o7777 & ~S_ISGID, this.caller(h));
   }
 
   private caller(h: InHeader, umask = 0): Caller {
@@ -329,8 +341,10 @@ export class Dispatcher {
       case Opcode.STATFS:
         return this.fs.statfs(this.nodes.path(this.node(h.nodeid)) ?? '/').then((s) => [statfsOut(s)]);
       case Opcode.SETXATTR: {
-        const s = b.struct('fuse_setxattr_in', SETXATTR_COMPAT_SIZE);
+        const ext = ((this.init?.flags ?? 0n) & InitFlag.SETXATTR_EXT) !== 0n;
+        const s = b.struct('fuse_setxattr_in', ext ? LAYOUT.fuse_setxattr_in.size : SETXATTR_COMPAT_SIZE);
         const [size, flags] = [s.u32('size'), s.u32('flags')];
+        const killSgid = ext && (s.u32('setxattr_flags') & SetxattrFlag.ACL_KILL_SGID) !== 0;
         const name = b.name();
         const value = Buffer.from(b.bytes(size));
         const n = this.node(h.nodeid);
@@ -338,7 +352,11 @@ export class Dispatcher {
         this.trace(op, path);
         this.xattrChanged(n);
         // Again once done: a getxattr or listing meanwhile may have seen none yet.
-        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => (this.xattrChanged(n), []));
+        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(async () => {
+          this.xattrChanged(n);
+          if (killSgid) await this.killSgid(path, h);
+          return [];
+        });
       }
       case Opcode.GETXATTR: {
         const size = b.struct('fuse_getxattr_in').u32('size');
@@ -374,7 +392,7 @@ export class Dispatcher {
   private doInit(b: Body): Reply {
     const size = Math.min(b.remaining, LAYOUT.fuse_init_in.size);
     if (size < INIT_IN_MIN_SIZE) throw errno('EINVAL');
-    const { choice, reply } = negotiateInit(b.struct('fuse_init_in', size), { passthrough: this.options.passthrough });
+    const { choice, reply } = negotiateInit(b.struct('fuse_init_in', size), { passthrough: this.options.passthrough, posixAcls: this.fs.posixAcls === true });
     if (this.init === undefined) {
       this.init = choice;
       this.files = new OpenFiles(this.fs, this.device, { passthrough: choice.passthrough, directData: this.options.directData });

@@ -65,6 +65,13 @@ export class UnionFilesystem implements PathFilesystem {
   /** Paths found damaged: answered EIO from then on (getattr too, not the index's stale size). */
   private readonly damaged = new Set<string>();
   private onDamage: ((d: LayerDamage) => void) | undefined;
+  /**
+   * ACLs live on the backing objects, whose modes the union reports and changes (chmod
+   * rewrites an ACL's mask, setting an ACL the mode), and createNew applies the umask. Not
+   * with owner overrides (rootless): an overridden object's reported mode is kept apart
+   * from the disk's, so its ACL and its mode could disagree.
+   */
+  readonly posixAcls = !OWNER_OVERRIDES;
 
   private constructor(
     readonly view: UnionView,
@@ -186,7 +193,7 @@ export class UnionFilesystem implements PathFilesystem {
         return undefined;
       }
       const openFlags = (flags & ~C.O_TRUNC) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
-      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real) => backing.open(real, openFlags, mode & 0o777));
+      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real, m) => backing.open(real, openFlags, m & 0o777));
     });
     if (fd === undefined) return this.open(path, flags & ~(C.O_CREAT | C.O_EXCL), caller);
     return this.addHandle(fd, path, this.view.resolve(path), (flags & O_ACCMODE) !== C.O_RDONLY && caller.uid !== 0);
@@ -284,11 +291,11 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<void> {
-    await this.createObject(path, mode, caller, false, (real) => backing.mknod(real, mode, rdev));
+    await this.createObject(path, mode, caller, false, (real, m) => backing.mknod(real, m, rdev));
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real) => backing.mkdir(real, mode & 0o777));
+    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real, m) => backing.mkdir(real, m & 0o777));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
@@ -430,7 +437,7 @@ export class UnionFilesystem implements PathFilesystem {
     return this.lock.run(() => fn(w));
   }
 
-  private async createObject(path: string, mode: number, caller: Caller, isDir: boolean, make: (real: Buffer) => Promise<void>, isSymlink = false): Promise<void> {
+  private async createObject(path: string, mode: number, caller: Caller, isDir: boolean, make: (real: Buffer, mode: number) => Promise<void>, isSymlink = false): Promise<void> {
     await this.mutate(path, async (w) => {
       this.checkNewName(path);
       const existing = this.view.tryResolve(path);

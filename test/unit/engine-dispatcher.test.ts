@@ -47,6 +47,9 @@ class Recorder implements FuseDevice {
     if (on) this.noXattrs.add(nodeid);
     else this.noXattrs.delete(nodeid);
   }
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number } {
+    return { GETXATTR: 0, LISTXATTR: 0 };
+  }
   async notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void> {
     this.inval.push(`${parent}/${Buffer.from(name).toString('latin1')}`);
   }

@@ -43,6 +43,7 @@ typedef struct lf_device {
   struct lf_device *live_next;   // the list of live devices detached at process exit
   int no_detach;                 // attached to someone else's mount: teardown never detaches
   lf_node_flags no_xattrs;       // nodes whose getxattr/listxattr js-loop.c answers itself
+  uint64_t native_answers[2];    // GETXATTR, LISTXATTR js-loop.c answered (JS thread only)
   int teardown_err;
   char teardown_msg[256];
 } lf_device;

@@ -635,6 +635,18 @@ static napi_value js_set_no_xattrs(napi_env env, napi_callback_info info) {
   return number(env, -lf_node_flags_set(&dev->no_xattrs, nodeid, on));
 }
 
+// [GETXATTR, LISTXATTR] answered by js-loop.c without reaching JS (read on the JS thread,
+// which wrote them).
+static napi_value js_native_answers(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  lf_device *dev;
+  if (!get_device(env, argv[0], &dev)) return NULL;
+  napi_value arr;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  for (uint32_t i = 0; i < 2; i++) CHECK(napi_set_element(env, arr, i, number(env, (double) dev->native_answers[i])));
+  return arr;
+}
+
 static napi_value queue_notify(napi_env env, lf_device *dev, lf_notify_job *job) {
   napi_deferred deferred;
   napi_value promise;
@@ -774,6 +786,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "backingOpen", NULL, js_backing_open, NULL, NULL, NULL, napi_default, NULL },
     { "backingClose", NULL, js_backing_close, NULL, NULL, NULL, napi_default, NULL },
     { "setNoXattrs", NULL, js_set_no_xattrs, NULL, NULL, NULL, napi_default, NULL },
+    { "nativeAnswers", NULL, js_native_answers, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalInode", NULL, js_notify_inval_inode, NULL, NULL, NULL, napi_default, NULL },
     { "teardown", NULL, js_teardown, NULL, NULL, NULL, napi_default, NULL },
