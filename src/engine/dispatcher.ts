@@ -12,6 +12,8 @@ import { Errno } from '../core/errors.js';
 import type { Caller, DirEntry, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
 import { isUnexpectedFailure, toNegativeErrno } from '../fuse/index.js';
 import type { FuseDevice } from './device.js';
+import { nativeOpenFd } from './formats/engine-handles.js';
+import { LowerOpens } from './lower-opens.js';
 import { NodeTable, type Node } from './node-table.js';
 import { OpenFiles } from './open-files.js';
 import { OpenDirs, type PlusEntry } from './readdir.js';
@@ -56,6 +58,7 @@ export class Dispatcher {
   readonly nodes: NodeTable;
   readonly dirs = new OpenDirs();
   files: OpenFiles;
+  readonly lowerOpens: LowerOpens;
   init: InitChoice | undefined;
   private readonly entryValid: Validity;
   private readonly negativeValid: Validity;
@@ -74,14 +77,18 @@ export class Dispatcher {
     private readonly device: FuseDevice,
     private readonly options: DispatcherOptions,
   ) {
-    this.nodes = new NodeTable((id, on) => {
-      try {
-        device.setNoXattrs(id, on);
-      } catch (err) {
-        // Out of memory for the set: the node's xattr requests keep reaching JS.
-        options.onUnexpectedError?.(err, 'setNoXattrs');
-      }
-    });
+    this.lowerOpens = new LowerOpens(device, fs, options.attrSeconds, (err) => options.onUnexpectedError?.(err, 'registerLowerOpen'));
+    this.nodes = new NodeTable(
+      (id, on) => {
+        try {
+          device.setNoXattrs(id, on);
+        } catch (err) {
+          // Out of memory for the set: the node's xattr requests keep reaching JS.
+          options.onUnexpectedError?.(err, 'setNoXattrs');
+        }
+      },
+      (node) => this.lowerOpens.dropped(node),
+    );
     this.entryValid = { entry: options.entrySeconds, attr: options.attrSeconds };
     this.negativeValid = { entry: options.negativeSeconds, attr: 0 };
     this.files = new OpenFiles(fs, device, { passthrough: false, directData: options.directData });
@@ -107,7 +114,11 @@ export class Dispatcher {
     const op = OPNAME[h.opcode] ?? `opcode-${h.opcode}`;
     this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
     const started = performance.now();
-    const took = () => this.micros.set(op, (this.micros.get(op) ?? 0) + Math.round((performance.now() - started) * 1000));
+    const changes = this.lowerOpens.starting(h.opcode, req);
+    const took = () => {
+      if (changes) this.lowerOpens.settled();
+      this.micros.set(op, (this.micros.get(op) ?? 0) + Math.round((performance.now() - started) * 1000));
+    };
     let pending: Promise<Reply> | Reply;
     try {
       pending = this.run(h, new Body(req.subarray(IN_HEADER_SIZE)), op);
@@ -230,6 +241,9 @@ export class Dispatcher {
     for (const fh of n.openHandles) {
       if (this.fs.fgetattr) return this.fs.fgetattr('', fh);
     }
+    // Or the opens the device's request loop answered itself (lower-opens.ts).
+    const fd = n.lowerOpen !== undefined ? this.device.nativeOpenFd(n.id) : -1;
+    if (fd >= 0 && this.fs.fgetattrLowerFd) return this.fs.fgetattrLowerFd(fd, n.lowerOpen!.ino);
     throw errno('ENOENT');
   }
 
@@ -329,6 +343,8 @@ export class Dispatcher {
         const fh = Number(b.struct('fuse_flush_in').u64('fh'));
         // Without a flush op the kernel stops sending FLUSH (ENOSYS is remembered).
         if (!this.fs.flush) throw errno('ENOSYS');
+        // An open the request loop answered: a lower file, nothing to flush.
+        if (nativeOpenFd(fh) >= 0) return [];
         return this.fs.flush(this.nodes.path(this.node(h.nodeid)) ?? '', fh).then(() => []);
       }
       case Opcode.RELEASE:
@@ -336,6 +352,8 @@ export class Dispatcher {
       case Opcode.FSYNC: {
         const s = b.struct('fuse_fsync_in');
         const path = this.nodes.path(this.node(h.nodeid)) ?? '';
+        // An open the request loop answered: a lower file, never written through the mount.
+        if (nativeOpenFd(Number(s.u64('fh'))) >= 0) return [];
         return this.fs.fsync(path, (s.u32('fsync_flags') & 1) !== 0, Number(s.u64('fh'))).then(() => []);
       }
       case Opcode.STATFS:
@@ -510,8 +528,12 @@ export class Dispatcher {
     const n = this.node(h.nodeid);
     const path = this.pathOf(n);
     this.trace('open', path);
+    const mark = this.lowerOpens.mark();
     const fh = await this.fs.open(path, flags & ~O_DIRECT, this.caller(h));
-    return [openOut(fh, ...this.openedOrRetire(n, path, fh, flags))];
+    const [openFlags, backingId] = this.openedOrRetire(n, path, fh, flags);
+    // A passthrough open of a lower file: the device answers the next ones itself.
+    if (openFlags & FOpen.PASSTHROUGH) this.lowerOpens.opened(n, fh, flags, mark);
+    return [openOut(fh, openFlags, backingId)];
   }
 
   /**

@@ -24,6 +24,9 @@ export class Node {
   retired = false;
   /** The attributes last sent to the kernel for it (what a retired node keeps showing). */
   lastStat: FileStat | undefined;
+  /** Registered for the device's own read-only opens (lower-opens.ts) in `epoch` (-1: no
+   * longer); `ino` is st_ino as fgetattr reports it for those opens. */
+  lowerOpen: { epoch: number; ino: number } | undefined;
   private noXattrsKnown = false;
 
   constructor(
@@ -58,7 +61,11 @@ export class NodeTable {
   private nextId = FUSE_ROOT_ID + 1n;
   readonly root: Node;
 
-  constructor(private readonly onNoXattrs?: NoXattrsHook) {
+  constructor(
+    private readonly onNoXattrs?: NoXattrsHook,
+    /** Told when a node is forgotten, retired or changes identity. */
+    private readonly onDropped?: (node: Node) => void,
+  ) {
     this.root = new Node(FUSE_ROOT_ID, 'root', onNoXattrs);
     this.root.lookups = 1n;
     this.byId.set(FUSE_ROOT_ID, this.root);
@@ -131,6 +138,7 @@ export class NodeTable {
   retire(node: Node): void {
     node.retired = true;
     node.noXattrs = false;
+    this.onDropped?.(node);
     for (const l of node.links) {
       const nk = key(l.parent, l.name);
       if (this.byName.get(nk) === node) this.byName.delete(nk);
@@ -165,6 +173,7 @@ export class NodeTable {
     if (node.lookups > 0n) return;
     this.byId.delete(id);
     node.noXattrs = false;
+    this.onDropped?.(node);
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     for (const l of node.links) {
       const nk = key(l.parent, l.name);
@@ -186,6 +195,7 @@ export class NodeTable {
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     node.ino = k;
     node.noXattrs = false;
+    this.onDropped?.(node);
     if (!this.byIno.has(k)) this.byIno.set(k, node);
   }
 

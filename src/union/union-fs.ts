@@ -13,18 +13,18 @@
 import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
 import { constants as C, fstatSync } from 'node:fs';
-import type { Caller, DirectIo, DirEntry, FileStat, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import type { Caller, DirectIo, DirEntry, FileStat, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { baseOf, isAufsReserved, lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, upperIno, visibleXattrName } from '../overlay/index.js';
-import { LowerIndex } from './lower-index.js';
+import { LowerIndex, type LowerEntry } from './lower-index.js';
 import { Mutex } from '../core/mutex.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, readFd, writeFd } from './sys.js';
 import { backing, removeTree } from './backing-path.js';
 import { renameInUnion } from './union-rename.js';
-import { UnionView, type Resolved } from './union-view.js';
+import { lowerStat, UnionView, type Resolved } from './union-view.js';
 import { UpperState } from './upper-state.js';
 import { UpperWriter } from './upper-writer.js';
 
@@ -214,6 +214,22 @@ export class UnionFilesystem implements PathFilesystem {
   directIo(fh: number): DirectIo {
     const f = this.handles.get(fh);
     return { fd: f.fd, write: !f.killPrivs, upperIno: f.layer < 0 && f.ino === undefined };
+  }
+
+  /** A lower handle is read-only (any write copies up first): its backing file. */
+  lowerFile(fh: number): LowerFile | undefined {
+    const f = this.handles.get(fh);
+    if (f.layer < 0 || f.lower === undefined || (f.lower.entry.mode & S_IFMT) !== S_IFREG) return undefined;
+    return this.lowerFileOf(f.lower.path, f.lower.entry);
+  }
+
+  private lowerFileOf(lowerPath: string, e: LowerEntry): LowerFile {
+    return { path: this.view.index.realPath(e.layer, lowerPath), size: e.size, ino: lowerIno(e.layer, e.ino), stat: lowerStat(e) };
+  }
+
+  fgetattrLowerFd(fd: number, ino: number): FileStat {
+    const st = fstatSync(fd, { bigint: true });
+    return { ...this.view.upperStat({ path: '', lowerPath: null, isDir: (Number(st.mode) & S_IFMT) === S_IFDIR }, st), ino };
   }
 
   /** Lower layers never change, so their pages may stay cached; upper files may not
@@ -462,7 +478,8 @@ export class UnionFilesystem implements PathFilesystem {
     // An upper object without origin gets its number from its backing inode, read only
     // if fgetattr asks (saves an fstat per open).
     const ino = r.upper === undefined ? lowerIno(r.lower!.layer, r.lower!.ino) : r.upper.originIno;
-    return this.handles.add({ fd, path, ino, layer, killPrivs: mayKillPrivs });
+    const lower = r.upper === undefined ? { path: r.lowerPath!, entry: r.lower! } : undefined;
+    return this.handles.add({ fd, path, ino, layer, killPrivs: mayKillPrivs, lower });
   }
 
   private upperReal(path: string): Buffer {
