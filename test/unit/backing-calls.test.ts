@@ -1,10 +1,10 @@
 /**
  * The mount process's inline backing calls (src/union/backing-calls.ts): once switched on,
  * the cheap calls have done their work and settled before they return, errors included;
- * big copies and recursive removals stay on the pool; off again, every call is a pool hop.
+ * big copies and recursive removals (but of a small flat directory) stay on the pool; off again, every call is a pool hop.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,8 +42,23 @@ describe('backing calls', () => {
       expect(await now(sys.lsetxattr(join(dir, 'f'), 'user.k', Buffer.from('v')))).toBeUndefined();
       expect(await now(sys.lgetxattr(join(dir, 'f'), 'user.k'))).toEqual(Buffer.from('v'));
       expect(await now(sys.lremovexattr(join(dir, 'f'), 'user.nothing'))).toBe('rejected ENODATA');
-      // A recursive removal grows with the tree: always the pool.
-      expect(await now(calls.rm(join(dir, 'd'), { recursive: true }))).toBe(PENDING);
+      // A recursive removal grows with the tree: the pool, but for a small flat directory
+      // (a removed merged directory's whiteouts in the work dir).
+      await writeFile(join(dir, 'd', 'w1'), '');
+      await writeFile(join(dir, 'd', 'w2'), '');
+      expect(await now(calls.rm(join(dir, 'd'), { recursive: true, force: true }))).toBeUndefined();
+      expect(existsSync(join(dir, 'd'))).toBe(false);
+      await mkdir(join(dir, 'nested', 'sub'), { recursive: true });
+      const nested = calls.rm(join(dir, 'nested'), { recursive: true, force: true });
+      expect(await now(nested)).toBe(PENDING);
+      await nested;
+      await mkdir(join(dir, 'many'));
+      for (let i = 0; i < 65; i++) await writeFile(join(dir, 'many', `f${i}`), '');
+      const many = calls.rm(join(dir, 'many'), { recursive: true, force: true });
+      expect(await now(many)).toBe(PENDING);
+      await many;
+      expect(existsSync(join(dir, 'nested')) || existsSync(join(dir, 'many'))).toBe(false);
+      expect(await now(calls.rm(join(dir, 'gone'), { recursive: true, force: true }))).toBe(PENDING); // missing: node's rm says so
     } finally {
       calls.runBackingCallsInline(false);
       await rm(dir, { recursive: true, force: true });
