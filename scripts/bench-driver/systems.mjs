@@ -98,7 +98,10 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
       // The build's bundle when it has one: what the supervisor starts (fuse/mount-process.ts).
       const bundle = join(distDir, 'fuse', 'union-mount-main.bundle.js');
       const entry = existsSync(bundle) ? bundle : join(distDir, 'fuse', 'union-mount-main.js');
-      const child = spawn('node', [entry, JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });
+      // LAYERFS_BENCH_NODE_ARGS: flags for the mount process's node (e.g. --cpu-prof, which
+      // NODE_OPTIONS refuses).
+      const nodeArgs = process.env.LAYERFS_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+      const child = spawn('node', [...nodeArgs, entry, JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });
       closeSync(logFd);
       const handle = { mnt: m.mnt, pid: child.pid, child };
       try {
