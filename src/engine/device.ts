@@ -65,13 +65,13 @@ export interface FuseDevice {
   backingClose(id: number): void;
   /** Marks node `nodeid` as having no xattr (or no longer): while marked, the JS-thread
    *  request loop answers its GETXATTR (ENODATA) and LISTXATTR (empty) itself. */
-  setNoXattrs(nodeid: bigint, on: boolean): void;
+  setNoXattrs(nodeid: number | bigint, on: boolean): void;
   /** Written by a notify thread, in call order; resolves when the kernel took it (also when
    *  it had nothing cached). Never await it inside the request it concerns: the kernel may
    *  need a lock that request holds. */
-  notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void>;
+  notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void>;
   /** offset -1n: attributes only; length 0n: to the end of the file. */
-  notifyInvalInode(nodeid: bigint, offset: bigint, length: bigint): Promise<void>;
+  notifyInvalInode(nodeid: number | bigint, offset: bigint, length: bigint): Promise<void>;
   /** Detaches the mount, stops the threads, closes the device. Idempotent. */
   unmount(): Promise<void>;
 }
@@ -87,9 +87,9 @@ interface Binding {
   writeToFd(h: Handle, unique: bigint, fd: number, offset: bigint, data: Uint8Array): number;
   backingOpen(h: Handle, fd: number): number;
   backingClose(h: Handle, id: number): number;
-  setNoXattrs(h: Handle, nodeid: bigint, on: boolean): number;
-  notifyInvalEntry(h: Handle, parent: bigint, name: Uint8Array): Promise<number>;
-  notifyInvalInode(h: Handle, nodeid: bigint, offset: bigint, length: bigint): Promise<number>;
+  setNoXattrs(h: Handle, nodeid: number | bigint, on: boolean): number;
+  notifyInvalEntry(h: Handle, parent: number | bigint, name: Uint8Array): Promise<number>;
+  notifyInvalInode(h: Handle, nodeid: number | bigint, offset: bigint, length: bigint): Promise<number>;
   teardown(h: Handle, detach: boolean): Promise<void>;
   fd(h: Handle): number;
   unmountPath(mountpoint: string, fusermount: boolean): number;
@@ -336,16 +336,16 @@ class Device implements FuseDevice {
     if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'ioctl', `FUSE_DEV_IOC_BACKING_CLOSE of id ${id}`);
   }
 
-  setNoXattrs(nodeid: bigint, on: boolean): void {
+  setNoXattrs(nodeid: number | bigint, on: boolean): void {
     const rc = this.native.setNoXattrs(this.handle, nodeid, on);
     if (rc !== 0) throw systemError(rc, 'setNoXattrs', `node ${nodeid}`);
   }
 
-  async notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void> {
+  async notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void> {
     this.settleNotify(await this.native.notifyInvalEntry(this.handle, parent, name), `FUSE_NOTIFY_INVAL_ENTRY ${parent}`);
   }
 
-  async notifyInvalInode(nodeid: bigint, offset: bigint, length: bigint): Promise<void> {
+  async notifyInvalInode(nodeid: number | bigint, offset: bigint, length: bigint): Promise<void> {
     this.settleNotify(await this.native.notifyInvalInode(this.handle, nodeid, offset, length), `FUSE_NOTIFY_INVAL_INODE ${nodeid}`);
   }
 

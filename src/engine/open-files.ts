@@ -97,7 +97,7 @@ export class OpenFiles {
       openFlags |= FOpen.KEEP_CACHE;
     }
     this.files.set(fh, file);
-    node.openHandles.add(fh);
+    node.addHandle(fh);
     return { openFlags, backingId };
   }
 
@@ -106,7 +106,7 @@ export class OpenFiles {
     const f = this.files.get(fh);
     if (f === undefined) return;
     this.files.delete(fh);
-    f.node.openHandles.delete(fh);
+    f.node.deleteHandle(fh);
     if (f.mode !== 'passthrough') return;
     const b = this.backings.get(f.node);
     if (b === undefined || --b.refs > 0) return;

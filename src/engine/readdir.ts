@@ -5,6 +5,7 @@
  * entries were served) takes a fresh snapshot, as POSIX asks.
  */
 import type { DirEntry, FileStat } from '../core/filesystem.js';
+import type { Ino } from './node-table.js';
 import { direntSize, direntType, LAYOUT, writeDirent, writeEntry, type Validity } from './wire.js';
 
 interface OpenDir {
@@ -20,12 +21,12 @@ interface OpenDir {
 
 /** An entry as the dispatcher resolves it for READDIRPLUS: a node id (0: no entry) and stat. */
 export interface PlusEntry {
-  nodeid: bigint;
+  nodeid: number;
   stat: FileStat;
 }
 
 /** ino when a '.'/'..' entry's inode is not known (libfuse's FUSE_UNKNOWN_INO). */
-const UNKNOWN_INO = 0xffffffffn;
+const UNKNOWN_INO = 0xffffffff;
 
 export class OpenDirs {
   private readonly dirs = new Map<number, OpenDir>();
@@ -58,7 +59,7 @@ export class OpenDirs {
   }
 
   /** READDIR: the dirents from `offset` that fit in `size` bytes. */
-  pack(fh: number, offset: number, size: number, dotInos: [bigint, bigint]): Buffer {
+  pack(fh: number, offset: number, size: number, dotInos: [Ino, Ino]): Buffer {
     const d = this.dirs.get(fh);
     if (d?.entries === undefined) return Buffer.alloc(0);
     d.served = true;
@@ -82,7 +83,7 @@ export class OpenDirs {
     fh: number,
     offset: number,
     size: number,
-    dotInos: [bigint, bigint],
+    dotInos: [Ino, Ino],
     resolve: (e: DirEntry) => PlusEntry | null | Promise<PlusEntry | null>,
     valid: Validity,
   ): Promise<Buffer> {
@@ -103,7 +104,7 @@ export class OpenDirs {
         plus = r instanceof Promise ? await r : r;
       }
       if (plus) writeEntry(out, used, plus.nodeid, plus.stat, valid);
-      const ino = plus ? BigInt(plus.stat.ino) : row.ino;
+      const ino = plus ? plus.stat.ino : row.ino;
       const type = plus ? direntType(plus.stat.mode) : row.type;
       writeDirent(out, used + entrySize, ino, i + 1, type, row.name);
       used += len;
@@ -111,10 +112,10 @@ export class OpenDirs {
     return out.subarray(0, used);
   }
 
-  private row(d: OpenDir, i: number, dotInos: [bigint, bigint]): { name: Buffer; ino: bigint; type: number } {
+  private row(d: OpenDir, i: number, dotInos: [Ino, Ino]): { name: Buffer; ino: Ino; type: number } {
     if (i < 2) return { name: Buffer.from(i === 0 ? '.' : '..'), ino: dotInos[i] || UNKNOWN_INO, type: 4 };
     const e = d.entries![i - 2]!;
     // DT_UNKNOWN when no stat came with the entry: readdir(3) users then stat it.
-    return { name: Buffer.from(e.name, 'latin1'), ino: e.stat ? BigInt(e.stat.ino) : UNKNOWN_INO, type: e.stat ? direntType(e.stat.mode) : 0 };
+    return { name: Buffer.from(e.name, 'latin1'), ino: e.stat ? e.stat.ino : UNKNOWN_INO, type: e.stat ? direntType(e.stat.mode) : 0 };
   }
 }

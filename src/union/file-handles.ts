@@ -6,6 +6,7 @@
  */
 import { closeSync } from 'node:fs';
 import { fsError } from './fs-error.js';
+import type { LowerEntry } from './lower-index.js';
 import { closeFd } from './sys.js';
 
 /** One open file. */
@@ -18,6 +19,8 @@ export interface OpenFile {
   layer: number;
   /** Set when a write must clear setuid/setgid first (writer lacks CAP_FSETID). */
   killPrivs: boolean;
+  /** The index entry of the lower file opened (fgetattr answers from it). */
+  lower?: LowerEntry | undefined;
 }
 
 export class HandleTable {

@@ -8,8 +8,8 @@
  *   replyFromFd(h, unique, fd, offset: bigint, size) -> 0 | -errno (queued)
  *   writeToFd(h, unique, fd, offset: bigint, data: Uint8Array) -> 0 | -errno (queued)
  *   backingOpen(h, fd) -> id | -errno ; backingClose(h, id) -> 0 | -errno
- *   notifyInvalEntry(h, parent: bigint, name: Uint8Array) -> Promise<0 | -errno>
- *   notifyInvalInode(h, nodeid: bigint, offset: bigint, length: bigint) -> Promise<0 | -errno>
+ *   notifyInvalEntry(h, parent: bigint | number, name: Uint8Array) -> Promise<0 | -errno>
+ *   notifyInvalInode(h, nodeid: bigint | number, offset: bigint, length: bigint) -> Promise<0 | -errno>
  *   teardown(h, detach: boolean) -> Promise<void>   (once per handle)
  *   fd(h) -> number ; unmountPath(mountpoint, fusermount) -> 0 | -errno
  *   socketDevice() -> [handle, peerFd]        a device on a socketpair, for tests
@@ -87,6 +87,19 @@ static int type_error(napi_env env, const char *what, const char *expected) {
 static int get_u64(napi_env env, napi_value v, uint64_t *out, const char *what) {
   bool lossless;
   return (napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok && lossless) || type_error(env, what, "a bigint in 0..2^64-1");
+}
+
+// A node id: a number (JS keeps them as exact integers below 2^53, no BigInt per
+// request) or a bigint.
+static int get_nodeid(napi_env env, napi_value v, uint64_t *out, const char *what) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return get_u64(env, v, out, what);
+  double d;
+  if (napi_get_value_double(env, v, &d) == napi_ok && d >= 0 && d <= 9007199254740992.0 && d == (double) (uint64_t) d) {
+    *out = (uint64_t) d;
+    return 1;
+  }
+  return type_error(env, what, "an integer in 0..2^53 or a bigint");
 }
 
 static int get_i64(napi_env env, napi_value v, int64_t *out, const char *what) {
@@ -630,7 +643,7 @@ static napi_value js_set_no_xattrs(napi_env env, napi_callback_info info) {
   lf_device *dev;
   uint64_t nodeid;
   bool on = false;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
   CHECK(napi_get_value_bool(env, argv[2], &on));
   return number(env, -lf_node_flags_set(&dev->no_xattrs, nodeid, on));
 }
@@ -664,7 +677,7 @@ static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
   uint64_t parent;
   void *name;
   size_t len;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &parent, "parent") || !get_bytes(env, argv[2], &name, &len, "name")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &parent, "parent") || !get_bytes(env, argv[2], &name, &len, "name")) return NULL;
   if (len == 0 || len > 1024 || memchr(name, 0, len) || memchr(name, '/', len)) {
     napi_throw_range_error(env, "EINVAL", "layerfs_engine: a name is 1..1024 bytes without NUL or '/'");
     return NULL;
@@ -677,7 +690,7 @@ static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
   lf_device *dev;
   uint64_t nodeid;
   int64_t offset, length;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid") || !get_i64(env, argv[2], &offset, "offset") ||
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid") || !get_i64(env, argv[2], &offset, "offset") ||
       !get_i64(env, argv[3], &length, "length")) return NULL;
   return queue_notify(env, dev, lf_notify_inval_inode(dev->mount.fd, nodeid, offset, length));
 }
