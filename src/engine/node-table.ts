@@ -118,6 +118,11 @@ export class Node {
     if (this.more?.length === 0) this.more = undefined;
   }
 
+  /** Names after the first, if any (no copy). */
+  get otherLinks(): readonly Link[] | undefined {
+    return this.more;
+  }
+
   /** @internal NodeTable's: forgets every name. */
   clearLinks(): void {
     this.parent = undefined;
@@ -265,13 +270,16 @@ export class NodeTable {
 
   /** Takes every name of `node` out of its parents' child maps. */
   private unfile(node: Node): void {
-    for (const l of node.links) {
-      const c = l.parent.children;
-      if (c?.get(l.name) === node) {
-        c.delete(l.name);
-        if (c.size === 0) l.parent.children = undefined;
-      }
-    }
+    if (node.parent !== undefined) unfileName(node, node.parent, node.name);
+    for (const l of node.otherLinks ?? []) unfileName(node, l.parent, l.name);
     node.clearLinks();
+  }
+}
+
+function unfileName(node: Node, parent: Node, name: string): void {
+  const c = parent.children;
+  if (c?.get(name) === node) {
+    c.delete(name);
+    if (c.size === 0) parent.children = undefined;
   }
 }
