@@ -234,7 +234,7 @@ export class Dispatcher {
   /** An entry reply for `name` in `parent`, which now exists (lookup, create, link…). */
   private async entry(parent: Node, name: string, path: string): Promise<{ node: Node; st: FileStat; out: Buffer }> {
     const st = await this.fs.getattr(path);
-    const node = this.nodes.remember(parent, name, st.ino, st.perName);
+    const node = this.nodes.remember(parent, name, st);
     return { node, st, out: entryOut(node.id, st, this.entryValid) };
   }
 
@@ -418,7 +418,7 @@ export class Dispatcher {
   /** `name` in `parent` is object `st`: its node, one more reference, and what is known
    * about its xattrs (`noXattrs` undefined: ask the filesystem). */
   private found(parent: Node, name: string, path: string, st: FileStat, noXattrs: boolean | undefined): Node {
-    const node = this.nodes.remember(parent, name, st.ino, st.perName);
+    const node = this.nodes.remember(parent, name, st);
     if (!node.noXattrs) {
       if (noXattrs === undefined) this.learnNoXattrs(node, path);
       else if (noXattrs) node.noXattrs = true;
@@ -504,6 +504,7 @@ export class Dispatcher {
     const newPath = this.childPath(parent, newName);
     this.trace('link', newPath);
     this.xattrChanged(old);
+    this.nodes.file(old);
     await this.fs.link(oldPath, newPath, this.caller(h));
     this.xattrChanged(old);
     // Linking may have copied the old name up as an object of its own (a lower hard link):
@@ -643,7 +644,7 @@ export class Dispatcher {
     // The listing's "no xattrs" facts hold unless an xattr changed since it was taken.
     const trustNoXattrs = open.xattrEpoch === this.xattrEpoch;
     const entryOf = (e: DirEntry, st: FileStat): PlusEntry => {
-      const node = this.nodes.remember(dir, e.name, st.ino, st.perName);
+      const node = this.nodes.remember(dir, e.name, st);
       // Learnt now, `ls -l`'s two getxattr per entry never reach JS.
       if (e.noXattrs === true && trustNoXattrs) node.noXattrs = true;
       return { nodeid: node.id, stat: st };

@@ -12,6 +12,7 @@
  * children by name (no per-node key string), and the set of open handles exists only
  * while the object is open (native-notes/engine.md, "A smaller node table").
  */
+import type { FileStat } from '../core/filesystem.js';
 import { FUSE_ROOT_ID } from './wire.js';
 
 export interface Link {
@@ -28,6 +29,9 @@ export type Ino = number | bigint;
 export function inoKey(ino: number | bigint): Ino {
   return typeof ino === 'bigint' && ino <= BigInt(Number.MAX_SAFE_INTEGER) && ino >= 0n ? Number(ino) : ino;
 }
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
 
 /** Before the root's first GETATTR: no st_ino is negative. */
 const ROOT_INO_UNKNOWN = -1;
@@ -185,10 +189,11 @@ export class NodeTable {
    * Records that the kernel got an entry for object `ino` as `name` in `parent` (a lookup,
    * a create, a readdirplus entry): returns its node with one more kernel reference. When
    * the name pointed at another object (a copy-up gave it its own inode), it moves here.
-   * `perName`: the object gets a node for this name alone (FileStat.perName).
+   * `st.perName`: the object gets a node for this name alone (FileStat.perName).
    */
-  remember(parent: Node, name: string, ino: number | bigint, perName = false): Node {
-    const k = inoKey(ino);
+  remember(parent: Node, name: string, st: Pick<FileStat, 'ino' | 'nlink' | 'mode' | 'perName'>): Node {
+    const k = inoKey(st.ino);
+    const perName = st.perName === true;
     const old = parent.children?.get(name);
     let node = old !== undefined && old.ino === k ? old : undefined;
     if (node === undefined) {
@@ -196,7 +201,10 @@ export class NodeTable {
       if (node === undefined) {
         node = new Node(this.nextId++, k, this.onNoXattrs);
         this.byId.set(node.id, node);
-        if (!perName) this.byIno.set(k, node);
+        // Only an object another name may lead to is found by st_ino: a non-directory
+        // with more than one link (one that gets its second name through LINK is filed
+        // then: file()). Most objects have one name, and the map entry is a fifth of a node.
+        if (!perName && st.nlink > 1 && (st.mode & S_IFMT) !== S_IFDIR) this.byIno.set(k, node);
       }
       if (old !== undefined) old.dropLink(parent, name);
       node.addLink(parent, name);
@@ -204,6 +212,11 @@ export class NodeTable {
     }
     node.lookups++;
     return node;
+  }
+
+  /** `node`'s object is about to get another name (LINK): the new name must find it. */
+  file(node: Node): void {
+    if (!this.byIno.has(node.ino)) this.byIno.set(node.ino, node);
   }
 
   /**
