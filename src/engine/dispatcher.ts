@@ -650,7 +650,8 @@ export class Dispatcher {
       return { nodeid: node.id, stat: st };
     };
     const resolve = (e: DirEntry): PlusEntry | null | Promise<PlusEntry | null> => {
-      if (e.stat !== undefined) return entryOf(e, e.stat);
+      const st = e.stat; // once: it may be made on each ask
+      if (st !== undefined) return entryOf(e, st);
       const p = this.nodes.childPath(dir, e.name);
       if (p === undefined) return null;
       return this.fs.getattr(p).then((st) => entryOf(e, st), () => null);

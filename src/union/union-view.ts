@@ -191,16 +191,37 @@ export class UnionView {
       }
       await Promise.all(stats);
     }
-    const lower = r.lowerPath === null ? undefined : this.index.get(r.lowerPath);
-    if (lower?.children !== undefined) {
-      for (const name of lower.children) {
-        if (seen.has(name)) continue;
-        const child = this.index.get(joinPath(r.lowerPath!, name))!;
-        // Lower-only children come with their stat: no getattr round trip per entry.
-        out.push(child.xattrs ? { name, stat: lowerStat(child) } : { name, stat: lowerStat(child), noXattrs: true });
+    const row = r.lowerPath === null ? -1 : this.index.rowOf(r.lowerPath);
+    const names = row < 0 ? undefined : this.index.entryAt(row).children;
+    if (names !== undefined) {
+      const first = this.index.firstChildId(row);
+      for (let k = 0; k < names.length; k++) {
+        if (!seen.has(names[k]!)) out.push(new LowerChild(names[k]!, this.index, first + k));
       }
     }
     return out;
+  }
+}
+
+/**
+ * A lower-only child in a listing. It comes with its stat (no getattr round trip per
+ * entry), made when asked: a listing is held from the first READDIR to RELEASEDIR, and
+ * stats made up front (~400 bytes an entry) outlived V8's young generation — a `find`
+ * over 100k entries left ~50 MiB of old-space garbage (native-notes/engine.md, "LOOKUP").
+ */
+class LowerChild implements DirEntry {
+  constructor(
+    readonly name: string,
+    private readonly index: LowerIndex,
+    private readonly row: number,
+  ) {}
+
+  get stat(): FileStat {
+    return lowerStat(this.index.entryAt(this.row));
+  }
+
+  get noXattrs(): true | undefined {
+    return this.index.entryAt(this.row).xattrs ? undefined : true;
   }
 }
 
