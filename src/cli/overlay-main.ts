@@ -16,13 +16,13 @@
  *   overlay-main.js --version | --help
  *   overlay-main.js ARGV…                (a wrapper from before the sh front end) runs the sh
  */
-import { spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeDir } from '../core/user-dirs.js';
 import { LayerfsError } from '../core/errors.js';
+import * as lazy from '../core/lazy-builtins.js';
 import { mountLogLine, type UnionMountConfig } from '../fuse/index.js';
 // Deep on purpose (test/unit/module-boundaries.test.ts): fuse/'s front door stays light.
 // Types only here: serving is loaded by mountServer() (--version and argument errors need none of it).
@@ -195,7 +195,7 @@ async function realDir(dir: string, option: string): Promise<string> {
 /** `node overlay-main.js ARGV` without -f (a wrapper installed before the sh front end): the one way in is the sh. */
 function throughFrontEnd(argv: string[]): number {
   const frontEnd = join(dirname(fileURLToPath(import.meta.url)), 'layerfs-overlay');
-  const r = spawnSync(frontEnd, argv, { stdio: 'inherit', env: { ...process.env, LAYERFS_NODE: process.execPath } });
+  const r = lazy.childProcess().spawnSync(frontEnd, argv, { stdio: 'inherit', env: { ...process.env, LAYERFS_NODE: process.execPath } });
   if (r.error) throw new LayerfsError('FAILED_PRECONDITION', `cannot run ${frontEnd}: ${r.error.message}`, { hint: 'run `npm run build`' });
   return r.status ?? 1;
 }

@@ -6,6 +6,8 @@
  * knows the other: both code against these types, re-exported by core/filesystem.ts.
  */
 
+import type { FileStat } from './filesystem.js';
+
 /** See PathFilesystem.directIo. */
 export interface DirectIo {
   fd: number;
@@ -13,6 +15,18 @@ export interface DirectIo {
   /** fgetattr may be answered by fstat(fd) with st_ino = 2^40 + backing inode (an
    * object made in the writable layer, numbered as src/overlay/inode.ts upperIno does). */
   upperIno: boolean;
+}
+
+/** See PathFilesystem.lowerFile. */
+export interface LowerFile {
+  /** The backing file, in a layer cache (never written after import). */
+  path: Buffer;
+  /** Its size as the index has it: another size is damage, for the filesystem to report. */
+  size: number;
+  /** st_ino as fgetattr reports it for a handle of this file. */
+  ino: number;
+  /** What getattr of its path answers (constant while it stays a lower file). */
+  stat: FileStat;
 }
 
 /** What the writable layer holds at one path (see MetadataMirror.upperSet). */

@@ -13,9 +13,9 @@
  * error (string `code` such as 'ENOENT'); the server turns either into an errno reply.
  */
 
-import type { DirectIo, MetadataMirror } from './fast-path.js';
+import type { DirectIo, LowerFile, MetadataMirror } from './fast-path.js';
 
-export type { DirectIo, MetadataMirror, UpperFacts } from './fast-path.js';
+export type { DirectIo, LowerFile, MetadataMirror, UpperFacts } from './fast-path.js';
 
 /** Who made the request (from the kernel's FUSE request header). */
 export interface Caller {
@@ -137,6 +137,14 @@ export interface PathFilesystem {
    * (`ls -l` asks two names of every file). False when unknown or missing.
    */
   hasNoXattrs?(path: string): boolean;
+  /**
+   * True when the filesystem keeps POSIX ACLs (`system.posix_acl_*`) on the objects whose
+   * modes it reports, so that a mode change updates the ACL and an ACL change the mode, and
+   * applies the creating caller's umask itself (`Caller.umask`; not when a default ACL
+   * governs the new object's mode). A server may then let the kernel enforce and cache ACLs
+   * and pass modes unmasked (FUSE_POSIX_ACL + FUSE_DONT_MASK). Absent: no.
+   */
+  readonly posixAcls?: boolean;
   statfs(path: string): Promise<StatFs>;
   /**
    * Whether the kernel may keep this open file's cached pages from earlier opens
@@ -150,6 +158,16 @@ export interface PathFilesystem {
    * JavaScript. The fd must stay open until `release`.
    */
   directIo?(fh: number): DirectIo | undefined;
+  /**
+   * For a handle open read-only on a file of a read-only layer: that file, so a server may
+   * open it again itself for later read-only opens of the same object, as long as nothing
+   * changed through the filesystem since (after any change it must ask anew). Undefined
+   * for any other handle.
+   */
+  lowerFile?(fh: number): LowerFile | undefined;
+  /** fgetattr of a descriptor a server opened itself on a lowerFile (ino: its `ino`).
+   * Synchronous: the server may close the descriptor as soon as this returns. */
+  fgetattrLowerFd?(fd: number, ino: number): FileStat;
   /**
    * Hands the filesystem a mirror the server answers from without calling it (see
    * MetadataMirror). Called once, before the mount serves its first request.

@@ -66,6 +66,29 @@ export interface FuseDevice {
   /** Marks node `nodeid` as having no xattr (or no longer): while marked, the JS-thread
    *  request loop answers its GETXATTR (ENODATA) and LISTXATTR (empty) itself. */
   setNoXattrs(nodeid: number | bigint, on: boolean): void;
+  /** GETXATTR and LISTXATTR requests answered that way so far (they never reach JS). */
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number };
+  /**
+   * The node's one passthrough backing (the kernel allows one backing file per inode),
+   * shared by the engine's opens and those the request loop answers itself: a reference
+   * to it when it is the file `fd` is open on (and writable, if `write`); 'none' when the
+   * node has none; 'busy' when this open cannot share it. fd -1 only asks.
+   */
+  backingShare(nodeid: number | bigint, fd: number, write: boolean): number | 'none' | 'busy';
+  /** A new backing for a node that has none, on `fd`, with one reference; throws. */
+  backingAdopt(nodeid: number | bigint, fd: number, writable: boolean): number;
+  /** One reference less; the last closes the backing id. */
+  backingRelease(nodeid: number | bigint): void;
+  /**
+   * Until the next lowerOpensEpoch(), the JS-thread request loop answers read-only OPEN of
+   * `nodeid` itself by opening `path` (a lower file of `size` bytes) with passthrough, and
+   * its RELEASE, and GETATTR with `attr` (a fuse_attr_out); null: no longer. Throws ENOMEM.
+   */
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void;
+  /** Ends every registerLowerOpen (anything may now resolve differently). */
+  lowerOpensEpoch(): void;
+  /** A descriptor the request loop holds open for `nodeid` (its own opens), or -1. */
+  nativeOpenFd(nodeid: number | bigint): number;
   /** Written by a notify thread, in call order; resolves when the kernel took it (also when
    *  it had nothing cached). Never await it inside the request it concerns: the kernel may
    *  need a lock that request holds. */
@@ -88,6 +111,13 @@ interface Binding {
   backingOpen(h: Handle, fd: number): number;
   backingClose(h: Handle, id: number): number;
   setNoXattrs(h: Handle, nodeid: number | bigint, on: boolean): number;
+  nativeAnswers(h: Handle): [number, number];
+  backingShare(h: Handle, nodeid: number | bigint, fd: number, write: boolean): number;
+  backingAdopt(h: Handle, nodeid: number | bigint, fd: number, writable: boolean): number;
+  backingRelease(h: Handle, nodeid: number | bigint): number;
+  openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): number;
+  openEpoch(h: Handle): number;
+  nativeOpenFd(h: Handle, nodeid: number | bigint): number;
   notifyInvalEntry(h: Handle, parent: number | bigint, name: Uint8Array): Promise<number>;
   notifyInvalInode(h: Handle, nodeid: number | bigint, offset: bigint, length: bigint): Promise<number>;
   teardown(h: Handle, detach: boolean): Promise<void>;
@@ -105,6 +135,7 @@ const ADDON_RELATIVE = join('src', 'engine', 'native', 'build', 'Release', 'laye
 const HINT = 'run npm install (scripts/build-native.mjs builds src/engine/native)';
 const ENOENT = -2;
 const EBADF = -9;
+const EBUSY = -16;
 
 let loaded: Binding | undefined;
 
@@ -339,6 +370,42 @@ class Device implements FuseDevice {
   setNoXattrs(nodeid: number | bigint, on: boolean): void {
     const rc = this.native.setNoXattrs(this.handle, nodeid, on);
     if (rc !== 0) throw systemError(rc, 'setNoXattrs', `node ${nodeid}`);
+  }
+
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number } {
+    const [GETXATTR, LISTXATTR] = this.native.nativeAnswers(this.handle);
+    return { GETXATTR, LISTXATTR };
+  }
+
+  backingShare(nodeid: number | bigint, fd: number, write: boolean): number | 'none' | 'busy' {
+    const rc = this.native.backingShare(this.handle, nodeid, fd, write);
+    if (rc >= 0) return rc;
+    if (rc === ENOENT) return 'none';
+    if (rc === EBUSY) return 'busy';
+    throw systemError(rc, 'fstat', `backing of node ${nodeid}`);
+  }
+
+  backingAdopt(nodeid: number | bigint, fd: number, writable: boolean): number {
+    const id = this.native.backingAdopt(this.handle, nodeid, fd, writable);
+    if (id < 0) throw systemError(id, 'ioctl', `FUSE_DEV_IOC_BACKING_OPEN of fd ${fd}`);
+    return id;
+  }
+
+  backingRelease(nodeid: number | bigint): void {
+    this.native.backingRelease(this.handle, nodeid);
+  }
+
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void {
+    const rc = this.native.openRegister(this.handle, nodeid, path, size, attr);
+    if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerLowerOpen', `node ${nodeid}`);
+  }
+
+  lowerOpensEpoch(): void {
+    this.native.openEpoch(this.handle);
+  }
+
+  nativeOpenFd(nodeid: number | bigint): number {
+    return this.native.nativeOpenFd(this.handle, nodeid);
   }
 
   async notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void> {

@@ -12,13 +12,15 @@ import { Errno } from '../core/errors.js';
 import type { Caller, DirEntry, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
 import { isUnexpectedFailure, toNegativeErrno } from '../fuse/index.js';
 import type { FuseDevice } from './device.js';
+import { nativeOpenFd } from './formats/engine-handles.js';
+import { LowerOpens } from './lower-opens.js';
 import { inoKey, NodeTable, type Ino, type Node } from './node-table.js';
 import { OpenFiles } from './open-files.js';
 import { OpenDirs, type PlusEntry } from './readdir.js';
 import { negotiateInit, type InitChoice } from './init.js';
 import {
-  attrOut, Body, entryOut, FAttr, FOpen, getxattrOut, IN_HEADER_SIZE, LAYOUT, Opcode, openOut,
-  readInHeader, statfsOut, writeEntry, writeOut, type InHeader, type Validity,
+  attrOut, Body, entryOut, FAttr, FOpen, getxattrOut, IN_HEADER_SIZE, InitFlag, LAYOUT, Opcode, openOut,
+  readInHeader, SetxattrFlag, statfsOut, writeEntry, writeOut, type InHeader, type Validity,
 } from './wire.js';
 
 export interface DispatcherOptions {
@@ -46,7 +48,8 @@ const UTIME_NOW_MASK = { atime: FAttr.ATIME_NOW, mtime: FAttr.MTIME_NOW };
 /** O_DIRECT is the kernel's business (FUSE direct I/O to the engine); a backing fd opened
  * with it would refuse the engine's unaligned buffers (EINVAL). */
 const O_DIRECT = fsConstants.O_DIRECT;
-/** setxattr_in as sent without FUSE_SETXATTR_EXT (which the engine does not ask for). */
+const S_ISGID = 0o2000;
+/** setxattr_in as sent without FUSE_SETXATTR_EXT (asked for only with POSIX ACLs). */
 const SETXATTR_COMPAT_SIZE = 8;
 /** init_in before protocol 7.36. */
 const INIT_IN_MIN_SIZE = 16;
@@ -55,6 +58,7 @@ export class Dispatcher {
   readonly nodes: NodeTable;
   readonly dirs = new OpenDirs();
   files: OpenFiles;
+  readonly lowerOpens: LowerOpens;
   init: InitChoice | undefined;
   private readonly entryValid: Validity;
   private readonly negativeValid: Validity;
@@ -78,14 +82,18 @@ export class Dispatcher {
     private readonly device: FuseDevice,
     private readonly options: DispatcherOptions,
   ) {
-    this.nodes = new NodeTable((id, on) => {
-      try {
-        device.setNoXattrs(id, on);
-      } catch (err) {
-        // Out of memory for the set: the node's xattr requests keep reaching JS.
-        options.onUnexpectedError?.(err, 'setNoXattrs');
-      }
-    });
+    this.lowerOpens = new LowerOpens(device, fs, options.attrSeconds, (err) => options.onUnexpectedError?.(err, 'registerLowerOpen'));
+    this.nodes = new NodeTable(
+      (id, on) => {
+        try {
+          device.setNoXattrs(id, on);
+        } catch (err) {
+          // Out of memory for the set: the node's xattr requests keep reaching JS.
+          options.onUnexpectedError?.(err, 'setNoXattrs');
+        }
+      },
+      (node) => this.lowerOpens.dropped(node),
+    );
     this.entryValid = { entry: options.entrySeconds, attr: options.attrSeconds };
     this.negativeValid = { entry: options.negativeSeconds, attr: 0 };
     this.negativeEntry = entryOut(0, null, this.negativeValid);
@@ -112,7 +120,11 @@ export class Dispatcher {
     const op = OPNAME[h.opcode] ?? `opcode-${h.opcode}`;
     this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
     const started = performance.now();
-    const took = () => this.micros.set(op, (this.micros.get(op) ?? 0) + Math.round((performance.now() - started) * 1000));
+    const changes = this.lowerOpens.starting(h.opcode, req);
+    const took = () => {
+      if (changes) this.lowerOpens.settled();
+      this.micros.set(op, (this.micros.get(op) ?? 0) + Math.round((performance.now() - started) * 1000));
+    };
     let pending: Promise<Reply> | Reply;
     try {
       pending = this.run(h, new Body(req.subarray(IN_HEADER_SIZE)), op);
@@ -156,6 +168,17 @@ export class Dispatcher {
       // The request may have been interrupted and the mount gone; nothing to answer.
       this.options.onUnexpectedError?.(err, 'reply');
     }
+  }
+
+  /**
+   * Setting an ACL as an owner outside the file's group, without CAP_FSETID, clears
+   * setgid (the kernel decided: ACL_KILL_SGID); the filesystem set the ACL with the
+   * server's rights, which clear nothing. The permission bits are the ones the ACL just
+   * gave, so the chmod leaves the ACL as it is.
+   */
+  private async killSgid(path: string, h: InHeader): Promise<void> {
+    const st = await this.fs.getattr(path);
+    if ((st.mode & S_ISGID) !== 0) await this.fs.chmod(path, st.mode & 0o7777 & ~S_ISGID, this.caller(h));
   }
 
   private caller(h: InHeader, umask = 0): Caller {
@@ -218,6 +241,9 @@ export class Dispatcher {
     for (const fh of n.openHandles) {
       if (this.fs.fgetattr) return this.fs.fgetattr('', fh);
     }
+    // Or the opens the device's request loop answered itself (lower-opens.ts).
+    const fd = n.lowerOpen !== undefined ? this.device.nativeOpenFd(n.id) : -1;
+    if (fd >= 0 && this.fs.fgetattrLowerFd) return this.fs.fgetattrLowerFd(fd, n.lowerOpen!.ino);
     throw errno('ENOENT');
   }
 
@@ -316,6 +342,8 @@ export class Dispatcher {
         const fh = Number(b.struct('fuse_flush_in').u64('fh'));
         // Without a flush op the kernel stops sending FLUSH (ENOSYS is remembered).
         if (!this.fs.flush) throw errno('ENOSYS');
+        // An open the request loop answered: a lower file, nothing to flush.
+        if (nativeOpenFd(fh) >= 0) return [];
         return this.fs.flush(this.nodes.path(this.node(h.nodeid)) ?? '', fh).then(() => []);
       }
       case Opcode.RELEASE:
@@ -323,13 +351,17 @@ export class Dispatcher {
       case Opcode.FSYNC: {
         const s = b.struct('fuse_fsync_in');
         const path = this.nodes.path(this.node(h.nodeid)) ?? '';
+        // An open the request loop answered: a lower file, never written through the mount.
+        if (nativeOpenFd(Number(s.u64('fh'))) >= 0) return [];
         return this.fs.fsync(path, (s.u32('fsync_flags') & 1) !== 0, Number(s.u64('fh'))).then(() => []);
       }
       case Opcode.STATFS:
         return this.fs.statfs(this.nodes.path(this.node(h.nodeid)) ?? '/').then((s) => [statfsOut(s)]);
       case Opcode.SETXATTR: {
-        const s = b.struct('fuse_setxattr_in', SETXATTR_COMPAT_SIZE);
+        const ext = ((this.init?.flags ?? 0n) & InitFlag.SETXATTR_EXT) !== 0n;
+        const s = b.struct('fuse_setxattr_in', ext ? LAYOUT.fuse_setxattr_in.size : SETXATTR_COMPAT_SIZE);
         const [size, flags] = [s.u32('size'), s.u32('flags')];
+        const killSgid = ext && (s.u32('setxattr_flags') & SetxattrFlag.ACL_KILL_SGID) !== 0;
         const name = b.name();
         const value = Buffer.from(b.bytes(size));
         const n = this.node(h.nodeid);
@@ -337,7 +369,11 @@ export class Dispatcher {
         this.trace(op, path);
         this.xattrChanged(n);
         // Again once done: a getxattr or listing meanwhile may have seen none yet.
-        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(() => (this.xattrChanged(n), []));
+        return this.fs.setxattr(path, name, value, flags, this.caller(h)).then(async () => {
+          this.xattrChanged(n);
+          if (killSgid) await this.killSgid(path, h);
+          return [];
+        });
       }
       case Opcode.GETXATTR: {
         const size = b.struct('fuse_getxattr_in').u32('size');
@@ -373,7 +409,7 @@ export class Dispatcher {
   private doInit(b: Body): Reply {
     const size = Math.min(b.remaining, LAYOUT.fuse_init_in.size);
     if (size < INIT_IN_MIN_SIZE) throw errno('EINVAL');
-    const { choice, reply } = negotiateInit(b.struct('fuse_init_in', size), { passthrough: this.options.passthrough });
+    const { choice, reply } = negotiateInit(b.struct('fuse_init_in', size), { passthrough: this.options.passthrough, posixAcls: this.fs.posixAcls === true });
     if (this.init === undefined) {
       this.init = choice;
       this.files = new OpenFiles(this.fs, this.device, { passthrough: choice.passthrough, directData: this.options.directData });
@@ -517,8 +553,12 @@ export class Dispatcher {
     const n = this.node(h.nodeid);
     const path = this.pathOf(n);
     this.trace('open', path);
+    const mark = this.lowerOpens.mark();
     const fh = await this.fs.open(path, flags & ~O_DIRECT, this.caller(h));
-    return [openOut(fh, ...this.openedOrRetire(n, path, fh, flags))];
+    const [openFlags, backingId] = this.openedOrRetire(n, path, fh, flags);
+    // A passthrough open of a lower file: the device answers the next ones itself.
+    if (openFlags & FOpen.PASSTHROUGH) this.lowerOpens.opened(n, fh, flags, mark);
+    return [openOut(fh, openFlags, backingId)];
   }
 
   /**

@@ -23,6 +23,8 @@ export interface EngineMount extends FuseMount {
   readonly requestCounts: ReadonlyMap<string, number>;
   /** Microseconds from arrival to reply, summed per opcode name. */
   readonly requestMicros: ReadonlyMap<string, number>;
+  /** GETXATTR/LISTXATTR answered by the native request loop (not in requestCounts). */
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number };
   /** Whether the kernel accepted FUSE passthrough. */
   readonly passthrough: boolean;
 }
@@ -101,6 +103,7 @@ export async function serveWithEngine(filesystem: PathFilesystem, mountpoint: st
     mountpoint,
     requestCounts: dispatcher.counts,
     requestMicros: dispatcher.micros,
+    nativeAnswers: () => device.nativeAnswers(),
     passthrough: dispatcher.init?.passthrough ?? false,
     async unmount() {
       if (unmounted) return;

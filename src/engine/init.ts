@@ -38,7 +38,24 @@ export interface InitChoice {
   error?: 'EPROTO';
 }
 
-export function negotiateInit(inp: StructView, opts: { passthrough: boolean }): { choice: InitChoice; reply: Buffer } {
+/**
+ * Asked for when the filesystem keeps POSIX ACLs and applies umasks itself
+ * (PathFilesystem.posixAcls). POSIX_ACL: the kernel enforces ACLs in its permission checks
+ * (default_permissions) and caches each inode's ACLs, "none" included, until a SETATTR,
+ * SETXATTR/REMOVEXATTR of an ACL or an inode invalidation — `ls -l`'s getxattr of
+ * system.posix_acl_access is then answered by the kernel after the first. DONT_MASK: the
+ * kernel sends create modes unmasked (with POSIX_ACL it would apply the umask even where
+ * the parent's default ACL must decide instead, as on the kernel's overlayfs).
+ */
+const ACL_FLAGS = InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
+/**
+ * With ACLs: the longer setxattr_in, whose ACL_KILL_SGID says when setting an ACL must
+ * clear setgid (an owner outside the file's group without CAP_FSETID: the kernel decides,
+ * the server does it, as the kernel's overlayfs does in ovl_set_or_remove_acl).
+ */
+const ACL_EXTRAS = InitFlag.SETXATTR_EXT;
+
+export function negotiateInit(inp: StructView, opts: { passthrough: boolean; posixAcls?: boolean }): { choice: InitChoice; reply: Buffer } {
   const major = inp.u32('major');
   const out = new Out('fuse_init_out').u32('major', 7).u32('minor', ENGINE_MINOR);
   // A newer major: answer ours only, the kernel then offers 7.x again.
@@ -46,8 +63,10 @@ export function negotiateInit(inp: StructView, opts: { passthrough: boolean }): 
   const minor = Math.min(inp.u32('minor'), ENGINE_MINOR);
   const low = BigInt(inp.u32('flags'));
   const offered = low | ((low & InitFlag.INIT_EXT) !== 0n ? BigInt(inp.u32('flags2')) << 32n : 0n);
-  const wanted = WANTED | (opts.passthrough && minor >= 40 ? InitFlag.PASSTHROUGH : 0n);
-  const flags = wanted & offered;
+  const wanted = WANTED | (opts.passthrough && minor >= 40 ? InitFlag.PASSTHROUGH : 0n) | (opts.posixAcls === true ? ACL_FLAGS | ACL_EXTRAS : 0n);
+  let flags = wanted & offered;
+  // One without the other is wrong either way (see ACL_FLAGS).
+  if ((flags & ACL_FLAGS) !== ACL_FLAGS) flags &= ~(ACL_FLAGS | ACL_EXTRAS);
   const passthrough = (flags & InitFlag.PASSTHROUGH) !== 0n;
   out
     .u32('minor', minor)

@@ -50,6 +50,9 @@ export class Node {
   private handles: Set<number> | undefined = undefined;
   /** Set by NodeTable.retire: the kernel reaches this node only through open files. */
   retired = false;
+  /** Registered for the device's own read-only opens (lower-opens.ts) in `epoch` (-1: no
+   * longer); `ino` is st_ino as fgetattr reports it for those opens. */
+  lowerOpen: { epoch: number; ino: number } | undefined = undefined;
   private noXattrsKnown = false;
 
   constructor(
@@ -146,7 +149,11 @@ export class NodeTable {
   private nextId = FUSE_ROOT_ID + 1;
   readonly root: Node;
 
-  constructor(private readonly onNoXattrs?: NoXattrsHook) {
+  constructor(
+    private readonly onNoXattrs?: NoXattrsHook,
+    /** Told when a node is forgotten, retired or changes identity. */
+    private readonly onDropped?: (node: Node) => void,
+  ) {
     this.root = new Node(FUSE_ROOT_ID, ROOT_INO_UNKNOWN, onNoXattrs);
     this.root.lookups = 1;
     this.byId.set(FUSE_ROOT_ID, this.root);
@@ -227,6 +234,7 @@ export class NodeTable {
   retire(node: Node): void {
     node.retired = true;
     node.noXattrs = false;
+    this.onDropped?.(node);
     this.unfile(node);
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
   }
@@ -256,6 +264,7 @@ export class NodeTable {
     if (node.lookups > 0) return;
     this.byId.delete(id);
     node.noXattrs = false;
+    this.onDropped?.(node);
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     this.unfile(node);
   }
@@ -273,6 +282,7 @@ export class NodeTable {
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     node.ino = k;
     node.noXattrs = false;
+    this.onDropped?.(node);
     if (!this.byIno.has(k)) this.byIno.set(k, node);
   }
 

@@ -9,7 +9,9 @@
  *
  * The kernel allows ONE backing file per inode at a time and refuses to mix passthrough and
  * page-cached opens of one inode (fs/fuse/iomode.c: EBUSY / ETXTBSY). So a node's backing
- * id is shared by all its passthrough opens (refcounted, closed with the last), and when
+ * id is shared by all its passthrough opens (refcounted, closed with the last) — kept in
+ * the device (FuseDevice.backingShare), because the device's request loop opens lower
+ * files of the same nodes itself (registerLowerOpen) and must share it too. When
  * passthrough is on, an open that cannot use it (another backing file after a copy-up, a
  * read-only backing for a writer) gets FOPEN_DIRECT_IO, which stays out of that accounting.
  */
@@ -32,14 +34,6 @@ export interface OpenFile {
   writeFd: boolean;
 }
 
-interface Backing {
-  id: number;
-  dev: number;
-  ino: number;
-  writable: boolean;
-  refs: number;
-}
-
 export interface OpenPolicy {
   /** The kernel accepted FUSE_PASSTHROUGH at INIT. */
   passthrough: boolean;
@@ -49,7 +43,6 @@ export interface OpenPolicy {
 
 export class OpenFiles {
   private readonly files = new Map<number, OpenFile>();
-  private readonly backings = new Map<Node, Backing>();
   /** Why passthrough was refused, once (for the log). */
   lastBackingError: Error | undefined;
 
@@ -85,7 +78,7 @@ export class OpenFiles {
         file.mode = 'passthrough';
         openFlags |= FOpen.PASSTHROUGH;
         backingId = id;
-      } else if (this.backings.has(node)) {
+      } else if (this.device.backingShare(node.id, -1, false) !== 'none') {
         // The kernel refuses a non-passthrough open of an inode with passthrough opens.
         return null;
       } else {
@@ -107,15 +100,7 @@ export class OpenFiles {
     if (f === undefined) return;
     this.files.delete(fh);
     f.node.deleteHandle(fh);
-    if (f.mode !== 'passthrough') return;
-    const b = this.backings.get(f.node);
-    if (b === undefined || --b.refs > 0) return;
-    this.backings.delete(f.node);
-    try {
-      this.device.backingClose(b.id);
-    } catch (err) {
-      this.lastBackingError = err as Error;
-    }
+    if (f.mode === 'passthrough') this.device.backingRelease(f.node.id);
   }
 
   /** READ: answers with the data itself (fd, fs) — never called for passthrough opens. */
@@ -156,12 +141,15 @@ export class OpenFiles {
     if (!st.isFile()) return undefined;
     // A write the filesystem must see first (it clears setuid/setgid): not behind its back.
     if (wantWrite && !direct.write && (st.mode & S_ISUID || (st.mode & S_ISGID && st.mode & 0o010))) return undefined;
-    const b = this.backings.get(node);
-    if (b !== undefined) {
-      if (b.dev !== st.dev || b.ino !== st.ino || (wantWrite && !b.writable)) return undefined;
-      b.refs++;
-      return b.id;
+    let shared;
+    try {
+      shared = this.device.backingShare(node.id, direct.fd, wantWrite);
+    } catch (err) {
+      this.lastBackingError = err as Error;
+      return undefined;
     }
+    if (shared === 'busy') return undefined;
+    if (shared !== 'none') return shared;
     let fd = direct.fd;
     let writable = wantWrite;
     let reopened: number | undefined;
@@ -174,9 +162,7 @@ export class OpenFiles {
       }
     }
     try {
-      const id = this.device.backingOpen(fd);
-      this.backings.set(node, { id, dev: st.dev, ino: st.ino, writable, refs: 1 });
-      return id;
+      return this.device.backingAdopt(node.id, fd, writable);
     } catch (err) {
       this.lastBackingError = err as Error;
       return undefined;

@@ -74,11 +74,14 @@ export const Opcode = {
 
 /** fuse_init_in/out flags (flags2 holds bits 32–63, as a bigint here). */
 export const InitFlag = {
-  ASYNC_READ: 1n << 0n, ATOMIC_O_TRUNC: 1n << 3n, BIG_WRITES: 1n << 5n, AUTO_INVAL_DATA: 1n << 12n,
+  ASYNC_READ: 1n << 0n, ATOMIC_O_TRUNC: 1n << 3n, BIG_WRITES: 1n << 5n, DONT_MASK: 1n << 6n, AUTO_INVAL_DATA: 1n << 12n,
   DO_READDIRPLUS: 1n << 13n, READDIRPLUS_AUTO: 1n << 14n, ASYNC_DIO: 1n << 15n, WRITEBACK_CACHE: 1n << 16n,
-  PARALLEL_DIROPS: 1n << 18n, MAX_PAGES: 1n << 22n, CACHE_SYMLINKS: 1n << 23n, EXPLICIT_INVAL_DATA: 1n << 25n,
-  INIT_EXT: 1n << 30n, DIRECT_IO_ALLOW_MMAP: 1n << 36n, PASSTHROUGH: 1n << 37n, NO_EXPORT_SUPPORT: 1n << 38n,
+  PARALLEL_DIROPS: 1n << 18n, POSIX_ACL: 1n << 20n, MAX_PAGES: 1n << 22n, CACHE_SYMLINKS: 1n << 23n, EXPLICIT_INVAL_DATA: 1n << 25n,
+  SETXATTR_EXT: 1n << 29n, INIT_EXT: 1n << 30n, DIRECT_IO_ALLOW_MMAP: 1n << 36n, PASSTHROUGH: 1n << 37n, NO_EXPORT_SUPPORT: 1n << 38n,
 } as const;
+
+/** fuse_setxattr_in.setxattr_flags (sent with SETXATTR_EXT). */
+export const SetxattrFlag = { ACL_KILL_SGID: 1 } as const;
 
 /** fuse_open_out.open_flags. */
 export const FOpen = { DIRECT_IO: 1, KEEP_CACHE: 2, CACHE_DIR: 8, NOFLUSH: 32, PARALLEL_DIRECT_WRITES: 64, PASSTHROUGH: 128 } as const;

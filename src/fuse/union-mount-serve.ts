@@ -88,10 +88,12 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
   // SIGUSR2 logs the requests the layerfs engine received (scripts/bench counts READ/WRITE).
   // Handled on every engine: SIGUSR2's default action ends the process, which would take
   // the mount (and every open file on it) down with it.
-  const { requestCounts: counts, requestMicros: micros } = mount as Partial<EngineMount>;
+  // GETXATTR/LISTXATTR the native loop answered count as "GETXATTR in C" etc.
+  const { requestCounts: counts, requestMicros: micros, nativeAnswers } = mount as Partial<EngineMount>;
   process.on('SIGUSR2', () => {
     if (!counts) return log('SIGUSR2: this engine keeps no request counts');
-    log(`request counts ${JSON.stringify(Object.fromEntries(counts))}`);
+    const inC = Object.entries(nativeAnswers?.() ?? {}).filter(([, n]) => n > 0).map(([op, n]) => [`${op} in C`, n]);
+    log(`request counts ${JSON.stringify({ ...Object.fromEntries(counts), ...Object.fromEntries(inC) })}`);
     if (micros) log(`request micros ${JSON.stringify(Object.fromEntries(micros))}`);
     // Where the mount process's memory is (the node table is on the JS heap).
     const mb = (n: number) => Math.round(n / 2 ** 20);

@@ -3,12 +3,13 @@
  * gone: abort its connection (/sys/fs/fuse/connections/N/abort, N = the mount's device
  * minor) so nothing stays blocked, then detach it with `umount -l`.
  */
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import * as lazy from '../core/lazy-builtins.js';
 import { isRootless } from '../core/user-dirs.js';
 
-const run = promisify(execFile);
+/** A program's run to its end (child processes load at first use: core/lazy-builtins.ts). */
+const run = (file: string, args: string[]) => promisify(lazy.childProcess().execFile)(file, args);
 
 export interface MountEntry {
   mountpoint: string;

@@ -19,8 +19,8 @@ export interface OpenFile {
   layer: number;
   /** Set when a write must clear setuid/setgid first (writer lacks CAP_FSETID). */
   killPrivs: boolean;
-  /** The index entry of the lower file opened (fgetattr answers from it). */
-  lower?: LowerEntry | undefined;
+  /** A lower file's path in its layer and index entry (UnionFilesystem.lowerFile). */
+  lower?: { path: string; entry: LowerEntry };
 }
 
 export class HandleTable {

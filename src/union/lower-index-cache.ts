@@ -10,13 +10,12 @@
  * the whole new one. A cache that fails any check is reported as a reason string and
  * rebuilt by the caller, never trusted.
  */
-import { randomBytes } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import { lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { hasErrnoCode } from '../core/errors.js';
+import * as lazy from '../core/lazy-builtins.js';
 import { cacheFileBytes, CONVENTION_AUFS, CONVENTION_USER_XATTRS, CRC_FROM, HEADER, HEADER_BYTES, INDEX_MAGIC, ROOT } from '../engine/formats/index-cache.js';
 import { OVERLAY_XATTR_NS } from '../overlay/index.js';
 import { COLUMNS, INDEX_VERSION, type IndexTable } from './lower-index-table.js';
@@ -77,7 +76,7 @@ export async function writeIndexCache(file: string, roots: Buffer[], t: IndexTab
   const dir = dirname(file);
   await mkdir(dir, { recursive: true });
   // The store's staging-name shape (store-paths.ts), so store cleanup recognises a leftover.
-  const tmp = `${dir}/.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const tmp = `${dir}/.tmp-${process.pid}-${lazy.crypto().randomBytes(6).toString('hex')}`;
   const fh = await open(tmp, 'wx', 0o644);
   try {
     let pos = 0;
@@ -141,6 +140,7 @@ function encodeIndexCache(ids: RootIdentity[], t: IndexTable, conv: number): Buf
   head.writeUInt32LE(rootsPart.length, HEADER.rootsBytes);
   head.writeUInt32LE(ids.length, HEADER.rootCount);
   head.writeUInt32LE(conv, HEADER.conventions);
+  const { crc32 } = lazy.zlib();
   let crc = crc32(head.subarray(CRC_FROM));
   for (const p of parts.slice(1)) crc = crc32(p, crc);
   head.writeUInt32LE(crc, HEADER.crc);

@@ -14,12 +14,12 @@ import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
 import { constants as C, fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
 import { baseOf, isAufsReserved, lowerIno, parentOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, storedXattrName, upperIno, visibleXattrName } from '../overlay/index.js';
-import { LowerIndex } from './lower-index.js';
+import { LowerIndex, type LowerEntry } from './lower-index.js';
 import { Mutex } from '../core/mutex.js';
 import { chmodOverride, modeAfterChown, overrideOwnerOnHost, OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, ftruncateFd, readFd, writeFd } from './sys.js';
@@ -67,6 +67,13 @@ export class UnionFilesystem implements PathFilesystem {
   /** Paths found damaged: answered EIO from then on (getattr too, not the index's stale size). */
   private readonly damaged = new Set<string>();
   private onDamage: ((d: LayerDamage) => void) | undefined;
+  /**
+   * ACLs live on the backing objects, whose modes the union reports and changes (chmod
+   * rewrites an ACL's mask, setting an ACL the mode), and createNew applies the umask. Not
+   * with owner overrides (rootless): an overridden object's reported mode is kept apart
+   * from the disk's, so its ACL and its mode could disagree.
+   */
+  readonly posixAcls = !OWNER_OVERRIDES;
 
   private constructor(
     readonly view: UnionView,
@@ -112,7 +119,7 @@ export class UnionFilesystem implements PathFilesystem {
   async fgetattr(path: string, fh: number): Promise<FileStat> {
     const f = this.handles.get(fh);
     // A lower file is what the index says, whatever its name now shows (a copy-up since).
-    if (f.lower !== undefined) return lowerStat(f.lower);
+    if (f.lower !== undefined) return lowerStat(f.lower.entry);
     const st = await fstatFd(f.fd);
     const r: Resolved = { path, lowerPath: null, isDir: (Number(st.mode) & S_IFMT) === S_IFDIR };
     return { ...this.view.upperStat(r, st), ino: f.ino ?? upperIno(st.ino) };
@@ -200,7 +207,7 @@ export class UnionFilesystem implements PathFilesystem {
         return undefined;
       }
       const openFlags = (flags & ~C.O_TRUNC) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
-      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real) => backing.open(real, openFlags, mode & 0o777));
+      return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real, m) => backing.open(real, openFlags, m & 0o777));
     });
     if (fd === undefined) return this.open(path, flags & ~(C.O_CREAT | C.O_EXCL), caller);
     return this.addHandle(fd, path, this.view.resolve(path), (flags & O_ACCMODE) !== C.O_RDONLY && caller.uid !== 0);
@@ -221,6 +228,22 @@ export class UnionFilesystem implements PathFilesystem {
   directIo(fh: number): DirectIo {
     const f = this.handles.get(fh);
     return { fd: f.fd, write: !f.killPrivs, upperIno: f.layer < 0 && f.ino === undefined };
+  }
+
+  /** A lower handle is read-only (any write copies up first): its backing file. */
+  lowerFile(fh: number): LowerFile | undefined {
+    const f = this.handles.get(fh);
+    if (f.layer < 0 || f.lower === undefined || (f.lower.entry.mode & S_IFMT) !== S_IFREG) return undefined;
+    return this.lowerFileOf(f.lower.path, f.lower.entry);
+  }
+
+  private lowerFileOf(lowerPath: string, e: LowerEntry): LowerFile {
+    return { path: this.view.index.realPath(e.layer, lowerPath), size: e.size, ino: lowerIno(e.layer, e.ino), stat: lowerStat(e) };
+  }
+
+  fgetattrLowerFd(fd: number, ino: number): FileStat {
+    const st = fstatSync(fd, { bigint: true });
+    return { ...this.view.upperStat({ path: '', lowerPath: null, isDir: (Number(st.mode) & S_IFMT) === S_IFDIR }, st), ino };
   }
 
   /** Lower layers never change, so their pages may stay cached; upper files may not
@@ -298,11 +321,11 @@ export class UnionFilesystem implements PathFilesystem {
   }
 
   async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<void> {
-    await this.createObject(path, mode, caller, false, (real) => backing.mknod(real, mode, rdev));
+    await this.createObject(path, mode, caller, false, (real, m) => backing.mknod(real, m, rdev));
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real) => backing.mkdir(real, mode & 0o777));
+    await this.createObject(path, (mode & 0o7777) | S_IFDIR, caller, true, (real, m) => backing.mkdir(real, m & 0o777));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
@@ -444,7 +467,7 @@ export class UnionFilesystem implements PathFilesystem {
     return this.lock.run(() => fn(w));
   }
 
-  private async createObject(path: string, mode: number, caller: Caller, isDir: boolean, make: (real: Buffer) => Promise<void>, isSymlink = false): Promise<void> {
+  private async createObject(path: string, mode: number, caller: Caller, isDir: boolean, make: (real: Buffer, mode: number) => Promise<void>, isSymlink = false): Promise<void> {
     await this.mutate(path, async (w) => {
       this.checkNewName(path);
       const existing = this.view.tryResolve(path);
@@ -469,7 +492,8 @@ export class UnionFilesystem implements PathFilesystem {
     // An upper object without origin gets its number from its backing inode, read only
     // if fgetattr asks (saves an fstat per open).
     const ino = r.upper === undefined ? lowerIno(r.lower!.layer, r.lower!.ino) : r.upper.originIno;
-    return this.handles.add({ fd, path, ino, layer, killPrivs: mayKillPrivs, lower: r.upper === undefined ? r.lower : undefined });
+    const lower = r.upper === undefined ? { path: r.lowerPath!, entry: r.lower! } : undefined;
+    return this.handles.add({ fd, path, ino, layer, killPrivs: mayKillPrivs, lower });
   }
 
   private upperReal(path: string): Buffer {

@@ -14,11 +14,15 @@ import { AUFS_PREFIX, aufsName, baseOf, isAufsReserved, joinPath, markOpaque, mk
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { closeFd, fchmodFd, fchownFd } from './sys.js';
 import { atPath, backing } from './backing-path.js';
+import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, inheritAcl } from './posix-acl.js';
 import type { UpperNode, UpperState } from './upper-state.js';
 import type { Resolved, UnionView } from './union-view.js';
 
-/** Builds a new object at a backing path; regular files return their open fd. */
-export type MakeObject = (real: Buffer) => Promise<number | void>;
+/**
+ * Builds a new object at a backing path with `mode` (type and permission bits, umask
+ * already applied where it applies); regular files return their open fd.
+ */
+export type MakeObject = (real: Buffer, mode: number) => Promise<number | void>;
 
 const MY_UID = process.getuid?.() ?? 0;
 const MY_GID = process.getgid?.() ?? 0;
@@ -69,25 +73,41 @@ export class UpperWriter {
    * owned by the caller, returning the fd `make` opened, if any. Over a whiteout the
    * object is built in the work dir and renamed (or exchanged) into place; a directory
    * that hides a lower one becomes opaque, as after the kernel's rmdir-then-mkdir.
+   *
+   * `mode` is as asked, before the umask: the caller's umask applies unless the parent has
+   * a default ACL, which then decides the permission bits (and the new object's ACLs), as
+   * on the kernel's overlayfs (a kernel that masks already did: masking again changes
+   * nothing). In place the backing filesystem applies the default ACL; an object built in
+   * the work directory gets what it would have applied (posix-acl.ts).
    */
   async createNew(path: string, isDir: boolean, mode: number, caller: Caller, make: MakeObject, isSymlink = false): Promise<number | undefined> {
     const parent = parentOf(path);
     await this.ensureUpper(parent);
-    const parentSt = await backing.lstat(this.upper.realPath(parent));
+    const parentReal = this.upper.realPath(parent);
+    const parentSt = await backing.lstat(parentReal);
     const setgidParent = (parentSt.mode & S_ISGID) !== 0;
     const gid = setgidParent ? parentSt.gid : caller.gid;
     if (isDir && setgidParent) mode |= S_ISGID;
+    // A parent without xattrs has no default ACL; a symlink takes none.
+    const defaultAcl = isSymlink || this.upper.get(parent)?.noXattrs === true ? null : await backing.lgetxattr(parentReal, ACL_DEFAULT_XATTR).catch(() => null);
     const existing = await this.materializeWhiteout(path);
     const opaque = isDir && this.view.lowerShadowed(path);
     const real = this.upper.realPath(path);
     const viaWork = existing?.kind === 'whiteout' || opaque;
     const target = viaWork ? this.tmpPath() : real;
-    const fd = await make(target);
+    const inherited = defaultAcl !== null && viaWork ? inheritAcl(defaultAcl, mode, isDir) : undefined;
+    const aclInPlace = defaultAcl !== null && !viaWork;
+    if (inherited !== undefined) mode = inherited.mode;
+    else if (!aclInPlace && !isSymlink) mode &= ~(caller.umask & 0o777);
+    const fd = await make(target, mode);
     // Until the object is in place, a failure removes it again (in place: it is ours,
     // just made), so the writable layer never holds an object UpperState does not know.
     let override: OverrideStat | undefined;
     try {
-      override = await applyOwner(target, typeof fd === 'number' ? fd : undefined, caller.uid, gid, mode, isSymlink, viaWork || setgidParent);
+      override = await applyOwner(target, typeof fd === 'number' ? fd : undefined, caller.uid, gid, mode, isSymlink, viaWork || setgidParent, aclInPlace);
+      // After the mode: setting an access ACL sets the permission bits to match it.
+      if (inherited?.access) await backing.lsetxattr(target, ACL_ACCESS_XATTR, inherited.access);
+      if (inherited?.default) await backing.lsetxattr(target, ACL_DEFAULT_XATTR, inherited.default);
       if (opaque) await atPath(target, (p) => markOpaque(p));
       if (viaWork) {
         if (isDir && existing?.kind === 'whiteout') {
@@ -195,6 +215,8 @@ async function applyOwner(
   mode: number,
   isSymlink: boolean,
   forceChown: boolean,
+  /** The backing filesystem took the permission bits from the parent's default ACL. */
+  aclPerms = false,
 ): Promise<OverrideStat | undefined> {
   if (OWNER_OVERRIDES && (uid !== MY_UID || gid !== MY_GID)) {
     const type = isSymlink ? S_IFLNK : (mode & S_IFMT) || S_IFREG;
@@ -205,6 +227,15 @@ async function applyOwner(
     else await backing.lchown(real, uid, gid);
   }
   if (isSymlink) return undefined;
+  if (aclPerms) {
+    // Those bits are right (a chmod would rewrite the ACL); only setuid/setgid, which chown
+    // may have cleared and mkdir ignores, still need setting.
+    if ((mode & 0o7000) === 0) return undefined;
+    const perms = (await backing.lstat(real)).mode & 0o777;
+    if (fd !== undefined) await fchmodFd(fd, perms | (mode & 0o7000));
+    else await backing.chmod(real, perms | (mode & 0o7000));
+    return undefined;
+  }
   // mkdir/open/mknod already applied `mode` minus the process umask; chmod only if that
   // lost bits, or chown may have cleared setuid/setgid, or mkdir ignored them.
   // (process.umask() without arguments only reads it; no warning is emitted on Node 20.)

@@ -10,13 +10,15 @@
  * namespace with its full capability set (an exec before the maps would run it as the
  * unmapped overflow uid and drop every capability).
  */
-import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import { LayerfsError } from '../core/errors.js';
+import * as lazy from '../core/lazy-builtins.js';
 import { mapArgs, type UsernsMapping } from './id-map.js';
 
-const run = promisify(execFile);
+/** A program's run to its end (child processes load at first use: core/lazy-builtins.ts). */
+const run = (file: string, args: string[]) => promisify(lazy.childProcess().execFile)(file, args);
 
 const GATE = 'echo ready >&3 && read -r go <&3 && exec 3>&- && exec "$@"';
 
@@ -29,7 +31,7 @@ export interface UsernsSpawnOptions {
 /** Spawns `argv` as uid 0 of a new user namespace mapped by `mapping`; resolves once it runs. */
 export async function spawnInUserns(mapping: UsernsMapping, argv: string[], opts: UsernsSpawnOptions = {}): Promise<ChildProcess> {
   const stdio = [...(opts.stdio ?? ['pipe', 'pipe', 'pipe']), 'pipe'] as StdioOptions;
-  const child = spawn('unshare', ['--user', '--', '/bin/sh', '-c', GATE, 'layerfs-userns', ...argv], { stdio, env: opts.env ?? process.env });
+  const child = lazy.childProcess().spawn('unshare', ['--user', '--', '/bin/sh', '-c', GATE, 'layerfs-userns', ...argv], { stdio, env: opts.env ?? process.env });
   const gate = child.stdio[3] as Duplex;
   try {
     await waitForReady(child, gate);

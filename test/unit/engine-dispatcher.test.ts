@@ -6,7 +6,8 @@
  * The device is a recorder of replies: the real device has its own test
  * (test/mount/engine-device.test.ts) and the real mount test/mount/engine.test.ts.
  */
-import { constants as C } from 'node:fs';
+import { constants as C, fstatSync } from 'node:fs';
+import { join } from 'node:path';
 import * as fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FuseDevice } from '../../src/engine/device.js';
@@ -42,16 +43,53 @@ class Recorder implements FuseDevice {
     return ++this.backings;
   }
   backingClose(): void {}
+  /** The device's per-node backing table, modelled: id, file identity, references. */
+  readonly nodeBackings = new Map<bigint, { id: number; key: string; writable: boolean; refs: number }>();
+  backingShare(nodeid: number | bigint, fd: number, write: boolean): number | 'none' | 'busy' {
+    const b = this.nodeBackings.get(BigInt(nodeid));
+    if (b === undefined) return 'none';
+    if (fd < 0 || (write && !b.writable) || b.key !== fileKey(fd)) return 'busy';
+    b.refs++;
+    return b.id;
+  }
+  backingAdopt(nodeid: number | bigint, fd: number, writable: boolean): number {
+    const id = this.backingOpen();
+    this.nodeBackings.set(BigInt(nodeid), { id, key: fileKey(fd), writable, refs: 1 });
+    return id;
+  }
+  backingRelease(nodeid: number | bigint): void {
+    const b = this.nodeBackings.get(BigInt(nodeid));
+    if (b !== undefined && --b.refs === 0) this.nodeBackings.delete(BigInt(nodeid));
+  }
+  readonly lowerOpens = new Map<bigint, string>();
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, _size: number, _attr: Uint8Array | null): void {
+    if (path === null) this.lowerOpens.delete(BigInt(nodeid));
+    else this.lowerOpens.set(BigInt(nodeid), Buffer.from(path).toString('latin1'));
+  }
+  lowerOpensEpoch(): void {
+    this.lowerOpens.clear();
+  }
+  nativeOpenFd(): number {
+    return -1;
+  }
   noXattrs = new Set<bigint>();
   setNoXattrs(nodeid: number | bigint, on: boolean): void {
     if (on) this.noXattrs.add(BigInt(nodeid));
     else this.noXattrs.delete(BigInt(nodeid));
+  }
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number } {
+    return { GETXATTR: 0, LISTXATTR: 0 };
   }
   async notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void> {
     this.inval.push(`${parent}/${Buffer.from(name).toString('latin1')}`);
   }
   async notifyInvalInode(): Promise<void> {}
   async unmount(): Promise<void> {}
+}
+
+function fileKey(fd: number): string {
+  const st = fstatSync(fd);
+  return `${st.dev}:${st.ino}`;
 }
 
 let layers: TestLayers | undefined;
@@ -162,12 +200,16 @@ describe('engine dispatcher', () => {
     const o2 = await call(frame(Opcode.OPEN, nodeidOf(a), u32s(C.O_RDONLY, 0)));
     for (const o of [o1, o2]) expect([o.payload.readUInt32LE(8) & 128, o.payload.readInt32LE(12)]).toEqual([128, 1]);
     expect(dev.backings).toBe(1);
+    // The device may answer the node's next read-only opens itself: its lower file is known.
+    expect(dev.lowerOpens.get(nodeidOf(a))).toBe(join(layers!.lowers[0]!, 'a'));
     // A writer gets the upper copy, another backing file, which the kernel refuses on an
     // inode with passthrough opens: ESTALE (the VFS looks the name up again), and the name
     // gets a new node whose open shares nothing with the old one.
     const w = await call(frame(Opcode.OPEN, nodeidOf(a), u32s(C.O_RDWR, 0)));
     expect(w.error).toBe(-116);
     expect(d.nodes.get(Number(nodeidOf(a)))!.retired).toBe(true);
+    // A request that may copy up ended every registration before it ran.
+    expect(dev.lowerOpens.size).toBe(0);
     const a2 = await call(frame(Opcode.LOOKUP, 1n, z('a')));
     expect(nodeidOf(a2)).not.toBe(nodeidOf(a));
     const w2 = await call(frame(Opcode.OPEN, nodeidOf(a2), u32s(C.O_RDWR, 0)));

@@ -10,6 +10,7 @@
 
 #include "mount.h"
 #include "node-flags.h"
+#include "node-opens.h"
 #include "work-queue.h"
 
 // A request as read: 1 MiB of WRITE data (max_pages 256) + its headers fit, with room to
@@ -43,6 +44,8 @@ typedef struct lf_device {
   struct lf_device *live_next;   // the list of live devices detached at process exit
   int no_detach;                 // attached to someone else's mount: teardown never detaches
   lf_node_flags no_xattrs;       // nodes whose getxattr/listxattr js-loop.c answers itself
+  uint64_t native_answers[2];    // GETXATTR, LISTXATTR js-loop.c answered (JS thread only)
+  lf_node_opens opens;           // per-node backing ids, and lower files js-loop.c opens itself
   int teardown_err;
   char teardown_msg[256];
 } lf_device;

@@ -8,6 +8,10 @@
  *   replyFromFd(h, unique, fd, offset: bigint, size) -> 0 | -errno (queued)
  *   writeToFd(h, unique, fd, offset: bigint, data: Uint8Array) -> 0 | -errno (queued)
  *   backingOpen(h, fd) -> id | -errno ; backingClose(h, id) -> 0 | -errno
+ *   backingShare(h, nodeid, fd, write) -> id | -ENOENT (none) | -EBUSY (not shareable)
+ *   backingAdopt(h, nodeid, fd, writable) -> id | -errno ; backingRelease(h, nodeid)
+ *   openRegister(h, nodeid, path | null, size, attr | null) -> 0 | -errno ; openEpoch(h)
+ *   nativeOpenFd(h, nodeid) -> an fd C holds for the node, or -1
  *   notifyInvalEntry(h, parent: bigint | number, name: Uint8Array) -> Promise<0 | -errno>
  *   notifyInvalInode(h, nodeid: bigint | number, offset: bigint, length: bigint) -> Promise<0 | -errno>
  *   teardown(h, detach: boolean) -> Promise<void>   (once per handle)
@@ -27,6 +31,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "device.h"
@@ -215,6 +220,7 @@ static void cleanup_hook(void *arg) { detach_at_exit(arg); }
 static void free_device(lf_device *dev) {
   if (dev->wake_fd >= 0) close(dev->wake_fd);
   lf_node_flags_free(&dev->no_xattrs);
+  lf_node_opens_free(&dev->opens);
   free(dev->mountpoint);
   free(dev);
 }
@@ -648,6 +654,117 @@ static napi_value js_set_no_xattrs(napi_env env, napi_callback_info info) {
   return number(env, -lf_node_flags_set(&dev->no_xattrs, nodeid, on));
 }
 
+// [GETXATTR, LISTXATTR] answered by js-loop.c without reaching JS (read on the JS thread,
+// which wrote them).
+static napi_value js_native_answers(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  lf_device *dev;
+  if (!get_device(env, argv[0], &dev)) return NULL;
+  napi_value arr;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  for (uint32_t i = 0; i < 2; i++) CHECK(napi_set_element(env, arr, i, number(env, (double) dev->native_answers[i])));
+  return arr;
+}
+
+// The node's one passthrough backing (node-opens.h), shared by JS's opens and C's.
+// backingShare(h, nodeid, fd, write): takes a reference when the node's backing is the
+// file `fd` is open on, and writable if `write`; fd -1 only asks whether there is one.
+static napi_value js_backing_share(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  lf_device *dev;
+  uint64_t nodeid;
+  int32_t fd;
+  bool write = false;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid") || !get_i32(env, argv[2], &fd, "fd")) return NULL;
+  CHECK(napi_get_value_bool(env, argv[3], &write));
+  lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
+  if (dev->closing || !r || r->backing_id < 0) return number(env, -ENOENT);
+  struct stat st;
+  if (fd < 0 || (write && !r->writable)) return number(env, -EBUSY);
+  if (fstat(fd, &st) != 0) return number(env, -errno);
+  if ((uint64_t) st.st_dev != r->bdev || (uint64_t) st.st_ino != r->bino) return number(env, -EBUSY);
+  r->refs++;
+  return number(env, r->backing_id);
+}
+
+// backingAdopt(h, nodeid, fd, writable): a new backing for a node that has none, on `fd`
+// (the caller keeps its fd; the backing id holds its own reference), with one reference.
+static napi_value js_backing_adopt(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  lf_device *dev;
+  uint64_t nodeid;
+  int32_t fd;
+  bool writable = false;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid") || !get_i32(env, argv[2], &fd, "fd")) return NULL;
+  CHECK(napi_get_value_bool(env, argv[3], &writable));
+  if (dev->closing) return number(env, -EBADF);
+  struct stat st;
+  if (fstat(fd, &st) != 0) return number(env, -errno);
+  lf_node_open *r = lf_node_opens_make(&dev->opens, nodeid);
+  if (!r) return number(env, -ENOMEM);
+  if (r->backing_id >= 0) return number(env, -EBUSY);
+  int id = lf_backing_open(dev->mount.fd, fd);
+  if (id < 0) {
+    lf_node_opens_tidy(&dev->opens, r);
+    return number(env, id);
+  }
+  r->backing_id = id;
+  r->bdev = (uint64_t) st.st_dev;
+  r->bino = (uint64_t) st.st_ino;
+  r->writable = writable;
+  r->refs = 1;
+  return number(env, id);
+}
+
+// backingRelease(h, nodeid): one reference less; the last closes the backing id.
+static napi_value js_backing_release(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  lf_device *dev;
+  uint64_t nodeid;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
+  lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
+  if (!dev->closing && r) lf_node_opens_unref(&dev->opens, r, dev->mount.fd);
+  return number(env, 0);
+}
+
+// openRegister(h, nodeid, path | null, size, attr | null): the node is a lower-layer
+// regular file at `path` (of `size` bytes, as indexed) whose GETATTR answer is `attr` (a
+// fuse_attr_out), until the next openEpoch; null unregisters it.
+static napi_value js_open_register(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  lf_device *dev;
+  uint64_t nodeid;
+  int64_t size = 0;
+  void *data = NULL, *attr = NULL;
+  size_t len = 0, attr_len = 0;
+  napi_valuetype type;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
+  CHECK(napi_typeof(env, argv[2], &type));
+  if (type != napi_null && (!get_bytes(env, argv[2], &data, &len, "path") || !get_bytes(env, argv[4], &attr, &attr_len, "attr"))) return NULL;
+  CHECK(napi_get_value_int64(env, argv[3], &size));
+  if (dev->closing) return number(env, -EBADF);
+  if (data && (size < 0 || memchr(data, 0, len) || attr_len != sizeof(struct fuse_attr_out))) return number(env, -EINVAL);
+  return number(env, -lf_node_opens_register(&dev->opens, nodeid, data, len, (uint64_t) size, attr));
+}
+
+// openEpoch(h): every registration ends (a request that may change what names resolve to).
+static napi_value js_open_epoch(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  lf_device *dev;
+  if (!get_device(env, argv[0], &dev)) return NULL;
+  dev->opens.epoch++;
+  return number(env, 0);
+}
+
+static napi_value js_native_open_fd(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  lf_device *dev;
+  uint64_t nodeid;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
+  lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
+  return number(env, r && r->nfds > 0 ? r->fds[0] : -1);
+}
+
 static napi_value queue_notify(napi_env env, lf_device *dev, lf_notify_job *job) {
   napi_deferred deferred;
   napi_value promise;
@@ -724,6 +841,8 @@ static void teardown_complete(napi_env env, napi_status status, void *data) {
     napi_remove_env_cleanup_hook(env, cleanup_hook, dev);
     live_remove(dev);
   }
+  // The device fd is closed (every backing id with it): C's own opens go now.
+  lf_node_opens_free(&dev->opens);
   dev->torn_down = 1;
   if (dev->teardown_err) napi_reject_deferred(env, dev->unmount_done, errno_error(env, dev->teardown_err, dev->teardown_msg));
   else napi_resolve_deferred(env, dev->unmount_done, undefined(env));
@@ -787,6 +906,13 @@ static napi_value init(napi_env env, napi_value exports) {
     { "backingOpen", NULL, js_backing_open, NULL, NULL, NULL, napi_default, NULL },
     { "backingClose", NULL, js_backing_close, NULL, NULL, NULL, napi_default, NULL },
     { "setNoXattrs", NULL, js_set_no_xattrs, NULL, NULL, NULL, napi_default, NULL },
+    { "nativeAnswers", NULL, js_native_answers, NULL, NULL, NULL, napi_default, NULL },
+    { "backingShare", NULL, js_backing_share, NULL, NULL, NULL, napi_default, NULL },
+    { "backingAdopt", NULL, js_backing_adopt, NULL, NULL, NULL, napi_default, NULL },
+    { "backingRelease", NULL, js_backing_release, NULL, NULL, NULL, napi_default, NULL },
+    { "openRegister", NULL, js_open_register, NULL, NULL, NULL, napi_default, NULL },
+    { "openEpoch", NULL, js_open_epoch, NULL, NULL, NULL, napi_default, NULL },
+    { "nativeOpenFd", NULL, js_native_open_fd, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalInode", NULL, js_notify_inval_inode, NULL, NULL, NULL, napi_default, NULL },
     { "teardown", NULL, js_teardown, NULL, NULL, NULL, napi_default, NULL },

@@ -4,12 +4,16 @@
 #include "js-loop.h"
 
 #include "fuse-kernel.h"
+#include "generated/engine-handles.h"
+#include "passthrough.h"
 #include "reply.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -51,23 +55,103 @@ static void call(lf_js_reader *r, napi_value arg) {
 
 // GETXATTR / LISTXATTR of a node JS marked as having no xattr (node-flags.h): answered
 // here, as the dispatcher would (ENODATA; an empty list, or its size 0), without the cost
-// of reaching JS. Returns whether it answered. On this thread only, so the set is exact:
-// JS changes it before it answers anything that could add an xattr.
+// of reaching JS; OPEN / RELEASE / GETATTR of registered lower files (above). Returns whether it
+// answered. On this thread only, so the sets are exact: JS changes them before it answers
+// anything that could change what they say.
+static int open_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
+static int release_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
+
 static int answered_natively(lf_device *dev, const char *frame, size_t n) {
   struct fuse_in_header in;
   if (n < sizeof in + sizeof(struct fuse_getxattr_in)) return 0;
   memcpy(&in, frame, sizeof in);
+  if (in.opcode == FUSE_OPEN) return open_natively(dev, &in, frame + sizeof in, n - sizeof in);
+  if (in.opcode == FUSE_GETATTR) {
+    lf_node_open *r = lf_node_opens_get(&dev->opens, in.nodeid);
+    if (!r || !lf_node_opens_live(&dev->opens, r)) return 0;
+    struct iovec part = { .iov_base = &r->attr, .iov_len = sizeof r->attr };
+    lf_reply(dev->mount.fd, in.unique, 0, &part, 1);
+    return 1;
+  }
+  if (in.opcode == FUSE_RELEASE) return release_natively(dev, &in, frame + sizeof in, n - sizeof in);
   if (in.opcode != FUSE_GETXATTR && in.opcode != FUSE_LISTXATTR) return 0;
   if (!lf_node_flags_has(&dev->no_xattrs, in.nodeid)) return 0;
   if (in.opcode == FUSE_GETXATTR) {
     lf_reply(dev->mount.fd, in.unique, -ENODATA, NULL, 0);
+    dev->native_answers[0]++;
     return 1;
   }
+  dev->native_answers[1]++;
   struct fuse_getxattr_in gin;
   memcpy(&gin, frame + sizeof in, sizeof gin);
   struct fuse_getxattr_out out = { .size = 0 };
   struct iovec part = { .iov_base = &out, .iov_len = gin.size == 0 ? sizeof out : 0 };
   lf_reply(dev->mount.fd, in.unique, 0, &part, 1);
+  return 1;
+}
+
+// OPEN of a node JS registered as a lower-layer regular file (node-opens.h), read-only:
+// opened here as the union would open it (the kernel's flags without O_DIRECT, which is the
+// kernel's business, plus O_NOFOLLOW), checked against the index as the union checks it
+// (a regular file of the indexed size: else JS answers and reports the damage), and
+// answered by passthrough on the node's one backing. Anything unusual goes to JS.
+static int open_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n) {
+  if (n < sizeof(struct fuse_open_in)) return 0;
+  lf_node_open *r = lf_node_opens_get(&dev->opens, in->nodeid);
+  if (!r || !lf_node_opens_live(&dev->opens, r)) return 0;
+  struct fuse_open_in oin;
+  memcpy(&oin, body, sizeof oin);
+  int flags = (int) oin.flags;
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT))) return 0;
+  int fd = open(r->path, (flags & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  int fresh = r->backing_id < 0;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != r->size ||
+      (!fresh && (r->bdev != (uint64_t) st.st_dev || r->bino != (uint64_t) st.st_ino)) || lf_node_opens_add_fd(r, fd) != 0) {
+    if (fd >= 0) close(fd);
+    // Not what the index promised (damage, for JS to report), or no memory: JS answers
+    // this node from now on, GETATTR included.
+    lf_node_opens_register(&dev->opens, in->nodeid, NULL, 0, 0, NULL);
+    return 0;
+  }
+  if (fresh) {
+    int id = lf_backing_open(dev->mount.fd, fd);
+    if (id < 0) {
+      lf_node_opens_remove_fd(r, fd);
+      close(fd);
+      return 0;
+    }
+    r->backing_id = id;
+    r->bdev = (uint64_t) st.st_dev;
+    r->bino = (uint64_t) st.st_ino;
+    r->writable = 0;
+  }
+  r->refs++;
+  struct fuse_open_out out = { .fh = LF_OPEN_NATIVE + (uint64_t) fd, .open_flags = FOPEN_PASSTHROUGH, .backing_id = r->backing_id };
+  struct iovec part = { .iov_base = &out, .iov_len = sizeof out };
+  if (lf_reply(dev->mount.fd, in->unique, 0, &part, 1) != 0) {
+    // Nobody took the open (interrupted): no RELEASE will come for it.
+    lf_node_opens_remove_fd(r, fd);
+    close(fd);
+    lf_node_opens_unref(&dev->opens, r, dev->mount.fd);
+  }
+  return 1;
+}
+
+// RELEASE of an open answered above: close its fd and drop its backing reference.
+static int release_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n) {
+  if (n < sizeof(struct fuse_release_in)) return 0;
+  struct fuse_release_in rin;
+  memcpy(&rin, body, sizeof rin);
+  if (rin.fh < LF_OPEN_NATIVE || rin.fh >= 2 * LF_OPEN_NATIVE) return 0;
+  int fd = (int) (rin.fh - LF_OPEN_NATIVE);
+  lf_node_open *r = lf_node_opens_get(&dev->opens, in->nodeid);
+  // Only an fd this node's record holds is closed: never one C does not own.
+  if (r && lf_node_opens_remove_fd(r, fd)) {
+    close(fd);
+    lf_node_opens_unref(&dev->opens, r, dev->mount.fd);
+  }
+  lf_reply(dev->mount.fd, in->unique, 0, NULL, 0);
   return 1;
 }
 

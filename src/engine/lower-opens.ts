@@ -1,0 +1,114 @@
+/**
+ * Read-only opens of lower-layer files answered by the device's request loop, in C
+ * (native-notes/engine.md "Lower opens in C"). The first read-only open of such a file
+ * reaches JS as any open does; once it succeeded with passthrough, the node is registered
+ * in the device with the backing file's path and attributes, and later read-only OPENs of
+ * it, their RELEASEs and its GETATTRs never reach JS: the loop opens the path, shares the
+ * node's backing id, replies. (Registering at LOOKUP / READDIRPLUS instead would spare
+ * even the first open, but cost every listing: see native-notes/engine.md.)
+ *
+ * A registration holds only while nothing may have changed what a name resolves to: every
+ * request that may (anything but reads, lookups, listings, closes — see READ_ONLY) ends
+ * them all at once (the device's epoch) before it runs, and a registration is made only if
+ * no such request started since the open began and none is still running (a copy-up in
+ * flight could otherwise leave a registration of the file it is replacing).
+ */
+import { constants as fsConstants } from 'node:fs';
+import type { LowerFile, PathFilesystem } from '../core/filesystem.js';
+import type { FuseDevice } from './device.js';
+import type { Node } from './node-table.js';
+import { attrOut, IN_HEADER_SIZE, Opcode } from './wire.js';
+
+const O_ACCMODE = 3;
+/** A path the kernel refuses as one piece goes to JS (backing-path.ts walks it). */
+const PATH_MAX = 4096;
+
+/** Requests that never change what a name resolves to. WRITE reaches only files of the
+ * writable layer; an OPEN counts only when it cannot copy up (read-only, no O_TRUNC). */
+const READ_ONLY = new Set<number>([
+  Opcode.INIT, Opcode.DESTROY, Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT, Opcode.NOTIFY_REPLY,
+  Opcode.LOOKUP, Opcode.GETATTR, Opcode.READLINK, Opcode.READ, Opcode.WRITE, Opcode.STATFS, Opcode.RELEASE,
+  Opcode.FSYNC, Opcode.FLUSH, Opcode.GETXATTR, Opcode.LISTXATTR, Opcode.OPENDIR, Opcode.READDIR,
+  Opcode.READDIRPLUS, Opcode.RELEASEDIR, Opcode.FSYNCDIR, Opcode.ACCESS, Opcode.GETLK, Opcode.LSEEK,
+  Opcode.POLL, Opcode.BMAP, Opcode.STATX,
+]);
+
+/** Whether an open with these flags reads only (the union copies up for anything else). */
+export function readOnlyOpen(flags: number): boolean {
+  return (flags & O_ACCMODE) === fsConstants.O_RDONLY && (flags & fsConstants.O_TRUNC) === 0;
+}
+
+export class LowerOpens {
+  /** Ended registrations so far (the device's epoch counts the same calls). */
+  private epoch = 0;
+  /** Some node is registered in this epoch. */
+  private live = false;
+  /** Requests started that may change names, and how many of them are unanswered. */
+  private changes = 0;
+  private changing = 0;
+
+  constructor(
+    private readonly device: FuseDevice,
+    private readonly fs: PathFilesystem,
+    /** Seconds the kernel may cache attributes (as the GETATTR reply says). */
+    private readonly attrSeconds: number,
+    private readonly report: (err: unknown) => void,
+  ) {}
+
+  /**
+   * Before request `req` (opcode `opcode`) runs: ends every registration if it may change
+   * names. Returns whether it may; then call settled() once it was answered.
+   */
+  starting(opcode: number, req: Buffer): boolean {
+    if (READ_ONLY.has(opcode)) return false;
+    if (opcode === Opcode.OPEN && req.length >= IN_HEADER_SIZE + 8 && readOnlyOpen(req.readUInt32LE(IN_HEADER_SIZE))) return false;
+    this.changes++;
+    this.changing++;
+    if (this.live) {
+      this.device.lowerOpensEpoch();
+      this.epoch++;
+      this.live = false;
+    }
+    return true;
+  }
+
+  settled(): void {
+    this.changing--;
+  }
+
+  /** What register() needs to know of when an open began. */
+  mark(): number {
+    return this.changes;
+  }
+
+  /** After a JS open of `node` (handle `fh`, begun at `mark`) was answered by passthrough. */
+  opened(node: Node, fh: number, flags: number, mark: number): void {
+    if (!readOnlyOpen(flags) || mark !== this.changes || this.changing > 0) return;
+    if (node.lowerOpen?.epoch === this.epoch) return;
+    this.register(node, this.fs.lowerFile?.(fh));
+  }
+
+  private register(node: Node, file: LowerFile | undefined): void {
+    if (file === undefined || file.path.length >= PATH_MAX) return;
+    try {
+      this.device.registerLowerOpen(node.id, file.path, file.size, attrOut(file.stat, this.attrSeconds));
+    } catch (err) {
+      // Out of memory for the table: this node's opens keep reaching JS.
+      this.report(err);
+      return;
+    }
+    node.lowerOpen = { epoch: this.epoch, ino: file.ino };
+    this.live = true;
+  }
+
+  /** `node` is forgotten, retired or rekeyed: its registration (if any) goes. */
+  dropped(node: Node): void {
+    if (node.lowerOpen === undefined || node.lowerOpen.epoch < 0) return;
+    node.lowerOpen.epoch = -1;
+    try {
+      this.device.registerLowerOpen(node.id, null, 0, null);
+    } catch (err) {
+      this.report(err);
+    }
+  }
+}

@@ -1,0 +1,60 @@
+// Per-node open state shared by JS and the JS-thread request loop (js-loop.c):
+//   - the ONE passthrough backing of a node (FUSE_DEV_IOC_BACKING_OPEN id, the backing
+//     file's dev/ino, whether it is writable, how many open files use it): the kernel
+//     allows one backing file per inode, so JS's opens and C's must share it;
+//   - for a node JS registered as a lower-layer regular file, its backing path and its
+//     attributes: a read-only OPEN of it is answered here (open, passthrough, reply)
+//     without JS, its RELEASE too, and its GETATTR (a lower file's attributes are the
+//     index's, constant until something changes through the mount). The fds C holds are kept per node (JS fstats one for GETATTR of a node
+//     whose names are gone).
+// Registrations carry the epoch they were made in; JS bumps the epoch before any request
+// that may change what a name resolves to (lf_node_opens_bump), which retires them all.
+// JS thread only (JS calls in, js-loop.c reads): no lock.
+#ifndef LAYERFS_NODE_OPENS_H
+#define LAYERFS_NODE_OPENS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fuse-kernel.h"
+
+typedef struct lf_node_open {
+  uint64_t node;
+  char *path;        // registered backing path (NUL-terminated), or NULL
+  uint64_t size;     // the file's size as the index has it (else: damage, JS reports it)
+  uint64_t epoch;    // epoch of the registration
+  struct fuse_attr_out attr;  // the GETATTR answer, as JS would send it
+  int backing_id;    // -1: none
+  uint64_t bdev, bino;
+  int writable;
+  uint32_t refs;     // open files (JS's and C's) using backing_id
+  int nfds, capfds;
+  int *fds;          // fds of C's own opens of this node
+} lf_node_open;
+
+typedef struct lf_node_opens {
+  lf_node_open **slots;  // open addressing, linear probing; NULL = empty
+  size_t cap, count;
+  uint64_t epoch;
+} lf_node_opens;
+
+lf_node_open *lf_node_opens_get(lf_node_opens *t, uint64_t node);
+// The record of `node`, made if absent (NULL: no memory).
+lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node);
+// Drops the record if it holds nothing any more (no path, no backing, no fds).
+void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r);
+// Registers (path != NULL) or unregisters `node`'s backing path and attributes. 0 or ENOMEM.
+int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t size,
+                           const struct fuse_attr_out *attr);
+// Whether `r` is registered in the current epoch.
+int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r);
+// Adds / removes one of C's fds. 0 or ENOMEM; remove says whether it was there.
+int lf_node_opens_add_fd(lf_node_open *r, int fd);
+int lf_node_opens_remove_fd(lf_node_open *r, int fd);
+// One backing reference less; at 0 the backing id is closed on `devfd`.
+void lf_node_opens_unref(lf_node_opens *t, lf_node_open *r, int devfd);
+// Closes every fd C holds and frees the table (teardown: the device fd goes too).
+void lf_node_opens_free(lf_node_opens *t);
+
+#endif
