@@ -214,6 +214,12 @@ export class Dispatcher {
    * dropped and the kernel told to look it up again.
    */
   private async statNode(n: Node): Promise<FileStat> {
+    const st = await this.statNow(n);
+    shown(n, st);
+    return st;
+  }
+
+  private async statNow(n: Node): Promise<FileStat> {
     if (n === this.nodes.root) {
       const st = await this.fs.getattr('/');
       if (this.nodes.root.ino !== inoKey(st.ino)) this.nodes.setRootIno(st.ino);
@@ -235,9 +241,12 @@ export class Dispatcher {
   }
 
   /** An object the kernel knows no name of: only its open handles reach it (fstat after
-   * unlink; a retired node, whose open files stay on the object they opened — the
-   * filesystem answers for a handle what it answered for the object it opened). */
+   * unlink; a retired node, whose open files stay on the object they opened). */
   private async statOpen(n: Node): Promise<FileStat> {
+    // A retired node shows what it showed: its name may have moved on to a copy (a chmod
+    // copied it up) before an open the node could not take retired it, and the kernel's
+    // overlayfs shows the copy through the old descriptors too.
+    if (n.retired && n.lastStat !== undefined) return n.lastStat;
     for (const fh of n.openHandles) {
       if (this.fs.fgetattr) return this.fs.fgetattr('', fh);
     }
@@ -261,6 +270,7 @@ export class Dispatcher {
   private async entry(parent: Node, name: string, path: string): Promise<{ node: Node; st: FileStat; out: Buffer }> {
     const st = await this.fs.getattr(path);
     const node = this.nodes.remember(parent, name, st);
+    shown(node, st);
     return { node, st, out: entryOut(node.id, st, this.entryValid) };
   }
 
@@ -455,6 +465,7 @@ export class Dispatcher {
    * about its xattrs (`noXattrs` undefined: ask the filesystem). */
   private found(parent: Node, name: string, path: string, st: FileStat, noXattrs: boolean | undefined): Node {
     const node = this.nodes.remember(parent, name, st);
+    shown(node, st);
     if (!node.noXattrs) {
       if (noXattrs === undefined) this.learnNoXattrs(node, path);
       else if (noXattrs) node.noXattrs = true;
@@ -685,6 +696,7 @@ export class Dispatcher {
     const trustNoXattrs = open.xattrEpoch === this.xattrEpoch;
     const entryOf = (e: DirEntry, st: FileStat): PlusEntry => {
       const node = this.nodes.remember(dir, e.name, st);
+      shown(node, st);
       // Learnt now, `ls -l`'s two getxattr per entry never reach JS.
       if (e.noXattrs === true && trustNoXattrs) node.noXattrs = true;
       return { nodeid: node.id, stat: st };
@@ -713,6 +725,16 @@ function sized(v: Buffer, size: number): Buffer[] {
   if (size === 0) return [getxattrOut(v.length)];
   if (v.length > size) throw errno('ERANGE');
   return [v];
+}
+
+/**
+ * Keeps `st` as what the kernel was last told of `n`, while only it can be retired: a node
+ * with open files (its own handles, or opens the device answered: lowerOpen). A retired
+ * node keeps showing it (statOpen); the other nodes of a walk keep no stat.
+ */
+function shown(n: Node, st: FileStat): void {
+  if (n.openHandles.size > 0 || n.lowerOpen !== undefined) n.lastStat = st;
+  else if (n.lastStat !== undefined) n.lastStat = undefined;
 }
 
 function inoOf(n: Node): Ino {

@@ -53,6 +53,9 @@ export class Node {
   /** Registered for the device's own read-only opens (lower-opens.ts) in `epoch` (-1: no
    * longer); `ino` is st_ino as fgetattr reports it for those opens. */
   lowerOpen: { epoch: number; ino: number } | undefined = undefined;
+  /** The attributes last sent to the kernel, kept only while the node is open (what a
+   * retired node keeps showing: Dispatcher.statOpen). */
+  lastStat: FileStat | undefined = undefined;
   private noXattrsKnown = false;
 
   constructor(
