@@ -16,6 +16,7 @@ export const MOUNT_PROCESS_NAME = 'union-mount-main';
  * to 16 MiB when much survives, as a growing node table does). A FUSE server's garbage is
  * short-lived request objects; the large young generation only kept ~35 MiB more resident
  * after a 100k-entry walk, for no CPU measured (native-notes/engine.md, "LOOKUP").
+ * src/cli/layerfs-overlay.sh, a shell script, repeats them: keep the two alike.
  */
 export const MOUNT_PROCESS_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
