@@ -155,7 +155,9 @@ export class OpenFiles {
     let reopened: number | undefined;
     if (!this.filesystem.keepCache?.(fh)) {
       try {
-        reopened = openSync(`/proc/self/fd/${direct.fd}`, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
+        // Through the magic link of the open file itself, not a path (no O_NOFOLLOW, which
+        // refuses every /proc/self/fd link with ELOOP: it had made this reopen always fail).
+        reopened = openSync(`/proc/self/fd/${direct.fd}`, fsConstants.O_RDWR);
         [fd, writable] = [reopened, true];
       } catch {
         // Read-only after all (a read-only mount of the layer): this open alone decides.

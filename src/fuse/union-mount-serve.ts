@@ -7,7 +7,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { mountsAt } from '../sys/mount-table.js';
-import { runBackingCallsInline, UnionFilesystem } from '../union/index.js';
+import { fixProcessUmask, runBackingCallsInline, UnionFilesystem } from '../union/index.js';
 import { serveWithEngine, type EngineMount } from '../engine/index.js';
 import { chooseEngine } from './engine-choice.js';
 import { serveFilesystem } from './fuse-server.js';
@@ -50,6 +50,8 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
   // the cheap ones skip the pool (union/backing-calls.ts). LAYERFS_INLINE_CALLS=0 keeps
   // the pool, for comparison.
   if (process.env.LAYERFS_INLINE_CALLS !== '0') runBackingCallsInline();
+  // Nothing in this process sets its umask from here on: the union reads it once.
+  fixProcessUmask();
   const engine = chooseEngine(config.engine);
   const serve = engine === 'layerfs' ? serveWithEngine : serveFilesystem;
   const mount = await serve(filesystem, config.mountpoint, {

@@ -238,11 +238,26 @@ async function applyOwner(
   }
   // mkdir/open/mknod already applied `mode` minus the process umask; chmod only if that
   // lost bits, or chown may have cleared setuid/setgid, or mkdir ignored them.
-  // (process.umask() without arguments only reads it; no warning is emitted on Node 20.)
-  if ((mode & process.umask() & 0o777) === 0 && (mode & 0o7000) === 0) return undefined;
+  if ((mode & processUmask() & 0o777) === 0 && (mode & 0o7000) === 0) return undefined;
   if (fd !== undefined) await fchmodFd(fd, mode & 0o7777);
   else await backing.chmod(real, mode & 0o7777);
   return undefined;
+}
+
+let fixedUmask: number | undefined;
+
+/**
+ * For a process that never changes its umask again (the mount process, once it serves):
+ * remember it. Reading it is two syscalls (umask(0), then umask(old): Node has no other
+ * way), on every object the union creates.
+ */
+export function fixProcessUmask(): void {
+  fixedUmask = process.umask();
+}
+
+/** The process umask (process.umask() without arguments only reads it; no warning on Node 20). */
+function processUmask(): number {
+  return fixedUmask ?? process.umask();
 }
 
 function nsTime(ns: bigint): { sec: number; nsec: number } {
