@@ -6,6 +6,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { run } from './run.mjs';
 
 const has = (cmd) => {
@@ -83,6 +84,16 @@ export function layerfsIndexCache(lowers) {
   return join(dirname(lowers[0]), 'layerfs-index.cache');
 }
 
+/** The node flags the supervisor starts this build's mount process with (none before
+ * builds had them). */
+async function mountProcessNodeFlags(distDir) {
+  try {
+    return (await import(pathToFileURL(join(distDir, 'fuse', 'mount-process.js')).href)).MOUNT_PROCESS_NODE_FLAGS ?? [];
+  } catch {
+    return [];
+  }
+}
+
 /** layerfs's own mount process, with `env` added to its environment. */
 function layerfsSystem(name, { distDir, logDir }, env = {}) {
   return {
@@ -98,7 +109,10 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
       // The build's bundle when it has one: what the supervisor starts (fuse/mount-process.ts).
       const bundle = join(distDir, 'fuse', 'union-mount-main.bundle.js');
       const entry = existsSync(bundle) ? bundle : join(distDir, 'fuse', 'union-mount-main.js');
-      const child = spawn('node', [entry, JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });
+      // LAYERFS_BENCH_NODE_ARGS: flags for the mount process's node (e.g. --cpu-prof, which
+      // NODE_OPTIONS refuses).
+      const nodeArgs = [...(await mountProcessNodeFlags(distDir)), ...(process.env.LAYERFS_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+      const child = spawn('node', [...nodeArgs, entry, JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });
       closeSync(logFd);
       const handle = { mnt: m.mnt, pid: child.pid, child };
       try {

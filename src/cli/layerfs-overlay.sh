@@ -30,6 +30,10 @@ esac
 entry=$dir/overlay-main.bundle.js
 [ -f "$entry" ] || entry=$dir/overlay-main.js
 
+# The mount process's node flags: MOUNT_PROCESS_NODE_FLAGS in src/fuse/mount-process.ts
+# (the supervisor's launcher passes the same; keep the two alike).
+flags=--max-semi-space-size=1
+
 node=${LAYERFS_NODE:-}
 if [ -z "$node" ]; then
   case $0 in */*) [ -x "${0%/*}/node" ] && node=${0%/*}/node ;; esac
@@ -47,7 +51,7 @@ for a in "$@"; do
   if [ -n "$skip" ]; then skip=; continue; fi
   case $a in
     -o) skip=1 ;; # its value is options, whatever it looks like
-    -f | -d | -V | --version | -h | --help) exec "$node" "$entry" "$@" ;;
+    -f | -d | -V | --version | -h | --help) exec "$node" $flags "$entry" "$@" ;;
   esac
 done
 
@@ -55,7 +59,7 @@ detach=
 command -v setsid >/dev/null 2>&1 && detach=setsid
 # The mount process keeps no end of this program's stdout (podman reads its mount
 # program's output to the end); its stderr is this stderr until the mount is ready.
-{ $detach "$node" "$entry" --ready-fd 3 "$@" 3>&1 >/dev/null </dev/null & } | {
+{ $detach "$node" $flags "$entry" --ready-fd 3 "$@" 3>&1 >/dev/null </dev/null & } | {
   code=
   while IFS= read -r line || [ -n "$line" ]; do
     case $line in

@@ -68,6 +68,13 @@ export interface StatFs {
   namemax: number;
 }
 
+/** What PathFilesystem.lookupSync knew about a path that exists. */
+export interface LookupAnswer {
+  stat: FileStat;
+  /** Whether the object has no xattr at all (as hasNoXattrs would say). */
+  noXattrs: boolean;
+}
+
 export interface DirEntry {
   name: string;
   /** When present, served to the kernel with the entry (saves a getattr per entry). */
@@ -86,6 +93,12 @@ export const RenameFlags = { NOREPLACE: 1, EXCHANGE: 2, WHITEOUT: 4 } as const;
  */
 export interface PathFilesystem {
   getattr(path: string): Promise<FileStat>;
+  /**
+   * getattr when it can be answered without waiting (e.g. from an in-memory index): the
+   * stat, a negative errno (-ENOENT, -ENOTDIR: no Error made for a miss), or undefined
+   * when only getattr can tell. A server's LOOKUP tries it first.
+   */
+  lookupSync?(path: string): LookupAnswer | number | undefined;
   fgetattr?(path: string, fh: number): Promise<FileStat>;
   readlink(path: string): Promise<string>;
   readdir(path: string): Promise<DirEntry[]>;

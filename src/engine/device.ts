@@ -65,7 +65,7 @@ export interface FuseDevice {
   backingClose(id: number): void;
   /** Marks node `nodeid` as having no xattr (or no longer): while marked, the JS-thread
    *  request loop answers its GETXATTR (ENODATA) and LISTXATTR (empty) itself. */
-  setNoXattrs(nodeid: bigint, on: boolean): void;
+  setNoXattrs(nodeid: number | bigint, on: boolean): void;
   /** GETXATTR and LISTXATTR requests answered that way so far (they never reach JS). */
   nativeAnswers(): { GETXATTR: number; LISTXATTR: number };
   /**
@@ -74,27 +74,27 @@ export interface FuseDevice {
    * to it when it is the file `fd` is open on (and writable, if `write`); 'none' when the
    * node has none; 'busy' when this open cannot share it. fd -1 only asks.
    */
-  backingShare(nodeid: bigint, fd: number, write: boolean): number | 'none' | 'busy';
+  backingShare(nodeid: number | bigint, fd: number, write: boolean): number | 'none' | 'busy';
   /** A new backing for a node that has none, on `fd`, with one reference; throws. */
-  backingAdopt(nodeid: bigint, fd: number, writable: boolean): number;
+  backingAdopt(nodeid: number | bigint, fd: number, writable: boolean): number;
   /** One reference less; the last closes the backing id. */
-  backingRelease(nodeid: bigint): void;
+  backingRelease(nodeid: number | bigint): void;
   /**
    * Until the next lowerOpensEpoch(), the JS-thread request loop answers read-only OPEN of
    * `nodeid` itself by opening `path` (a lower file of `size` bytes) with passthrough, and
    * its RELEASE, and GETATTR with `attr` (a fuse_attr_out); null: no longer. Throws ENOMEM.
    */
-  registerLowerOpen(nodeid: bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void;
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void;
   /** Ends every registerLowerOpen (anything may now resolve differently). */
   lowerOpensEpoch(): void;
   /** A descriptor the request loop holds open for `nodeid` (its own opens), or -1. */
-  nativeOpenFd(nodeid: bigint): number;
+  nativeOpenFd(nodeid: number | bigint): number;
   /** Written by a notify thread, in call order; resolves when the kernel took it (also when
    *  it had nothing cached). Never await it inside the request it concerns: the kernel may
    *  need a lock that request holds. */
-  notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void>;
+  notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void>;
   /** offset -1n: attributes only; length 0n: to the end of the file. */
-  notifyInvalInode(nodeid: bigint, offset: bigint, length: bigint): Promise<void>;
+  notifyInvalInode(nodeid: number | bigint, offset: bigint, length: bigint): Promise<void>;
   /** Detaches the mount, stops the threads, closes the device. Idempotent. */
   unmount(): Promise<void>;
 }
@@ -110,16 +110,16 @@ interface Binding {
   writeToFd(h: Handle, unique: bigint, fd: number, offset: bigint, data: Uint8Array): number;
   backingOpen(h: Handle, fd: number): number;
   backingClose(h: Handle, id: number): number;
-  setNoXattrs(h: Handle, nodeid: bigint, on: boolean): number;
+  setNoXattrs(h: Handle, nodeid: number | bigint, on: boolean): number;
   nativeAnswers(h: Handle): [number, number];
-  backingShare(h: Handle, nodeid: bigint, fd: number, write: boolean): number;
-  backingAdopt(h: Handle, nodeid: bigint, fd: number, writable: boolean): number;
-  backingRelease(h: Handle, nodeid: bigint): number;
-  openRegister(h: Handle, nodeid: bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): number;
+  backingShare(h: Handle, nodeid: number | bigint, fd: number, write: boolean): number;
+  backingAdopt(h: Handle, nodeid: number | bigint, fd: number, writable: boolean): number;
+  backingRelease(h: Handle, nodeid: number | bigint): number;
+  openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): number;
   openEpoch(h: Handle): number;
-  nativeOpenFd(h: Handle, nodeid: bigint): number;
-  notifyInvalEntry(h: Handle, parent: bigint, name: Uint8Array): Promise<number>;
-  notifyInvalInode(h: Handle, nodeid: bigint, offset: bigint, length: bigint): Promise<number>;
+  nativeOpenFd(h: Handle, nodeid: number | bigint): number;
+  notifyInvalEntry(h: Handle, parent: number | bigint, name: Uint8Array): Promise<number>;
+  notifyInvalInode(h: Handle, nodeid: number | bigint, offset: bigint, length: bigint): Promise<number>;
   teardown(h: Handle, detach: boolean): Promise<void>;
   fd(h: Handle): number;
   unmountPath(mountpoint: string, fusermount: boolean): number;
@@ -367,7 +367,7 @@ class Device implements FuseDevice {
     if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'ioctl', `FUSE_DEV_IOC_BACKING_CLOSE of id ${id}`);
   }
 
-  setNoXattrs(nodeid: bigint, on: boolean): void {
+  setNoXattrs(nodeid: number | bigint, on: boolean): void {
     const rc = this.native.setNoXattrs(this.handle, nodeid, on);
     if (rc !== 0) throw systemError(rc, 'setNoXattrs', `node ${nodeid}`);
   }
@@ -377,7 +377,7 @@ class Device implements FuseDevice {
     return { GETXATTR, LISTXATTR };
   }
 
-  backingShare(nodeid: bigint, fd: number, write: boolean): number | 'none' | 'busy' {
+  backingShare(nodeid: number | bigint, fd: number, write: boolean): number | 'none' | 'busy' {
     const rc = this.native.backingShare(this.handle, nodeid, fd, write);
     if (rc >= 0) return rc;
     if (rc === ENOENT) return 'none';
@@ -385,17 +385,17 @@ class Device implements FuseDevice {
     throw systemError(rc, 'fstat', `backing of node ${nodeid}`);
   }
 
-  backingAdopt(nodeid: bigint, fd: number, writable: boolean): number {
+  backingAdopt(nodeid: number | bigint, fd: number, writable: boolean): number {
     const id = this.native.backingAdopt(this.handle, nodeid, fd, writable);
     if (id < 0) throw systemError(id, 'ioctl', `FUSE_DEV_IOC_BACKING_OPEN of fd ${fd}`);
     return id;
   }
 
-  backingRelease(nodeid: bigint): void {
+  backingRelease(nodeid: number | bigint): void {
     this.native.backingRelease(this.handle, nodeid);
   }
 
-  registerLowerOpen(nodeid: bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void {
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void {
     const rc = this.native.openRegister(this.handle, nodeid, path, size, attr);
     if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerLowerOpen', `node ${nodeid}`);
   }
@@ -404,15 +404,15 @@ class Device implements FuseDevice {
     this.native.openEpoch(this.handle);
   }
 
-  nativeOpenFd(nodeid: bigint): number {
+  nativeOpenFd(nodeid: number | bigint): number {
     return this.native.nativeOpenFd(this.handle, nodeid);
   }
 
-  async notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void> {
+  async notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void> {
     this.settleNotify(await this.native.notifyInvalEntry(this.handle, parent, name), `FUSE_NOTIFY_INVAL_ENTRY ${parent}`);
   }
 
-  async notifyInvalInode(nodeid: bigint, offset: bigint, length: bigint): Promise<void> {
+  async notifyInvalInode(nodeid: number | bigint, offset: bigint, length: bigint): Promise<void> {
     this.settleNotify(await this.native.notifyInvalInode(this.handle, nodeid, offset, length), `FUSE_NOTIFY_INVAL_INODE ${nodeid}`);
   }
 

@@ -14,13 +14,13 @@ import { isUnexpectedFailure, toNegativeErrno } from '../fuse/index.js';
 import type { FuseDevice } from './device.js';
 import { nativeOpenFd } from './formats/engine-handles.js';
 import { LowerOpens } from './lower-opens.js';
-import { NodeTable, type Node } from './node-table.js';
+import { inoKey, NodeTable, type Ino, type Node } from './node-table.js';
 import { OpenFiles } from './open-files.js';
 import { OpenDirs, type PlusEntry } from './readdir.js';
 import { negotiateInit, type InitChoice } from './init.js';
 import {
   attrOut, Body, entryOut, FAttr, FOpen, getxattrOut, IN_HEADER_SIZE, InitFlag, LAYOUT, Opcode, openOut,
-  readInHeader, SetxattrFlag, statfsOut, writeOut, type InHeader, type Validity,
+  readInHeader, SetxattrFlag, statfsOut, writeEntry, writeOut, type InHeader, type Validity,
 } from './wire.js';
 
 export interface DispatcherOptions {
@@ -62,6 +62,11 @@ export class Dispatcher {
   init: InitChoice | undefined;
   private readonly entryValid: Validity;
   private readonly negativeValid: Validity;
+  /** The cached-negative LOOKUP reply: the same bytes every time. */
+  private readonly negativeEntry: Buffer;
+  /** A LOOKUP answered synchronously is written here and sent before handle() returns
+   * (the device copies it into the kernel): no Buffer per reply. */
+  private readonly entryScratch = Buffer.alloc(LAYOUT.fuse_entry_out.size);
   private initWaiters: ((c: InitChoice) => void)[] = [];
   /** Counts setxattr/removexattr/link requests: a listing taken before one may claim "no
    * xattrs" for an object that has one now. */
@@ -91,6 +96,7 @@ export class Dispatcher {
     );
     this.entryValid = { entry: options.entrySeconds, attr: options.attrSeconds };
     this.negativeValid = { entry: options.negativeSeconds, attr: 0 };
+    this.negativeEntry = entryOut(0, null, this.negativeValid);
     this.files = new OpenFiles(fs, device, { passthrough: false, directData: options.directData });
   }
 
@@ -179,7 +185,7 @@ export class Dispatcher {
     return { uid: h.uid, gid: h.gid, pid: h.pid, umask };
   }
 
-  private node(id: bigint): Node {
+  private node(id: number): Node {
     const n = this.nodes.get(id);
     if (n === undefined) throw errno('ESTALE');
     return n;
@@ -209,22 +215,22 @@ export class Dispatcher {
    */
   private async statNode(n: Node): Promise<FileStat> {
     const st = await this.statNow(n);
-    n.lastStat = st;
+    shown(n, st);
     return st;
   }
 
   private async statNow(n: Node): Promise<FileStat> {
     if (n === this.nodes.root) {
       const st = await this.fs.getattr('/');
-      if (this.nodes.root.ino !== String(st.ino)) this.nodes.setRootIno(st.ino);
+      if (this.nodes.root.ino !== inoKey(st.ino)) this.nodes.setRootIno(st.ino);
       return st;
     }
     for (;;) {
       const path = this.nodes.path(n);
       if (path === undefined) return this.statOpen(n);
       const st = await this.fs.getattr(path);
-      if (String(st.ino) === n.ino) return st;
-      if (n.links.length <= 1) {
+      if (inoKey(st.ino) === n.ino) return st;
+      if (n.linkCount <= 1) {
         this.nodes.rekey(n, st.ino);
         return st;
       }
@@ -234,10 +240,13 @@ export class Dispatcher {
     }
   }
 
-  /** An object the kernel knows no name of: only its open handles reach it (fstat after unlink). */
+  /** An object the kernel knows no name of: only its open handles reach it (fstat after
+   * unlink; a retired node, whose open files stay on the object they opened). */
   private async statOpen(n: Node): Promise<FileStat> {
-    // A retired node's open files stay on the object they opened: it shows what it showed.
-    if (n.retired && n.lastStat) return n.lastStat;
+    // A retired node shows what it showed: its name may have moved on to a copy (a chmod
+    // copied it up) before an open the node could not take retired it, and the kernel's
+    // overlayfs shows the copy through the old descriptors too.
+    if (n.retired && n.lastStat !== undefined) return n.lastStat;
     for (const fh of n.openHandles) {
       if (this.fs.fgetattr) return this.fs.fgetattr('', fh);
     }
@@ -260,8 +269,8 @@ export class Dispatcher {
   /** An entry reply for `name` in `parent`, which now exists (lookup, create, link…). */
   private async entry(parent: Node, name: string, path: string): Promise<{ node: Node; st: FileStat; out: Buffer }> {
     const st = await this.fs.getattr(path);
-    const node = this.nodes.remember(parent, name, st.ino, st.perName);
-    node.lastStat = st;
+    const node = this.nodes.remember(parent, name, st);
+    shown(node, st);
     return { node, st, out: entryOut(node.id, st, this.entryValid) };
   }
 
@@ -273,13 +282,13 @@ export class Dispatcher {
       case Opcode.DESTROY:
         return [];
       case Opcode.FORGET:
-        this.nodes.forget(h.nodeid, b.struct('fuse_forget_in').u64('nlookup'));
+        this.nodes.forget(h.nodeid, b.struct('fuse_forget_in').num('nlookup'));
         return null;
       case Opcode.BATCH_FORGET: {
         const count = b.struct('fuse_batch_forget_in').u32('count');
         for (let i = 0; i < count && b.remaining >= LAYOUT.fuse_forget_one.size; i++) {
           const one = b.struct('fuse_forget_one');
-          this.nodes.forget(one.u64('nodeid'), one.u64('nlookup'));
+          this.nodes.forget(one.num('nodeid'), one.num('nlookup'));
         }
         return null;
       }
@@ -316,15 +325,15 @@ export class Dispatcher {
       case Opcode.RMDIR:
         return this.remove(h, op, b.name());
       case Opcode.RENAME: {
-        const newdir = b.struct('fuse_rename_in').u64('newdir');
+        const newdir = b.struct('fuse_rename_in').num('newdir');
         return this.rename(h, newdir, 0, b.name(), b.name());
       }
       case Opcode.RENAME2: {
         const s = b.struct('fuse_rename2_in');
-        return this.rename(h, s.u64('newdir'), s.u32('flags'), b.name(), b.name());
+        return this.rename(h, s.num('newdir'), s.u32('flags'), b.name(), b.name());
       }
       case Opcode.LINK: {
-        const old = b.struct('fuse_link_in').u64('oldnodeid');
+        const old = b.struct('fuse_link_in').num('oldnodeid');
         return this.link(h, old, b.name());
       }
       case Opcode.OPEN:
@@ -420,22 +429,48 @@ export class Dispatcher {
     return [reply];
   }
 
-  private async lookup(h: InHeader, name: string): Promise<Reply> {
+  /**
+   * Synchronous when the filesystem can answer at once (PathFilesystem.lookupSync: the
+   * union's lower-only paths and misses): no promise, no thrown ENOENT, no Buffer — a cold
+   * `stat` of every path of an image is one of these per component (native-notes/engine.md).
+   */
+  private lookup(h: InHeader, name: string): Promise<Reply> | Reply {
     const parent = this.node(h.nodeid);
     const path = this.childPath(parent, name);
     this.trace('lookup', path);
-    let st: FileStat;
-    try {
-      st = await this.fs.getattr(path);
-    } catch (err) {
-      // A cached negative entry: the kernel does not ask again for this name.
-      if (toNegativeErrno(err) === -Errno.ENOENT && this.negativeValid.entry > 0) return [entryOut(0n, null, this.negativeValid)];
-      throw err;
+    const known = this.fs.lookupSync?.(path);
+    if (typeof known === 'number') return this.negative(known);
+    if (known !== undefined) {
+      const node = this.found(parent, name, path, known.stat, known.noXattrs);
+      writeEntry(this.entryScratch, 0, node.id, known.stat, this.entryValid);
+      return [this.entryScratch];
     }
-    const node = this.nodes.remember(parent, name, st.ino, st.perName);
-    node.lastStat = st;
-    if (!node.noXattrs) this.learnNoXattrs(node, path);
-    return [entryOut(node.id, st, this.entryValid)];
+    return this.fs.getattr(path).then(
+      (st) => [entryOut(this.found(parent, name, path, st, undefined).id, st, this.entryValid)],
+      (err: unknown) => {
+        const errno = toNegativeErrno(err);
+        if (errno === -Errno.ENOENT) return this.negative(errno);
+        throw err;
+      },
+    );
+  }
+
+  /** A LOOKUP that found nothing: a cached negative entry for ENOENT (the kernel does not
+   * ask again for this name), else the error. */
+  private negative(errno: number): Reply {
+    return errno === -Errno.ENOENT && this.negativeValid.entry > 0 ? [this.negativeEntry] : errno;
+  }
+
+  /** `name` in `parent` is object `st`: its node, one more reference, and what is known
+   * about its xattrs (`noXattrs` undefined: ask the filesystem). */
+  private found(parent: Node, name: string, path: string, st: FileStat, noXattrs: boolean | undefined): Node {
+    const node = this.nodes.remember(parent, name, st);
+    shown(node, st);
+    if (!node.noXattrs) {
+      if (noXattrs === undefined) this.learnNoXattrs(node, path);
+      else if (noXattrs) node.noXattrs = true;
+    }
+    return node;
   }
 
   private async getattr(h: InHeader, b: Body): Promise<Reply> {
@@ -498,7 +533,7 @@ export class Dispatcher {
     return [];
   }
 
-  private async rename(h: InHeader, newdir: bigint, flags: number, oldName: string, newName: string): Promise<Reply> {
+  private async rename(h: InHeader, newdir: number, flags: number, oldName: string, newName: string): Promise<Reply> {
     const from = this.node(h.nodeid);
     const to = this.node(newdir);
     const oldPath = this.childPath(from, oldName);
@@ -509,13 +544,14 @@ export class Dispatcher {
     return [];
   }
 
-  private async link(h: InHeader, oldId: bigint, newName: string): Promise<Reply> {
+  private async link(h: InHeader, oldId: number, newName: string): Promise<Reply> {
     const old = this.node(oldId);
     const parent = this.node(h.nodeid);
     const oldPath = this.pathOf(old);
     const newPath = this.childPath(parent, newName);
     this.trace('link', newPath);
     this.xattrChanged(old);
+    this.nodes.file(old);
     await this.fs.link(oldPath, newPath, this.caller(h));
     this.xattrChanged(old);
     // Linking may have copied the old name up as an object of its own (a lower hard link):
@@ -566,7 +602,7 @@ export class Dispatcher {
       return [e.out, openOut(fh, ...this.openedOrRetire(e.node, path, fh, flags))];
     } catch (err) {
       // The entry never reached the kernel: take back its reference.
-      this.nodes.forget(e.node.id, 1n);
+      this.nodes.forget(e.node.id, 1);
       throw err;
     }
   }
@@ -653,20 +689,21 @@ export class Dispatcher {
       const epoch = this.xattrEpoch;
       this.dirs.refresh(fh, await this.fs.readdir(path), epoch);
     }
-    const parent = dir.links[0]?.parent;
-    const dots: [bigint, bigint] = [inoOf(dir), parent ? inoOf(parent) : 0n];
+    const parent = dir.parent;
+    const dots: [Ino, Ino] = [inoOf(dir), parent ? inoOf(parent) : 0];
     if (!plus) return [this.dirs.pack(fh, offset, size, dots)];
     // The listing's "no xattrs" facts hold unless an xattr changed since it was taken.
     const trustNoXattrs = open.xattrEpoch === this.xattrEpoch;
     const entryOf = (e: DirEntry, st: FileStat): PlusEntry => {
-      const node = this.nodes.remember(dir, e.name, st.ino, st.perName);
-      node.lastStat = st;
+      const node = this.nodes.remember(dir, e.name, st);
+      shown(node, st);
       // Learnt now, `ls -l`'s two getxattr per entry never reach JS.
       if (e.noXattrs === true && trustNoXattrs) node.noXattrs = true;
       return { nodeid: node.id, stat: st };
     };
     const resolve = (e: DirEntry): PlusEntry | null | Promise<PlusEntry | null> => {
-      if (e.stat !== undefined) return entryOf(e, e.stat);
+      const st = e.stat; // once: it may be made on each ask
+      if (st !== undefined) return entryOf(e, st);
       const p = this.nodes.childPath(dir, e.name);
       if (p === undefined) return null;
       return this.fs.getattr(p).then((st) => entryOf(e, st), () => null);
@@ -690,6 +727,16 @@ function sized(v: Buffer, size: number): Buffer[] {
   return [v];
 }
 
-function inoOf(n: Node): bigint {
-  return /^\d+$/.test(n.ino) ? BigInt(n.ino) : 0n;
+/**
+ * Keeps `st` as what the kernel was last told of `n`, while only it can be retired: a node
+ * with open files (its own handles, or opens the device answered: lowerOpen). A retired
+ * node keeps showing it (statOpen); the other nodes of a walk keep no stat.
+ */
+function shown(n: Node, st: FileStat): void {
+  if (n.openHandles.size > 0 || n.lowerOpen !== undefined) n.lastStat = st;
+  else if (n.lastStat !== undefined) n.lastStat = undefined;
+}
+
+function inoOf(n: Node): Ino {
+  return typeof n.ino === 'number' && n.ino < 0 ? 0 : n.ino;
 }

@@ -90,7 +90,7 @@ export class OpenFiles {
       openFlags |= FOpen.KEEP_CACHE;
     }
     this.files.set(fh, file);
-    node.openHandles.add(fh);
+    node.addHandle(fh);
     return { openFlags, backingId };
   }
 
@@ -99,7 +99,7 @@ export class OpenFiles {
     const f = this.files.get(fh);
     if (f === undefined) return;
     this.files.delete(fh);
-    f.node.openHandles.delete(fh);
+    f.node.deleteHandle(fh);
     if (f.mode === 'passthrough') this.device.backingRelease(f.node.id);
   }
 

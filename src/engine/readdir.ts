@@ -5,6 +5,7 @@
  * entries were served) takes a fresh snapshot, as POSIX asks.
  */
 import type { DirEntry, FileStat } from '../core/filesystem.js';
+import type { Ino } from './node-table.js';
 import { direntSize, direntType, LAYOUT, writeDirent, writeEntry, type Validity } from './wire.js';
 
 interface OpenDir {
@@ -20,12 +21,13 @@ interface OpenDir {
 
 /** An entry as the dispatcher resolves it for READDIRPLUS: a node id (0: no entry) and stat. */
 export interface PlusEntry {
-  nodeid: bigint;
+  nodeid: number;
   stat: FileStat;
 }
 
 /** ino when a '.'/'..' entry's inode is not known (libfuse's FUSE_UNKNOWN_INO). */
-const UNKNOWN_INO = 0xffffffffn;
+const UNKNOWN_INO = 0xffffffff;
+const DOTS = [Buffer.from('.'), Buffer.from('..')];
 
 export class OpenDirs {
   private readonly dirs = new Map<number, OpenDir>();
@@ -58,7 +60,7 @@ export class OpenDirs {
   }
 
   /** READDIR: the dirents from `offset` that fit in `size` bytes. */
-  pack(fh: number, offset: number, size: number, dotInos: [bigint, bigint]): Buffer {
+  pack(fh: number, offset: number, size: number, dotInos: [Ino, Ino]): Buffer {
     const d = this.dirs.get(fh);
     if (d?.entries === undefined) return Buffer.alloc(0);
     d.served = true;
@@ -82,7 +84,7 @@ export class OpenDirs {
     fh: number,
     offset: number,
     size: number,
-    dotInos: [bigint, bigint],
+    dotInos: [Ino, Ino],
     resolve: (e: DirEntry) => PlusEntry | null | Promise<PlusEntry | null>,
     valid: Validity,
   ): Promise<Buffer> {
@@ -93,8 +95,8 @@ export class OpenDirs {
     const entrySize = LAYOUT.fuse_entry_out.size;
     let used = 0;
     for (let i = offset; i < d.entries.length + 2; i++) {
-      const row = this.row(d, i, dotInos);
-      const len = direntSize(row.name.length, true);
+      const name = i < 2 ? DOTS[i]! : Buffer.from(d.entries[i - 2]!.name, 'latin1');
+      const len = direntSize(name.length, true);
       if (used + len > out.length) break;
       let plus: PlusEntry | null = null;
       if (i >= 2) {
@@ -103,18 +105,18 @@ export class OpenDirs {
         plus = r instanceof Promise ? await r : r;
       }
       if (plus) writeEntry(out, used, plus.nodeid, plus.stat, valid);
-      const ino = plus ? BigInt(plus.stat.ino) : row.ino;
-      const type = plus ? direntType(plus.stat.mode) : row.type;
-      writeDirent(out, used + entrySize, ino, i + 1, type, row.name);
+      const row = plus ? { ino: plus.stat.ino, type: direntType(plus.stat.mode) } : this.row(d, i, dotInos);
+      writeDirent(out, used + entrySize, row.ino, i + 1, row.type, name);
       used += len;
     }
     return out.subarray(0, used);
   }
 
-  private row(d: OpenDir, i: number, dotInos: [bigint, bigint]): { name: Buffer; ino: bigint; type: number } {
-    if (i < 2) return { name: Buffer.from(i === 0 ? '.' : '..'), ino: dotInos[i] || UNKNOWN_INO, type: 4 };
+  private row(d: OpenDir, i: number, dotInos: [Ino, Ino]): { name: Buffer; ino: Ino; type: number } {
+    if (i < 2) return { name: DOTS[i]!, ino: dotInos[i] || UNKNOWN_INO, type: 4 };
     const e = d.entries![i - 2]!;
+    const st = e.stat; // once: it may be made on each ask (union-view.ts LowerChild)
     // DT_UNKNOWN when no stat came with the entry: readdir(3) users then stat it.
-    return { name: Buffer.from(e.name, 'latin1'), ino: e.stat ? BigInt(e.stat.ino) : UNKNOWN_INO, type: e.stat ? direntType(e.stat.mode) : 0 };
+    return { name: Buffer.from(e.name, 'latin1'), ino: st ? st.ino : UNKNOWN_INO, type: st ? direntType(st.mode) : 0 };
   }
 }

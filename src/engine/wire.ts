@@ -92,7 +92,10 @@ export const FAttr = {
 } as const;
 
 export const GETATTR_FH = 1;
-export const FUSE_ROOT_ID = 1n;
+/** Node ids are numbers: the engine hands them out from 2 up, one per object it ever
+ * answered for, so they stay far below 2^53 (exact); a larger id from a request names
+ * no node. */
+export const FUSE_ROOT_ID = 1;
 export const IN_HEADER_SIZE = LAYOUT.fuse_in_header.size;
 
 /** A request the engine cannot parse (too short, no NUL after a name…): answered EINVAL. */
@@ -104,7 +107,8 @@ export interface InHeader {
   len: number;
   opcode: number;
   unique: bigint;
-  nodeid: bigint;
+  /** As a number (see FUSE_ROOT_ID; above 2^53 it is inexact, and names no node). */
+  nodeid: number;
   uid: number;
   gid: number;
   pid: number;
@@ -118,13 +122,31 @@ export function readInHeader(req: Buffer): InHeader {
     len: req.readUInt32LE(f.len),
     opcode: req.readUInt32LE(f.opcode),
     unique: req.readBigUInt64LE(f.unique),
-    nodeid: req.readBigUInt64LE(f.nodeid),
+    nodeid: readU64(req, f.nodeid),
     uid: req.readUInt32LE(f.uid),
     gid: req.readUInt32LE(f.gid),
     pid: req.readUInt32LE(f.pid),
   };
   if (h.len !== req.length) throw malformed(`header says ${h.len} bytes, frame has ${req.length}`);
   return h;
+}
+
+/** A u64 as a number: exact below 2^53, which every id and count the engine keeps is. */
+export function readU64(buf: Buffer, off: number): number {
+  return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 0x1_0000_0000;
+}
+
+/** Writes `v` as a u64 (an i64 when negative, e.g. times before 1970) without making a
+ * BigInt for the exact numbers most fields are. */
+export function writeU64(buf: Buffer, off: number, v: number | bigint): void {
+  if (typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
+    buf.writeUInt32LE(v % 0x1_0000_0000, off);
+    buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000), off + 4);
+  } else if (v < 0) {
+    buf.writeBigInt64LE(BigInt(v), off);
+  } else {
+    buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), off);
+  }
 }
 
 /**
@@ -189,6 +211,11 @@ export class StructView {
     const o = this.off(field, 8);
     return o < 0 ? 0n : this.buf.readBigUInt64LE(o);
   }
+  /** A u64 field as a number (node ids, lookup counts, handles: see readU64). */
+  num(field: string): number {
+    const o = this.off(field, 8);
+    return o < 0 ? 0 : readU64(this.buf, o);
+  }
 }
 
 /** Writes fixed structs for replies. */
@@ -219,12 +246,12 @@ const A = LAYOUT.fuse_attr.fields;
 
 /** Writes a fuse_attr at `off` of `buf`. */
 export function writeAttr(buf: Buffer, off: number, st: FileStat): void {
-  buf.writeBigUInt64LE(BigInt(st.ino), off + A.ino);
-  buf.writeBigUInt64LE(BigInt(st.size), off + A.size);
-  buf.writeBigUInt64LE(BigInt(st.blocks), off + A.blocks);
-  buf.writeBigInt64LE(BigInt(st.atime.sec), off + A.atime);
-  buf.writeBigInt64LE(BigInt(st.mtime.sec), off + A.mtime);
-  buf.writeBigInt64LE(BigInt(st.ctime.sec), off + A.ctime);
+  writeU64(buf, off + A.ino, st.ino);
+  writeU64(buf, off + A.size, st.size);
+  writeU64(buf, off + A.blocks, st.blocks);
+  writeU64(buf, off + A.atime, st.atime.sec);
+  writeU64(buf, off + A.mtime, st.mtime.sec);
+  writeU64(buf, off + A.ctime, st.ctime.sec);
   buf.writeUInt32LE(st.atime.nsec, off + A.atimensec);
   buf.writeUInt32LE(st.mtime.nsec, off + A.mtimensec);
   buf.writeUInt32LE(st.ctime.nsec, off + A.ctimensec);
@@ -234,6 +261,7 @@ export function writeAttr(buf: Buffer, off: number, st: FileStat): void {
   buf.writeUInt32LE(st.gid >>> 0, off + A.gid);
   buf.writeUInt32LE(st.rdev >>> 0, off + A.rdev);
   buf.writeUInt32LE(st.blksize >>> 0, off + A.blksize);
+  buf.writeUInt32LE(0, off + A.flags);
 }
 
 /** How long the kernel may trust an answer (seconds). */
@@ -244,24 +272,27 @@ export interface Validity {
 
 const E = LAYOUT.fuse_entry_out.fields;
 
-/** Writes a fuse_entry_out at `off`; nodeid 0 with no stat is a cached negative entry. */
-export function writeEntry(buf: Buffer, off: number, nodeid: bigint, st: FileStat | null, valid: Validity): void {
-  buf.writeBigUInt64LE(nodeid, off + E.nodeid);
-  buf.writeBigUInt64LE(0n, off + E.generation);
-  buf.writeBigUInt64LE(BigInt(valid.entry), off + E.entry_valid);
-  buf.writeBigUInt64LE(BigInt(valid.attr), off + E.attr_valid);
+/** Writes a fuse_entry_out at `off` (every byte of it); nodeid 0 with no stat is a cached
+ * negative entry. */
+export function writeEntry(buf: Buffer, off: number, nodeid: number | bigint, st: FileStat | null, valid: Validity): void {
+  writeU64(buf, off + E.nodeid, nodeid);
+  writeU64(buf, off + E.generation, 0);
+  writeU64(buf, off + E.entry_valid, valid.entry);
+  writeU64(buf, off + E.attr_valid, valid.attr);
+  buf.fill(0, off + E.entry_valid_nsec, off + E.attr);
   if (st) writeAttr(buf, off + E.attr, st);
+  else buf.fill(0, off + E.attr, off + LAYOUT.fuse_entry_out.size);
 }
 
-export function entryOut(nodeid: bigint, st: FileStat | null, valid: Validity): Buffer {
-  const b = Buffer.alloc(LAYOUT.fuse_entry_out.size);
+export function entryOut(nodeid: number | bigint, st: FileStat | null, valid: Validity): Buffer {
+  const b = Buffer.allocUnsafe(LAYOUT.fuse_entry_out.size);
   writeEntry(b, 0, nodeid, st, valid);
   return b;
 }
 
 export function attrOut(st: FileStat, attrValid: number): Buffer {
   const b = Buffer.alloc(LAYOUT.fuse_attr_out.size);
-  b.writeBigUInt64LE(BigInt(attrValid), LAYOUT.fuse_attr_out.fields.attr_valid);
+  writeU64(b, LAYOUT.fuse_attr_out.fields.attr_valid, attrValid);
   writeAttr(b, LAYOUT.fuse_attr_out.fields.attr, st);
   return b;
 }
@@ -299,8 +330,8 @@ const D = LAYOUT.fuse_dirent.fields;
 
 /** Writes a fuse_dirent at `off`; returns its padded size. */
 export function writeDirent(buf: Buffer, off: number, ino: bigint | number, nextOffset: number, type: number, name: Buffer): number {
-  buf.writeBigUInt64LE(BigInt(ino), off + D.ino);
-  buf.writeBigUInt64LE(BigInt(nextOffset), off + D.off);
+  writeU64(buf, off + D.ino, ino);
+  writeU64(buf, off + D.off, nextOffset);
   buf.writeUInt32LE(name.length, off + D.namelen);
   buf.writeUInt32LE(type, off + D.type);
   name.copy(buf, off + D.name);

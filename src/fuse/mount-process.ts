@@ -12,6 +12,15 @@ import { LayerfsError } from '../core/errors.js';
 export const MOUNT_PROCESS_NAME = 'union-mount-main';
 
 /**
+ * Node flags for the mount process: a young generation of 1 MiB semi-spaces (V8 grows it
+ * to 16 MiB when much survives, as a growing node table does). A FUSE server's garbage is
+ * short-lived request objects; the large young generation only kept ~35 MiB more resident
+ * after a 100k-entry walk, for no CPU measured (native-notes/engine.md, "LOOKUP").
+ * src/cli/layerfs-overlay.sh, a shell script, repeats them: keep the two alike.
+ */
+export const MOUNT_PROCESS_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+/**
  * The compiled mount-process entry (also when this module runs from src/ under tests): its
  * one-file bundle when the build made one (scripts/bundle-mount.mjs: a container's mount is
  * ready ~40 ms sooner), else the entry tsc wrote.

@@ -97,6 +97,10 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
     const inC = Object.entries(nativeAnswers?.() ?? {}).filter(([, n]) => n > 0).map(([op, n]) => [`${op} in C`, n]);
     log(`request counts ${JSON.stringify({ ...Object.fromEntries(counts), ...Object.fromEntries(inC) })}`);
     if (micros) log(`request micros ${JSON.stringify(Object.fromEntries(micros))}`);
+    // Where the mount process's memory is (the node table is on the JS heap).
+    const mb = (n: number) => Math.round(n / 2 ** 20);
+    const m = process.memoryUsage();
+    log(`memory MiB rss ${mb(m.rss)} heapUsed ${mb(m.heapUsed)} heapTotal ${mb(m.heapTotal)} external ${mb(m.external)}`);
   });
 
   // `umount` by someone else ends libfuse's loop but not this process: notice and exit,

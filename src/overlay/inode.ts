@@ -15,12 +15,19 @@ const SPAN = 2 ** SPAN_BITS;
 
 /** st_ino of an object in lower layer `layer` whose backing inode is `backingIno`. */
 export function lowerIno(layer: number, backingIno: number | bigint): number {
-  return (layer + LOWER_FIRST_TAG) * SPAN + Number(BigInt(backingIno) % BigInt(SPAN));
+  return (layer + LOWER_FIRST_TAG) * SPAN + spanOf(backingIno);
 }
 
 /** st_ino of an object created in the writable layer. */
 export function upperIno(backingIno: number | bigint): number {
-  return UPPER_TAG * SPAN + Number(BigInt(backingIno) % BigInt(SPAN));
+  return UPPER_TAG * SPAN + spanOf(backingIno);
+}
+
+/** backingIno mod SPAN; without BigInt for the exact numbers the index holds (a lookup
+ * makes one per answer). */
+function spanOf(backingIno: number | bigint): number {
+  if (typeof backingIno === 'number' && Number.isSafeInteger(backingIno) && backingIno >= 0) return backingIno % SPAN;
+  return Number(BigInt(backingIno) % BigInt(SPAN));
 }
 
 /** Encodes an inode number for the origin xattr. */

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { LayerfsError } from '../core/errors.js';
-import { mountProcessEntry, type UnionMountConfig } from '../fuse/index.js';
+import { MOUNT_PROCESS_NODE_FLAGS, mountProcessEntry, type UnionMountConfig } from '../fuse/index.js';
 
 export interface LaunchedMount {
   pid: number;
@@ -16,7 +16,7 @@ export interface LaunchedMount {
 export async function launchUnionMount(config: UnionMountConfig, logFile: string, timeoutMs = 60_000): Promise<LaunchedMount> {
   const log = await open(logFile, 'a');
   try {
-    const child = spawn(process.execPath, [mountProcessEntry(), JSON.stringify(config), '--ready-fd', '3'], {
+    const child = spawn(process.execPath, [...MOUNT_PROCESS_NODE_FLAGS, mountProcessEntry(), JSON.stringify(config), '--ready-fd', '3'], {
       detached: true,
       stdio: ['ignore', log.fd, log.fd, 'pipe'],
     });

@@ -209,6 +209,18 @@ export class LowerIndex {
     return row < 0 ? undefined : new IndexEntry(this.table, row);
   }
 
+  /** The row of `path` (-1: none): with entryAt, an entry made only when needed. Rows are
+   * fixed for the index's life; a directory's children are the rows from
+   * firstChildId(row) on, in `children` order. */
+  rowOf(path: string): number {
+    return findRow(this.table, path);
+  }
+
+  /** The entry of row `row` (from rowOf or firstChildId), a fresh snapshot. */
+  entryAt(row: number): LowerEntry {
+    return new IndexEntry(this.table, row);
+  }
+
   /** True when `path` is a merged lower path (no entry is made). */
   has(path: string): boolean {
     return findRow(this.table, path) >= 0;

@@ -13,7 +13,8 @@
 import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
 import { constants as C, fstatSync } from 'node:fs';
-import type { Caller, DirectIo, DirEntry, FileStat, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import { constants as osConstants } from 'node:os';
+import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
@@ -58,6 +59,7 @@ export interface LayerDamage {
 }
 
 const O_ACCMODE = 3;
+const osErrno = osConstants.errno;
 
 export class UnionFilesystem implements PathFilesystem {
   private readonly handles = new HandleTable();
@@ -104,8 +106,20 @@ export class UnionFilesystem implements PathFilesystem {
     return this.view.stat(this.view.resolve(path));
   }
 
+  /** Lower-only paths and misses from the index, at once; an upper object needs its lstat. */
+  lookupSync(path: string): LookupAnswer | number | undefined {
+    if (this.damaged.size > 0 && this.damaged.has(path)) return undefined;
+    const r = this.view.tryResolve(path);
+    if (r === 'ENOENT') return -osErrno.ENOENT;
+    if (r === 'ENOTDIR') return -osErrno.ENOTDIR;
+    if (r.upper !== undefined) return undefined;
+    return { stat: lowerStat(r.lower!), noXattrs: !r.lower!.xattrs };
+  }
+
   async fgetattr(path: string, fh: number): Promise<FileStat> {
     const f = this.handles.get(fh);
+    // A lower file is what the index says, whatever its name now shows (a copy-up since).
+    if (f.lower !== undefined) return lowerStat(f.lower.entry);
     const st = await fstatFd(f.fd);
     const r: Resolved = { path, lowerPath: null, isDir: (Number(st.mode) & S_IFMT) === S_IFDIR };
     return { ...this.view.upperStat(r, st), ino: f.ino ?? upperIno(st.ino) };

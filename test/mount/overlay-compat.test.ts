@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { overlayIndexDir } from '../../src/cli/overlay-index-cache.js';
+import { MOUNT_PROCESS_NODE_FLAGS } from '../../src/fuse/mount-process.js';
 import { LAYERFS_OVERLAY, REPO, runOverlay, runProgram, writeOverlayWrapper } from '../helpers/cli.js';
 import { forceUnmount, isMounted } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/temp.js';
@@ -163,8 +164,10 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
       expect(pids).toHaveLength(1);
       const pid = Number(pids[0]);
       expect(await processesMentioning(dir)).toEqual([pid]); // the one node is the mount process
-      // …running the build's one-file bundle (scripts/bundle-mount.mjs), not ~100 modules.
-      expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')[1]).toBe(join(REPO, 'dist', 'cli', 'overlay-main.bundle.js'));
+      // …with the mount process's node flags (as the supervisor starts it), running the
+      // build's one-file bundle (scripts/bundle-mount.mjs), not ~100 modules.
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      expect(argv.slice(1, MOUNT_PROCESS_NODE_FLAGS.length + 2)).toEqual([...MOUNT_PROCESS_NODE_FLAGS, join(REPO, 'dist', 'cli', 'overlay-main.bundle.js')]);
       // /proc/PID/stat after the name: state ppid pgrp session …
       const [ppid, , session] = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ').slice(1, 4).map(Number);
       expect(session).toBe(pid); // setsid: its own session, no terminal of the caller's

@@ -45,26 +45,26 @@ class Recorder implements FuseDevice {
   backingClose(): void {}
   /** The device's per-node backing table, modelled: id, file identity, references. */
   readonly nodeBackings = new Map<bigint, { id: number; key: string; writable: boolean; refs: number }>();
-  backingShare(nodeid: bigint, fd: number, write: boolean): number | 'none' | 'busy' {
-    const b = this.nodeBackings.get(nodeid);
+  backingShare(nodeid: number | bigint, fd: number, write: boolean): number | 'none' | 'busy' {
+    const b = this.nodeBackings.get(BigInt(nodeid));
     if (b === undefined) return 'none';
     if (fd < 0 || (write && !b.writable) || b.key !== fileKey(fd)) return 'busy';
     b.refs++;
     return b.id;
   }
-  backingAdopt(nodeid: bigint, fd: number, writable: boolean): number {
+  backingAdopt(nodeid: number | bigint, fd: number, writable: boolean): number {
     const id = this.backingOpen();
-    this.nodeBackings.set(nodeid, { id, key: fileKey(fd), writable, refs: 1 });
+    this.nodeBackings.set(BigInt(nodeid), { id, key: fileKey(fd), writable, refs: 1 });
     return id;
   }
-  backingRelease(nodeid: bigint): void {
-    const b = this.nodeBackings.get(nodeid);
-    if (b !== undefined && --b.refs === 0) this.nodeBackings.delete(nodeid);
+  backingRelease(nodeid: number | bigint): void {
+    const b = this.nodeBackings.get(BigInt(nodeid));
+    if (b !== undefined && --b.refs === 0) this.nodeBackings.delete(BigInt(nodeid));
   }
   readonly lowerOpens = new Map<bigint, string>();
-  registerLowerOpen(nodeid: bigint, path: Uint8Array | null, _size: number, _attr: Uint8Array | null): void {
-    if (path === null) this.lowerOpens.delete(nodeid);
-    else this.lowerOpens.set(nodeid, Buffer.from(path).toString('latin1'));
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, _size: number, _attr: Uint8Array | null): void {
+    if (path === null) this.lowerOpens.delete(BigInt(nodeid));
+    else this.lowerOpens.set(BigInt(nodeid), Buffer.from(path).toString('latin1'));
   }
   lowerOpensEpoch(): void {
     this.lowerOpens.clear();
@@ -73,14 +73,14 @@ class Recorder implements FuseDevice {
     return -1;
   }
   noXattrs = new Set<bigint>();
-  setNoXattrs(nodeid: bigint, on: boolean): void {
-    if (on) this.noXattrs.add(nodeid);
-    else this.noXattrs.delete(nodeid);
+  setNoXattrs(nodeid: number | bigint, on: boolean): void {
+    if (on) this.noXattrs.add(BigInt(nodeid));
+    else this.noXattrs.delete(BigInt(nodeid));
   }
   nativeAnswers(): { GETXATTR: number; LISTXATTR: number } {
     return { GETXATTR: 0, LISTXATTR: 0 };
   }
-  async notifyInvalEntry(parent: bigint, name: Uint8Array): Promise<void> {
+  async notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void> {
     this.inval.push(`${parent}/${Buffer.from(name).toString('latin1')}`);
   }
   async notifyInvalInode(): Promise<void> {}
@@ -169,8 +169,8 @@ describe('engine dispatcher', () => {
     expect(nlinkOfEntry(link)).toBe(2);
     const again = await call(frame(Opcode.LOOKUP, 1n, z('g')));
     expect([nodeidOf(again), inoOfEntry(again)]).toEqual([nodeidOf(f), inoOfEntry(f)]);
-    const node = d.nodes.get(nodeidOf(f))!;
-    expect(node.lookups).toBe(3n);
+    const node = d.nodes.get(Number(nodeidOf(f)))!;
+    expect(node.lookups).toBe(3);
     // Unlinking one name keeps the node reachable through the other.
     expect((await call(frame(Opcode.UNLINK, dirId, z('f')))).error).toBe(0);
     expect(d.nodes.path(node)).toBe('/g');
@@ -180,7 +180,7 @@ describe('engine dispatcher', () => {
     const before = d.nodes.size;
     d.handle(frame(Opcode.FORGET, nodeidOf(f), u64(1n)));
     d.handle(frame(Opcode.BATCH_FORGET, 0n, u32s(1, 0), u64(nodeidOf(f)), u64(2n)));
-    expect(d.nodes.get(nodeidOf(f))).toBeUndefined();
+    expect(d.nodes.get(Number(nodeidOf(f)))).toBeUndefined();
     expect(d.nodes.size).toBe(before - 1);
   });
 
@@ -207,7 +207,7 @@ describe('engine dispatcher', () => {
     // gets a new node whose open shares nothing with the old one.
     const w = await call(frame(Opcode.OPEN, nodeidOf(a), u32s(C.O_RDWR, 0)));
     expect(w.error).toBe(-116);
-    expect(d.nodes.get(nodeidOf(a))!.retired).toBe(true);
+    expect(d.nodes.get(Number(nodeidOf(a)))!.retired).toBe(true);
     // A request that may copy up ended every registration before it ran.
     expect(dev.lowerOpens.size).toBe(0);
     const a2 = await call(frame(Opcode.LOOKUP, 1n, z('a')));
@@ -219,7 +219,7 @@ describe('engine dispatcher', () => {
     const plus = await call(frame(Opcode.READDIRPLUS, 1n, u64(fh), u64(0n), u32s(65536, 0), Buffer.alloc(16)));
     expect(plus.error).toBe(0);
     // '.', '..', a, b: the new node of a counted twice now.
-    expect(d.nodes.get(nodeidOf(a2))!.lookups).toBe(2n);
+    expect(d.nodes.get(Number(nodeidOf(a2)))!.lookups).toBe(2);
     let off = 0;
     const names: string[] = [];
     while (off < plus.payload.length) {
@@ -236,8 +236,8 @@ describe('engine dispatcher', () => {
     const b = nodeidOf(await call(frame(Opcode.LOOKUP, 1n, z('b'))));
     expect((await call(frame(Opcode.RENAME2, 1n, u64(1n), u32s(1, 0), z('a'), z('b')))).error).toBe(-17);
     expect((await call(frame(Opcode.RENAME2, 1n, u64(1n), u32s(2, 0), z('a'), z('b')))).error).toBe(0);
-    expect(d.nodes.path(d.nodes.get(a)!)).toBe('/b');
-    expect(d.nodes.path(d.nodes.get(b)!)).toBe('/a');
+    expect(d.nodes.path(d.nodes.get(Number(a))!)).toBe('/b');
+    expect(d.nodes.path(d.nodes.get(Number(b))!)).toBe('/a');
   });
 
   it('survives random and truncated frames, answering each whole header once', async () => {

@@ -12,8 +12,8 @@
  *   backingAdopt(h, nodeid, fd, writable) -> id | -errno ; backingRelease(h, nodeid)
  *   openRegister(h, nodeid, path | null, size, attr | null) -> 0 | -errno ; openEpoch(h)
  *   nativeOpenFd(h, nodeid) -> an fd C holds for the node, or -1
- *   notifyInvalEntry(h, parent: bigint, name: Uint8Array) -> Promise<0 | -errno>
- *   notifyInvalInode(h, nodeid: bigint, offset: bigint, length: bigint) -> Promise<0 | -errno>
+ *   notifyInvalEntry(h, parent: bigint | number, name: Uint8Array) -> Promise<0 | -errno>
+ *   notifyInvalInode(h, nodeid: bigint | number, offset: bigint, length: bigint) -> Promise<0 | -errno>
  *   teardown(h, detach: boolean) -> Promise<void>   (once per handle)
  *   fd(h) -> number ; unmountPath(mountpoint, fusermount) -> 0 | -errno
  *   socketDevice() -> [handle, peerFd]        a device on a socketpair, for tests
@@ -92,6 +92,19 @@ static int type_error(napi_env env, const char *what, const char *expected) {
 static int get_u64(napi_env env, napi_value v, uint64_t *out, const char *what) {
   bool lossless;
   return (napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok && lossless) || type_error(env, what, "a bigint in 0..2^64-1");
+}
+
+// A node id: a number (JS keeps them as exact integers below 2^53, no BigInt per
+// request) or a bigint.
+static int get_nodeid(napi_env env, napi_value v, uint64_t *out, const char *what) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return get_u64(env, v, out, what);
+  double d;
+  if (napi_get_value_double(env, v, &d) == napi_ok && d >= 0 && d <= 9007199254740992.0 && d == (double) (uint64_t) d) {
+    *out = (uint64_t) d;
+    return 1;
+  }
+  return type_error(env, what, "an integer in 0..2^53 or a bigint");
 }
 
 static int get_i64(napi_env env, napi_value v, int64_t *out, const char *what) {
@@ -636,7 +649,7 @@ static napi_value js_set_no_xattrs(napi_env env, napi_callback_info info) {
   lf_device *dev;
   uint64_t nodeid;
   bool on = false;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
   CHECK(napi_get_value_bool(env, argv[2], &on));
   return number(env, -lf_node_flags_set(&dev->no_xattrs, nodeid, on));
 }
@@ -662,7 +675,7 @@ static napi_value js_backing_share(napi_env env, napi_callback_info info) {
   uint64_t nodeid;
   int32_t fd;
   bool write = false;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid") || !get_i32(env, argv[2], &fd, "fd")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid") || !get_i32(env, argv[2], &fd, "fd")) return NULL;
   CHECK(napi_get_value_bool(env, argv[3], &write));
   lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
   if (dev->closing || !r || r->backing_id < 0) return number(env, -ENOENT);
@@ -682,7 +695,7 @@ static napi_value js_backing_adopt(napi_env env, napi_callback_info info) {
   uint64_t nodeid;
   int32_t fd;
   bool writable = false;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid") || !get_i32(env, argv[2], &fd, "fd")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid") || !get_i32(env, argv[2], &fd, "fd")) return NULL;
   CHECK(napi_get_value_bool(env, argv[3], &writable));
   if (dev->closing) return number(env, -EBADF);
   struct stat st;
@@ -708,7 +721,7 @@ static napi_value js_backing_release(napi_env env, napi_callback_info info) {
   ARGS(2);
   lf_device *dev;
   uint64_t nodeid;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
   lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
   if (!dev->closing && r) lf_node_opens_unref(&dev->opens, r, dev->mount.fd);
   return number(env, 0);
@@ -725,7 +738,7 @@ static napi_value js_open_register(napi_env env, napi_callback_info info) {
   void *data = NULL, *attr = NULL;
   size_t len = 0, attr_len = 0;
   napi_valuetype type;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
   CHECK(napi_typeof(env, argv[2], &type));
   if (type != napi_null && (!get_bytes(env, argv[2], &data, &len, "path") || !get_bytes(env, argv[4], &attr, &attr_len, "attr"))) return NULL;
   CHECK(napi_get_value_int64(env, argv[3], &size));
@@ -747,7 +760,7 @@ static napi_value js_native_open_fd(napi_env env, napi_callback_info info) {
   ARGS(2);
   lf_device *dev;
   uint64_t nodeid;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
   lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
   return number(env, r && r->nfds > 0 ? r->fds[0] : -1);
 }
@@ -781,7 +794,7 @@ static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
   uint64_t parent;
   void *name;
   size_t len;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &parent, "parent") || !get_bytes(env, argv[2], &name, &len, "name")) return NULL;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &parent, "parent") || !get_bytes(env, argv[2], &name, &len, "name")) return NULL;
   if (len == 0 || len > 1024 || memchr(name, 0, len) || memchr(name, '/', len)) {
     napi_throw_range_error(env, "EINVAL", "layerfs_engine: a name is 1..1024 bytes without NUL or '/'");
     return NULL;
@@ -794,7 +807,7 @@ static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
   lf_device *dev;
   uint64_t nodeid;
   int64_t offset, length;
-  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &nodeid, "nodeid") || !get_i64(env, argv[2], &offset, "offset") ||
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid") || !get_i64(env, argv[2], &offset, "offset") ||
       !get_i64(env, argv[3], &length, "length")) return NULL;
   return queue_notify(env, dev, lf_notify_inval_inode(dev->mount.fd, nodeid, offset, length));
 }
