@@ -269,8 +269,10 @@ export class Dispatcher {
   /** An entry reply for `name` in `parent`, which now exists (lookup, create, link…). */
   private async entry(parent: Node, name: string, path: string): Promise<{ node: Node; st: FileStat; out: Buffer }> {
     const st = await this.fs.getattr(path);
-    const node = this.nodes.remember(parent, name, st);
-    shown(node, st);
+    // As for a LOOKUP: a new object's lack of xattrs is known at once, so the kernel's
+    // security.capability probe at its first write (and `ls -l`'s) is answered in C, not
+    // by a request through JS per created file.
+    const node = this.found(parent, name, path, st, undefined);
     return { node, st, out: entryOut(node.id, st, this.entryValid) };
   }
 

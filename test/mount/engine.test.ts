@@ -166,6 +166,24 @@ describe.skipIf(!inject('canMount'))('the layerfs engine on a real mount', () =>
     }
   });
 
+  it('knows a created object has no xattrs: the probes of its first write and of ls -l stay in the request loop', async () => {
+    const dir = await tempDir('layerfs-engine-xattr-new-');
+    const trace = join(dir, 'ops');
+    const m = await engineMount([{ 'd/lower': 'x' }], { LAYERFS_TRACE_OPS: trace });
+    try {
+      await mkdir(join(m.mnt, 'n'));
+      // Each write of a new file makes the kernel ask security.capability (to drop it).
+      for (let i = 0; i < 50; i++) await writeFile(join(m.mnt, 'n', `f${i}`), `${i}`);
+      await run('ls', ['-l', join(m.mnt, 'n')]);
+      expect(await sys.lgetxattr(join(m.mnt, 'n', 'f7'), 'user.k')).toBeNull();
+      const ops = await traced(trace);
+      expect(ops.get('create')).toBe(50);
+      expect(ops.get('getxattr') ?? 0).toBeLessThan(5);
+    } finally {
+      await m.close();
+    }
+  });
+
   it('serves a 64 MiB read and write by passthrough: no READ or WRITE reaches the engine, the lower stays byte-identical', async () => {
     const dir = await tempDir('layerfs-engine-trace-');
     const trace = join(dir, 'ops');
