@@ -13,13 +13,14 @@
  * cached under .cache/bench-engine-lookup/<files>x<dirs>/. Not a test: numbers only.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { dropCaches, median, sh } from './bench-driver/run.mjs';
-import { forceUnmount, layerfsIndexCache, makeSystems, peakRssMiB } from './bench-driver/systems.mjs';
+import { cpuTimes, lastMicros, selectSystems } from './bench-driver/engine-bench.mjs';
+import { forceUnmount, layerfsIndexCache, peakRssMiB } from './bench-driver/systems.mjs';
 
 const repo = resolve(import.meta.dirname, '..');
 const { values: opts } = parseArgs({
@@ -74,27 +75,7 @@ await LowerIndex.ensureCache(lowers, layerfsIndexCache(lowers));
 
 const logDir = mkdtempSync(join(tmpdir(), 'bench-engine-lookup-log-'));
 if (opts['node-options']) process.env.LAYERFS_BENCH_NODE_ARGS = opts['node-options'];
-const wanted = opts.systems.split(',');
-const systems = makeSystems({ distDir: opts.dist, logDir }).filter((s) => wanted.includes(s.name));
-if (opts['before-dist']) {
-  mkdirSync(join(logDir, 'before'));
-  const before = makeSystems({ distDir: resolve(opts['before-dist']), logDir: join(logDir, 'before') }).find((s) => s.name === 'layerfs');
-  systems.unshift({ ...before, name: 'layerfs-before' });
-}
-
-/** [user, system] CPU seconds of a process so far, all threads. */
-function cpuTimes(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return [Number(f[11]) / 100, Number(f[12]) / 100];
-}
-async function lastMicros(handle) {
-  for (let i = 0; i < 20; i++) {
-    const all = [...readFileSync(handle.log, 'utf8').matchAll(/request micros (\{.*\})/g)];
-    if (all.length) return JSON.parse(all.at(-1)[1]);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {};
-}
+const systems = selectSystems({ dist: opts.dist, logDir, names: opts.systems, beforeDist: opts['before-dist'] });
 
 const WORKLOADS = [
   { name: 'stat-hit', drop: true, cmd: (m) => `cd ${m} && ${helper} stat ${lists.hit}`, expect: `found ${files} missing 0` },

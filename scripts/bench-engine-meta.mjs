@@ -19,12 +19,13 @@
  * Needs root and a built dist/ (npm run build). The tree is cached under
  * .cache/bench-engine-meta/<files>x<dirs>/. Not a test: timings are only printed.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { makeSystems, forceUnmount, layerfsIndexCache } from './bench-driver/systems.mjs';
+import { cpuTimes, lastMicros, selectSystems } from './bench-driver/engine-bench.mjs';
+import { forceUnmount, layerfsIndexCache } from './bench-driver/systems.mjs';
 import { dropCaches, median, sh } from './bench-driver/run.mjs';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -78,34 +79,14 @@ const lowers = ensureTree();
 const { LowerIndex } = await import(pathToFileURL(join(opts.dist, 'union', 'lower-index.js')).href);
 await LowerIndex.ensureCache(lowers, layerfsIndexCache(lowers));
 const logDir = mkdtempSync(join(tmpdir(), 'bench-engine-meta-log-'));
-const wanted = opts.systems.split(',');
-const systems = makeSystems({ distDir: opts.dist, logDir }).filter((s) => wanted.includes(s.name));
-if (opts['before-dist']) {
-  const beforeLogs = join(logDir, 'before');
-  mkdirSync(beforeLogs);
-  const before = makeSystems({ distDir: resolve(opts['before-dist']), logDir: beforeLogs }).find((s) => s.name === 'layerfs');
-  systems.unshift({ ...before, name: 'layerfs-before' });
-}
+const systems = selectSystems({ dist: opts.dist, logDir, names: opts.systems, beforeDist: opts['before-dist'] });
 const times = new Map(); // `${system}\t${workload}` → seconds[]
 const cpus = new Map(); // the same → the mount process's CPU seconds[]
 const counts = new Map(); // `${system}\t${workload}` → layerfs engine request counts (last round)
 const micros = new Map(); // the same → µs per request type (arrival to reply)
 
-/** The last "request micros {…}" line the mount process logged (after requestCounts). */
-async function lastMicros(handle) {
-  for (let i = 0; i < 20; i++) {
-    const all = [...readFileSync(handle.log, 'utf8').matchAll(/request micros (\{.*\})/g)];
-    if (all.length) return JSON.parse(all.at(-1)[1]);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {};
-}
-/** CPU seconds (user + system, all threads) the mount process used so far: on a shared
- * machine less noisy than wall time, which other people's work stretches. */
-function cpuSeconds(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
+/** CPU seconds (user + system, all threads) the mount process used so far. */
+const cpuSeconds = (pid) => cpuTimes(pid).reduce((a, b) => a + b, 0);
 const diff = (after, before) => Object.fromEntries(Object.entries(after ?? {}).map(([k, v]) => [k, v - (before?.[k] ?? 0)]).filter(([, v]) => v > 0));
 
 console.error(`tree: ${files} files in ${dirs} dirs, ${rounds} rounds, load ${loadavg()[0].toFixed(2)}`);

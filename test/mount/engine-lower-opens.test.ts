@@ -8,54 +8,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { appendFile, chmod, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { makeLayers, type LayerSpec } from '../helpers/layers.js';
-import { mountKernelOverlay, unmountKernelOverlay } from '../helpers/oracle.js';
+import { engineMount, kernelMount, traced } from '../helpers/engine-mounts.js';
+import type { LayerSpec } from '../helpers/layers.js';
 import { tempDir } from '../helpers/temp.js';
-import { mountUnion } from '../helpers/union-mount.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-async function engineMount(specs: LayerSpec[], env: NodeJS.ProcessEnv = {}) {
-  const dir = await tempDir('layerfs-lower-opens-');
-  const layers = await makeLayers(specs);
-  const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir, { LAYERFS_ENGINE: 'layerfs', ...env });
-  return {
-    mnt: m.mountpoint,
-    pid: m.pid,
-    async close() {
-      await m.stop();
-      await layers.cleanup();
-    },
-  };
-}
-
-async function kernelMount(specs: LayerSpec[]) {
-  const layers = await makeLayers(specs);
-  const mnt = join(layers.root, 'kmnt');
-  await mkdir(mnt);
-  await mountKernelOverlay(layers.lowers, layers.upper, layers.work, mnt);
-  return {
-    mnt,
-    async close() {
-      await unmountKernelOverlay(mnt);
-      await layers.cleanup();
-    },
-  };
-}
-
-/** Requests per "op path" line of a LAYERFS_TRACE_OPS file. */
-async function traced(file: string): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const line of (await readFile(file, 'latin1').catch(() => '')).split('\n')) {
-    if (line === '') continue;
-    const op = line.split(' ')[0]!;
-    counts.set(op, (counts.get(op) ?? 0) + 1);
-  }
-  return counts;
-}
 
 const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 

@@ -12,56 +12,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
 import { sys } from '../../src/union/sys.js';
-import { makeLayers, type LayerSpec } from '../helpers/layers.js';
-import { errnoName, mountKernelOverlay, unmountKernelOverlay } from '../helpers/oracle.js';
+import { engineMount, kernelMount, traced } from '../helpers/engine-mounts.js';
+import type { LayerSpec } from '../helpers/layers.js';
+import { errnoName } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/temp.js';
-import { mountUnion } from '../helpers/union-mount.js';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-/** A union of `specs` served by the layerfs engine; `env` adds to the mount process's. */
-async function engineMount(specs: LayerSpec[], env: NodeJS.ProcessEnv = {}) {
-  const dir = await tempDir('layerfs-engine-');
-  const layers = await makeLayers(specs);
-  const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir, { LAYERFS_ENGINE: 'layerfs', ...env });
-  return {
-    layers,
-    mnt: m.mountpoint,
-    stderr: () => m.stderr(),
-    async close() {
-      await m.stop();
-      await layers.cleanup();
-    },
-  };
-}
-
-/** The kernel's overlayfs over a copy of the same layers, for comparison. */
-async function kernelMount(specs: LayerSpec[]) {
-  const layers = await makeLayers(specs);
-  const mnt = join(layers.root, 'kmnt');
-  await mkdir(mnt);
-  await mountKernelOverlay(layers.lowers, layers.upper, layers.work, mnt);
-  return {
-    mnt,
-    async close() {
-      await unmountKernelOverlay(mnt);
-      await layers.cleanup();
-    },
-  };
-}
-
-/** Requests of each kind in a LAYERFS_TRACE_OPS file. */
-async function traced(file: string): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const line of (await readFile(file, 'latin1').catch(() => '')).split('\n')) {
-    if (line === '') continue;
-    const op = line.split(' ')[0]!;
-    counts.set(op, (counts.get(op) ?? 0) + 1);
-  }
-  return counts;
-}
 
 describe.skipIf(!inject('canMount'))('the layerfs engine on a real mount', () => {
   it('gives all names of a hard-linked object one inode, whose changes show through every name at once', async () => {
