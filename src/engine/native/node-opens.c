@@ -8,13 +8,7 @@
 
 #include "passthrough.h"
 
-static size_t slot_of(uint64_t id, size_t cap) {
-  // Node ids are a counter: mix them so neighbours do not form runs.
-  id ^= id >> 33;
-  id *= 0xff51afd7ed558ccdULL;
-  id ^= id >> 33;
-  return (size_t) id & (cap - 1);
-}
+#include "node-id-hash.h"
 
 static int grow(lf_node_opens *t) {
   size_t cap = t->cap ? t->cap * 2 : 1024;
@@ -22,7 +16,7 @@ static int grow(lf_node_opens *t) {
   if (!slots) return ENOMEM;
   for (size_t i = 0; i < t->cap; i++) {
     if (!t->slots[i]) continue;
-    size_t j = slot_of(t->slots[i]->node, cap);
+    size_t j = lf_node_slot(t->slots[i]->node, cap);
     while (slots[j]) j = (j + 1) & (cap - 1);
     slots[j] = t->slots[i];
   }
@@ -34,7 +28,7 @@ static int grow(lf_node_opens *t) {
 
 lf_node_open *lf_node_opens_get(lf_node_opens *t, uint64_t node) {
   if (t->cap == 0 || node == 0) return NULL;
-  for (size_t i = slot_of(node, t->cap);; i = (i + 1) & (t->cap - 1)) {
+  for (size_t i = lf_node_slot(node, t->cap);; i = (i + 1) & (t->cap - 1)) {
     if (!t->slots[i]) return NULL;
     if (t->slots[i]->node == node) return t->slots[i];
   }
@@ -48,7 +42,7 @@ lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node) {
   if (!(r = calloc(1, sizeof *r))) return NULL;
   r->node = node;
   r->backing_id = -1;
-  size_t i = slot_of(node, t->cap);
+  size_t i = lf_node_slot(node, t->cap);
   while (t->slots[i]) i = (i + 1) & (t->cap - 1);
   t->slots[i] = r;
   t->count++;
@@ -57,12 +51,12 @@ lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node) {
 
 void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r) {
   if (r->path || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
-  size_t i = slot_of(r->node, t->cap);
+  size_t i = lf_node_slot(r->node, t->cap);
   while (t->slots[i] != r) i = (i + 1) & (t->cap - 1);
   // Backward-shift deletion (as node-flags.c): no tombstones.
   size_t hole = i;
   for (size_t j = (i + 1) & (t->cap - 1); t->slots[j]; j = (j + 1) & (t->cap - 1)) {
-    size_t home = slot_of(t->slots[j]->node, t->cap);
+    size_t home = lf_node_slot(t->slots[j]->node, t->cap);
     int stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
     if (stays) continue;
     t->slots[hole] = t->slots[j];
