@@ -33,6 +33,9 @@
  *            offset); throws an Error with `errno` (negative) and the reason; unmapped when collected
  *   dirStamps(root): Buffer                               SYNCHRONOUS: a line per directory under `root`
  *            (see dirStamps below); throws a system error like node:fs's
+ *   copyUpSmall(src, tmp, dest, parent, uid, gid, perm, atime, mtime, originName, originValue, size, reflink): number
+ *            SYNCHRONOUS: a small regular file's whole copy-up (see copyUpSmall below); 1 when
+ *            FICLONE was refused, else 0; throws a system error like node:fs's
  *
  * The addon is built by scripts/build-native.mjs (run from npm's postinstall) into
  * src/sys/native/build/Release/layerfs_sys.node and loaded on first use, so importing this
@@ -87,6 +90,10 @@ interface Binding {
   mapIndexCache(path: SysPath): ArrayBuffer;
   setInline(on: boolean): void;
   dirStamps(root: SysPath): Buffer;
+  copyUpSmall(
+    src: SysPath, tmp: SysPath, dest: SysPath, parent: SysPath | null, uid: number, gid: number, perm: number,
+    atime: Timespec, mtime: Timespec, originName: string | null, originValue: Buffer | null, size: number, reflink: boolean,
+  ): number;
 }
 
 const ADDON_RELATIVE = join('src', 'sys', 'native', 'build', 'Release', 'layerfs_sys.node');
@@ -245,4 +252,43 @@ export function mapIndexCache(path: SysPath): ArrayBuffer {
  */
 export function dirStamps(root: SysPath): Buffer {
   return binding().dirStamps(root);
+}
+
+/** The most data bytes copyUpSmall copies. */
+export const COPY_UP_SMALL_MAX = 64 * 1024;
+
+/** A small regular file's copy-up, for copyUpSmall. */
+export interface SmallCopyUp {
+  src: SysPath;
+  /** Created O_EXCL; removed again if the copy fails before its rename. */
+  tmp: SysPath;
+  dest: SysPath;
+  /** dest's directory, whose atime and mtime are restored after the rename; null: left as they are. */
+  parent: SysPath | null;
+  uid: number;
+  gid: number;
+  /** Permission bits (set after the owner: chown clears set-id bits). */
+  perm: number;
+  atime: Timespec;
+  mtime: Timespec;
+  origin: { name: string; value: Buffer } | null;
+  /** Data bytes to copy, at most COPY_UP_SMALL_MAX. */
+  size: number;
+  /** Try FICLONE before copy_file_range. */
+  reflink: boolean;
+}
+
+/**
+ * SYNCHRONOUS. One small regular file copied up in one call (src/sys/native/copy-up-small.c):
+ * open the source, create `tmp` O_EXCL, copy `size` bytes (reflink, copy_file_range,
+ * read/write), chown, chmod, the origin xattr, the times, rename to `dest`, the parent's
+ * times restored. Copies no xattrs and flushes nothing: union/copy-up.ts sends only the
+ * files that need neither. Returns whether FICLONE was refused (EOPNOTSUPP, EXDEV, EINVAL:
+ * the caller stops trying it); throws a system error (code, errno, syscall, path[, dest]).
+ */
+export function copyUpSmall(c: SmallCopyUp): { reflinkRefused: boolean } {
+  const refused = binding().copyUpSmall(
+    c.src, c.tmp, c.dest, c.parent, c.uid, c.gid, c.perm, c.atime, c.mtime, c.origin?.name ?? null, c.origin?.value ?? null, c.size, c.reflink,
+  );
+  return { reflinkRefused: refused === 1 };
 }

@@ -10,6 +10,13 @@
  * below: its copy is a new inode). The parent's times are restored
  * after the rename, as the kernel does, so a copy-up is invisible in the parent's mtime.
  *
+ * In a serving mount process (calls inline, union/backing-calls.ts) a regular file with
+ * no xattrs, at most 64 KiB of data and no flush to make — an empty file, the common case
+ * of a container's first write to a lower file, or any small one with
+ * LAYERFS_COPY_UP_FSYNC=0 — is copied up by one synchronous native call doing these same
+ * steps (src/sys/native/copy-up-small.c): ~14 JS-to-native round trips, each with its
+ * Buffer conversions and settled Promise, cost more than the syscalls themselves.
+ *
  * Durability. A killed layerfs loses nothing (the page cache outlives the process), but
  * after a kernel crash or power loss the journal may hold the rename and not yet the
  * data (ext4 delayed allocation): the upper file comes back empty or short and hides the
@@ -31,7 +38,8 @@ import type { LowerEntry, LowerIndex } from './lower-index.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { POSIX_FADV_SEQUENTIAL, SEEK_DATA, SEEK_HOLE } from '../sys/native.js';
-import { backing } from './backing-path.js';
+import { backing, PATH_MAX } from './backing-path.js';
+import { COPY_UP_SMALL_MAX } from '../sys/native.js';
 import { closeFd, fchmodFd, fchownFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 
 /** Largest single copy_file_range request (the kernel caps one call near 2 GiB). */
@@ -60,7 +68,8 @@ export function durableByDefault(): boolean {
 
 /**
  * Copies lower object `entry` (at index path `lowerPath`) to `dest` via the temp path
- * `tmp`. With `data` false a regular file is copied empty (the caller truncates it).
+ * `tmp`, then restores the times of `parent` (dest's directory) that the rename changed.
+ * With `data` false a regular file is copied empty (the caller truncates it).
  * Returns the st_ino the copy keeps (undefined when it takes its own) and the owner
  * override it carries (owner-override.ts: a rootless mount that cannot chown).
  */
@@ -71,16 +80,66 @@ export async function copyUpObject(
   entry: LowerEntry,
   tmp: Buffer,
   dest: Buffer,
+  parent: Buffer,
   data: boolean,
 ): Promise<CopiedUp> {
   const src = index.realPath(entry.layer, lowerPath);
   const type = entry.mode & S_IFMT;
-  const perm = entry.mode & 0o7777;
   // A lower file with more than one name: the copy is a new inode (the hard link is
   // broken, as by the kernel's overlayfs without index=on), so it takes its own number, as
   // the kernel's does; keeping the original's would give two different files (the copy
   // and a sibling still below) one st_ino, and tar, rsync or du would take them for links.
   const origin = type !== S_IFDIR && entry.nlink > 1 ? undefined : lowerIno(entry.layer, entry.ino);
+  if (type === S_IFREG && inOneCall(caps, entry, data, [src, tmp, dest, parent])) {
+    const { reflinkRefused } = sys.copyUpSmall({
+      src, tmp, dest, parent,
+      uid: entry.uid, gid: entry.gid, perm: entry.mode & 0o7777,
+      atime: { sec: entry.atimeSec, nsec: entry.atimeNsec },
+      mtime: { sec: entry.mtimeSec, nsec: entry.mtimeNsec },
+      origin: origin === undefined ? null : { name: ORIGIN_XATTR, value: encodeOrigin(origin) },
+      size: data ? entry.size : 0,
+      reflink: caps.reflink,
+    });
+    if (reflinkRefused) caps.reflink = false;
+    return { origin, override: undefined };
+  }
+  const pst = await backing.lstatBig(parent);
+  const copied = await copyUp(caps, src, lowerPath, index, entry, tmp, dest, origin, data);
+  // The rename into the parent changed its times; the kernel restores them too.
+  await backing.utimens(parent, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
+  return copied;
+}
+
+/**
+ * Whether a regular file's copy-up is one native call (see the top of the file): calls
+ * inline, no owner override, no xattrs to copy, at most COPY_UP_SMALL_MAX bytes without
+ * holes to keep and no flush to make, and every path short enough to pass whole.
+ */
+function inOneCall(caps: CopyCaps, entry: LowerEntry, data: boolean, paths: Buffer[]): boolean {
+  if (!fsp.backingCallsInline() || OWNER_OVERRIDES || entry.xattrs) return false;
+  const size = data ? entry.size : 0;
+  if (size > 0 && (size > COPY_UP_SMALL_MAX || entry.blocks * 512 < size || (caps.durable ?? durableByDefault()))) return false;
+  return paths.every((p) => p.length < PATH_MAX);
+}
+
+function nsTime(ns: bigint): { sec: number; nsec: number } {
+  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
+}
+
+/** The general copy-up: every type, xattrs, owner overrides, any size, the flush. */
+async function copyUp(
+  caps: CopyCaps,
+  src: Buffer,
+  lowerPath: string,
+  index: LowerIndex,
+  entry: LowerEntry,
+  tmp: Buffer,
+  dest: Buffer,
+  origin: number | undefined,
+  data: boolean,
+): Promise<CopiedUp> {
+  const type = entry.mode & S_IFMT;
+  const perm = entry.mode & 0o7777;
   const atime = { sec: entry.atimeSec, nsec: entry.atimeNsec };
   const mtime = { sec: entry.mtimeSec, nsec: entry.mtimeNsec };
   let override: OverrideStat | undefined;

@@ -58,10 +58,7 @@ export class UpperWriter {
     if (r.upper !== undefined) return r;
     await this.ensureUpper(parentOf(path));
     const parentReal = this.upper.realPath(parentOf(path));
-    const pst = await backing.lstatBig(parentReal);
-    const { origin, override } = await copyUpObject(this.caps, this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), data);
-    // The rename into the parent changed its times; the kernel restores them too.
-    await backing.utimens(parentReal, nsTime(pst.atimeNs), nsTime(pst.mtimeNs));
+    const { origin, override } = await copyUpObject(this.caps, this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), parentReal, data);
     const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}), ...(override ? { override } : {}) };
     if (r.lower!.xattrs === false) node.noXattrs = true;
     this.upper.set(path, node);
@@ -258,8 +255,4 @@ export function fixProcessUmask(): void {
 /** The process umask (process.umask() without arguments only reads it; no warning on Node 20). */
 function processUmask(): number {
   return fixedUmask ?? process.umask();
-}
-
-function nsTime(ns: bigint): { sec: number; nsec: number } {
-  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
 }

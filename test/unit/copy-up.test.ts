@@ -3,13 +3,15 @@
  * SEEK_DATA/SEEK_HOLE (the holes' map must come out identical, not merely "smaller"),
  * dense files byte for byte, and the lower file untouched by writes after the copy-up.
  * Durability (the flush before the rename) is observed on a real mount in
- * test/mount/copy-up-durability.test.ts.
+ * test/mount/copy-up-durability.test.ts. Small files inline (one native call) and on the
+ * general path must come out the same.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as C } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lseek, SEEK_DATA, SEEK_HOLE } from '../../src/sys/native.js';
+import { runBackingCallsInline } from '../../src/union/backing-calls.js';
 import { UnionFilesystem } from '../../src/union/union-fs.js';
 import { makeLayers, ROOT, type TestLayers } from '../helpers/layers.js';
 
@@ -60,10 +62,10 @@ async function sparseFile(path: string, size: number, pieces: Array<[number, Buf
 
 const sha = async (path: string): Promise<string> => createHash('sha256').update(await fsp.readFile(path)).digest('hex');
 
-async function open(specsOf: (lower: string) => Promise<void>): Promise<UnionFilesystem> {
+async function open(specsOf: (lower: string) => Promise<void>, volatile = false): Promise<UnionFilesystem> {
   layers = await makeLayers([{ 'keep': 'k' }]);
   await specsOf(layers.lowers[0]!);
-  return UnionFilesystem.open({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work });
+  return UnionFilesystem.open({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work, volatile });
 }
 
 describe('copy-up data', () => {
@@ -124,4 +126,63 @@ describe('copy-up data', () => {
     const lowerAfter = await fsp.stat(lower, { bigint: true });
     expect([lowerAfter.mtimeNs, lowerAfter.ctimeNs, lowerAfter.size]).toEqual([lowerBefore.mtimeNs, lowerBefore.ctimeNs, lowerBefore.size]);
   });
+});
+
+describe('small files, inline (one native call) and on the general path', () => {
+  const T = (sec: number, nsec: number) => ({ sec, nsec });
+  /** Lower: d/ with an empty file, a small one, one with an xattr (never the one-call path) and a sparse one. */
+  async function lowerTree(lower: string): Promise<void> {
+    await fsp.mkdir(`${lower}/d`);
+    await fsp.writeFile(`${lower}/d/empty`, '');
+    await fsp.writeFile(`${lower}/d/small`, 'small data');
+    await fsp.writeFile(`${lower}/d/xattr`, 'has one');
+    await sparseFile(`${lower}/d/sparse`, 48 * KiB, [[0, Buffer.from('head')]]);
+    const { lsetxattr, utimens } = await import('../../src/sys/native.js');
+    await lsetxattr(`${lower}/d/xattr`, 'user.keep', Buffer.from('kept'));
+    for (const [i, name] of ['empty', 'small', 'xattr', 'sparse'].entries()) {
+      await fsp.chown(`${lower}/d/${name}`, 1000 + i, 2000 + i);
+      await fsp.chmod(`${lower}/d/${name}`, 0o2640 + i);
+      await utimens(`${lower}/d/${name}`, T(1_300_000_000 + i, 111 + i), T(1_200_000_000 + i, 222 + i));
+    }
+    await utimens(`${lower}/d`, T(1_100_000_000, 5), T(1_100_000_000, 6));
+  }
+
+  for (const inline of [false, true]) {
+    it(`copies owner, mode, times, xattrs, st_ino and data, keeps the parent's times and the lower intact (inline ${inline})`, async () => {
+      // volatile: no flush, so the small file with data qualifies for the one call too.
+      const u = await open(lowerTree, true);
+      const lower = layers!.lowers[0]!;
+      const names = ['empty', 'small', 'xattr', 'sparse'];
+      const before = new Map<string, number | bigint>();
+      for (const n of names) before.set(n, (await u.getattr(`/d/${n}`)).ino);
+      const lowerBefore = await Promise.all(names.map((n) => fsp.stat(`${lower}/d/${n}`, { bigint: true })));
+      runBackingCallsInline(inline);
+      try {
+        for (const n of names) await u.release(`/d/${n}`, await u.open(`/d/${n}`, C.O_WRONLY | C.O_APPEND, ROOT));
+      } finally {
+        runBackingCallsInline(false);
+      }
+      const { lgetxattr } = await import('../../src/sys/native.js');
+      for (const [i, n] of names.entries()) {
+        const up = await fsp.lstat(`${layers!.upper}/d/${n}`, { bigint: true });
+        const low = lowerBefore[i]!;
+        expect([up.mode, up.uid, up.gid, up.size, up.atimeNs, up.mtimeNs]).toEqual([low.mode, low.uid, low.gid, low.size, low.atimeNs, low.mtimeNs]);
+        expect(await fsp.readFile(`${layers!.upper}/d/${n}`)).toEqual(await fsp.readFile(`${lower}/d/${n}`));
+      }
+      expect((await lgetxattr(`${layers!.upper}/d/xattr`, 'user.keep'))?.toString()).toBe('kept');
+      expect(await dataMap(`${layers!.upper}/d/sparse`)).toEqual(await dataMap(`${lower}/d/sparse`));
+      const d = await fsp.lstat(`${layers!.upper}/d`, { bigint: true });
+      expect([d.atimeNs, d.mtimeNs]).toEqual([1_100_000_000_000_000_005n, 1_100_000_000_000_000_006n]);
+      expect(await fsp.readdir(`${layers!.work}/layerfs`)).toEqual([]);
+      // A union opened afresh reads the origin back: the same st_ino as before the copy-up.
+      const again = await UnionFilesystem.open({ lowerDirs: layers!.lowers, upperDir: layers!.upper, workDir: layers!.work });
+      for (const n of names) expect((await again.getattr(`/d/${n}`)).ino).toBe(before.get(n));
+      // Writes after the copy-up reach the upper file only.
+      const fh = await again.open('/d/small', C.O_WRONLY | C.O_APPEND, ROOT);
+      await again.write('/d/small', fh, Buffer.from('+'), 1, 0);
+      await again.release('/d/small', fh);
+      expect(await fsp.readFile(`${layers!.upper}/d/small`, 'utf8')).toBe('small data+');
+      expect(await fsp.readFile(`${lower}/d/small`, 'utf8')).toBe('small data');
+    });
+  }
 });

@@ -7,9 +7,9 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hasErrnoCode } from '../../src/core/errors.js';
 import {
-  copyFileRange, dirStamps, fadvise, ficlone, futimens, lgetxattr, llistxattr, lremovexattr, lseek, lsetxattr, major,
+  COPY_UP_SMALL_MAX, copyFileRange, copyUpSmall, dirStamps, fadvise, ficlone, futimens, lgetxattr, llistxattr, lremovexattr, lseek, lsetxattr, major,
   makedev, minor, mknod, POSIX_FADV_SEQUENTIAL, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT,
-  renameat2, SEEK_DATA, SEEK_HOLE, utimens, XATTR_CREATE, XATTR_REPLACE,
+  renameat2, SEEK_DATA, SEEK_HOLE, type SmallCopyUp, utimens, XATTR_CREATE, XATTR_REPLACE,
 } from '../../src/sys/native.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -408,3 +408,112 @@ describe('dirStamps', () => {
   });
 });
 
+
+describe('copyUpSmall', () => {
+  const ORIGIN = 'user.test.origin';
+  const atime = { sec: 1_500_000_000, nsec: 123_456_789 };
+  const mtime = { sec: 1_400_000_000, nsec: 987_654_321 };
+
+  /** A lower file, a work dir and an upper dir with a parent whose times are old. */
+  async function setup(content: string | Buffer): Promise<SmallCopyUp & { src: string; tmp: string; dest: string; parent: string }> {
+    for (const d of ['lower', 'work', 'upper', 'upper/d']) await fs.mkdir(path.join(dir, d));
+    const src = path.join(dir, 'lower', 'f');
+    await fs.writeFile(src, content);
+    const parent = path.join(dir, 'upper', 'd');
+    await utimens(parent, { sec: 1_000_000_000, nsec: 1 }, { sec: 1_000_000_000, nsec: 2 });
+    return {
+      src, tmp: path.join(dir, 'work', '#1'), dest: path.join(parent, 'f'), parent,
+      // Only root may give a file away.
+      uid: isRoot ? 1234 : process.getuid!(), gid: isRoot ? 5678 : process.getgid!(), perm: 0o4755, atime, mtime,
+      origin: { name: ORIGIN, value: Buffer.from('4398052492874') },
+      size: Buffer.byteLength(content), reflink: false,
+    };
+  }
+
+  it('copies data, owner, mode (set-id bits after the owner), times to the ns and the origin, then restores the parent\'s times', async () => {
+    const data = Buffer.alloc(40_000, 'abc');
+    const c = await setup(data);
+    expect(copyUpSmall(c)).toEqual({ reflinkRefused: false });
+    const st = await fs.lstat(c.dest, { bigint: true }); // before reading it: relatime
+    expect(await fs.readFile(c.dest)).toEqual(data);
+    expect(Number(st.mode) & 0o7777).toBe(0o4755);
+    if (isRoot) expect([st.uid, st.gid]).toEqual([1234n, 5678n]);
+    expect(st.atimeNs).toBe(1_500_000_000_123_456_789n);
+    expect(st.mtimeNs).toBe(1_400_000_000_987_654_321n);
+    expect((await lgetxattr(c.dest, ORIGIN))?.toString()).toBe('4398052492874');
+    expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
+    const pst = await fs.lstat(c.parent, { bigint: true });
+    expect([pst.atimeNs, pst.mtimeNs]).toEqual([1_000_000_000_000_000_001n, 1_000_000_000_000_000_002n]);
+    expect(await fs.readFile(c.src)).toEqual(data); // the source as it was
+  });
+
+  it('copies an empty file without data or origin, and copies only `size` bytes', async () => {
+    const c = await setup('0123456789');
+    copyUpSmall({ ...c, size: 4, origin: null, parent: null });
+    expect(await fs.readFile(c.dest, 'utf8')).toBe('0123');
+    expect(await lgetxattr(c.dest, ORIGIN)).toBeNull();
+    const d = { ...c, tmp: path.join(dir, 'work', '#2'), dest: path.join(c.parent, 'g') };
+    copyUpSmall({ ...d, size: 0 });
+    expect((await fs.stat(d.dest)).size).toBe(0);
+  });
+
+  it('reports a refused reflink exactly when FICLONE refuses this pair, and copies anyway', async () => {
+    const c = await setup('reflink me');
+    const a = await fs.open(c.src, 'r');
+    const b = await fs.open(path.join(dir, 'work', 'probe'), 'w');
+    let refused = false;
+    try {
+      await ficlone(a.fd, b.fd);
+    } catch (err) {
+      refused = ['EOPNOTSUPP', 'EXDEV', 'EINVAL'].some((code) => hasErrnoCode(err, code as 'EXDEV'));
+    } finally {
+      await a.close();
+      await b.close();
+      await fs.rm(path.join(dir, 'work', 'probe'));
+    }
+    expect(copyUpSmall({ ...c, reflink: true })).toEqual({ reflinkRefused: refused });
+    expect(await fs.readFile(c.dest, 'utf8')).toBe('reflink me');
+  });
+
+  it('fails with EEXIST on an existing temp name and leaves that file alone', async () => {
+    const c = await setup('data');
+    await fs.writeFile(c.tmp, 'someone else');
+    expect(() => copyUpSmall(c)).toThrow(expect.objectContaining({ code: 'EEXIST', errno: -17, syscall: 'open', path: c.tmp }));
+    expect(await fs.readFile(c.tmp, 'utf8')).toBe('someone else');
+    await expect(fs.lstat(c.dest)).rejects.toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
+  it('fails with ENOENT for a missing source or parent, creating nothing', async () => {
+    const c = await setup('data');
+    const missing = path.join(dir, 'lower', 'missing');
+    expect(() => copyUpSmall({ ...c, src: missing })).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'open', path: missing }));
+    const gone = path.join(dir, 'upper', 'gone');
+    expect(() => copyUpSmall({ ...c, parent: gone })).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'lstat', path: gone }));
+    expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
+    expect(await fs.readdir(c.parent)).toEqual([]);
+  });
+
+  it('removes its temp file when the rename fails', async () => {
+    const c = await setup('data');
+    const dest = path.join(dir, 'upper', 'nodir', 'f');
+    const err = (() => {
+      try {
+        copyUpSmall({ ...c, dest, parent: null });
+      } catch (e) {
+        return e as NodeJS.ErrnoException & { dest?: string };
+      }
+      throw new Error('expected a throw');
+    })();
+    expect([err.code, err.syscall, err.path, err.dest]).toEqual(['ENOENT', 'rename', c.tmp, dest]);
+    expect(err.message).toBe(`ENOENT: no such file or directory, rename '${c.tmp}' -> '${dest}'`);
+    expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
+  });
+
+  it('refuses more than COPY_UP_SMALL_MAX bytes and bad arguments before touching anything', async () => {
+    const c = await setup('data');
+    expect(() => copyUpSmall({ ...c, size: COPY_UP_SMALL_MAX + 1 })).toThrow(RangeError);
+    expect(() => copyUpSmall({ ...c, src: 7 as unknown as string })).toThrow(TypeError);
+    expect(() => copyUpSmall({ ...c, origin: { name: ORIGIN, value: 'x' as unknown as Buffer } })).toThrow(TypeError);
+    expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
+  });
+});

@@ -3,7 +3,7 @@
     {
       "target_name": "layerfs_sys",
       # lower-index.c: the lower-index cache reader shared with the FUSE engines (mapIndexCache).
-      "sources": ["layerfs_sys.c", "dir-stamps.c", "../../engine/native/lower-index.c"],
+      "sources": ["layerfs_sys.c", "dir-stamps.c", "copy-up-small.c", "../../engine/native/lower-index.c"],
       "include_dirs": ["../../engine/native"],
       "libraries": ["-lz"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],

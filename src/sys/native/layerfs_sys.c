@@ -34,6 +34,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "copy-up-small.h"
 #include "dir-stamps.h"
 #include "lower-index.h"
 
@@ -678,6 +679,62 @@ static napi_value js_dir_stamps(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---------- a small file's copy-up in one call (synchronous: copy-up-small.c says why) ---------- */
+
+/* A path argument that may be null. */
+static bool get_opt_bytes(napi_env env, napi_value v, const char *what, char **out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_null || t == napi_undefined) { *out = NULL; return true; }
+  return (*out = get_bytes(env, v, what)) != NULL;
+}
+
+/* copyUpSmall(src, tmp, dest, parent|null, uid, gid, perm, atime, mtime, originName|null,
+ * originValue|null, size, reflink): 1 when FICLONE was refused (EOPNOTSUPP, EXDEV,
+ * EINVAL), else 0; throws a system error like node:fs's (code, errno, syscall, path[, dest]). */
+static napi_value js_copy_up_small(napi_env env, napi_callback_info info) {
+  napi_value argv[13], out;
+  if (!get_args(env, info, 13, argv)) return NULL;
+  lf_copy_up_t a = {0};
+  char *src = NULL, *tmp = NULL, *dest = NULL, *parent = NULL, *oname = NULL;
+  int64_t uid, gid, perm, size;
+  bool reflink = false;
+  void *ovalue = NULL;
+  size_t olen = 0;
+  napi_value result = NULL;
+  if (!(src = get_bytes(env, argv[0], "src")) || !(tmp = get_bytes(env, argv[1], "tmp")) ||
+      !(dest = get_bytes(env, argv[2], "dest")) || !get_opt_bytes(env, argv[3], "parent", &parent) ||
+      !get_nonneg(env, argv[4], "uid", &uid) || !get_nonneg(env, argv[5], "gid", &gid) ||
+      !get_nonneg(env, argv[6], "perm", &perm) || !get_timespec(env, argv[7], "atime", &a.times[0]) ||
+      !get_timespec(env, argv[8], "mtime", &a.times[1]) || !get_opt_bytes(env, argv[9], "originName", &oname) ||
+      !get_nonneg(env, argv[11], "size", &size) || napi_get_value_bool(env, argv[12], &reflink) != napi_ok)
+    goto done;
+  if (oname) {
+    bool is_buf = false;
+    napi_is_buffer(env, argv[10], &is_buf);
+    if (!is_buf) { napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "originValue must be a Buffer"); goto done; }
+    napi_get_buffer_info(env, argv[10], &ovalue, &olen);
+  }
+  if (size > LF_COPY_UP_SMALL_MAX) { napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "size must be <= 64 KiB"); goto done; }
+  a.src = src; a.tmp = tmp; a.dest = dest; a.parent = parent;
+  a.uid = (uid_t)uid; a.gid = (gid_t)gid; a.perm = (mode_t)(perm & 07777);
+  a.origin_name = oname; a.origin_value = ovalue; a.origin_len = olen;
+  a.size = size; a.reflink = reflink;
+  lf_copy_up_result_t res;
+  lf_copy_up_small(&a, &res);
+  if (res.err) {
+    req_t r = {.err = res.err, .syscall = res.syscall, .path = (char *)res.path, .path2 = (char *)res.path2};
+    napi_value e = make_error(env, &r);
+    if (e) napi_throw(env, e);
+    else napi_throw_error(env, "ENOMEM", "out of memory");
+    goto done;
+  }
+  if (napi_create_int32(env, res.reflink_refused, &out) == napi_ok) result = out;
+done:
+  free(src); free(tmp); free(dest); free(parent); free(oname);
+  return result;
+}
+
 static napi_value js_set_inline(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
@@ -707,6 +764,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"mapIndexCache", NULL, js_map_index_cache, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setInline", NULL, js_set_inline, NULL, NULL, NULL, napi_enumerable, NULL},
     {"dirStamps", NULL, js_dir_stamps, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"copyUpSmall", NULL, js_copy_up_small, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
