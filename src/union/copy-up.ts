@@ -187,7 +187,8 @@ async function copyUp(
       await sys.mknod(tmp, entry.mode, entry.rdev);
       await own(undefined);
     }
-    await copyXattrs(src, tmp, type === S_IFLNK);
+    // The index knows the lower objects without any (what getxattr answers from, too).
+    if (entry.xattrs) await copyXattrs(src, tmp, type === S_IFLNK);
     // The kernel refuses user.* xattrs on symlinks and special files: a rootless copy keeps
     // its origin for this mount only (as the kernel's overlayfs with userxattr does).
     if (origin !== undefined && (OVERLAY_XATTR_NS === 'trusted' || type === S_IFREG || type === S_IFDIR)) {
