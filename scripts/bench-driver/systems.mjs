@@ -118,8 +118,8 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
       const childEnv = await mountProcessEnv(distDir, { ...process.env, ...env });
       const started = process.hrtime.bigint();
       // The build's bundle when it has one: what the supervisor starts (fuse/mount-process.ts).
-      const bundle = join(distDir, 'fuse', 'union-mount-main.bundle.js');
-      const entry = existsSync(bundle) ? bundle : join(distDir, 'fuse', 'union-mount-main.js');
+      // (builds before 2026-12-06 had an ES module bundle, `.bundle.js`)
+      const entry = ['union-mount-main.bundle.cjs', 'union-mount-main.bundle.js', 'union-mount-main.js'].map((f) => join(distDir, 'fuse', f)).find((f) => existsSync(f));
       // LAYERFS_BENCH_NODE_ARGS: flags for the mount process's node (e.g. --cpu-prof, which
       // NODE_OPTIONS refuses).
       const nodeArgs = [...(await mountProcessNodeFlags(distDir)), ...(process.env.LAYERFS_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];

@@ -27,7 +27,7 @@ case $self in
   *) dir=. ;;
 esac
 # The build's one-file bundle of the mount process (scripts/bundle-mount.mjs) starts faster.
-entry=$dir/overlay-main.bundle.js
+entry=$dir/overlay-main.bundle.cjs
 [ -f "$entry" ] || entry=$dir/overlay-main.js
 
 # The mount process's node flags: MOUNT_PROCESS_NODE_FLAGS in src/fuse/mount-process.ts

@@ -1,7 +1,8 @@
 /**
- * The mount process runs as a one-file bundle (scripts/bundle-mount.mjs): what it must keep
- * of the unbundled build — no npm package or lazily loaded module on the start-up path, the
- * lazy imports still pointing at dist/ files — and the fallback to the unbundled entry.
+ * The mount process runs as a one-file CommonJS bundle (scripts/bundle-mount.mjs): what it
+ * must keep of the unbundled build — no npm package or lazily loaded module on the start-up
+ * path, the lazy imports still pointing at dist/ files and loading, `import.meta` meaning the
+ * bundle's file — and the fallback to the unbundled entry.
  * Its launchers start it without NODE_EXTRA_CA_CERTS (node parses that file at every start).
  */
 import { execFile } from 'node:child_process';
@@ -17,7 +18,7 @@ import { forceUnmount, isMounted } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
-const BUNDLES = [join(REPO, 'dist', 'fuse', 'union-mount-main.bundle.js'), join(REPO, 'dist', 'cli', 'overlay-main.bundle.js')];
+const BUNDLES = [join(REPO, 'dist', 'fuse', 'union-mount-main.bundle.cjs'), join(REPO, 'dist', 'cli', 'overlay-main.bundle.cjs')];
 
 describe('the mount-process bundle', () => {
   it('is what the supervisor starts', () => {
@@ -26,12 +27,21 @@ describe('the mount-process bundle', () => {
 
   it.each(BUNDLES)('%s loads only node built-ins before it runs; its lazy imports name dist/ modules', async (bundle) => {
     const text = await readFile(bundle, 'utf8');
-    const staticImports = [...text.matchAll(/^import\s[^;]*?\sfrom\s+"([^"]+)"/gm)].map((m) => m[1]!);
-    expect(staticImports.length).toBeGreaterThan(0);
-    expect(staticImports.filter((s) => !s.startsWith('node:'))).toEqual([]);
+    const required = [...text.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!);
+    expect(required.length).toBeGreaterThan(0);
+    expect(required.filter((s) => !s.startsWith('node:'))).toEqual([]);
+    expect(text).not.toMatch(/\bimport\.meta\b/);
     const lazy = [...text.matchAll(/\bimport\("([^"]+)"\)/g)].map((m) => m[1]!);
     expect(lazy).toContain('../store/index.js'); // the damage record's writer: ~60 ms of store/ kept off start-up
     for (const spec of lazy) expect(existsSync(resolve(dirname(bundle), spec)), spec).toBe(true);
+  });
+
+  it('a CommonJS bundle keeps its modules\' ES semantics: strict, import.meta its own file', async () => {
+    // The directive must come first (after a shebang): esbuild's own comes after the banner.
+    for (const bundle of BUNDLES) expect((await readFile(bundle, 'utf8')).replace(/^#!.*\n/, '').startsWith('"use strict";\n'), bundle).toBe(true);
+    // overlay-main's --version finds package.json by `import.meta.dirname`.
+    const { stdout } = await run(process.execPath, [BUNDLES[1]!, '--version']);
+    expect(stdout).toBe(`layerfs-overlay: version ${JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).version}\n`);
   });
 
   it('layerfs-overlay runs the unbundled entry where the build made no bundle', async () => {
