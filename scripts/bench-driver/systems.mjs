@@ -87,10 +87,20 @@ export function layerfsIndexCache(lowers) {
 /** The node flags the supervisor starts this build's mount process with (none before
  * builds had them). */
 async function mountProcessNodeFlags(distDir) {
+  return (await mountProcessModule(distDir))?.MOUNT_PROCESS_NODE_FLAGS ?? [];
+}
+
+/** The environment the supervisor gives this build's mount process (`env` as is before
+ * builds chose one). */
+async function mountProcessEnv(distDir, env) {
+  return (await mountProcessModule(distDir))?.mountProcessEnv?.(env) ?? env;
+}
+
+async function mountProcessModule(distDir) {
   try {
-    return (await import(pathToFileURL(join(distDir, 'fuse', 'mount-process.js')).href)).MOUNT_PROCESS_NODE_FLAGS ?? [];
+    return await import(pathToFileURL(join(distDir, 'fuse', 'mount-process.js')).href);
   } catch {
-    return [];
+    return undefined;
   }
 }
 
@@ -105,14 +115,15 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
       const indexCache = layerfsIndexCache(m.lowers);
       const config = { mountpoint: m.mnt, lowerDirs: m.lowers, upperDir: m.upper, workDir: m.work, fsname: 'layerfs-bench', indexCache };
       const logFd = openSync(join(logDir, `${name}-mount.log`), 'a');
+      const childEnv = await mountProcessEnv(distDir, { ...process.env, ...env });
       const started = process.hrtime.bigint();
       // The build's bundle when it has one: what the supervisor starts (fuse/mount-process.ts).
-      const bundle = join(distDir, 'fuse', 'union-mount-main.bundle.js');
-      const entry = existsSync(bundle) ? bundle : join(distDir, 'fuse', 'union-mount-main.js');
+      // (builds before 2026-12-06 had an ES module bundle, `.bundle.js`)
+      const entry = ['union-mount-main.bundle.cjs', 'union-mount-main.bundle.js', 'union-mount-main.js'].map((f) => join(distDir, 'fuse', f)).find((f) => existsSync(f));
       // LAYERFS_BENCH_NODE_ARGS: flags for the mount process's node (e.g. --cpu-prof, which
       // NODE_OPTIONS refuses).
       const nodeArgs = [...(await mountProcessNodeFlags(distDir)), ...(process.env.LAYERFS_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
-      const child = spawn('node', [...nodeArgs, entry, JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } });
+      const child = spawn('node', [...nodeArgs, entry, JSON.stringify(config)], { stdio: ['ignore', 'pipe', logFd], env: childEnv });
       closeSync(logFd);
       const handle = { mnt: m.mnt, pid: child.pid, child };
       try {

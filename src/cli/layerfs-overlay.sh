@@ -27,12 +27,15 @@ case $self in
   *) dir=. ;;
 esac
 # The build's one-file bundle of the mount process (scripts/bundle-mount.mjs) starts faster.
-entry=$dir/overlay-main.bundle.js
+entry=$dir/overlay-main.bundle.cjs
 [ -f "$entry" ] || entry=$dir/overlay-main.js
 
 # The mount process's node flags: MOUNT_PROCESS_NODE_FLAGS in src/fuse/mount-process.ts
 # (the supervisor's launcher passes the same; keep the two alike).
 flags=--max-semi-space-size=1
+# Nor does it need NODE_EXTRA_CA_CERTS, which node parses at every start (~40 ms CPU):
+# mountProcessEnv in src/fuse/mount-process.ts.
+unset NODE_EXTRA_CA_CERTS
 
 node=${LAYERFS_NODE:-}
 if [ -z "$node" ]; then

@@ -21,14 +21,26 @@ export const MOUNT_PROCESS_NAME = 'union-mount-main';
 export const MOUNT_PROCESS_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
 /**
+ * The mount process's environment: `env` without NODE_EXTRA_CA_CERTS. Node 20 reads and
+ * parses that file, with its own root certificates, at every start, TLS or not: ~40 ms CPU
+ * for a distribution's bundle here, a sixth of a mount's start-up (native-notes/performance.md,
+ * "Mount-to-ready: a startup snapshot"). The mount process makes no TLS connection, nor does
+ * anything it starts (fusermount, umount). src/cli/layerfs-overlay.sh drops it too.
+ */
+export function mountProcessEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const { NODE_EXTRA_CA_CERTS: _unused, ...rest } = env;
+  return rest;
+}
+
+/**
  * The compiled mount-process entry (also when this module runs from src/ under tests): its
- * one-file bundle when the build made one (scripts/bundle-mount.mjs: a container's mount is
- * ready ~40 ms sooner), else the entry tsc wrote.
+ * one-file CommonJS bundle when the build made one (scripts/bundle-mount.mjs: a container's
+ * mount is ready ~60 ms sooner), else the entry tsc wrote.
  */
 export function mountProcessEntry(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const dir of [here, join(here, '..', '..', 'dist', 'fuse')]) {
-    for (const file of [`${MOUNT_PROCESS_NAME}.bundle.js`, `${MOUNT_PROCESS_NAME}.js`]) {
+    for (const file of [`${MOUNT_PROCESS_NAME}.bundle.cjs`, `${MOUNT_PROCESS_NAME}.js`]) {
       if (existsSync(join(dir, file))) return join(dir, file);
     }
   }

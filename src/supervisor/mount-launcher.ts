@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { LayerfsError } from '../core/errors.js';
-import { MOUNT_PROCESS_NODE_FLAGS, mountProcessEntry, type UnionMountConfig } from '../fuse/index.js';
+import { MOUNT_PROCESS_NODE_FLAGS, mountProcessEntry, mountProcessEnv, type UnionMountConfig } from '../fuse/index.js';
 
 export interface LaunchedMount {
   pid: number;
@@ -18,6 +18,7 @@ export async function launchUnionMount(config: UnionMountConfig, logFile: string
   try {
     const child = spawn(process.execPath, [...MOUNT_PROCESS_NODE_FLAGS, mountProcessEntry(), JSON.stringify(config), '--ready-fd', '3'], {
       detached: true,
+      env: mountProcessEnv(),
       stdio: ['ignore', log.fd, log.fd, 'pipe'],
     });
     const ready = child.stdio[3] as NodeJS.ReadableStream;

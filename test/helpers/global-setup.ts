@@ -61,7 +61,7 @@ export default function setup(project: TestProject) {
   }
   // The mount processes run the bundle of the build (scripts/bundle-mount.mjs): older than
   // tsc's last output (a `tsc` run by hand), it would serve yesterday's code.
-  if (mtimeOr0(join(root, 'dist', 'fuse', 'union-mount-main.bundle.js')) < mtimeOr0(join(root, 'dist', 'cli', 'main.js'))) {
+  if (mtimeOr0(join(root, 'dist', 'fuse', 'union-mount-main.bundle.cjs')) < mtimeOr0(join(root, 'dist', 'cli', 'main.js'))) {
     execFileSync(process.execPath, [join(root, 'scripts', 'bundle-mount.mjs')], { stdio: 'inherit' });
   }
   const probes = join(CACHE_DIR, 'native-probes');

@@ -167,7 +167,7 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
       // …with the mount process's node flags (as the supervisor starts it), running the
       // build's one-file bundle (scripts/bundle-mount.mjs), not ~100 modules.
       const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-      expect(argv.slice(1, MOUNT_PROCESS_NODE_FLAGS.length + 2)).toEqual([...MOUNT_PROCESS_NODE_FLAGS, join(REPO, 'dist', 'cli', 'overlay-main.bundle.js')]);
+      expect(argv.slice(1, MOUNT_PROCESS_NODE_FLAGS.length + 2)).toEqual([...MOUNT_PROCESS_NODE_FLAGS, join(REPO, 'dist', 'cli', 'overlay-main.bundle.cjs')]);
       // /proc/PID/stat after the name: state ppid pgrp session …
       const [ppid, , session] = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ').slice(1, 4).map(Number);
       expect(session).toBe(pid); // setsid: its own session, no terminal of the caller's
