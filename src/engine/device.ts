@@ -85,7 +85,16 @@ export interface FuseDevice {
    * its RELEASE, and GETATTR with `attr` (a fuse_attr_out); null: no longer. Throws ENOMEM.
    */
   registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void;
-  /** Ends every registerLowerOpen (anything may now resolve differently). */
+  /**
+   * Until the next lowerOpensEpoch(), the JS-thread request loop answers OPENDIR of the
+   * directory `nodeid` itself (a handle of its own, isNativeDir), and its GETATTR with
+   * `attr` (a fuse_attr_out) when given; registerLowerOpen(nodeid, null, …) ends it.
+   * Throws ENOMEM.
+   */
+  registerDirOpen(nodeid: number | bigint, attr: Uint8Array | null): void;
+  /** A READDIR of such a handle reached JS: its RELEASEDIR will too. Throws ENOMEM. */
+  adoptDirHandle(fh: number): void;
+  /** Ends every registerLowerOpen and registerDirOpen (anything may now resolve differently). */
   lowerOpensEpoch(): void;
   /** A descriptor the request loop holds open for `nodeid` (its own opens), or -1. */
   nativeOpenFd(nodeid: number | bigint): number;
@@ -117,6 +126,8 @@ interface Binding {
   backingRelease(h: Handle, nodeid: number | bigint): number;
   openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): number;
   openEpoch(h: Handle): number;
+  dirRegister(h: Handle, nodeid: number | bigint, attr: Uint8Array | null): number;
+  dirAdopt(h: Handle, fh: number): number;
   nativeOpenFd(h: Handle, nodeid: number | bigint): number;
   notifyInvalEntry(h: Handle, parent: number | bigint, name: Uint8Array): Promise<number>;
   notifyInvalInode(h: Handle, nodeid: number | bigint, offset: bigint, length: bigint): Promise<number>;
@@ -402,6 +413,16 @@ class Device implements FuseDevice {
 
   lowerOpensEpoch(): void {
     this.native.openEpoch(this.handle);
+  }
+
+  registerDirOpen(nodeid: number | bigint, attr: Uint8Array | null): void {
+    const rc = this.native.dirRegister(this.handle, nodeid, attr);
+    if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerDirOpen', `node ${nodeid}`);
+  }
+
+  adoptDirHandle(fh: number): void {
+    const rc = this.native.dirAdopt(this.handle, fh);
+    if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'adoptDirHandle', `fh ${fh}`);
   }
 
   nativeOpenFd(nodeid: number | bigint): number {

@@ -12,7 +12,7 @@ import { Errno } from '../core/errors.js';
 import type { Caller, DirEntry, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
 import { isUnexpectedFailure, toNegativeErrno } from '../fuse/index.js';
 import type { FuseDevice } from './device.js';
-import { nativeOpenFd } from './formats/engine-handles.js';
+import { isNativeDir, nativeOpenFd } from './formats/engine-handles.js';
 import { LowerOpens } from './lower-opens.js';
 import { inoKey, NodeTable, type Ino, type Node } from './node-table.js';
 import { OpenFiles } from './open-files.js';
@@ -667,9 +667,16 @@ export class Dispatcher {
   }
 
   private opendir(h: InHeader): Reply {
-    const path = this.pathOf(this.node(h.nodeid));
+    const n = this.node(h.nodeid);
+    const path = this.pathOf(n);
     this.trace('opendir', path);
     const fh = this.dirs.open(path);
+    // Its next OPENDIRs (and RELEASEDIRs, and a lower-only directory's GETATTRs) are
+    // answered by the device's request loop until something changes (lower-opens.ts).
+    this.lowerOpens.openedDir(n, () => {
+      const known = this.fs.lookupSync?.(path);
+      return typeof known === 'object' && (known.stat.mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR ? known.stat : undefined;
+    });
     // The kernel keeps the listing in the directory's page cache and serves later
     // opendir/readdir from it. Every change of a listing is a request to this mount, after
     // which the kernel drops that cache itself (fuse_dir_changed bumps the directory's
@@ -682,7 +689,14 @@ export class Dispatcher {
     const fh = Number(s.u64('fh'));
     const offset = Number(s.u64('offset'));
     const size = s.u32('size');
-    const open = this.dirs.get(fh);
+    let open = this.dirs.get(fh);
+    if (open === undefined && isNativeDir(fh)) {
+      // Opened by the device's request loop (a registered directory): from now on JS's.
+      const path = this.nodes.path(dir);
+      if (path === undefined) throw errno('ENOENT');
+      this.device.adoptDirHandle(fh);
+      open = this.dirs.adopt(fh, path);
+    }
     if (open === undefined) throw errno('EBADF');
     this.trace(plus ? 'readdirplus' : 'readdir', open.path);
     if (this.dirs.wantsRefresh(fh, offset)) {

@@ -7,6 +7,11 @@
  * node's backing id, replies. (Registering at LOOKUP / READDIRPLUS instead would spare
  * even the first open, but cost every listing: see native-notes/engine.md.)
  *
+ * Directories likewise (native-notes/engine.md "Directory opens in C"): after an OPENDIR
+ * reached JS, the loop answers the directory's later OPENDIRs (and their RELEASEDIRs, and
+ * its GETATTRs when it is lower-only: the index's attributes, constant) until the epoch
+ * ends. A warm `find` then reaches JS not at all.
+ *
  * A registration holds only while nothing may have changed what a name resolves to: every
  * request that may (anything but reads, lookups, listings, closes — see READ_ONLY) ends
  * them all at once (the device's epoch) before it runs, and a registration is made only if
@@ -14,7 +19,7 @@
  * flight could otherwise leave a registration of the file it is replacing).
  */
 import { constants as fsConstants } from 'node:fs';
-import type { LowerFile, PathFilesystem } from '../core/filesystem.js';
+import type { FileStat, LowerFile, PathFilesystem } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
 import type { Node } from './node-table.js';
 import { attrOut, IN_HEADER_SIZE, Opcode } from './wire.js';
@@ -46,6 +51,8 @@ export class LowerOpens {
   /** Requests started that may change names, and how many of them are unanswered. */
   private changes = 0;
   private changing = 0;
+  /** Directory node ids registered (registerDirOpen) → the epoch they were registered in. */
+  private readonly dirs = new Map<number, number>();
 
   constructor(
     private readonly device: FuseDevice,
@@ -88,6 +95,25 @@ export class LowerOpens {
     this.register(node, this.fs.lowerFile?.(fh));
   }
 
+  /**
+   * After JS answered OPENDIR of `node` (not while a request that may change names is
+   * unanswered: an rmdir in flight could leave a registration of a directory that is gone).
+   * `lowerOnly` gives the directory's attributes when they are the index's (constant).
+   */
+  openedDir(node: Node, lowerOnly: () => FileStat | undefined): void {
+    if (this.changing > 0 || this.dirs.get(node.id) === this.epoch) return;
+    const st = lowerOnly();
+    try {
+      this.device.registerDirOpen(node.id, st === undefined ? null : attrOut(st, this.attrSeconds));
+    } catch (err) {
+      // Out of memory for the table: this directory's opens keep reaching JS.
+      this.report(err);
+      return;
+    }
+    this.dirs.set(node.id, this.epoch);
+    this.live = true;
+  }
+
   private register(node: Node, file: LowerFile | undefined): void {
     if (file === undefined || file.path.length >= PATH_MAX) return;
     try {
@@ -103,8 +129,9 @@ export class LowerOpens {
 
   /** `node` is forgotten, retired or rekeyed: its registration (if any) goes. */
   dropped(node: Node): void {
-    if (node.lowerOpen === undefined || node.lowerOpen.epoch < 0) return;
-    node.lowerOpen.epoch = -1;
+    const dir = this.dirs.size > 0 && this.dirs.delete(node.id);
+    if (!dir && (node.lowerOpen === undefined || node.lowerOpen.epoch < 0)) return;
+    if (node.lowerOpen !== undefined) node.lowerOpen.epoch = -1;
     try {
       this.device.registerLowerOpen(node.id, null, 0, null);
     } catch (err) {

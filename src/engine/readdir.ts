@@ -40,6 +40,13 @@ export class OpenDirs {
     return fh;
   }
 
+  /** A handle made elsewhere (an OPENDIR the device's request loop answered) becomes ours. */
+  adopt(fh: number, path: string): OpenDir {
+    const d: OpenDir = { path, entries: undefined, served: false, xattrEpoch: -1 };
+    this.dirs.set(fh, d);
+    return d;
+  }
+
   get(fh: number): OpenDir | undefined {
     return this.dirs.get(fh);
   }

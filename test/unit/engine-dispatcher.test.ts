@@ -63,11 +63,23 @@ class Recorder implements FuseDevice {
   }
   readonly lowerOpens = new Map<bigint, string>();
   registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, _size: number, _attr: Uint8Array | null): void {
-    if (path === null) this.lowerOpens.delete(BigInt(nodeid));
-    else this.lowerOpens.set(BigInt(nodeid), Buffer.from(path).toString('latin1'));
+    if (path === null) {
+      this.lowerOpens.delete(BigInt(nodeid));
+      this.dirOpens.delete(BigInt(nodeid));
+    } else this.lowerOpens.set(BigInt(nodeid), Buffer.from(path).toString('latin1'));
+  }
+  /** Registered directories: whether their GETATTR was given. */
+  readonly dirOpens = new Map<bigint, boolean>();
+  registerDirOpen(nodeid: number | bigint, attr: Uint8Array | null): void {
+    this.dirOpens.set(BigInt(nodeid), attr !== null);
+  }
+  readonly adoptedDirs = new Set<number>();
+  adoptDirHandle(fh: number): void {
+    this.adoptedDirs.add(fh);
   }
   lowerOpensEpoch(): void {
     this.lowerOpens.clear();
+    this.dirOpens.clear();
   }
   nativeOpenFd(): number {
     return -1;

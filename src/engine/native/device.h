@@ -46,6 +46,8 @@ typedef struct lf_device {
   lf_node_flags no_xattrs;       // nodes whose getxattr/listxattr js-loop.c answers itself
   uint64_t native_answers[2];    // GETXATTR, LISTXATTR js-loop.c answered (JS thread only)
   lf_node_opens opens;           // per-node backing ids, and lower files js-loop.c opens itself
+  uint64_t dir_seq;              // the last directory handle js-loop.c made (LF_DIR_NATIVE + n)
+  lf_node_flags js_dirs;         // of those, the ones JS adopted (a READDIR reached it)
   int teardown_err;
   char teardown_msg[256];
 } lf_device;

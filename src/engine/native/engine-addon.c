@@ -220,6 +220,7 @@ static void cleanup_hook(void *arg) { detach_at_exit(arg); }
 static void free_device(lf_device *dev) {
   if (dev->wake_fd >= 0) close(dev->wake_fd);
   lf_node_flags_free(&dev->no_xattrs);
+  lf_node_flags_free(&dev->js_dirs);
   lf_node_opens_free(&dev->opens);
   free(dev->mountpoint);
   free(dev);
@@ -747,6 +748,35 @@ static napi_value js_open_register(napi_env env, napi_callback_info info) {
   return number(env, -lf_node_opens_register(&dev->opens, nodeid, data, len, (uint64_t) size, attr));
 }
 
+// dirRegister(h, nodeid, attr | null): the node is a directory whose OPENDIR the JS-thread
+// request loop answers, and its GETATTR with `attr` (a fuse_attr_out) when given, until
+// the next openEpoch; openRegister(h, nodeid, null, …) unregisters it.
+static napi_value js_dir_register(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  lf_device *dev;
+  uint64_t nodeid;
+  void *attr = NULL;
+  size_t attr_len = 0;
+  napi_valuetype type;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
+  CHECK(napi_typeof(env, argv[2], &type));
+  if (type != napi_null && !get_bytes(env, argv[2], &attr, &attr_len, "attr")) return NULL;
+  if (dev->closing) return number(env, -EBADF);
+  if (attr && attr_len != sizeof(struct fuse_attr_out)) return number(env, -EINVAL);
+  return number(env, -lf_node_opens_register_dir(&dev->opens, nodeid, attr));
+}
+
+// dirAdopt(h, fh): JS took over the directory handle `fh` the request loop made (a READDIR
+// of it reached JS), so its RELEASEDIR goes to JS.
+static napi_value js_dir_adopt(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  lf_device *dev;
+  uint64_t fh;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &fh, "fh")) return NULL;
+  if (dev->closing) return number(env, -EBADF);
+  return number(env, -lf_node_flags_set(&dev->js_dirs, fh, 1));
+}
+
 // openEpoch(h): every registration ends (a request that may change what names resolve to).
 static napi_value js_open_epoch(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -912,6 +942,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "backingRelease", NULL, js_backing_release, NULL, NULL, NULL, napi_default, NULL },
     { "openRegister", NULL, js_open_register, NULL, NULL, NULL, napi_default, NULL },
     { "openEpoch", NULL, js_open_epoch, NULL, NULL, NULL, napi_default, NULL },
+    { "dirRegister", NULL, js_dir_register, NULL, NULL, NULL, napi_default, NULL },
+    { "dirAdopt", NULL, js_dir_adopt, NULL, NULL, NULL, napi_default, NULL },
     { "nativeOpenFd", NULL, js_native_open_fd, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalInode", NULL, js_notify_inval_inode, NULL, NULL, NULL, napi_default, NULL },

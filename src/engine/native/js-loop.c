@@ -60,6 +60,8 @@ static void call(lf_js_reader *r, napi_value arg) {
 // anything that could change what they say.
 static int open_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
 static int release_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
+static int opendir_natively(lf_device *dev, const struct fuse_in_header *in);
+static int releasedir_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
 
 static int answered_natively(lf_device *dev, const char *frame, size_t n) {
   struct fuse_in_header in;
@@ -68,12 +70,14 @@ static int answered_natively(lf_device *dev, const char *frame, size_t n) {
   if (in.opcode == FUSE_OPEN) return open_natively(dev, &in, frame + sizeof in, n - sizeof in);
   if (in.opcode == FUSE_GETATTR) {
     lf_node_open *r = lf_node_opens_get(&dev->opens, in.nodeid);
-    if (!r || !lf_node_opens_live(&dev->opens, r)) return 0;
+    if (!r || !lf_node_opens_live(&dev->opens, r) || (!r->path && !r->dir_attr)) return 0;
     struct iovec part = { .iov_base = &r->attr, .iov_len = sizeof r->attr };
     lf_reply(dev->mount.fd, in.unique, 0, &part, 1);
     return 1;
   }
   if (in.opcode == FUSE_RELEASE) return release_natively(dev, &in, frame + sizeof in, n - sizeof in);
+  if (in.opcode == FUSE_OPENDIR) return opendir_natively(dev, &in);
+  if (in.opcode == FUSE_RELEASEDIR) return releasedir_natively(dev, &in, frame + sizeof in, n - sizeof in);
   if (in.opcode != FUSE_GETXATTR && in.opcode != FUSE_LISTXATTR) return 0;
   if (!lf_node_flags_has(&dev->no_xattrs, in.nodeid)) return 0;
   if (in.opcode == FUSE_GETXATTR) {
@@ -98,7 +102,7 @@ static int answered_natively(lf_device *dev, const char *frame, size_t n) {
 static int open_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n) {
   if (n < sizeof(struct fuse_open_in)) return 0;
   lf_node_open *r = lf_node_opens_get(&dev->opens, in->nodeid);
-  if (!r || !lf_node_opens_live(&dev->opens, r)) return 0;
+  if (!r || !r->path || !lf_node_opens_live(&dev->opens, r)) return 0;
   struct fuse_open_in oin;
   memcpy(&oin, body, sizeof oin);
   int flags = (int) oin.flags;
@@ -150,6 +154,36 @@ static int release_natively(lf_device *dev, const struct fuse_in_header *in, con
   if (r && lf_node_opens_remove_fd(r, fd)) {
     close(fd);
     lf_node_opens_unref(&dev->opens, r, dev->mount.fd);
+  }
+  lf_reply(dev->mount.fd, in->unique, 0, NULL, 0);
+  return 1;
+}
+
+// OPENDIR of a directory JS registered (node-opens.h): a new handle and the open flags JS
+// gives every directory (the listing kept in the kernel's page cache, which drops it itself
+// at any change through the mount). JS's OPENDIR only notes the directory's name for its
+// first READDIR, which takes the listing by the name the node has then; a READDIR of a
+// handle made here reaches JS, which adopts the handle (dirAdopt) and does the same.
+static int opendir_natively(lf_device *dev, const struct fuse_in_header *in) {
+  lf_node_open *r = lf_node_opens_get(&dev->opens, in->nodeid);
+  if (!r || !r->dir || !lf_node_opens_live(&dev->opens, r)) return 0;
+  uint64_t fh = LF_DIR_NATIVE + (++dev->dir_seq & (LF_DIR_NATIVE - 1));
+  struct fuse_open_out out = { .fh = fh, .open_flags = FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE };
+  struct iovec part = { .iov_base = &out, .iov_len = sizeof out };
+  lf_reply(dev->mount.fd, in->unique, 0, &part, 1);
+  return 1;
+}
+
+// RELEASEDIR of a handle made above that JS never adopted: nothing to free.
+static int releasedir_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n) {
+  if (n < sizeof(struct fuse_release_in)) return 0;
+  struct fuse_release_in rin;
+  memcpy(&rin, body, sizeof rin);
+  if (rin.fh < LF_DIR_NATIVE || rin.fh >= 2 * LF_DIR_NATIVE) return 0;
+  if (lf_node_flags_has(&dev->js_dirs, rin.fh)) {
+    // JS's now: it frees its listing.
+    lf_node_flags_set(&dev->js_dirs, rin.fh, 0);
+    return 0;
   }
   lf_reply(dev->mount.fd, in->unique, 0, NULL, 0);
   return 1;

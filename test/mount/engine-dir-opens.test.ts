@@ -1,0 +1,121 @@
+/**
+ * Directory opens answered in the layerfs engine's request loop (C) after the first
+ * (src/engine/lower-opens.ts, native-notes/engine.md "Directory opens in C"), on real
+ * mounts: a warm `find` sends OPENDIR, RELEASEDIR and a lower-only directory's GETATTR to
+ * JS no more, and a directory opened by the request loop and then changed through the
+ * mount (create, unlink of a lower entry, rename in and out, chmod, an opaque replacement,
+ * a rename of the directory itself) lists and stats as on the kernel's overlayfs — also
+ * through a descriptor opened before the change. Requests reaching JS are counted with
+ * LAYERFS_TRACE_OPS.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, opendir, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, inject, it } from 'vitest';
+import { engineMount, kernelMount, traced } from '../helpers/engine-mounts.js';
+import type { LayerSpec } from '../helpers/layers.js';
+import { tempDir } from '../helpers/temp.js';
+
+const run = promisify(execFile);
+
+async function find(mnt: string): Promise<string[]> {
+  const { stdout } = await run('find', ['.'], { cwd: mnt, maxBuffer: 1 << 24 });
+  return stdout.split('\n').filter((l) => l !== '').sort();
+}
+
+describe.skipIf(!inject('canMount'))('directory opens answered by the layerfs engine\'s request loop', () => {
+  it('a warm find reaches JS with no OPENDIR and no GETATTR of lower-only directories', async () => {
+    const bottom: LayerSpec = {};
+    const top: LayerSpec = {};
+    for (let d = 0; d < 30; d++) {
+      for (let f = 0; f < 5; f++) bottom[`a${d % 3}/d${d}/f${f}`] = `${d}/${f}`;
+      if (d % 10 === 0) top[`a${d % 3}/d${d}/top`] = 'top';
+    }
+    const dir = await tempDir('layerfs-dir-opens-trace-');
+    const trace = join(dir, 'ops');
+    const m = await engineMount([top, bottom], { LAYERFS_TRACE_OPS: trace });
+    try {
+      const first = await find(m.mnt);
+      const dirs = first.filter((p) => !/\/(f\d|top)$/.test(p)).length;
+      expect(dirs).toBe(34); // the root, a0..a2, d0..d29
+      const after1 = await traced(trace);
+      // Each directory's first OPENDIR reached JS (find may open one twice: the second is C's).
+      expect(after1.get('opendir')).toBe(dirs);
+      for (let i = 0; i < 2; i++) expect(await find(m.mnt)).toEqual(first);
+      const after3 = await traced(trace);
+      // Every later OPENDIR was the request loop's, and so was every GETATTR (the kernel
+      // asks for a directory's attributes again after reading its cached listing), but
+      // those of the root, which the writable layer holds (not constant).
+      expect(after3.get('opendir')).toBe(after1.get('opendir'));
+      expect((after3.get('getattr') ?? 0) - (after1.get('getattr') ?? 0)).toBeLessThanOrEqual(2);
+      expect((after3.get('readdirplus') ?? 0) + (after3.get('readdir') ?? 0)).toBe((after1.get('readdirplus') ?? 0) + (after1.get('readdir') ?? 0));
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('a directory opened by the request loop and changed through the mount lists and stats as on the kernel overlayfs', async () => {
+    const specs: LayerSpec[] = [
+      { 'dir/top': 'top', 'dir/sub/s': 's' },
+      { 'dir/a': 'a', 'dir/b': 'b', 'dir/sub/t': 't', 'dir/gone/g': 'g', 'other/o': 'o', 'other/p': 'p' },
+    ];
+    const probe = async (mnt: string, checkpoint = async () => {}) => {
+      const p = (n: string) => join(mnt, n);
+      const out: unknown[] = [];
+      const list = async (n: string) => (await readdir(p(n), { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => [e.code]))
+        .map((e) => (typeof e === 'string' ? e : `${e.name}:${e.isDirectory() ? 'd' : 'f'}`)).sort();
+      const mode = async (n: string) => ((await stat(p(n))).mode & 0o7777).toString(8);
+      // Opened and listed twice each: on the engine the second OPENDIR is the request loop's.
+      for (const n of ['dir', 'dir', 'dir/sub', 'dir/sub', 'other', 'other']) out.push(await list(n), await mode(n));
+      // Descriptors the request loop opened, read only after the changes below.
+      const held = await opendir(p('dir'));
+      const heldOther = await opendir(p('other'));
+      await checkpoint();
+      await writeFile(p('dir/new'), 'new');
+      out.push(await list('dir'), await list('dir'));
+      await unlink(p('dir/a'));
+      out.push(await list('dir'), await list('dir'));
+      await rename(p('dir/b'), p('other/b'));
+      out.push(await list('dir'), await list('other'), await list('other'));
+      await chmod(p('dir'), 0o711);
+      out.push(await list('dir'), await mode('dir'), await mode('dir'));
+      await chmod(p('other'), 0o700);
+      out.push(await list('other'), await mode('other'), await list('other'), await mode('other'));
+      // An opaque directory: the lower one removed, a new one made in its place.
+      await rm(p('dir/gone'), { recursive: true });
+      await mkdir(p('dir/gone'));
+      out.push(await list('dir'), await list('dir/gone'), await list('dir/gone'));
+      await writeFile(p('dir/gone/x'), 'x');
+      out.push(await list('dir/gone'), await list('dir/gone'));
+      const heldNames: string[] = [];
+      for await (const e of held) heldNames.push(e.name);
+      out.push(heldNames.sort());
+      const heldOtherNames: string[] = [];
+      for await (const e of heldOther) heldOtherNames.push(e.name);
+      out.push(heldOtherNames.sort());
+      await rename(p('dir/sub'), p('sub2'));
+      out.push(await list('sub2'), await list('sub2'), await list('dir/sub'), await list('dir'));
+      await rm(p('other'), { recursive: true });
+      out.push(await list('other'), await list('.'));
+      return out;
+    };
+    const k = await kernelMount(specs);
+    const dir = await tempDir('layerfs-dir-opens-trace-');
+    const trace = join(dir, 'ops');
+    const m = await engineMount(specs, { LAYERFS_TRACE_OPS: trace });
+    try {
+      const want = await probe(k.mnt);
+      let before = 0;
+      const got = await probe(m.mnt, async () => {
+        // Three opens of each directory so far (two listings, one held): one reached JS.
+        before = (await traced(trace)).get('opendir') ?? 0;
+      });
+      expect(got).toEqual(want);
+      expect(before).toBe(3);
+    } finally {
+      await m.close();
+      await k.close();
+    }
+  });
+});
