@@ -86,12 +86,12 @@ export interface FuseDevice {
    */
   registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void;
   /**
-   * Until the next lowerOpensEpoch(), the JS-thread request loop answers OPENDIR of the
-   * directory `nodeid` itself (a handle of its own, isNativeDir), and its GETATTR with
-   * `attr` (a fuse_attr_out) when given; registerLowerOpen(nodeid, null, …) ends it.
-   * Throws ENOMEM.
+   * Until the next lowerOpensEpoch(), the JS-thread request loop answers GETATTR of
+   * `nodeid` (not a regular file) itself with `attr` (a fuse_attr_out) when given, and, if
+   * `opendir`, its OPENDIR (a handle of its own, isNativeDir); registerLowerOpen(nodeid,
+   * null, …) ends it. Throws ENOMEM.
    */
-  registerDirOpen(nodeid: number | bigint, attr: Uint8Array | null): void;
+  registerAttr(nodeid: number | bigint, attr: Uint8Array | null, opendir: boolean): void;
   /** A READDIR of such a handle reached JS: its RELEASEDIR will too. Throws ENOMEM. */
   adoptDirHandle(fh: number): void;
   /** Ends every registerLowerOpen and registerDirOpen (anything may now resolve differently). */
@@ -126,7 +126,7 @@ interface Binding {
   backingRelease(h: Handle, nodeid: number | bigint): number;
   openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): number;
   openEpoch(h: Handle): number;
-  dirRegister(h: Handle, nodeid: number | bigint, attr: Uint8Array | null): number;
+  attrRegister(h: Handle, nodeid: number | bigint, attr: Uint8Array | null, dir: boolean): number;
   dirAdopt(h: Handle, fh: number): number;
   nativeOpenFd(h: Handle, nodeid: number | bigint): number;
   notifyInvalEntry(h: Handle, parent: number | bigint, name: Uint8Array): Promise<number>;
@@ -415,9 +415,9 @@ class Device implements FuseDevice {
     this.native.openEpoch(this.handle);
   }
 
-  registerDirOpen(nodeid: number | bigint, attr: Uint8Array | null): void {
-    const rc = this.native.dirRegister(this.handle, nodeid, attr);
-    if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerDirOpen', `node ${nodeid}`);
+  registerAttr(nodeid: number | bigint, attr: Uint8Array | null, opendir: boolean): void {
+    const rc = this.native.attrRegister(this.handle, nodeid, attr, opendir);
+    if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerAttr', `node ${nodeid}`);
   }
 
   adoptDirHandle(fh: number): void {

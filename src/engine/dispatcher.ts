@@ -304,8 +304,11 @@ export class Dispatcher {
       case Opcode.SETATTR:
         return this.setattr(h, b);
       case Opcode.READLINK: {
-        const path = this.pathOf(this.node(h.nodeid));
+        const n = this.node(h.nodeid);
+        const path = this.pathOf(n);
         this.trace(op, path);
+        // Reading a link invalidates its atime in the kernel: the next lstat asks again.
+        this.lowerOpens.seenLink(n, () => this.lowerOnly(path, fsConstants.S_IFLNK));
         return this.fs.readlink(path).then((t) => [Buffer.from(t, 'latin1')]);
       }
       case Opcode.SYMLINK: {
@@ -482,6 +485,11 @@ export class Dispatcher {
     // By name while the node has one (a descriptor then sees a copy-up as the kernel's
     // overlayfs shows it); by its open handles once it has none (fstat after unlink).
     const st = await this.statNode(n);
+    if ((st.mode & fsConstants.S_IFMT) === fsConstants.S_IFLNK) {
+      // A link read before (its READLINK registered it in another epoch): the loop's next time.
+      const path = this.nodes.path(n);
+      if (path !== undefined) this.lowerOpens.seenLink(n, () => this.lowerOnly(path, fsConstants.S_IFLNK));
+    }
     return [attrOut(st, this.options.attrSeconds)];
   }
 
@@ -666,6 +674,12 @@ export class Dispatcher {
     return true;
   }
 
+  /** The stat of `path` if only read-only layers hold it (constant) and it is of `type`. */
+  private lowerOnly(path: string, type: number): FileStat | undefined {
+    const known = this.fs.lookupSync?.(path);
+    return typeof known === 'object' && (known.stat.mode & fsConstants.S_IFMT) === type ? known.stat : undefined;
+  }
+
   private opendir(h: InHeader): Reply {
     const n = this.node(h.nodeid);
     const path = this.pathOf(n);
@@ -673,10 +687,7 @@ export class Dispatcher {
     const fh = this.dirs.open(path);
     // Its next OPENDIRs (and RELEASEDIRs, and a lower-only directory's GETATTRs) are
     // answered by the device's request loop until something changes (lower-opens.ts).
-    this.lowerOpens.openedDir(n, () => {
-      const known = this.fs.lookupSync?.(path);
-      return typeof known === 'object' && (known.stat.mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR ? known.stat : undefined;
-    });
+    this.lowerOpens.openedDir(n, () => this.lowerOnly(path, fsConstants.S_IFDIR));
     // The kernel keeps the listing in the directory's page cache and serves later
     // opendir/readdir from it. Every change of a listing is a request to this mount, after
     // which the kernel drops that cache itself (fuse_dir_changed bumps the directory's

@@ -10,7 +10,9 @@
  * Directories likewise (native-notes/engine.md "Directory opens in C"): after an OPENDIR
  * reached JS, the loop answers the directory's later OPENDIRs (and their RELEASEDIRs, and
  * its GETATTRs when it is lower-only: the index's attributes, constant) until the epoch
- * ends. A warm `find` then reaches JS not at all.
+ * ends; so does a lower-only symlink's GETATTR after its READLINK or GETATTR reached JS
+ * (reading a link invalidates its atime in the kernel: `tar` would send one per link).
+ * A warm `find` or `tar` then reaches JS with nothing per directory or link.
  *
  * A registration holds only while nothing may have changed what a name resolves to: every
  * request that may (anything but reads, lookups, listings, closes — see READ_ONLY) ends
@@ -51,8 +53,9 @@ export class LowerOpens {
   /** Requests started that may change names, and how many of them are unanswered. */
   private changes = 0;
   private changing = 0;
-  /** Directory node ids registered (registerDirOpen) → the epoch they were registered in. */
-  private readonly dirs = new Map<number, number>();
+  /** Directory and symlink node ids registered (registerAttr) → the epoch they were
+   * registered in. */
+  private readonly attrs = new Map<number, number>();
 
   constructor(
     private readonly device: FuseDevice,
@@ -101,16 +104,27 @@ export class LowerOpens {
    * `lowerOnly` gives the directory's attributes when they are the index's (constant).
    */
   openedDir(node: Node, lowerOnly: () => FileStat | undefined): void {
-    if (this.changing > 0 || this.dirs.get(node.id) === this.epoch) return;
+    this.registerAttr(node, lowerOnly, true);
+  }
+
+  /** READLINK or GETATTR of the symlink `node` reached JS: its GETATTR is the loop's if it
+   * is lower-only (`lowerOnly`), until the epoch ends. */
+  seenLink(node: Node, lowerOnly: () => FileStat | undefined): void {
+    this.registerAttr(node, lowerOnly, false);
+  }
+
+  private registerAttr(node: Node, lowerOnly: () => FileStat | undefined, opendir: boolean): void {
+    if (this.changing > 0 || this.attrs.get(node.id) === this.epoch) return;
     const st = lowerOnly();
+    if (st === undefined && !opendir) return;
     try {
-      this.device.registerDirOpen(node.id, st === undefined ? null : attrOut(st, this.attrSeconds));
+      this.device.registerAttr(node.id, st === undefined ? null : attrOut(st, this.attrSeconds), opendir);
     } catch (err) {
-      // Out of memory for the table: this directory's opens keep reaching JS.
+      // Out of memory for the table: this node's requests keep reaching JS.
       this.report(err);
       return;
     }
-    this.dirs.set(node.id, this.epoch);
+    this.attrs.set(node.id, this.epoch);
     this.live = true;
   }
 
@@ -129,7 +143,7 @@ export class LowerOpens {
 
   /** `node` is forgotten, retired or rekeyed: its registration (if any) goes. */
   dropped(node: Node): void {
-    const dir = this.dirs.size > 0 && this.dirs.delete(node.id);
+    const dir = this.attrs.size > 0 && this.attrs.delete(node.id);
     if (!dir && (node.lowerOpen === undefined || node.lowerOpen.epoch < 0)) return;
     if (node.lowerOpen !== undefined) node.lowerOpen.epoch = -1;
     try {

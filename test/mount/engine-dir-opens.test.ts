@@ -2,14 +2,14 @@
  * Directory opens answered in the layerfs engine's request loop (C) after the first
  * (src/engine/lower-opens.ts, native-notes/engine.md "Directory opens in C"), on real
  * mounts: a warm `find` sends OPENDIR, RELEASEDIR and a lower-only directory's GETATTR to
- * JS no more, and a directory opened by the request loop and then changed through the
+ * JS no more, a warm `tar` no GETATTR of lower-only symlinks either, and a directory opened by the request loop and then changed through the
  * mount (create, unlink of a lower entry, rename in and out, chmod, an opaque replacement,
  * a rename of the directory itself) lists and stats as on the kernel's overlayfs — also
  * through a descriptor opened before the change. Requests reaching JS are counted with
  * LAYERFS_TRACE_OPS.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, opendir, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, lutimes, mkdir, opendir, readdir, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
@@ -25,19 +25,20 @@ async function find(mnt: string): Promise<string[]> {
 }
 
 describe.skipIf(!inject('canMount'))('directory opens answered by the layerfs engine\'s request loop', () => {
-  it('a warm find reaches JS with no OPENDIR and no GETATTR of lower-only directories', async () => {
+  it('a warm find or tar reaches JS with no OPENDIR and no GETATTR of lower-only directories and symlinks', async () => {
     const bottom: LayerSpec = {};
     const top: LayerSpec = {};
     for (let d = 0; d < 30; d++) {
       for (let f = 0; f < 5; f++) bottom[`a${d % 3}/d${d}/f${f}`] = `${d}/${f}`;
       if (d % 10 === 0) top[`a${d % 3}/d${d}/top`] = 'top';
+      bottom[`a${d % 3}/d${d}/link`] = { symlink: 'f0' };
     }
     const dir = await tempDir('layerfs-dir-opens-trace-');
     const trace = join(dir, 'ops');
     const m = await engineMount([top, bottom], { LAYERFS_TRACE_OPS: trace });
     try {
       const first = await find(m.mnt);
-      const dirs = first.filter((p) => !/\/(f\d|top)$/.test(p)).length;
+      const dirs = first.filter((p) => !/\/(f\d|top|link)$/.test(p)).length;
       expect(dirs).toBe(34); // the root, a0..a2, d0..d29
       const after1 = await traced(trace);
       // Each directory's first OPENDIR reached JS (find may open one twice: the second is C's).
@@ -50,6 +51,17 @@ describe.skipIf(!inject('canMount'))('directory opens answered by the layerfs en
       expect(after3.get('opendir')).toBe(after1.get('opendir'));
       expect((after3.get('getattr') ?? 0) - (after1.get('getattr') ?? 0)).toBeLessThanOrEqual(2);
       expect((after3.get('readdirplus') ?? 0) + (after3.get('readdir') ?? 0)).toBe((after1.get('readdirplus') ?? 0) + (after1.get('readdir') ?? 0));
+      // tar reads every link (READLINK, which invalidates its atime in the kernel) and
+      // lstats it next time: after the first run, those GETATTRs are the loop's too.
+      const tar = async () => (await run('sh', ['-c', 'tar -cf - . | sha256sum'], { cwd: m.mnt })).stdout;
+      const sum = await tar();
+      const tar1 = await traced(trace);
+      for (let i = 0; i < 2; i++) expect(await tar()).toBe(sum);
+      const tar3 = await traced(trace);
+      expect(tar1.get('readlink')).toBeGreaterThanOrEqual(30);
+      expect((tar3.get('getattr') ?? 0) - (tar1.get('getattr') ?? 0)).toBeLessThanOrEqual(4);
+      expect(tar3.get('opendir')).toBe(after1.get('opendir'));
+      expect(tar3.get('open')).toBe(tar1.get('open'));
     } finally {
       await m.close();
     }
@@ -58,14 +70,29 @@ describe.skipIf(!inject('canMount'))('directory opens answered by the layerfs en
   it('a directory opened by the request loop and changed through the mount lists and stats as on the kernel overlayfs', async () => {
     const specs: LayerSpec[] = [
       { 'dir/top': 'top', 'dir/sub/s': 's' },
-      { 'dir/a': 'a', 'dir/b': 'b', 'dir/sub/t': 't', 'dir/gone/g': 'g', 'other/o': 'o', 'other/p': 'p' },
+      { 'dir/a': 'a', 'dir/b': 'b', 'dir/sub/t': 't', 'dir/gone/g': 'g', 'other/o': 'o', 'other/p': 'p', 'dir/ln': { symlink: 'a' }, 'dir/ln2': { symlink: 'b' } },
     ];
     const probe = async (mnt: string, checkpoint = async () => {}) => {
       const p = (n: string) => join(mnt, n);
       const out: unknown[] = [];
-      const list = async (n: string) => (await readdir(p(n), { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => [e.code]))
-        .map((e) => (typeof e === 'string' ? e : `${e.name}:${e.isDirectory() ? 'd' : 'f'}`)).sort();
+      const list = async (n: string): Promise<string[]> => {
+        try {
+          return (await readdir(p(n), { withFileTypes: true })).map((e) => `${e.name}:${e.isDirectory() ? 'd' : 'f'}`).sort();
+        } catch (e) {
+          return [String((e as NodeJS.ErrnoException).code)];
+        }
+      };
       const mode = async (n: string) => ((await stat(p(n))).mode & 0o7777).toString(8);
+      const link = async (n: string) => {
+        try {
+          const st = await lstat(p(n));
+          return `${await readlink(p(n))} ${st.size} ${st.mtimeMs < 1e7 ? st.mtimeMs : 'now'}`;
+        } catch (e) {
+          return (e as NodeJS.ErrnoException).code;
+        }
+      };
+      // Read and lstat'ed twice: on the engine the second lstat is the request loop's.
+      out.push(await link('dir/ln'), await link('dir/ln'), await link('dir/ln2'), await link('dir/ln2'));
       // Opened and listed twice each: on the engine the second OPENDIR is the request loop's.
       for (const n of ['dir', 'dir', 'dir/sub', 'dir/sub', 'other', 'other']) out.push(await list(n), await mode(n));
       // Descriptors the request loop opened, read only after the changes below.
@@ -96,6 +123,14 @@ describe.skipIf(!inject('canMount'))('directory opens answered by the layerfs en
       out.push(heldOtherNames.sort());
       await rename(p('dir/sub'), p('sub2'));
       out.push(await list('sub2'), await list('sub2'), await list('dir/sub'), await list('dir'));
+      // Links replaced, renamed over, retimed after the loop answered their GETATTR.
+      await unlink(p('dir/ln'));
+      await symlink('a-much-longer-target', p('dir/ln'));
+      out.push(await link('dir/ln'), await link('dir/ln'));
+      await lutimes(p('dir/ln'), 1000, 2000);
+      out.push(await link('dir/ln'), await link('dir/ln'));
+      await rename(p('dir/ln'), p('dir/ln2'));
+      out.push(await link('dir/ln2'), await link('dir/ln2'), await link('dir/ln'));
       await rm(p('other'), { recursive: true });
       out.push(await list('other'), await list('.'));
       return out;

@@ -68,10 +68,10 @@ class Recorder implements FuseDevice {
       this.dirOpens.delete(BigInt(nodeid));
     } else this.lowerOpens.set(BigInt(nodeid), Buffer.from(path).toString('latin1'));
   }
-  /** Registered directories: whether their GETATTR was given. */
-  readonly dirOpens = new Map<bigint, boolean>();
-  registerDirOpen(nodeid: number | bigint, attr: Uint8Array | null): void {
-    this.dirOpens.set(BigInt(nodeid), attr !== null);
+  /** Registered directories and symlinks: whether their GETATTR was given, and OPENDIR. */
+  readonly dirOpens = new Map<bigint, { attr: boolean; opendir: boolean }>();
+  registerAttr(nodeid: number | bigint, attr: Uint8Array | null, opendir: boolean): void {
+    this.dirOpens.set(BigInt(nodeid), { attr: attr !== null, opendir });
   }
   readonly adoptedDirs = new Set<number>();
   adoptDirHandle(fh: number): void {

@@ -748,22 +748,24 @@ static napi_value js_open_register(napi_env env, napi_callback_info info) {
   return number(env, -lf_node_opens_register(&dev->opens, nodeid, data, len, (uint64_t) size, attr));
 }
 
-// dirRegister(h, nodeid, attr | null): the node is a directory whose OPENDIR the JS-thread
-// request loop answers, and its GETATTR with `attr` (a fuse_attr_out) when given, until
-// the next openEpoch; openRegister(h, nodeid, null, …) unregisters it.
-static napi_value js_dir_register(napi_env env, napi_callback_info info) {
-  ARGS(3);
+// attrRegister(h, nodeid, attr | null, dir): until the next openEpoch the JS-thread request
+// loop answers the node's GETATTR with `attr` (a fuse_attr_out) when given, and its
+// OPENDIR if `dir`; openRegister(h, nodeid, null, …) unregisters it.
+static napi_value js_attr_register(napi_env env, napi_callback_info info) {
+  ARGS(4);
   lf_device *dev;
   uint64_t nodeid;
   void *attr = NULL;
   size_t attr_len = 0;
+  bool dir = false;
   napi_valuetype type;
   if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
+  CHECK(napi_get_value_bool(env, argv[3], &dir));
   CHECK(napi_typeof(env, argv[2], &type));
   if (type != napi_null && !get_bytes(env, argv[2], &attr, &attr_len, "attr")) return NULL;
   if (dev->closing) return number(env, -EBADF);
   if (attr && attr_len != sizeof(struct fuse_attr_out)) return number(env, -EINVAL);
-  return number(env, -lf_node_opens_register_dir(&dev->opens, nodeid, attr));
+  return number(env, -lf_node_opens_register_attr(&dev->opens, nodeid, attr, dir));
 }
 
 // dirAdopt(h, fh): JS took over the directory handle `fh` the request loop made (a READDIR
@@ -942,7 +944,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "backingRelease", NULL, js_backing_release, NULL, NULL, NULL, napi_default, NULL },
     { "openRegister", NULL, js_open_register, NULL, NULL, NULL, napi_default, NULL },
     { "openEpoch", NULL, js_open_epoch, NULL, NULL, NULL, napi_default, NULL },
-    { "dirRegister", NULL, js_dir_register, NULL, NULL, NULL, napi_default, NULL },
+    { "attrRegister", NULL, js_attr_register, NULL, NULL, NULL, napi_default, NULL },
     { "dirAdopt", NULL, js_dir_adopt, NULL, NULL, NULL, napi_default, NULL },
     { "nativeOpenFd", NULL, js_native_open_fd, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL },

@@ -70,7 +70,7 @@ static int answered_natively(lf_device *dev, const char *frame, size_t n) {
   if (in.opcode == FUSE_OPEN) return open_natively(dev, &in, frame + sizeof in, n - sizeof in);
   if (in.opcode == FUSE_GETATTR) {
     lf_node_open *r = lf_node_opens_get(&dev->opens, in.nodeid);
-    if (!r || !lf_node_opens_live(&dev->opens, r) || (!r->path && !r->dir_attr)) return 0;
+    if (!r || !lf_node_opens_live(&dev->opens, r) || (!r->path && !r->has_attr)) return 0;
     struct iovec part = { .iov_base = &r->attr, .iov_len = sizeof r->attr };
     lf_reply(dev->mount.fd, in.unique, 0, &part, 1);
     return 1;

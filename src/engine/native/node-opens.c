@@ -50,7 +50,7 @@ lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node) {
 }
 
 void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r) {
-  if (r->path || r->dir || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
+  if (r->path || r->dir || r->has_attr || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
   size_t i = lf_node_slot(r->node, t->cap);
   while (t->slots[i] != r) i = (i + 1) & (t->cap - 1);
   // Backward-shift deletion (as node-flags.c): no tombstones.
@@ -75,7 +75,7 @@ int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, si
     if (!r) return 0;
     free(r->path);
     r->path = NULL;
-    r->dir = r->dir_attr = 0;
+    r->dir = r->has_attr = 0;
     lf_node_opens_tidy(t, r);
     return 0;
   }
@@ -96,18 +96,23 @@ int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, si
   return 0;
 }
 
-int lf_node_opens_register_dir(lf_node_opens *t, uint64_t node, const struct fuse_attr_out *attr) {
+int lf_node_opens_register_attr(lf_node_opens *t, uint64_t node, const struct fuse_attr_out *attr, int dir) {
   lf_node_open *r = lf_node_opens_make(t, node);
   if (!r) return ENOMEM;
-  r->dir = 1;
-  r->dir_attr = attr != NULL;
+  if (r->path && r->epoch != t->epoch) {
+    // A file registration of an ended epoch must not come back to life with this one.
+    free(r->path);
+    r->path = NULL;
+  }
+  r->dir = dir != 0;
+  r->has_attr = attr != NULL;
   if (attr) r->attr = *attr;
   r->epoch = t->epoch;
   return 0;
 }
 
 int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r) {
-  return (r->path != NULL || r->dir) && r->epoch == t->epoch;
+  return (r->path != NULL || r->dir || r->has_attr) && r->epoch == t->epoch;
 }
 
 int lf_node_opens_add_fd(lf_node_open *r, int fd) {

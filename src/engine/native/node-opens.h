@@ -8,9 +8,9 @@
 //     index's, constant until something changes through the mount). The fds C holds are kept per node (JS fstats one for GETATTR of a node
 //     whose names are gone).
 //   - for a node JS registered as a directory: its OPENDIR is answered here (a handle in
-//     LF_DIR_NATIVE's range, the open flags JS gives), and its GETATTR when JS gave the
-//     attributes (a lower-only directory's, constant until something changes through the
-//     mount).
+//     LF_DIR_NATIVE's range, the open flags JS gives); and for a directory or symlink JS
+//     gave the attributes of (a lower-only one's, constant until something changes through
+//     the mount), its GETATTR.
 // Registrations carry the epoch they were made in; JS bumps the epoch before any request
 // that may change what a name resolves to (lf_node_opens_bump), which retires them all.
 // JS thread only (JS calls in, js-loop.c reads): no lock.
@@ -36,7 +36,7 @@ typedef struct lf_node_open {
   int nfds, capfds;
   int *fds;          // fds of C's own opens of this node
   uint8_t dir;       // registered as a directory (OPENDIR answered here)
-  uint8_t dir_attr;  // ... and its GETATTR (attr)
+  uint8_t has_attr;  // registered without a path, with its GETATTR answer (attr)
 } lf_node_open;
 
 typedef struct lf_node_opens {
@@ -53,9 +53,10 @@ void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r);
 // Registers (path != NULL) or unregisters `node`'s backing path and attributes. 0 or ENOMEM.
 int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t size,
                            const struct fuse_attr_out *attr);
-// Registers `node` as a directory, with its GETATTR answer if `attr` != NULL. 0 or ENOMEM.
+// Registers `node` (not a regular file) with its GETATTR answer if `attr` != NULL, and as a
+// directory whose OPENDIR is answered here if `dir`. 0 or ENOMEM.
 // lf_node_opens_register(…, NULL, …) ends it too.
-int lf_node_opens_register_dir(lf_node_opens *t, uint64_t node, const struct fuse_attr_out *attr);
+int lf_node_opens_register_attr(lf_node_opens *t, uint64_t node, const struct fuse_attr_out *attr, int dir);
 // Whether `r` is registered (as a file or a directory) in the current epoch.
 int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r);
 // Adds / removes one of C's fds. 0 or ENOMEM; remove says whether it was there.
