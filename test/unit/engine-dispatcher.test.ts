@@ -12,6 +12,7 @@ import * as fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FuseDevice } from '../../src/engine/device.js';
 import { Dispatcher } from '../../src/engine/dispatcher.js';
+import { NATIVE_DIR } from '../../src/engine/formats/engine-handles.js';
 import { InitFlag, LAYOUT, Opcode } from '../../src/engine/wire.js';
 import { UnionFilesystem } from '../../src/union/union-fs.js';
 import { makeLayers, type LayerSpec, type TestLayers } from '../helpers/layers.js';
@@ -240,6 +241,33 @@ describe('engine dispatcher', () => {
       off += (128 + 24 + namelen + 7) & ~7;
     }
     expect(names.sort()).toEqual(['.', '..', 'a', 'b']);
+  });
+
+  it('registers opened directories and read links for the device, adopts its directory handles, ends both at a change', async () => {
+    const { d, dev, call } = await setup([{ 'dir/x': 'x', ln: { symlink: 'dir/x' } }]);
+    const dir = nodeidOf(await call(frame(Opcode.LOOKUP, 1n, z('dir'))));
+    const ln = nodeidOf(await call(frame(Opcode.LOOKUP, 1n, z('ln'))));
+    expect((await call(frame(Opcode.OPENDIR, dir, u32s(0, 0)))).error).toBe(0);
+    // The root is the writable layer's too: OPENDIR only. dir and ln: their constant attributes.
+    expect((await call(frame(Opcode.OPENDIR, 1n, u32s(0, 0)))).error).toBe(0);
+    expect((await call(frame(Opcode.READLINK, ln))).payload.toString()).toBe('dir/x');
+    expect(dev.dirOpens.get(dir)).toEqual({ attr: true, opendir: true });
+    expect(dev.dirOpens.get(1n)).toEqual({ attr: false, opendir: true });
+    expect(dev.dirOpens.get(ln)).toEqual({ attr: true, opendir: false });
+    // A handle the device made: READDIR adopts it (its RELEASEDIR then comes to JS).
+    const fh = NATIVE_DIR + 7;
+    const rd = await call(frame(Opcode.READDIR, dir, u64(BigInt(fh)), u64(0n), u32s(4096, 0), Buffer.alloc(16)));
+    expect(rd.error).toBe(0);
+    expect(rd.payload.includes(Buffer.from('x'))).toBe(true);
+    expect([...dev.adoptedDirs]).toEqual([fh]);
+    expect((await call(frame(Opcode.RELEASEDIR, dir, u64(BigInt(fh)), Buffer.alloc(16)))).error).toBe(0);
+    expect(d.dirs.get(fh)).toBeUndefined();
+    // A request that may change names ends them all.
+    expect((await call(frame(Opcode.MKDIR, dir, u32s(0o755, 0), z('new')))).error).toBe(0);
+    expect(dev.dirOpens.size).toBe(0);
+    // The next OPENDIR registers again; the directory is merged now: no attributes.
+    expect((await call(frame(Opcode.OPENDIR, dir, u32s(0, 0)))).error).toBe(0);
+    expect(dev.dirOpens.get(dir)).toEqual({ attr: false, opendir: true });
   });
 
   it('answers RENAME2 flags: NOREPLACE refuses an existing target, EXCHANGE swaps nodes', async () => {
