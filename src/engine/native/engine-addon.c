@@ -678,7 +678,11 @@ static napi_value js_backing_share(napi_env env, napi_callback_info info) {
   bool write = false;
   if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid") || !get_i32(env, argv[2], &fd, "fd")) return NULL;
   CHECK(napi_get_value_bool(env, argv[3], &write));
-  lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
+  lf_node_open *r = dev->closing ? NULL : lf_node_opens_get(&dev->opens, nodeid);
+  if (r && r->refs == 0 && r->backing_id >= 0) {
+    lf_node_opens_drop_idle(&dev->opens, r, dev->mount.fd);
+    r = lf_node_opens_get(&dev->opens, nodeid);
+  }
   if (dev->closing || !r || r->backing_id < 0) return number(env, -ENOENT);
   struct stat st;
   if (fd < 0 || (write && !r->writable)) return number(env, -EBUSY);
@@ -701,7 +705,9 @@ static napi_value js_backing_adopt(napi_env env, napi_callback_info info) {
   if (dev->closing) return number(env, -EBADF);
   struct stat st;
   if (fstat(fd, &st) != 0) return number(env, -errno);
-  lf_node_open *r = lf_node_opens_make(&dev->opens, nodeid);
+  lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
+  if (r && r->refs == 0 && r->backing_id >= 0) lf_node_opens_drop_idle(&dev->opens, r, dev->mount.fd);
+  r = lf_node_opens_make(&dev->opens, nodeid);
   if (!r) return number(env, -ENOMEM);
   if (r->backing_id >= 0) return number(env, -EBUSY);
   int id = lf_backing_open(dev->mount.fd, fd);
@@ -745,6 +751,10 @@ static napi_value js_open_register(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int64(env, argv[3], &size));
   if (dev->closing) return number(env, -EBADF);
   if (data && (size < 0 || memchr(data, 0, len) || attr_len != sizeof(struct fuse_attr_out))) return number(env, -EINVAL);
+  if (!data) {
+    lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
+    if (r) lf_node_opens_drop_idle(&dev->opens, r, dev->mount.fd);
+  }
   return number(env, -lf_node_opens_register(&dev->opens, nodeid, data, len, (uint64_t) size, attr));
 }
 

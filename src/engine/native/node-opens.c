@@ -137,10 +137,19 @@ int lf_node_opens_remove_fd(lf_node_open *r, int fd) {
 }
 
 void lf_node_opens_unref(lf_node_opens *t, lf_node_open *r, int devfd) {
-  if (r->refs > 0 && --r->refs == 0 && r->backing_id >= 0) {
+  // A registered lower file keeps its backing id idle (lf_node_opens_drop_idle): its next
+  // open in C is a reply, not a FUSE_DEV_IOC_BACKING_OPEN (and its release no CLOSE).
+  if (r->refs > 0 && --r->refs == 0 && r->backing_id >= 0 && !(r->path && lf_node_opens_live(t, r))) {
     lf_backing_close(devfd, r->backing_id);
     r->backing_id = -1;
   }
+  lf_node_opens_tidy(t, r);
+}
+
+void lf_node_opens_drop_idle(lf_node_opens *t, lf_node_open *r, int devfd) {
+  if (r->refs > 0 || r->backing_id < 0) return;
+  lf_backing_close(devfd, r->backing_id);
+  r->backing_id = -1;
   lf_node_opens_tidy(t, r);
 }
 

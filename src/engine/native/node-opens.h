@@ -62,8 +62,12 @@ int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r);
 // Adds / removes one of C's fds. 0 or ENOMEM; remove says whether it was there.
 int lf_node_opens_add_fd(lf_node_open *r, int fd);
 int lf_node_opens_remove_fd(lf_node_open *r, int fd);
-// One backing reference less; at 0 the backing id is closed on `devfd`.
+// One backing reference less; at 0 the backing id is closed on `devfd`, unless the node is
+// a lower file registered in the current epoch: then it stays, idle, for C's next open.
 void lf_node_opens_unref(lf_node_opens *t, lf_node_open *r, int devfd);
+// Closes an idle backing (no references) of `r`, which may be freed. JS never sees one:
+// every JS use of a node's backing (share, adopt, unregister) drops it first.
+void lf_node_opens_drop_idle(lf_node_opens *t, lf_node_open *r, int devfd);
 // Closes every fd C holds and frees the table (teardown: the device fd goes too).
 void lf_node_opens_free(lf_node_opens *t);
 
