@@ -58,6 +58,47 @@ for a in "$@"; do
   esac
 done
 
+# LAYERFS_OVERLAY_SPARE=1: a spare, a mount process started and loaded ahead by an earlier
+# mount (src/cli/overlay-spare.ts), serves this one, saving node's start-up. Claimed by
+# renaming its directory (one claimant wins), if it runs this build in these namespaces
+# (its cwd is its directory while it waits: a live spare, not a stale directory). It reads
+# the argv, environment, cwd and umask from /proc/$$, refuses (closes `reply` without
+# TAKEN) a caller it cannot serve as a cold start would, and answers as fd 3 below, its
+# notes and errors as "E LINE". Refused, or none to claim: the cold start below, at once.
+# Builtins only, but the one mv.
+if [ "${LAYERFS_OVERLAY_SPARE:-}" = 1 ]; then
+  spares=${XDG_RUNTIME_DIR:-/run}/layerfs/spares
+  case $spares in /*) ;; *) spares= ;; esac
+  if [ -n "$spares" ] && [ -O "$spares" ]; then
+    for d in "$spares"/s.*; do
+      pid=${d##*.}
+      [ "$d/entry" -ef "$entry" ] && [ "$d/node" -ef "$node" ] &&
+        [ /proc/self/ns/user -ef "/proc/$pid/ns/user" ] && [ /proc/self/ns/mnt -ef "/proc/$pid/ns/mnt" ] &&
+        [ "/proc/$pid/cwd" -ef "$d" ] || continue
+      c=$spares/c.$$.$pid
+      mv "$d" "$c" 2>/dev/null && [ "/proc/$pid/cwd" -ef "$c" ] || continue
+      taken= code=
+      { # `reply` opens at once (the spare holds it open) and ends when the spare does
+        printf '%s %s\n' "$$" "$#" >&4
+        while IFS= read -r line; do
+          case $line in
+            READY) exit 0 ;;
+            TAKEN) taken=1 ;;
+            'EXIT '*) code=${line#EXIT } ;;
+            'E '*) printf '%s\n' "${line#E }" >&2 ;;
+          esac
+        done
+      } <"$c/reply" 4<>"$c/req"
+      [ -z "$taken" ] && break
+      if [ -z "$code" ]; then
+        echo "layerfs: the mount process ended before the mount was ready" >&2
+        code=1
+      fi
+      exit "$code"
+    done
+  fi
+fi
+
 detach=
 command -v setsid >/dev/null 2>&1 && detach=setsid
 # The mount process keeps no end of this program's stdout (podman reads its mount

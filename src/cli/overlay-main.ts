@@ -12,6 +12,8 @@
  *       notes and errors read as they always did; then stderr moves to the mount log and
  *       "READY" goes out on fd N. A failure writes "EXIT <code>" on fd N and ends the process
  *       (the sh exits with that code once fd N closes, i.e. once this process is gone).
+ *   overlay-main.js --spare              a spare mount process (overlay-spare.ts): loads, waits
+ *       to be claimed by the sh of a later mount, then serves that mount as --ready-fd does.
  *   overlay-main.js -f ARGV…             serves in the foreground (the sh passes -f/-d here)
  *   overlay-main.js --version | --help
  *   overlay-main.js ARGV…                (a wrapper from before the sh front end) runs the sh
@@ -30,6 +32,7 @@ import type { MountLog } from '../fuse/union-mount-serve.js';
 import { errorText, exitCodeFor, printError } from './exit-codes.js';
 import { parseOverlayArgs, type OverlayArgs } from './overlay-args.js';
 import { overlayIndexCache, tidyOverlayIndexCaches } from './overlay-index-cache.js';
+import { type Claim, replaceSpare, waitForClaim } from './overlay-spare.js';
 import { packageVersion } from './package-version.js';
 
 const USAGE = `usage: layerfs-overlay [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,OPTION…] MOUNTPOINT
@@ -44,6 +47,7 @@ const READY_TIMEOUT_MS = 60_000;
 
 async function main(argv: string[]): Promise<number | undefined> {
   if (argv[0] === '--ready-fd') return serveDetached(Number(argv[1]), argv.slice(2));
+  if (argv[0] === '--spare' && argv.length === 1) return serveAsSpare();
   // Probes: `podman info` runs the mount program with --version to report it.
   if (argv.includes('--version') || argv.includes('-V')) {
     process.stdout.write(`layerfs-overlay: version ${packageVersion()}\n`);
@@ -66,22 +70,39 @@ async function main(argv: string[]): Promise<number | undefined> {
 }
 
 /** The mount process the sh front end started: see the file's comment for what it says where. */
-async function serveDetached(readyFd: number, argv: string[]): Promise<undefined> {
-  // fd 2 is the caller's stderr until the swap below, written synchronously; process.stderr
+function serveDetached(readyFd: number, argv: string[]): Promise<undefined> {
+  // fd 2 is the caller's stderr until the mount is ready, written synchronously; process.stderr
   // is never touched before it (a stream made now would keep the caller's pipe or tty).
+  const caller: Claim = {
+    argv,
+    note: (text) => writeSync(2, text),
+    tell: (word) => writeSync(readyFd, `${word}\n`),
+    done: () => closeSync(readyFd),
+  };
+  return serveMount(caller, mountServer());
+}
+
+/** A spare (overlay-spare.ts): loads the mount code, waits to be claimed, then serves as serveDetached. */
+async function serveAsSpare(): Promise<undefined> {
+  const server = mountServer();
+  return serveMount(await waitForClaim(() => server), server);
+}
+
+/** Mounts for `caller`, telling it READY (the mount serves on in this process) or EXIT <code> (and exits). */
+async function serveMount(caller: Claim, server: ReturnType<typeof mountServer>): Promise<undefined> {
+  let toCaller = true;
   let errFd = 2;
   const toStderr = (text: string) => {
     try {
-      writeSync(errFd, text);
+      if (toCaller) caller.note(text);
+      else writeSync(errFd, text);
     } catch {
       // The caller went away: nothing to tell.
     }
   };
-  // Loading starts now and goes on while the lowers are resolved and stamped.
-  const server = mountServer();
   const tell = (word: string) => {
     try {
-      writeSync(readyFd, `${word}\n`);
+      caller.tell(word);
     } catch {
       // The front end went away (killed): the exit code has nobody to go to.
     }
@@ -104,7 +125,7 @@ async function serveDetached(readyFd: number, argv: string[]): Promise<undefined
   };
   const timer = setTimeout(() => fail(new LayerfsError('MOUNT_FAILED', `the mount process did not become ready in ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
   try {
-    const args = parseOverlayArgs(argv);
+    const args = parseOverlayArgs(caller.argv);
     for (const note of args.notes) toStderr(`layerfs-overlay: ${note}\n`);
     const config = await overlayConfig(args);
     logFile = await overlayLogFile(args.mountpoint);
@@ -118,10 +139,12 @@ async function serveDetached(readyFd: number, argv: string[]): Promise<undefined
       });
     }
     errFd = stderrTo(logFile);
+    toCaller = false;
     clearTimeout(timer);
     log(serving);
     tell('READY');
-    closeSync(readyFd);
+    caller.done();
+    replaceSpare();
     // After READY, off the caller's clock: a cache of the same lower set made stale, the least recently used.
     if (config.indexCache !== undefined && args.indexCache === undefined) await tidyOverlayIndexCaches(config.indexCache).catch(() => undefined);
   } catch (err) {
