@@ -141,7 +141,7 @@ async function serveMount(caller: Claim, server: ReturnType<typeof mountServer>)
     errFd = stderrTo(logFile);
     toCaller = false;
     clearTimeout(timer);
-    log(serving);
+    log(caller.origin ? `${serving}; by ${caller.origin}` : serving);
     tell('READY');
     caller.done();
     replaceSpare();

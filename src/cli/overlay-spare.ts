@@ -27,7 +27,7 @@
  * to end CLAIM_TIMEOUT_MS later). After READY every mount process of an opted-in caller
  * starts the next spare unless one is waiting already.
  */
-import { closeSync, constants as fsc, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants as fsc, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,8 @@ const DEFAULT_IDLE_S = 60;
 /** After READY, before starting the next spare: the container's first requests come first. */
 const DEFAULT_DELAY_MS = 100;
 const CLAIM_TIMEOUT_MS = 10_000;
+/** A spare's directory under its private name (`n.PID`) older than this is a dead spare's. */
+const STALE_NEW_MS = 60_000;
 /** Read when modules load (e.g. LAYERFS_OVERLAY_XATTRS) or by node at start: a spare's must be the claimant's. */
 const LOAD_TIME_ENV = /^(LAYERFS_|NODE_|UV_|TZ$)/;
 /** The sh front end unsets it and so does every launcher (node parses it at start). */
@@ -64,6 +66,8 @@ export interface Claim {
   tell(word: string): void;
   /** Closes the channel (after READY). */
   done(): void;
+  /** For the mount's log, after READY: how this process came to serve it. */
+  origin?: string;
 }
 
 /** Why a claimant is refused (a cold start serves it instead). */
@@ -96,6 +100,7 @@ export async function waitForClaim(preload: () => Promise<unknown>): Promise<Cla
   const replyFd = openSync('reply', fsc.O_RDWR);
   const advertised = join(dir, `s.${process.pid}`);
   renameSync(privateDir, advertised);
+  const waitingSince = Date.now();
 
   const leave = (): never => {
     rmSync(process.cwd(), { recursive: true, force: true }); // wherever the directory is now
@@ -147,7 +152,13 @@ export async function waitForClaim(preload: () => Promise<unknown>): Promise<Cla
     for (const [k, v] of theirEnv) if (k !== DROPPED_ENV) process.env[k] = v;
   } catch (err) {
     // Closing `reply` without TAKEN sends the caller to a cold start.
-    if (process.env.LAYERFS_DEBUG) say(`E layerfs-overlay: spare ${process.pid} refused the mount: ${(err as Error).message}\n`);
+    const why = `spare ${process.pid} refused to mount for ${claimant}: ${(err as Error).message}`;
+    if (process.env.LAYERFS_DEBUG) say(`E layerfs-overlay: ${why}\n`);
+    try {
+      appendFileSync(join(dir, '..', 'spares.log'), `${new Date().toISOString()} ${why}\n`); // why mounts start cold
+    } catch {
+      // No log: the caller starts cold all the same.
+    }
     leave();
   }
   say('TAKEN\n');
@@ -162,6 +173,7 @@ export async function waitForClaim(preload: () => Promise<unknown>): Promise<Cla
     },
     tell: (word) => say(`${word}\n`),
     done: () => closeSync(replyFd),
+    origin: `a spare, claimed by ${claimant} after waiting ${((Date.now() - waitingSince) / 1000).toFixed(1)} s`,
   };
 }
 
@@ -175,7 +187,10 @@ export function replaceSpare(): void {
   const entry = process.argv[1];
   if (dir === undefined || entry === undefined) return;
   const delay = Number(process.env[DELAY_ENV]) >= 0 && process.env[DELAY_ENV] !== '' ? Number(process.env[DELAY_ENV]) : DEFAULT_DELAY_MS;
-  setTimeout(() => {
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
     try {
       ownPrivateDir(dir);
       if (sweep(dir, entry)) return;
@@ -185,45 +200,46 @@ export function replaceSpare(): void {
     } catch {
       // No spare this time: the next mount starts cold.
     }
-  }, delay).unref();
+  };
+  setTimeout(start, delay).unref();
+  // Unmounted sooner (a short container; the mount process exits): start it on the way out
+  // (a spawn is done by the time it returns).
+  process.once('exit', start);
 }
 
-/** Removes stale spare directories; true if a live spare of this build and these namespaces waits. */
+/**
+ * Removes the directories of spares that are gone; true if a live spare of this build and
+ * these namespaces waits. Gone is told by the FIFO, not the pid, which means nothing in
+ * another pid namespace (buildah's, podman's, sharing the directory): a live spare holds
+ * `req` open, so opening it for writing without waiting fails (ENXIO) only once it is gone.
+ */
 function sweep(dir: string, entry: string): boolean {
   let waiting = false;
   for (const name of readdirSync(dir)) {
     const m = /^([nscx])\.(?:\d+\.)?(\d+)$/.exec(name);
     if (!m) continue;
     const path = join(dir, name);
-    const pid = Number(m[2]);
-    if (m[1] === 'n') {
-      if (!alive(pid)) rmSync(path, { recursive: true, force: true }); // may still be being built
-      continue;
-    }
-    if (cwdOf(pid) !== path) {
+    if (m[1] === 'n' && Date.now() - (lstatSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) < STALE_NEW_MS) continue; // being built
+    if (!hasReader(join(path, 'req'))) {
       rmSync(path, { recursive: true, force: true });
       continue;
     }
+    const pid = Number(m[2]);
     if (m[1] === 's' && sameFile(join(path, 'entry'), entry) && sameFile(join(path, 'node'), process.execPath) && NAMESPACES.every((n) => nsInode(pid, n) === nsInode('self', n))) waiting = true;
   }
   return waiting;
 }
 
-function alive(pid: number): boolean {
+/** Whether the FIFO at `path` is open for reading by anyone (a spare waiting on it). */
+function hasReader(path: string): boolean {
+  let fd: number;
   try {
-    process.kill(pid, 0);
-    return true;
+    fd = openSync(path, fsc.O_WRONLY | fsc.O_NONBLOCK);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return (err as NodeJS.ErrnoException).code !== 'ENXIO' && (err as NodeJS.ErrnoException).code !== 'ENOENT';
   }
-}
-
-function cwdOf(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    return undefined;
-  }
+  closeSync(fd);
+  return true;
 }
 
 function sameFile(a: string, b: string): boolean {

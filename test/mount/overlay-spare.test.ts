@@ -38,7 +38,15 @@ describe.skipIf(!inject('canMount'))('layerfs-overlay with a spare mount process
   });
 
   afterEach(async () => {
-    for (const m of mounted.splice(0)) if (isMounted(m)) await run('umount', [m]).catch(() => forceUnmount(m));
+    // Mount processes start a spare as they exit, too: wait them out before killing the spares.
+    const servers: number[] = [];
+    for (const m of mounted.splice(0)) {
+      if (!isMounted(m)) continue;
+      const pid = await servingPid(m).catch(() => undefined);
+      if (pid !== undefined) servers.push(pid);
+      await run('umount', [m]).catch(() => forceUnmount(m));
+    }
+    for (const pid of servers) await waitGone(pid, 5000);
     for (const pid of await sparesOf(runtime)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -127,7 +135,9 @@ describe.skipIf(!inject('canMount'))('layerfs-overlay with a spare mount process
     expect(b.code, b.stderr).toBe(0);
     expect(await servingPid(b.merged)).not.toBe(spare);
     expect(await waitGone(spare!)).toBe(true);
-    expect(await readdir(spares)).toEqual([]);
+    // Gone with its directory; what waits now is the spare the other namespace's mount left as it ended.
+    expect((await readdir(spares)).filter((n) => n.endsWith(`.${spare}`))).toEqual([]);
+    expect(await readFile(join(runtime, 'layerfs', 'spares.log'), 'utf8')).toContain(`spare ${spare} refused to mount for`);
   });
 
   it('two concurrent mounts both succeed, one of them served by the spare', async () => {
@@ -170,9 +180,11 @@ describe.skipIf(!inject('canMount'))('layerfs-overlay with a spare mount process
     const b = await mount('b');
     expect(b.code, b.stderr).toBe(0);
     expect(await servingPid(b.merged)).not.toBe(spare);
+    // After its READY it removes the stale directory and leaves a spare of its own.
+    for (let i = 0; i < 60 && existsSync(join(spares, `s.${spare}`)); i++) await sleep(50);
+    expect(existsSync(join(spares, `s.${spare}`))).toBe(false);
     const [next] = await waitForSpares(spares, 1);
     expect(next).not.toBe(spare);
-    expect(existsSync(join(spares, `s.${spare}`))).toBe(false);
   });
 
   it('a spare ends after its idle timeout and removes its directory', async () => {
@@ -217,7 +229,8 @@ async function waitForSpares(spares: string, n: number): Promise<number[]> {
 
 async function waitGone(pid: number, ms = 3000): Promise<boolean> {
   for (let t = 0; t < ms; t += 50) {
-    if (!existsSync(`/proc/${pid}`) || (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.startsWith('Z')) return true;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined || stat.split(') ')[1]?.startsWith('Z')) return true; // gone, or a zombie not yet reaped
     await sleep(50);
   }
   return false;
