@@ -103,7 +103,7 @@ export async function waitForClaim(preload: () => Promise<unknown>): Promise<Cla
   const waitingSince = Date.now();
 
   const leave = (): never => {
-    rmSync(process.cwd(), { recursive: true, force: true }); // wherever the directory is now
+    removeOwnDirectory(dir);
     process.exit(0);
   };
   const onSignal = () => leave();
@@ -163,7 +163,7 @@ export async function waitForClaim(preload: () => Promise<unknown>): Promise<Cla
   }
   say('TAKEN\n');
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(s, onSignal);
-  rmSync(join(dir, `c.${claimant}.${process.pid}`), { recursive: true, force: true });
+  removeOwnDirectory(dir);
   return {
     argv: argv!,
     note: (text) => {
@@ -175,6 +175,19 @@ export async function waitForClaim(preload: () => Promise<unknown>): Promise<Cla
     done: () => closeSync(replyFd),
     origin: `a spare, claimed by ${claimant} after waiting ${((Date.now() - waitingSince) / 1000).toFixed(1)} s`,
   };
+}
+
+/**
+ * Removes this spare's directory under whichever name it has now (n., s., c.CLAIMANT., x.
+ * and this pid): by name, never by the cwd, which may be the claimant's by then.
+ */
+function removeOwnDirectory(dir: string): void {
+  const mine = new RegExp(`^[nscx]\\.(?:\\d+\\.)?${process.pid}$`);
+  try {
+    for (const name of readdirSync(dir)) if (mine.test(name)) rmSync(join(dir, name), { recursive: true, force: true });
+  } catch {
+    // Gone already.
+  }
 }
 
 /**
