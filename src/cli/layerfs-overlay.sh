@@ -65,7 +65,8 @@ done
 # the argv, environment, cwd and umask from /proc/$$, refuses (closes `reply` without
 # TAKEN) a caller it cannot serve as a cold start would, and answers as fd 3 below, its
 # notes and errors as "E LINE". Refused, or none to claim: the cold start below, at once.
-# Builtins only, but the one mv.
+# Builtins only, but the one mv (`-O` and `-ef` are dash's, bash's and busybox's test, not
+# POSIX's: a shell without them fails the checks into the cold start).
 if [ "${LAYERFS_OVERLAY_SPARE:-}" = 1 ]; then
   spares=${XDG_RUNTIME_DIR:-/run}/layerfs/spares
   case $spares in /*) ;; *) spares= ;; esac
