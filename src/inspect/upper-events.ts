@@ -199,6 +199,10 @@ export class UpperWatcher extends EventEmitter {
     const timer = setTimeout(() => {
       if (this.recentlyGone.get(k.ino)?.path !== path) return;
       this.recentlyGone.delete(k.ino);
+      // Seen gone between the union's removal and its whiteout (or the opaque directory
+      // that replaced the whiteout): a replacement, which that event reports.
+      const now = this.known.get(path);
+      if (now && (now.kind === 'whiteout' || now.opaque)) return;
       if (!this.closed && !silent) this.send({ event: 'remove', path });
     }, RENAME_GRACE_MS);
     const pending = this.recentlyGone.get(k.ino);

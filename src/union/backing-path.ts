@@ -114,12 +114,19 @@ export async function removeTree(path: string | Buffer): Promise<void> {
   } catch (err) {
     if (!hasErrnoCode(err, 'ENAMETOOLONG')) throw err;
   }
+  // fs.rm removes siblings concurrently and rejects at the first deep failure while the
+  // others are still in flight: a name listed here may vanish before it is reached.
+  const gone = (err: unknown): undefined => {
+    if (hasErrnoCode(err, 'ENOENT')) return undefined;
+    throw err;
+  };
   for (const name of await backing.readdir(p)) {
     const child = Buffer.concat([p, Buffer.from('/'), name]);
-    if ((await backing.lstat(child)).isDirectory()) await removeTree(child);
-    else await backing.unlink(child);
+    const st = await backing.lstat(child).catch(gone);
+    if (st?.isDirectory()) await removeTree(child);
+    else if (st) await backing.unlink(child).catch(gone);
   }
-  await backing.rmdir(p);
+  await backing.rmdir(p).catch(gone);
 }
 
 /** The backing-file calls the union makes, each on paths of any length. */
