@@ -3,6 +3,9 @@
 #   layerfs         mount_program = this checkout's layerfs-overlay
 #   fuse-overlayfs  mount_program = /usr/bin/fuse-overlayfs
 #   overlay         the kernel's overlayfs (no mount program)
+#   layerfs-spare   with BENCH_SPARE=1: layerfs-overlay with LAYERFS_OVERLAY_SPARE=1 (a
+#                   pre-started mount process, native-notes/podman.md), its spares in
+#                   $WORK/spare-xdg; replaces the kernel's overlay flavour
 # Each flavour has its own store and config in a fresh /tmp/lfpb-XXXXXX (short on purpose:
 # podman 4.3 waits 20 s per container when its run root path is ~50 characters or longer);
 # neither /var/lib/containers/storage nor the machine's containers.conf is used.
@@ -19,14 +22,17 @@
 #        rootless: podman and buildah run as that user (it needs /etc/subuid and /etc/subgid
 #        ranges), in a private mount namespace whose /dev/fuse is a 0666 node of the same
 #        device (as test/helpers/user-fuse-ns.ts does; nothing outside it changes)
+#   sudo BENCH_SPARE=1 [BENCH_USER=…] scripts/bench-podman.sh [ROUNDS]
+#        layerfs-overlay cold, with spares, and fuse-overlayfs (no kernel overlay)
 set -euo pipefail
 ROUNDS=${1:-10}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$REPO/dist/cli/layerfs-overlay" ] || (cd "$REPO" && npm run build >/dev/null)
 WORK=$(mktemp -d /tmp/lfpb-XXXXXX)
 FLAVOURS=(layerfs fuse-overlayfs overlay)
-declare -A SHORT=([layerfs]=lf [fuse-overlayfs]=fo [overlay]=ov)
-declare -A PROGRAM=([layerfs]="$WORK/bin/layerfs-overlay" [fuse-overlayfs]=/usr/bin/fuse-overlayfs [overlay]=)
+[ "${BENCH_SPARE:-}" = 1 ] && FLAVOURS=(layerfs fuse-overlayfs layerfs-spare)
+declare -A SHORT=([layerfs]=lf [fuse-overlayfs]=fo [overlay]=ov [layerfs-spare]=ls)
+declare -A PROGRAM=([layerfs]="$WORK/bin/layerfs-overlay" [fuse-overlayfs]=/usr/bin/fuse-overlayfs [overlay]= [layerfs-spare]="$WORK/bin/layerfs-overlay-spare")
 
 BENCH_USER=${BENCH_USER:-}
 HOLDER=
@@ -56,6 +62,10 @@ cleanup() {
     for f in "${FLAVOURS[@]}"; do p=$(cat "$WORK/${SHORT[$f]}/tmp/pause.pid" 2>/dev/null) && [ -n "$p" ] && kill "$p" 2>/dev/null; done
     [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
   fi
+  # Spares wait with their own directory as cwd (src/cli/overlay-spare.ts).
+  for p in /proc/[0-9]*; do
+    case $(readlink "$p/cwd" 2>/dev/null) in "$WORK/spare-xdg/"*) kill "${p#/proc/}" 2>/dev/null ;; esac
+  done
   awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$WORK"
 }
@@ -64,6 +74,9 @@ trap cleanup EXIT
 mkdir -p "$WORK/bin" "$WORK/tmp"
 printf '#!/bin/sh\nLAYERFS_NODE="%s" exec "%s" "$@"\n' "$(command -v node)" "$REPO/dist/cli/layerfs-overlay" > "$WORK/bin/layerfs-overlay"
 chmod 755 "$WORK/bin/layerfs-overlay"
+mkdir -m 700 "$WORK/spare-xdg"
+printf '#!/bin/sh\nLAYERFS_OVERLAY_SPARE=1 XDG_RUNTIME_DIR="%s" LAYERFS_NODE="%s" exec "%s" "$@"\n' "$WORK/spare-xdg" "$(command -v node)" "$REPO/dist/cli/layerfs-overlay" > "$WORK/bin/layerfs-overlay-spare"
+chmod 755 "$WORK/bin/layerfs-overlay-spare"
 cap() { local n; n=$(bash -c "ulimit -H$1"); [ "$n" = unlimited ] && n=$2; [ "$n" -gt "$2" ] && n=$2; echo "$n"; }
 cat > "$WORK/containers.conf" <<EOF
 [containers]
