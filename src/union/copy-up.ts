@@ -37,9 +37,8 @@ import { encodeOrigin, isPrivateStoredXattr, lowerIno, ORIGIN_XATTR, OVERLAY_XAT
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import type { OverrideStat } from '../core/override-stat.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
-import { POSIX_FADV_SEQUENTIAL, SEEK_DATA, SEEK_HOLE } from '../sys/native.js';
+import { COPY_UP_SMALL_MAX, POSIX_FADV_SEQUENTIAL, SEEK_DATA, SEEK_HOLE } from '../sys/native.js';
 import { backing, PATH_MAX } from './backing-path.js';
-import { COPY_UP_SMALL_MAX } from '../sys/native.js';
 import { closeFd, fchmodFd, fchownFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 
 /** Largest single copy_file_range request (the kernel caps one call near 2 GiB). */
