@@ -173,6 +173,13 @@ export interface PathFilesystem {
    * MetadataMirror). Called once, before the mount serves its first request.
    */
   attachMirror?(mirror: MetadataMirror): void;
+  /**
+   * Calls `listener` with every directory a change below it copied up, whose attributes
+   * changed without a request on it (a merged directory reports nlink 1, as the kernel's
+   * overlayfs does): a server that lets the kernel cache attributes drops that
+   * directory's. Called once, before the mount serves its first request.
+   */
+  onDirCopiedUp?(listener: (path: string) => void): void;
   /** Called once when the server stops; closes whatever the filesystem holds open. */
   destroy?(): Promise<void>;
 }

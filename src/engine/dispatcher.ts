@@ -82,6 +82,7 @@ export class Dispatcher {
     private readonly device: FuseDevice,
     private readonly options: DispatcherOptions,
   ) {
+    fs.onDirCopiedUp?.((path) => this.dirCopiedUp(path));
     this.lowerOpens = new LowerOpens(device, fs, options.attrSeconds, (err) => options.onUnexpectedError?.(err, 'registerLowerOpen'));
     this.nodes = new NodeTable(
       (id, on) => {
@@ -254,6 +255,24 @@ export class Dispatcher {
     const fd = n.lowerOpen !== undefined ? this.device.nativeOpenFd(n.id) : -1;
     if (fd >= 0 && this.fs.fgetattrLowerFd) return this.fs.fgetattrLowerFd(fd, n.lowerOpen!.ino);
     throw errno('ENOENT');
+  }
+
+  /** A directory copied up for a change below it: the kernel's cached attributes of it
+   * (nlink above all: a merged directory has 1) are stale. Attributes only (offset -1):
+   * no page lock, no directory lock. */
+  private dirCopiedUp(path: string): void {
+    let n: Node | undefined = this.nodes.root;
+    for (const name of path.split('/')) {
+      if (name === '') continue;
+      n = this.nodes.child(n, name);
+      if (n === undefined) return; // the kernel has not looked it up: nothing cached
+    }
+    const report = (err: unknown) => this.options.onUnexpectedError?.(err, 'notify');
+    try {
+      this.device.notifyInvalInode(n.id, -1n, 0n).catch(report);
+    } catch (err) {
+      report(err);
+    }
   }
 
   /** Fire and forget: the kernel may need a lock that the request being served holds. */

@@ -15,7 +15,7 @@
  * passthrough is on, an open that cannot use it (another backing file after a copy-up, a
  * read-only backing for a writer) gets FOPEN_DIRECT_IO, which stays out of that accounting.
  */
-import { closeSync, constants as fsConstants, fstatSync, openSync, write as fsWrite } from 'node:fs';
+import { fstatSync, write as fsWrite } from 'node:fs';
 import type { DirectIo, PathFilesystem } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
 import type { Node } from './node-table.js';
@@ -129,7 +129,7 @@ export class OpenFiles {
   /**
    * The node's backing id for this open (one per node, shared), or undefined when it
    * cannot have one. A file whose content may change (not keepCache: the writable layer)
-   * gets a backing opened read-write from the start, so readers and writers share it.
+   * gets a backing readers and writers share from the start.
    */
   private shareBacking(node: Node, fh: number, direct: DirectIo, wantWrite: boolean): number | undefined {
     let st;
@@ -150,27 +150,17 @@ export class OpenFiles {
     }
     if (shared === 'busy') return undefined;
     if (shared !== 'none') return shared;
-    let fd = direct.fd;
-    let writable = wantWrite;
-    let reopened: number | undefined;
-    if (!this.filesystem.keepCache?.(fh)) {
-      try {
-        // Through the magic link of the open file itself, not a path (no O_NOFOLLOW, which
-        // refuses every /proc/self/fd link with ELOOP: it had made this reopen always fail).
-        reopened = openSync(`/proc/self/fd/${direct.fd}`, fsConstants.O_RDWR);
-        [fd, writable] = [reopened, true];
-      } catch {
-        // Read-only after all (a read-only mount of the layer): this open alone decides.
-      }
-    }
+    // The kernel never uses the backing file's own access mode: each passthrough open gets
+    // a file of its own, opened on the backing's path with the opener's flags
+    // (fs/fuse/passthrough.c, backing_file_open). So a file whose content may change (the
+    // writable layer; not keepCache) takes any descriptor of it as a backing for readers
+    // and writers alike; a lower file's serves reads only (writes copy up first).
+    const writable = wantWrite || !this.filesystem.keepCache?.(fh);
     try {
-      return this.device.backingAdopt(node.id, fd, writable);
+      return this.device.backingAdopt(node.id, direct.fd, writable);
     } catch (err) {
       this.lastBackingError = err as Error;
       return undefined;
-    } finally {
-      // The backing id holds its own reference to the file.
-      if (reopened !== undefined) closeSync(reopened);
     }
   }
 }

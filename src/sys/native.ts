@@ -33,7 +33,7 @@
  *            offset); throws an Error with `errno` (negative) and the reason; unmapped when collected
  *   dirStamps(root): Buffer                               SYNCHRONOUS: a line per directory under `root`
  *            (see dirStamps below); throws a system error like node:fs's
- *   copyUpSmall(src, tmp, dest, parent, uid, gid, perm, atime, mtime, originName, originValue, size, reflink): number
+ *   copyUpSmall(src, tmp, dest, parent, uid, gid, perm, atime, mtime, originName, originValue, size, reflink, umask): number
  *            SYNCHRONOUS: a small regular file's whole copy-up (see copyUpSmall below); 1 when
  *            FICLONE was refused, else 0; throws a system error like node:fs's
  *
@@ -93,6 +93,7 @@ interface Binding {
   copyUpSmall(
     src: SysPath, tmp: SysPath, dest: SysPath, parent: SysPath | null, uid: number, gid: number, perm: number,
     atime: Timespec, mtime: Timespec, originName: string | null, originValue: Buffer | null, size: number, reflink: boolean,
+    umask: number,
   ): number;
 }
 
@@ -276,6 +277,11 @@ export interface SmallCopyUp {
   size: number;
   /** Try FICLONE before copy_file_range. */
   reflink: boolean;
+  /**
+   * The process umask, if the caller knows it will not change during the call: a file
+   * whose bits it keeps (and without set-id bits) is created with them, saving the chmod.
+   */
+  umask?: number;
 }
 
 /**
@@ -288,7 +294,7 @@ export interface SmallCopyUp {
  */
 export function copyUpSmall(c: SmallCopyUp): { reflinkRefused: boolean } {
   const refused = binding().copyUpSmall(
-    c.src, c.tmp, c.dest, c.parent, c.uid, c.gid, c.perm, c.atime, c.mtime, c.origin?.name ?? null, c.origin?.value ?? null, c.size, c.reflink,
+    c.src, c.tmp, c.dest, c.parent, c.uid, c.gid, c.perm, c.atime, c.mtime, c.origin?.name ?? null, c.origin?.value ?? null, c.size, c.reflink, c.umask ?? -1,
   );
   return { reflinkRefused: refused === 1 };
 }

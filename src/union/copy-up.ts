@@ -39,6 +39,7 @@ import type { OverrideStat } from '../core/override-stat.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { COPY_UP_SMALL_MAX, POSIX_FADV_SEQUENTIAL, SEEK_DATA, SEEK_HOLE } from '../sys/native.js';
 import { backing, PATH_MAX } from './backing-path.js';
+import { fixedProcessUmask } from './process-umask.js';
 import { closeFd, fchmodFd, fchownFd, fsyncFd, ftruncateFd, openFd, readFd, sys, writeFd } from './sys.js';
 
 /** Largest single copy_file_range request (the kernel caps one call near 2 GiB). */
@@ -98,6 +99,7 @@ export async function copyUpObject(
       origin: origin === undefined ? null : { name: ORIGIN_XATTR, value: encodeOrigin(origin) },
       size: data ? entry.size : 0,
       reflink: caps.reflink,
+      umask: fixedProcessUmask(),
     });
     if (reflinkRefused) caps.reflink = false;
     return { origin, override: undefined };

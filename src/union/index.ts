@@ -13,7 +13,7 @@ export { UnionView, isLowerDir, lowerStat, type Resolved } from './union-view.js
 export { UpperState, type UpperNode } from './upper-state.js';
 export { containerOwnership, type Ownership } from './owner-override.js';
 export { runBackingCallsInline } from './backing-calls.js';
-export { fixProcessUmask } from './upper-writer.js';
+export { fixProcessUmask } from './process-umask.js';
 export { removeTree } from './backing-path.js';
 
 /** The lower-index cache file as a store check sees it (store/store-check.ts `IndexCaches`). */

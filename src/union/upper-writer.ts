@@ -13,6 +13,7 @@ import type { OverrideStat } from '../core/override-stat.js';
 import { AUFS_PREFIX, aufsName, baseOf, isAufsReserved, joinPath, markOpaque, mknodWhiteout, parentOf, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../overlay/index.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { closeFd, fchmodFd, fchownFd } from './sys.js';
+import { processUmask } from './process-umask.js';
 import { atPath, backing } from './backing-path.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, inheritAcl } from './posix-acl.js';
 import type { UpperNode, UpperState } from './upper-state.js';
@@ -44,6 +45,9 @@ export class UpperWriter {
     this.caps = { reflink: true, ...copy };
   }
 
+  /** Told of each directory copied up (PathFilesystem.onDirCopiedUp). */
+  dirCopiedUp: ((path: string) => void) | undefined;
+
   /** A fresh temporary path in the work directory. */
   tmpPath(): Buffer {
     return Buffer.concat([this.work, Buffer.from(`/#${process.pid}.${++this.seq}`)]);
@@ -62,6 +66,7 @@ export class UpperWriter {
     const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}), ...(override ? { override } : {}) };
     if (r.lower!.xattrs === false) node.noXattrs = true;
     this.upper.set(path, node);
+    if (r.isDir) this.dirCopiedUp?.(path);
     return this.view.resolve(path);
   }
 
@@ -239,20 +244,4 @@ async function applyOwner(
   if (fd !== undefined) await fchmodFd(fd, mode & 0o7777);
   else await backing.chmod(real, mode & 0o7777);
   return undefined;
-}
-
-let fixedUmask: number | undefined;
-
-/**
- * For a process that never changes its umask again (the mount process, once it serves):
- * remember it. Reading it is two syscalls (umask(0), then umask(old): Node has no other
- * way), on every object the union creates.
- */
-export function fixProcessUmask(): void {
-  fixedUmask = process.umask();
-}
-
-/** The process umask (process.umask() without arguments only reads it; no warning on Node 20). */
-function processUmask(): number {
-  return fixedUmask ?? process.umask();
 }

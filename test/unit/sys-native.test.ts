@@ -457,6 +457,17 @@ describe('copyUpSmall', () => {
     expect((await fs.stat(d.dest)).size).toBe(0);
   });
 
+  it('gives the copy its permission bits whether or not the umask keeps them, and needs no source for an empty file', async () => {
+    const c = await setup('');
+    // Bits the umask keeps: created with them (no chmod); bits it would clear: chmod after.
+    for (const [name, perm, umask] of [['k', 0o640, 0o022], ['m', 0o666, 0o022], ['s', 0o2750, 0o022], ['u', 0o604, -1]] as const) {
+      const dest = path.join(c.parent, name);
+      copyUpSmall({ ...c, tmp: path.join(dir, 'work', `#${name}`), dest, perm, umask, size: 0, src: path.join(dir, 'lower', 'absent') });
+      expect((await fs.lstat(dest)).mode & 0o7777).toBe(perm);
+      expect((await fs.stat(dest)).size).toBe(0);
+    }
+  });
+
   it('reports a refused reflink exactly when FICLONE refuses this pair, and copies anyway', async () => {
     const c = await setup('reflink me');
     const a = await fs.open(c.src, 'r');

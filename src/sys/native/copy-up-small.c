@@ -9,7 +9,9 @@
  * Promise, become one (native-notes/performance.md, "Copy-up of small files").
  *
  * Differences that change no result: the origin and the times are set through the open fd
- * (fsetxattr/futimens) before it is closed, not by path after; no POSIX_FADV_SEQUENTIAL
+ * (fsetxattr/futimens) before it is closed, not by path after; an empty file's source is
+ * not opened; the temp file is created with its final mode where the umask allows (no
+ * fchmod); no POSIX_FADV_SEQUENTIAL
  * (advice for a read that is at most 64 KiB); on a failure only a temp file this call
  * created is removed.
  */
@@ -69,12 +71,18 @@ static int copy_data(const lf_copy_up_t *a, int in, int out, lf_copy_up_result_t
 
 /* Everything up to and including the rename; -1 with res filled on failure. */
 static int build(const lf_copy_up_t *a, int *in, int *out, int *created, lf_copy_up_result_t *res) {
-  if ((*in = open(a->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) return fail(res, "open", a->src);
-  if ((*out = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) return fail(res, "open", a->tmp);
+  /* An empty file has no data to read: its lower inode is never touched (on a cold cache,
+   * a disk read saved per copy-up; the index already answered everything else about it). */
+  if (a->size > 0 && (*in = open(a->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) return fail(res, "open", a->src);
+  /* Created with its final permissions when the umask keeps them and chown cannot clear
+   * any (no set-id bits): the fchmod is saved. The work dir is private, so the file is
+   * reachable by nobody else before the rename either way. */
+  mode_t create = (a->perm & 07000) == 0 && a->umask >= 0 && (a->perm & (mode_t)a->umask) == 0 ? a->perm : 0600;
+  if ((*out = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, create)) < 0) return fail(res, "open", a->tmp);
   *created = 1;
   if (a->size > 0 && copy_data(a, *in, *out, res) < 0) return -1;
   if (fchown(*out, a->uid, a->gid) < 0) return fail(res, "fchown", a->tmp);
-  if (fchmod(*out, a->perm) < 0) return fail(res, "fchmod", a->tmp);
+  if (create != a->perm && fchmod(*out, a->perm) < 0) return fail(res, "fchmod", a->tmp);
   if (a->origin_name && fsetxattr(*out, a->origin_name, a->origin_value, a->origin_len, 0) < 0)
     return fail(res, "lsetxattr", a->tmp);
   /* Last on the file: nothing after this changes its data. */
@@ -82,9 +90,10 @@ static int build(const lf_copy_up_t *a, int *in, int *out, int *created, lf_copy
   int fd = *out;
   *out = -1;
   if (close(fd) < 0) return fail(res, "close", a->tmp);
-  fd = *in;
-  *in = -1;
-  close(fd); /* read-only: nothing to lose */
+  if (*in >= 0) {
+    close(*in); /* read-only: nothing to lose */
+    *in = -1;
+  }
   if (rename(a->tmp, a->dest) < 0) {
     fail(res, "rename", a->tmp);
     res->path2 = a->dest;

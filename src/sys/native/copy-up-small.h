@@ -24,6 +24,7 @@ typedef struct {
   size_t origin_len;
   int64_t size;                /* data bytes to copy, 0..LF_COPY_UP_SMALL_MAX */
   int reflink;                 /* try FICLONE first */
+  int umask;                   /* the process umask, -1 unknown (then always fchmod) */
 } lf_copy_up_t;
 
 typedef struct {

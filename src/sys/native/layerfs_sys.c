@@ -690,14 +690,15 @@ static bool get_opt_bytes(napi_env env, napi_value v, const char *what, char **o
 }
 
 /* copyUpSmall(src, tmp, dest, parent|null, uid, gid, perm, atime, mtime, originName|null,
- * originValue|null, size, reflink): 1 when FICLONE was refused (EOPNOTSUPP, EXDEV,
+ * originValue|null, size, reflink, umask|-1): 1 when FICLONE was refused (EOPNOTSUPP, EXDEV,
  * EINVAL), else 0; throws a system error like node:fs's (code, errno, syscall, path[, dest]). */
 static napi_value js_copy_up_small(napi_env env, napi_callback_info info) {
-  napi_value argv[13], out;
-  if (!get_args(env, info, 13, argv)) return NULL;
+  napi_value argv[14], out;
+  if (!get_args(env, info, 14, argv)) return NULL;
   lf_copy_up_t a = {0};
   char *src = NULL, *tmp = NULL, *dest = NULL, *parent = NULL, *oname = NULL;
   int64_t uid, gid, perm, size;
+  int32_t umask_arg = -1;
   bool reflink = false;
   void *ovalue = NULL;
   size_t olen = 0;
@@ -709,6 +710,10 @@ static napi_value js_copy_up_small(napi_env env, napi_callback_info info) {
       !get_timespec(env, argv[8], "mtime", &a.times[1]) || !get_opt_bytes(env, argv[9], "originName", &oname) ||
       !get_nonneg(env, argv[11], "size", &size) || napi_get_value_bool(env, argv[12], &reflink) != napi_ok)
     goto done;
+  if (napi_get_value_int32(env, argv[13], &umask_arg) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "umask must be a number (-1: unknown)");
+    goto done;
+  }
   if (oname) {
     bool is_buf = false;
     napi_is_buffer(env, argv[10], &is_buf);
@@ -719,7 +724,7 @@ static napi_value js_copy_up_small(napi_env env, napi_callback_info info) {
   a.src = src; a.tmp = tmp; a.dest = dest; a.parent = parent;
   a.uid = (uid_t)uid; a.gid = (gid_t)gid; a.perm = (mode_t)(perm & 07777);
   a.origin_name = oname; a.origin_value = ovalue; a.origin_len = olen;
-  a.size = size; a.reflink = reflink;
+  a.size = size; a.reflink = reflink; a.umask = umask_arg < 0 ? -1 : (umask_arg & 0777);
   lf_copy_up_result_t res;
   lf_copy_up_small(&a, &res);
   if (res.err) {
