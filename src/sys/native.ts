@@ -286,8 +286,9 @@ export interface SmallCopyUp {
 
 /**
  * SYNCHRONOUS. One small regular file copied up in one call (src/sys/native/copy-up-small.c):
- * open the source, create `tmp` O_EXCL, copy `size` bytes (reflink, copy_file_range,
- * read/write), chown, chmod, the origin xattr, the times, rename to `dest`, the parent's
+ * open the source (not when `size` is 0), create `tmp` O_EXCL, copy `size` bytes (reflink,
+ * copy_file_range, read/write), chown, chmod (unless `umask` let the create set the bits),
+ * the origin xattr, the times, rename to `dest`, the parent's
  * times restored. Copies no xattrs and flushes nothing: union/copy-up.ts sends only the
  * files that need neither. Returns whether FICLONE was refused (EOPNOTSUPP, EXDEV, EINVAL:
  * the caller stops trying it); throws a system error (code, errno, syscall, path[, dest]).
