@@ -26,6 +26,7 @@ import { runtimeDir } from '../core/user-dirs.js';
 import { LayerfsError } from '../core/errors.js';
 import * as lazy from '../core/lazy-builtins.js';
 import { mountLogLine, type UnionMountConfig } from '../fuse/index.js';
+import { MOUNT_PROGRAM_READS_AUFS } from '../overlay/index.js';
 // Deep on purpose (test/unit/module-boundaries.test.ts): fuse/'s front door stays light.
 // Types only here: serving is loaded by mountServer() (--version and argument errors need none of it).
 import type { MountLog } from '../fuse/union-mount-serve.js';
@@ -173,7 +174,7 @@ async function overlayConfig(args: OverlayArgs): Promise<UnionMountConfig> {
     fsname: 'layerfs',
     // fuse-overlayfs reads `.wh.NAME` files as whiteouts in any layer; containers-storage
     // writes its layers that way when it has a mount program.
-    aufsWhiteouts: true,
+    aufsWhiteouts: MOUNT_PROGRAM_READS_AUFS,
     volatile: args.volatile,
     ...(args.engine ? { engine: args.engine } : {}),
     extraOptions: args.fuseOptions,

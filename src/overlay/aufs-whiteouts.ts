@@ -20,6 +20,13 @@ import { inRoot, joinPath } from './paths.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout-policy.js';
 
 export const AUFS_PREFIX = WHITEOUT_PREFIX;
+
+/**
+ * Whether a fuse-overlayfs-style mount program (`layerfs-overlay`) reads this format: it
+ * does, in every layer, as fuse-overlayfs does. Whoever prepares an index cache for its
+ * mounts (the containerd snapshotter) builds it the same way, or each mount rebuilds it.
+ */
+export const MOUNT_PROGRAM_READS_AUFS = true;
 export const AUFS_OPAQUE = OPAQUE_MARKER;
 
 /** What a directory entry's name means in the AUFS format. */

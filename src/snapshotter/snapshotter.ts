@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
 import { stagingName } from '../store/index.js';
 import { LowerIndex } from '../union/index.js';
+import { MOUNT_PROGRAM_READS_AUFS } from '../overlay/index.js';
 import { Mutex } from '../core/mutex.js';
 import { diskUsage } from '../core/disk-usage.js';
 import { parseFilters } from './filters.js';
@@ -139,7 +140,8 @@ export class Snapshotter {
     const cache = opt('layerfs_index');
     const lowers = opt('lowerdir');
     if (cache === undefined || lowers === undefined) return;
-    await LowerIndex.ensureCache(lowers.split(':'), cache).catch(() => undefined);
+    // Built as layerfs-overlay reads the layers (layerfs_index= is for it alone).
+    await LowerIndex.ensureCache(lowers.split(':'), cache, { aufsWhiteouts: MOUNT_PROGRAM_READS_AUFS }).catch(() => undefined);
   }
 
   /** The mounts of an active or view snapshot. */

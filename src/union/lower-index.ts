@@ -89,8 +89,8 @@ export interface OpenOptions {
   cacheFile?: string | undefined;
   /**
    * Also read the AUFS whiteout format (`.wh.NAME`, `.wh..wh..opq`: overlay/aufs-whiteouts.ts), as
-   * containers-storage writes layers for a mount program. A cache file holds no record
-   * of it: give one only for layers that are always mounted the same way.
+   * containers-storage writes layers for a mount program. A cache file records it: one
+   * written the other way is stale to this reader (and rebuilt, replacing it).
    */
   aufsWhiteouts?: boolean | undefined;
 }
@@ -167,14 +167,17 @@ export class LowerIndex {
   /**
    * Makes sure `cacheFile` holds a current index of `layerDirs` without loading it when
    * it does (only its header is checked): for a supervisor preparing a mount, so the
-   * mount process itself only loads. Returns whether it had to build.
+   * mount process itself only loads. Returns whether it had to build. `aufsWhiteouts`
+   * must be what the mounts will read with: a cache of the other convention is stale to
+   * them, so each side would rebuild and replace the other's.
    */
-  static async ensureCache(layerDirs: string[], cacheFile: string): Promise<{ built: boolean; reason?: string }> {
+  static async ensureCache(layerDirs: string[], cacheFile: string, opts: Pick<OpenOptions, 'aufsWhiteouts'> = {}): Promise<{ built: boolean; reason?: string }> {
     const roots = layerDirs.map((d) => Buffer.from(d));
-    const reason = await checkIndexCache(cacheFile, roots);
+    const aufs = opts.aufsWhiteouts === true;
+    const reason = await checkIndexCache(cacheFile, roots, aufs);
     if (reason === undefined) return { built: false };
-    const built = await LowerIndex.build(layerDirs);
-    await writeIndexCache(cacheFile, roots, built.table);
+    const built = await LowerIndex.build(layerDirs, aufs);
+    await writeIndexCache(cacheFile, roots, built.table, aufs);
     return { built: true, reason };
   }
 

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadSnapshotsService, serveSnapshotter } from '../../src/snapshotter/grpc-server.js';
 import { Snapshotter } from '../../src/snapshotter/snapshotter.js';
+import { MOUNT_PROGRAM_READS_AUFS } from '../../src/overlay/index.js';
+import { LowerIndex } from '../../src/union/index.js';
 import { tempDir } from '../helpers/temp.js';
 
 type Mount = { type: string; source: string; options: string[] };
@@ -122,6 +124,13 @@ describe('layerfs snapshotter gRPC service', () => {
     ]);
     // The chain's index was built by the service, once, beside the parent's layer.
     expect(existsSync(join(state, 'snapshots', lowers[0]!, 'lower-index'))).toBe(true);
+    // …as layerfs-overlay reads the layers (AUFS whiteouts too), so a mount loads it rather
+    // than rebuilding and replacing it (which the next Prepare undid, and so on).
+    const asMounted = await LowerIndex.open(lowers.map((id) => join(state, 'snapshots', id, 'fs')), {
+      cacheFile: join(state, 'snapshots', lowers[0]!, 'lower-index'),
+      aufsWhiteouts: MOUNT_PROGRAM_READS_AUFS,
+    });
+    expect(asMounted.origin).toEqual({ loaded: true });
     expect(((await c.call('Mounts', { key: 'top' })).mounts as Mount[])).toEqual(top);
     const v2 = (await view({ key: 'v2', parent: 'c2' })).mounts as Mount[];
     expect(v2[0]!.type).toBe('fuse3.layerfs-overlay');
