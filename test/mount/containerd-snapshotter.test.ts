@@ -51,6 +51,15 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
     }
     throw new Error(`timed out waiting for ${what}`);
   };
+  /** containerd's log lines and the mount-process log lines (/run/layerfs) about container `id`. */
+  const whatWasLogged = async (id: string): Promise<string> => {
+    const about = (text: string, re: RegExp) => text.split('\n').filter((l) => re.test(l));
+    const lines = about(await readFile(join(env.work, 'containerd.log'), 'utf8').catch(() => ''), new RegExp(`(=|/)${id}(\\s|/|$)`)).slice(-30);
+    for (const f of await readdir('/run/layerfs').catch(() => [])) {
+      if (f.endsWith('.log')) lines.push(...about(await readFile(join('/run/layerfs', f), 'utf8').catch(() => ''), new RegExp(`${work}/.*/${id}/rootfs`)).map((l) => `${f}: ${l}`));
+    }
+    return lines.join('\n');
+  };
   /** containerd removes a deleted snapshot from the backend in its garbage collection, shortly after. */
   const backendHasNoActive = async (): Promise<boolean> => Object.values((await backend()).snapshots).every((s) => s.kind === 'committed');
   const snapshotLines = async (snapshotter: string): Promise<string[]> =>
@@ -204,13 +213,22 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
   });
 
   it('20 containers at once, 100 files each: all succeed, no mount or snapshot left', async () => {
-    const script = 'i=0; while [ $i -lt 100 ]; do echo $i > /tmp/f$i; i=$((i+1)); done; ls /tmp | busybox wc -l';
+    // Each container reports through a file in a bind-mounted folder, not its stdout:
+    // ctr loses a short-lived task's output now and then under load (exit 0, nothing read;
+    // seen here with 20 at once, and upstream: containerd#770, nerdctl#3877).
+    const out = join(work, 'load-out');
+    await mkdir(out);
+    const script = 'i=0; while [ $i -lt 100 ]; do echo $i > /tmp/f$i; i=$((i+1)); done; ls /tmp | busybox wc -l > /out/$0';
     const runs = await Promise.all(
-      Array.from({ length: 20 }, (_, n) => env.ctr(['run', '--rm', '--snapshotter', 'layerfs', IMAGE, `load-${n}`, 'sh', '-c', script], { timeoutMs: 280_000 })),
+      Array.from({ length: 20 }, (_, n) =>
+        env.ctr(['run', '--rm', '--snapshotter', 'layerfs', '--mount', `type=bind,src=${out},dst=/out,options=rbind:rw`, IMAGE, `load-${n}`, 'sh', '-c', script, `load-${n}`], { timeoutMs: 280_000 }),
+      ),
     );
-    for (const r of runs) {
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout.trim()).toBe('100');
+    for (const [n, r] of runs.entries()) {
+      const count = await readFile(join(out, `load-${n}`), 'utf8').catch(() => '(no file)');
+      // A failure is rare and load-dependent (seen once: "sh" not found in $PATH at
+      // create): say what containerd and the container's mount processes logged about it.
+      if (r.code !== 0 || count.trim() !== '100') expect.fail(`load-${n}: exit ${r.code}, count ${count.trim()}: ${r.stderr}${r.stdout}\n${await whatWasLogged(`load-${n}`)}`);
     }
     await waitFor('no mount left', async () => mountsUnder(work).length === 0);
     await waitFor('the backend to drop the 20 container snapshots', backendHasNoActive);
