@@ -247,9 +247,12 @@ export class Dispatcher {
     // A retired node shows what it showed: its name may have moved on to a copy (a chmod
     // copied it up) before an open the node could not take retired it, and the kernel's
     // overlayfs shows the copy through the old descriptors too.
-    if (n.retired && n.lastStat !== undefined) return n.lastStat;
-    for (const fh of n.openHandles) {
-      if (this.fs.fgetattr) return this.fs.fgetattr('', fh);
+    if ((n.retired || n.showsLastStat) && n.lastStat !== undefined) return n.lastStat;
+    if (this.fs.fgetattr) {
+      // A handle on the object itself before one that still reads the lower file.
+      const handles = [...n.openHandles];
+      const fh = handles.find((h) => this.fs.lowerFile?.(h) === undefined) ?? handles[0];
+      if (fh !== undefined) return this.fs.fgetattr('', fh);
     }
     // Or the opens the device's request loop answered itself (lower-opens.ts).
     const fd = n.lowerOpen !== undefined ? this.device.nativeOpenFd(n.id) : -1;
@@ -267,19 +270,22 @@ export class Dispatcher {
       n = this.nodes.child(n, name);
       if (n === undefined) return; // the kernel has not looked it up: nothing cached
     }
-    const report = (err: unknown) => this.options.onUnexpectedError?.(err, 'notify');
-    try {
-      this.device.notifyInvalInode(n.id, -1n, 0n).catch(report);
-    } catch (err) {
-      report(err);
-    }
+    const id = n.id;
+    this.notify(() => this.device.notifyInvalInode(id, -1n, 0n));
   }
 
-  /** Fire and forget: the kernel may need a lock that the request being served holds. */
   private invalEntry(parent: Node, name: string): void {
+    this.notify(() => this.device.notifyInvalEntry(parent.id, Buffer.from(name, 'latin1')));
+  }
+
+  /**
+   * Sends a notification without waiting for it: the kernel may need a lock that the
+   * request being served holds. A failure (thrown or rejected) is only reported.
+   */
+  private notify(send: () => Promise<unknown>): void {
     const report = (err: unknown) => this.options.onUnexpectedError?.(err, 'notify');
     try {
-      this.device.notifyInvalEntry(parent.id, Buffer.from(name, 'latin1')).catch(report);
+      send().catch(report);
     } catch (err) {
       report(err);
     }
@@ -557,9 +563,35 @@ export class Dispatcher {
     const path = this.childPath(parent, name);
     this.trace(op, path);
     const who = this.caller(h);
+    const copy = op === 'unlink' ? await this.openCopyBeforeUnlink(parent, name, path) : undefined;
     await (op === 'rmdir' ? this.fs.rmdir(path, who) : this.fs.unlink(path, who));
     this.nodes.unlinked(parent, name);
+    if (copy) {
+      copy.node.lastStat = { ...copy.st, nlink: Math.max(0, copy.st.nlink - 1) };
+      copy.node.showsLastStat = true;
+    }
     return [];
+  }
+
+  /**
+   * The node `name` names and its attributes, when its last name is about to go while the
+   * kernel holds it open only through the device's read-only opens of the lower file
+   * (lower-opens.ts) or handles still reading the lower file, and the union has since
+   * copied it up (a chmod, say). Once unlinked, those descriptors must show the copy as it
+   * was, one link fewer (the kernel's overlayfs keeps the unlinked upper file behind its
+   * inode); the lower file they read would show the attributes from before the copy-up.
+   * Undefined in every other case: a lower-only file is what those opens show anyway, and
+   * a handle on the copy reaches it itself.
+   */
+  private async openCopyBeforeUnlink(parent: Node, name: string, path: string): Promise<{ node: Node; st: FileStat } | undefined> {
+    const node = this.nodes.child(parent, name);
+    if (node === undefined || node.linkCount !== 1) return undefined;
+    const handles = [...node.openHandles];
+    if (handles.length === 0 && node.lowerOpen === undefined) return undefined;
+    if (handles.some((fh) => this.fs.lowerFile?.(fh) === undefined)) return undefined;
+    if (this.lowerOnly(path, fsConstants.S_IFREG) !== undefined) return undefined;
+    const st = await this.fs.getattr(path).catch(() => undefined);
+    return st !== undefined && inoKey(st.ino) === node.ino ? { node, st } : undefined;
   }
 
   private async rename(h: InHeader, newdir: number, flags: number, oldName: string, newName: string): Promise<Reply> {

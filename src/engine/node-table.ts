@@ -56,6 +56,9 @@ export class Node {
   /** The attributes last sent to the kernel, kept only while the node is open (what a
    * retired node keeps showing: Dispatcher.statOpen). */
   lastStat: FileStat | undefined = undefined;
+  /** Set when the node's last name went and `lastStat` is all that is left of its object
+   * (Dispatcher.openCopyBeforeUnlink): statOpen answers it, as for a retired node. */
+  showsLastStat = false;
   private noXattrsKnown = false;
 
   constructor(

@@ -78,6 +78,26 @@ export function defineOracleCases(h: OracleHarness): void {
     expect(await h.compare(r, ops)).toEqual([]);
   });
 
+  // Found by scripts/oracle-soak (seed 678867868, layerfs engine): a read-only descriptor of
+  // a lower file whose name was copied up (chmod) and then unlinked showed the lower file
+  // again (mode from before the chmod, nlink 1); the kernel's shows the unlinked copy.
+  it('a read-only descriptor keeps showing the copy after its name is copied up and unlinked', async () => {
+    const r = await h.rig();
+    const ops: Op[] = [
+      // B: an open the device's loop answers; after a write open, C goes through JS.
+      { op: 'open', fd: 'B', path: '/o/n', write: false },
+      { op: 'open', fd: 'A', path: '/d/y', write: true },
+      { op: 'open', fd: 'C', path: '/o/n', write: false },
+      { op: 'chmod', path: '/o/n', mode: 0o2541 },
+      { op: 'fstat', fd: 'B' },
+      { op: 'unlink', path: '/o/n' },
+      { op: 'fstat', fd: 'B' },
+      { op: 'fstat', fd: 'C' },
+      { op: 'fread', fd: 'C' },
+    ];
+    expect(await h.compare(r, ops)).toEqual([]);
+  });
+
   it('whiteouts, opaque dirs, renames of lower dirs and files, links and special files', async () => {
     const r = await h.rig();
     const ops: Op[] = [
