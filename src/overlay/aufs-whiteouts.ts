@@ -20,6 +20,7 @@ import { inRoot, joinPath } from './paths.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteout-policy.js';
 
 export const AUFS_PREFIX = WHITEOUT_PREFIX;
+export const AUFS_OPAQUE = OPAQUE_MARKER;
 
 /**
  * Whether a fuse-overlayfs-style mount program (`layerfs-overlay`) reads this format: it
@@ -27,7 +28,6 @@ export const AUFS_PREFIX = WHITEOUT_PREFIX;
  * mounts (the containerd snapshotter) builds it the same way, or each mount rebuilds it.
  */
 export const MOUNT_PROGRAM_READS_AUFS = true;
-export const AUFS_OPAQUE = OPAQUE_MARKER;
 
 /** What a directory entry's name means in the AUFS format. */
 export type AufsName = { kind: 'plain' } | { kind: 'opaque' } | { kind: 'meta' } | { kind: 'whiteout'; target: string };
