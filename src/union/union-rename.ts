@@ -30,13 +30,16 @@ export async function renameInUnion(w: UpperWriter, from: string, to: string, fl
   const src = view.resolve(from);
   const toParent = view.resolve(parentOf(to));
   if (!toParent.isDir) throw fsError('ENOTDIR', to);
-  if (from === to) return;
-  if (from === '/' || isWithin(to, from)) throw fsError('EINVAL', to, 'rename into itself');
-  if (isWithin(from, to)) throw fsError('ENOTEMPTY', to);
+  if (from === '/') throw fsError('EINVAL', to, 'rename into itself');
   const dst = view.tryResolve(to);
   if (dst === 'ENOTDIR') throw fsError('ENOTDIR', to);
+  // In the VFS's order (do_renameat2): an existing target under NOREPLACE first, then a
+  // name onto itself, then one into its own subtree (or onto an ancestor).
+  if (dst !== 'ENOENT' && flags & RenameFlags.NOREPLACE) throw fsError('EEXIST', to);
+  if (from === to) return;
+  if (isWithin(to, from)) throw fsError('EINVAL', to, 'rename into itself');
+  if (isWithin(from, to)) throw fsError('ENOTEMPTY', to);
   if (dst !== 'ENOENT') {
-    if (flags & RenameFlags.NOREPLACE) throw fsError('EEXIST', to);
     if (src.isDir && !dst.isDir) throw fsError('ENOTDIR', to);
     if (!src.isDir && dst.isDir) throw fsError('EISDIR', to);
   }

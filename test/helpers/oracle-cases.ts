@@ -145,6 +145,9 @@ export function defineOracleCases(h: OracleHarness): void {
       { op: 'rename', from: '/a', to: '/b', flags: 'noreplace' },
       { op: 'rename', from: '/a', to: '/a2', flags: 'noreplace' },
       { op: 'rename', from: '/nothing', to: '/a3', flags: 'noreplace' },
+      // An existing target comes first: EEXIST, not EINVAL (into itself) nor 0 (onto itself).
+      { op: 'rename', from: '/d', to: '/d/sub', flags: 'noreplace' },
+      { op: 'rename', from: '/b', to: '/b', flags: 'noreplace' },
       { op: 'rename', from: '/e', to: '/hl1', flags: 'exchange' },
       { op: 'rename', from: '/hl1', to: '/o', flags: 'exchange' },
       { op: 'readdir', path: '/hl1' },

@@ -194,6 +194,10 @@ export function defineUnionOracleSuite(title: string, factory: SubjectFactory, o
         const [kj, uj] = [JSON.stringify(kv[key]), JSON.stringify(uv[key])];
         if (kj === uj) continue;
         const fd = key.startsWith('fd ') ? key.slice(3) : undefined;
+        // After a known difference changed only the kernel and was undone there, the
+        // kernel's descriptors may be bound to copies the undo made (an exchange and its
+        // undo copy both names up): like the trees, not comparable (soak seed 981383212).
+        if (fd !== undefined && diverged !== undefined) continue;
         if (fd !== undefined && unlinkedFstat && held.isOrphan(fd) && uj === JSON.stringify({ ok: false, errno: 'ENOENT' })) saw(unlinkedFstat.id);
         else if (fd !== undefined && roLower && held.isReadOnly(fd) && uj === JSON.stringify(before[key])) saw(roLower.id);
         else if (lag && isStaleMix(uv[key], kv[key], before[key])) saw(lag.id);
