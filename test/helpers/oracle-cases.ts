@@ -84,7 +84,7 @@ export function defineOracleCases(h: OracleHarness): void {
   it('a read-only descriptor keeps showing the copy after its name is copied up and unlinked', async () => {
     const r = await h.rig();
     const ops: Op[] = [
-      // B: an open the device's loop answers; after a write open, C goes through JS.
+      // Two descriptors of it, opened before and after another file's write open.
       { op: 'open', fd: 'B', path: '/o/n', write: false },
       { op: 'open', fd: 'A', path: '/d/y', write: true },
       { op: 'open', fd: 'C', path: '/o/n', write: false },
