@@ -218,13 +218,13 @@ export class UnionFilesystem implements PathFilesystem {
    * cache file's layout, read in place), and learns every change of the writable layer
    * from UpperState.
    */
-  onDirCopiedUp(listener: (path: string) => void): void {
-    if (this.writer) this.writer.dirCopiedUp = listener;
-  }
-
   attachMirror(mirror: MetadataMirror): void {
     mirror.loadReadOnlyIndex(this.view.index.cacheBytes());
     this.writer?.upper.attachMirror(mirror);
+  }
+
+  onDirCopiedUp(listener: (path: string) => void): void {
+    if (this.writer) this.writer.dirCopiedUp = listener;
   }
 
   /** Reads go straight to the fd; writes too, unless the first write must clear

@@ -466,6 +466,18 @@ describe('copyUpSmall', () => {
       expect((await fs.lstat(dest)).mode & 0o7777).toBe(perm);
       expect((await fs.stat(dest)).size).toBe(0);
     }
+    // 0600 under a umask that takes bits from it (0277): the create cannot give 0600, so the
+    // chmod must come, known umask or not.
+    const old = process.umask(0o277);
+    try {
+      for (const [name, umask] of [['t', 0o277], ['v', -1]] as const) {
+        const dest = path.join(c.parent, name);
+        copyUpSmall({ ...c, tmp: path.join(dir, 'work', `#${name}`), dest, perm: 0o600, umask, size: 0, src: path.join(dir, 'lower', 'absent') });
+        expect((await fs.lstat(dest)).mode & 0o7777).toBe(0o600);
+      }
+    } finally {
+      process.umask(old);
+    }
   });
 
   it('reports a refused reflink exactly when FICLONE refuses this pair, and copies anyway', async () => {

@@ -77,12 +77,13 @@ static int build(const lf_copy_up_t *a, int *in, int *out, int *created, lf_copy
   /* Created with its final permissions when the umask keeps them and chown cannot clear
    * any (no set-id bits): the fchmod is saved. The work dir is private, so the file is
    * reachable by nobody else before the rename either way. */
-  mode_t create = (a->perm & 07000) == 0 && a->umask >= 0 && (a->perm & (mode_t)a->umask) == 0 ? a->perm : 0600;
-  if ((*out = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, create)) < 0) return fail(res, "open", a->tmp);
+  int exact = (a->perm & 07000) == 0 && a->umask >= 0 && (a->perm & (mode_t)a->umask) == 0;
+  if ((*out = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, exact ? a->perm : 0600)) < 0) return fail(res, "open", a->tmp);
   *created = 1;
   if (a->size > 0 && copy_data(a, *in, *out, res) < 0) return -1;
   if (fchown(*out, a->uid, a->gid) < 0) return fail(res, "fchown", a->tmp);
-  if (create != a->perm && fchmod(*out, a->perm) < 0) return fail(res, "fchmod", a->tmp);
+  /* Not `perm == 0600`: the umask may have taken bits from the fallback's 0600 too. */
+  if (!exact && fchmod(*out, a->perm) < 0) return fail(res, "fchmod", a->tmp);
   if (a->origin_name && fsetxattr(*out, a->origin_name, a->origin_value, a->origin_len, 0) < 0)
     return fail(res, "lsetxattr", a->tmp);
   /* Last on the file: nothing after this changes its data. */
