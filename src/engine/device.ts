@@ -241,13 +241,7 @@ export async function mountFuseDevice(req: MountRequest): Promise<FuseDevice> {
   } catch (cause) {
     throw mountFailed(req, cause);
   }
-  return new Device(native, handle, req.mountpoint, await topMountDevice(req.mountpoint));
-}
-
-// The mount's device number: unmount() detaches the mountpoint only while it is still
-// this mount on top (not someone else's that replaced it after ours went away).
-async function topMountDevice(mountpoint: string): Promise<string | undefined> {
-  return (await mountsAt(mountpoint).catch(() => [])).at(-1)?.device;
+  return new Device(native, handle, req.mountpoint);
 }
 
 /** A mount made by fusermount3 (auto_unmount) and its /dev/fuse fd, not yet served. */
@@ -294,7 +288,7 @@ export function fusermountFd(req: MountRequest): FusermountMount {
 export function attachFuseDevice(fd: number, mountpoint: string, options: { detach?: boolean } = {}): FuseDevice {
   const native = binding();
   const detach = options.detach ?? true;
-  return new Device(native, native.attach(fd, mountpoint, detach), mountpoint, undefined, detach);
+  return new Device(native, native.attach(fd, mountpoint, detach), mountpoint, detach);
 }
 
 /**
@@ -305,7 +299,7 @@ export function attachFuseDevice(fd: number, mountpoint: string, options: { deta
 export function socketFuseDevice(): { device: FuseDevice; peerFd: number } {
   const native = binding();
   const [handle, peerFd] = native.socketDevice();
-  return { device: new Device(native, handle, '', undefined), peerFd };
+  return { device: new Device(native, handle, ''), peerFd };
 }
 
 class Device implements FuseDevice {
@@ -319,7 +313,6 @@ class Device implements FuseDevice {
     private readonly native: Binding,
     private readonly handle: Handle,
     readonly mountpoint: string,
-    private readonly mountDevice: string | undefined,
     private readonly detachable = true,
   ) {
     this.fd = native.fd(handle);
@@ -438,11 +431,9 @@ class Device implements FuseDevice {
   }
 
   unmount(): Promise<void> {
-    this.teardown ??= (async () => {
-      const top = this.mountpoint && this.detachable ? (await mountsAt(this.mountpoint).catch(() => [])).at(-1) : undefined;
-      const stillOurs = top !== undefined && (this.mountDevice === undefined || top.device === this.mountDevice);
-      return this.close(stillOurs);
-    })();
+    // The native side detaches the mountpoint only while the mount on top there is still
+    // this one (mount.h, lf_unmount_own), not another that replaced it after ours went away.
+    this.teardown ??= this.close(this.detachable && this.mountpoint !== '');
     return this.teardown;
   }
 

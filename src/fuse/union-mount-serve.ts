@@ -6,7 +6,8 @@
  * own mountpoint (it would deadlock against itself).
  */
 import { appendFileSync } from 'node:fs';
-import { mountsAt } from '../sys/mount-table.js';
+import { realpath } from 'node:fs/promises';
+import { mountsAt, topMountAt } from '../sys/mount-table.js';
 import { fixProcessUmask, runBackingCallsInline, UnionFilesystem } from '../union/index.js';
 import { serveWithEngine, type EngineMount } from '../engine/index.js';
 import { chooseEngine } from './engine-choice.js';
@@ -52,6 +53,10 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
   if (process.env.LAYERFS_INLINE_CALLS !== '0') runBackingCallsInline();
   // Nothing in this process sets its umask from here on: the union reads it once.
   fixProcessUmask();
+  // The mountpoint as the mount table shows it: resolved now, before the mount covers it
+  // (resolving it afterwards would ask this process's own mount). A path through a
+  // symlink (/var/run is one on Debian) never matches the table otherwise.
+  const where = await realpath(config.mountpoint).catch(() => config.mountpoint);
   const engine = chooseEngine(config.engine);
   const serve = engine === 'layerfs' ? serveWithEngine : serveFilesystem;
   const mount = await serve(filesystem, config.mountpoint, {
@@ -65,20 +70,31 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
     ...(traceFile !== undefined ? { traceOps: (op: string, path: string) => appendFileSync(traceFile, `${op} ${path}\n`, 'latin1') } : {}),
   });
 
-  let ourDevices: Set<string>;
+  // Our mount, by device: the one on top at the mountpoint now. Once it is gone from there,
+  // the path may hold another process's mount of it (containerd's shim unmounts a mount
+  // whose helper it lost track of and mounts again), which is not ours to unmount.
+  let ourDevice: string | undefined;
   try {
-    ourDevices = new Set((await mountsAt(config.mountpoint)).map((m) => m.device));
+    ourDevice = (await topMountAt(where))?.device;
   } catch (err) {
     await mount.unmount().catch(() => undefined);
     throw err;
   }
+  const ourMountOnTop = async () => ourDevice !== undefined && (await topMountAt(where))?.device === ourDevice;
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log(`${signal}: unmounting ${config.mountpoint}`);
-    mount.unmount().then(
+    void ourMountOnTop().then(async (onTop) => {
+      if (!onTop) {
+        log(`${signal}: ${config.mountpoint} holds no mount of ours any more; exiting`);
+        await filesystem.destroy?.();
+        process.exit(0);
+      }
+      log(`${signal}: unmounting ${config.mountpoint}`);
+      return mount.unmount();
+    }).then(
       () => process.exit(0),
       (err: unknown) => {
         log(`unmount failed: ${(err as Error).message}`);
@@ -106,8 +122,8 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
   // `umount` by someone else ends libfuse's loop but not this process: notice and exit,
   // so no server lingers without a mount.
   setInterval(() => {
-    void mountsAt(config.mountpoint).then(async (now) => {
-      if (stopping || now.some((m) => ourDevices.has(m.device))) return;
+    void mountsAt(where).then(async (now) => {
+      if (stopping || now.some((m) => m.device === ourDevice)) return;
       stopping = true;
       log(`${config.mountpoint} was unmounted; exiting`);
       await filesystem.destroy?.();

@@ -12,6 +12,9 @@ import { isRootless } from '../core/user-dirs.js';
 const run = (file: string, args: string[]) => promisify(lazy.childProcess().execFile)(file, args);
 
 export interface MountEntry {
+  /** The mount's ID and its parent's (the mount it sits on). */
+  id: number;
+  parent: number;
   mountpoint: string;
   fstype: string;
   source: string;
@@ -32,6 +35,8 @@ export function parseMountinfo(text: string): MountEntry[] {
       const fields = line.split(' ');
       const dash = fields.indexOf('-');
       return {
+        id: Number(fields[0]),
+        parent: Number(fields[1]),
         mountpoint: unescapeField(fields[4] ?? ''),
         fstype: fields[dash + 1] ?? '',
         source: unescapeField(fields[dash + 2] ?? ''),
@@ -46,6 +51,15 @@ export async function listMounts(): Promise<MountEntry[]> {
 
 export async function mountsAt(mountpoint: string): Promise<MountEntry[]> {
   return (await listMounts()).filter((m) => m.mountpoint === mountpoint);
+}
+
+/**
+ * The mount on top at `mountpoint` — what a path lookup reaches and what umount(8)
+ * removes: of the mounts there, the one none of the others sits on.
+ */
+export async function topMountAt(mountpoint: string): Promise<MountEntry | undefined> {
+  const at = await mountsAt(mountpoint);
+  return [...at].reverse().find((m) => !at.some((o) => o !== m && o.parent === m.id));
 }
 
 /**

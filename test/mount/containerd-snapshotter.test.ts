@@ -226,8 +226,10 @@ describe.skipIf(!inject('canMount') || !hasContainerd())('layerfs snapshotter un
     );
     for (const [n, r] of runs.entries()) {
       const count = await readFile(join(out, `load-${n}`), 'utf8').catch(() => '(no file)');
-      // A failure is rare and load-dependent (seen once: "sh" not found in $PATH at
-      // create): say what containerd and the container's mount processes logged about it.
+      // Under load the shim loses a mount helper's exit status (ECHILD), unmounts and mounts
+      // again; a first mount process that then detached by path took the second mount with
+      // it ("sh" not found, or ENOTCONN, at create: mount-ownership.test.ts). A failure
+      // says what containerd and the container's mount processes logged about it.
       if (r.code !== 0 || count.trim() !== '100') expect.fail(`load-${n}: exit ${r.code}, count ${count.trim()}: ${r.stderr}${r.stdout}\n${await whatWasLogged(`load-${n}`)}`);
     }
     await waitFor('no mount left', async () => mountsUnder(work).length === 0);

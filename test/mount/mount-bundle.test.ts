@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -15,6 +15,7 @@ import { mountProcessEntry } from '../../src/fuse/mount-process.js';
 import { launchUnionMount } from '../../src/supervisor/mount-launcher.js';
 import { REPO, runOverlay } from '../helpers/cli.js';
 import { forceUnmount, isMounted } from '../helpers/mounts.js';
+import { processesMentioning } from '../helpers/processes.js';
 import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
@@ -61,11 +62,9 @@ async function environOf(pid: number): Promise<Map<string, string>> {
 
 /** The pid of the process whose command line mentions `text` (a test's own temp dir). */
 async function processMentioning(text: string): Promise<number> {
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    if ((await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).includes(text)) return Number(name);
-  }
-  throw new Error(`no process mentions ${text}`);
+  const [pid] = await processesMentioning(text);
+  if (pid === undefined) throw new Error(`no process mentions ${text}`);
+  return pid;
 }
 
 describe.skipIf(!inject('canMount'))("the mount process's environment", () => {

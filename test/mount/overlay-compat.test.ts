@@ -12,6 +12,7 @@ import { overlayIndexDir } from '../../src/cli/overlay-index-cache.js';
 import { MOUNT_PROCESS_NODE_FLAGS } from '../../src/fuse/mount-process.js';
 import { LAYERFS_OVERLAY, REPO, runOverlay, runProgram, writeOverlayWrapper } from '../helpers/cli.js';
 import { forceUnmount, isMounted } from '../helpers/mounts.js';
+import { processesMentioning } from '../helpers/processes.js';
 import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
@@ -24,17 +25,6 @@ async function layers(dir: string): Promise<void> {
 
 async function waitUnmounted(mnt: string): Promise<void> {
   for (let i = 0; i < 100 && isMounted(mnt); i++) await new Promise((r) => setTimeout(r, 20));
-}
-
-/** Processes whose command line mentions `text` (a test's own temp dir), by pid. */
-async function processesMentioning(text: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(text)) found.push(Number(name));
-  }
-  return found;
 }
 
 describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {

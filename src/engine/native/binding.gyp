@@ -6,7 +6,7 @@
       # patched fuse-native and layerfs_sys builds.
       "target_name": "layerfs_engine",
       "sources": [
-        "engine-addon.c", "mount.c", "device-loop.c", "reply.c", "fd-reply.c",
+        "engine-addon.c", "mount.c", "mountinfo.c", "device-loop.c", "reply.c", "fd-reply.c",
         "passthrough.c", "notify.c", "work-queue.c", "js-loop.c", "node-flags.c", "node-opens.c"
       ],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2", "-pthread"],

@@ -44,6 +44,7 @@ static void *reader(void *p) {
       if (errno == EAGAIN || errno == EINTR || errno == ENOENT) continue;
       // ENODEV: unmounted and the connection ended. ECONNABORTED: aborted (FUSE_ABORT_ERROR).
       if (errno != ENODEV && errno != ECONNABORTED) fprintf(stderr, "layerfs engine: reading /dev/fuse: %s\n", strerror(errno));
+      if (errno == ENODEV) atomic_store(&dev->unmounted, 1);
       ended_by_kernel = 1;
       break;
     }

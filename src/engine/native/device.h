@@ -43,6 +43,9 @@ typedef struct lf_device {
   int has_cleanup_hook;
   struct lf_device *live_next;   // the list of live devices detached at process exit
   int no_detach;                 // attached to someone else's mount: teardown never detaches
+  // A reader saw ENODEV: our superblock is gone from every namespace, so our device
+  // number may already be another mount's (lf_unmount_own could take that for ours).
+  atomic_int unmounted;
   lf_node_flags no_xattrs;       // nodes whose getxattr/listxattr js-loop.c answers itself
   uint64_t native_answers[2];    // GETXATTR, LISTXATTR js-loop.c answered (JS thread only)
   lf_node_opens opens;           // per-node backing ids, and lower files js-loop.c opens itself

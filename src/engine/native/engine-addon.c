@@ -183,9 +183,9 @@ static lf_device *live_head;
 static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
 static void detach_at_exit(lf_device *dev) {
-  if (dev->torn_down || dev->mount.fusermount || dev->no_detach || !dev->mountpoint[0]) return;
+  if (dev->torn_down || dev->mount.fusermount || dev->no_detach || !dev->mountpoint[0] || atomic_load(&dev->unmounted)) return;
   char err[256];
-  lf_unmount(dev->mountpoint, 0, err, sizeof err);
+  lf_unmount_own(&dev->mount, dev->mountpoint, err, sizeof err);
 }
 
 static void detach_all_at_exit(void) {
@@ -861,8 +861,8 @@ static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
 static void teardown_execute(napi_env env, void *data) {
   (void) env;
   lf_device *dev = data;
-  if (dev->detach_on_teardown && !dev->no_detach && dev->mountpoint[0]) {
-    int rc = lf_unmount(dev->mountpoint, dev->mount.fusermount, dev->teardown_msg, sizeof dev->teardown_msg);
+  if (dev->detach_on_teardown && !dev->no_detach && dev->mountpoint[0] && !atomic_load(&dev->unmounted)) {
+    int rc = lf_unmount_own(&dev->mount, dev->mountpoint, dev->teardown_msg, sizeof dev->teardown_msg);
     if (rc != 0 && rc != -EINVAL && rc != -ENOENT) dev->teardown_err = rc;
   }
   lf_readers_stop(dev);

@@ -202,6 +202,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       if (errno == EAGAIN) break;
       if (errno == EINTR || errno == ENOENT) continue;
       if (errno != ENODEV && errno != ECONNABORTED) fprintf(stderr, "layerfs engine: reading /dev/fuse: %s\n", strerror(errno));
+      if (errno == ENODEV) atomic_store(&dev->unmounted, 1);
       ended = 1;
       break;
     }

@@ -1,6 +1,8 @@
 // See mount.h.
 #include "mount.h"
 
+#include "mountinfo.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -173,16 +175,29 @@ static int mount_with_fusermount(const lf_mount_request *req, lf_mount_result *o
   return 0;
 }
 
-int lf_mount(const lf_mount_request *req, lf_mount_result *out, char *err, size_t errlen) {
-  if (has_comma(req->fsname) || has_comma(req->subtype)) {
-    return fail(err, errlen, -EINVAL, "fsname/subtype of %s must not contain a comma: %s", req->mountpoint);
-  }
+static int mount_either(const lf_mount_request *req, lf_mount_result *out, char *err, size_t errlen) {
   if (!req->force_fusermount && geteuid() == 0) {
     int rc = mount_with_syscall(req, out, err, errlen);
     // EPERM as uid 0: a user namespace without mount rights; fusermount3 may still work.
     if (rc != -EPERM) return rc;
   }
   return mount_with_fusermount(req, out, err, errlen);
+}
+
+int lf_mount(const lf_mount_request *req, lf_mount_result *out, char *err, size_t errlen) {
+  if (has_comma(req->fsname) || has_comma(req->subtype)) {
+    return fail(err, errlen, -EINVAL, "fsname/subtype of %s must not contain a comma: %s", req->mountpoint);
+  }
+  char where[PATH_MAX];
+  int resolved = realpath(req->mountpoint, where) != NULL;
+  int rc = mount_either(req, out, err, errlen);
+  if (rc != 0) return rc;
+  // Just mounted, so the top mount there is ours (a mount stacked on it in between by
+  // someone else would need to come in these few microseconds).
+  out->own_dev = 0;
+  out->where[0] = 0;
+  if (resolved && lf_mountinfo_top_device(where, &out->own_dev) == 0) memcpy(out->where, where, sizeof where);
+  return 0;
 }
 
 int lf_unmount(const char *mountpoint, int fusermount, char *err, size_t errlen) {
@@ -209,6 +224,21 @@ int lf_unmount(const char *mountpoint, int fusermount, char *err, size_t errlen)
   snprintf(err, errlen, "fusermount3 -u %s: %s", mountpoint, msg[0] ? msg : "failed");
   // fusermount3 says "not mounted" / "entry for ... not found" when nothing is there.
   return strstr(msg, "not found") || strstr(msg, "not mounted") ? -EINVAL : -EPERM;
+}
+
+int lf_unmount_own(const lf_mount_result *m, const char *mountpoint, char *err, size_t errlen) {
+  if (m->own_dev) {
+    dev_t top;
+    int rc = lf_mountinfo_top_device(m->where, &top);
+    // Our device number is ours while our superblock lives, and it lives while any mount
+    // of it does (in any namespace); so another device on top is another mount. A table
+    // that cannot be read: detach by path, as without the check.
+    if (rc == -ENOENT || (rc == 0 && top != m->own_dev)) {
+      snprintf(err, errlen, "%s: not detached, this mount is no longer on top there", mountpoint);
+      return -EINVAL;
+    }
+  }
+  return lf_unmount(mountpoint, m->fusermount, err, errlen);
 }
 
 void lf_mount_release_helper(lf_mount_result *m) {
