@@ -141,7 +141,7 @@ export function defineUnionOracleSuite(title: string, factory: SubjectFactory, o
       const t = truth.entries[p];
       if (!t) continue;
       const fixed: TreeEntry = { ...e };
-      for (const f of ['nlink', 'size', 'mode', 'uid', 'gid', 'mtime'] as const) if (e[f] !== t[f]) (fixed as unknown as Record<string, unknown>)[f] = t[f];
+      for (const f of ['nlink', 'size', 'mode', 'uid', 'gid', 'mtime', 'ino'] as const) if (e[f] !== t[f]) (fixed as unknown as Record<string, unknown>)[f] = t[f];
       if (JSON.stringify(fixed) !== JSON.stringify(e)) {
         saw(KNOWN_DIFFERENCES.hardLinkAttrLag.id);
         entries[p] = fixed;
