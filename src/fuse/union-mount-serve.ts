@@ -6,8 +6,8 @@
  * own mountpoint (it would deadlock against itself).
  */
 import { appendFileSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
-import { mountsAt, topMountAt } from '../sys/mount-table.js';
+import { readdir, readlink, realpath } from 'node:fs/promises';
+import { mountsAt, topMountAt, type MountEntry } from '../sys/mount-table.js';
 import { fixProcessUmask, runBackingCallsInline, UnionFilesystem } from '../union/index.js';
 import { serveWithEngine, type EngineMount } from '../engine/index.js';
 import { chooseEngine } from './engine-choice.js';
@@ -80,7 +80,15 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
     await mount.unmount().catch(() => undefined);
     throw err;
   }
-  const ourMountOnTop = async () => ourDevice !== undefined && (await topMountAt(where))?.device === ourDevice;
+  // A device number is freed with its superblock and handed to the next FUSE mount (a remount
+  // of the same path gets the same one), so it names our mount only while our connection
+  // lives: libfuse closes its /dev/fuse descriptor when the kernel ends the connection (the
+  // fuse-native engine tells nobody else), and the layerfs engine closes its own on teardown.
+  // (A descriptor not seen as /dev/fuse even now, say a device node elsewhere: no such check.)
+  const checkConnection = await holdsFuseConnection();
+  const connected = async () => !checkConnection || (await holdsFuseConnection());
+  const ours = (m: MountEntry | undefined) => m !== undefined && m.device === ourDevice;
+  const ourMountOnTop = async () => (await connected()) && ours(await topMountAt(where));
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -120,10 +128,11 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
   });
 
   // `umount` by someone else ends libfuse's loop but not this process: notice and exit,
-  // so no server lingers without a mount.
+  // so no server lingers without a mount. (The mount may also be gone from this namespace
+  // while a copy in another keeps the connection up: then only the table tells.)
   setInterval(() => {
-    void mountsAt(where).then(async (now) => {
-      if (stopping || now.some((m) => m.device === ourDevice)) return;
+    void Promise.all([mountsAt(where), connected()]).then(async ([now, live]) => {
+      if (stopping || (live && now.some(ours))) return;
       stopping = true;
       log(`${config.mountpoint} was unmounted; exiting`);
       await filesystem.destroy?.();
@@ -134,4 +143,11 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
   const origin = filesystem.view.index.origin;
   const indexNote = origin.loaded ? 'index from cache' : `index built${origin.reason ? ` (${origin.reason})` : ''}${origin.writeError ? `, not cached: ${origin.writeError}` : ''}`;
   return `serving ${config.mountpoint} with ${engine} (${config.lowerDirs.length} lower, ${config.upperDir ? (config.volatile ? 'writable, volatile' : 'writable') : 'read-only'}, ${filesystem.view.index.size} lower paths, ${indexNote}${engine === 'layerfs' ? `, passthrough ${(mount as EngineMount).passthrough ? 'on' : 'off'}` : ''})`;
+}
+
+/** Whether this process still holds a descriptor of /dev/fuse (the connection it serves). */
+async function holdsFuseConnection(): Promise<boolean> {
+  const fds = await readdir('/proc/self/fd').catch(() => [] as string[]);
+  const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return targets.includes('/dev/fuse');
 }
