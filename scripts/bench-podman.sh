@@ -159,5 +159,11 @@ printf '%-16s %-6s %7s %7s   (ms, %d rounds, %s, load average %s)\n' flavour cmd
 for f in "${FLAVOURS[@]}"; do
   for name in true files bud; do printf '%-16s %-6s %s\n' "$f" "$name" "$(echo "${T[$f/$name]}" | stats)"; done
 done
+if [ "${BENCH_SPARE:-}" = 1 ]; then
+  # How many layerfs-spare mounts a spare served, and why the others started cold.
+  logs=$(cat "$WORK/spare-xdg/layerfs/"overlay-*.log 2>/dev/null | grep ' serving ' || true)
+  echo "layerfs-spare mounts served by a spare: $(grep -c '; by ' <<<"$logs" || true) of $(grep -c . <<<"$logs" || true)"
+  sort "$WORK/spare-xdg/layerfs/spares.log" 2>/dev/null | cut -d' ' -f2- | sort | uniq -c | sort -rn | head -5 | sed 's/^/  cold because: /'
+fi
 left=$(awk -v w="$WORK/" 'index($5, w) == 1 && ($0 ~ / - fuse/ || $0 ~ / - overlay /)' /proc/self/mountinfo ${HOLDER:+/proc/$HOLDER/mountinfo} | wc -l)
 echo "container mounts left: $left"
