@@ -42,7 +42,7 @@ export const KNOWN_DIFFERENCES = {
     why: 'after a change through one name of a hard link (link, unlink, chmod, chown, write, truncate), the '
       + 'other names and descriptors opened through them may show their previous attributes (nlink, mode, '
       + 'owner, size, mtime, and st_ino after a copy-up) for up to attr_timeout (1 s): the high-level API gives '
-      + 'each name its own kernel inode. '
+      + 'each name its own kernel inode; a read through such a name stops at the size it still shows. '
       + 'Likewise a lower directory\'s nlink, which becomes 1 when a copy-up beneath it makes it a merged '
       + 'directory (as in the kernel\'s overlayfs), without a request the kernel could see. '
       + 'src/fuse/mount-options.ts, native-notes/kernel-cache.md, issue 12.',

@@ -133,7 +133,8 @@ export function defineUnionOracleSuite(title: string, factory: SubjectFactory, o
   /**
    * `shown` with the fields the attribute cache may hold back (known difference
    * hard-link-sibling-attr-lag: also a directory's nlink, which a copy-up beneath it
-   * changes) taken from `truth`, counting each such lag as seen.
+   * changes, and the content of a read that stopped at a size held back) taken from
+   * `truth`, counting each such lag as seen.
    */
   const withoutLag = (shown: Tree, truth: Tree): Tree => {
     const entries = { ...shown.entries };
@@ -142,6 +143,8 @@ export function defineUnionOracleSuite(title: string, factory: SubjectFactory, o
       if (!t) continue;
       const fixed: TreeEntry = { ...e };
       for (const f of ['nlink', 'size', 'mode', 'uid', 'gid', 'mtime', 'ino'] as const) if (e[f] !== t[f]) (fixed as unknown as Record<string, unknown>)[f] = t[f];
+      // A read through the name stops at the size it still shows.
+      if (e.size !== t.size) fixed.sha256 = t.sha256;
       if (JSON.stringify(fixed) !== JSON.stringify(e)) {
         saw(KNOWN_DIFFERENCES.hardLinkAttrLag.id);
         entries[p] = fixed;
