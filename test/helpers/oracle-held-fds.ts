@@ -40,24 +40,37 @@ export class HeldFds {
         this.names.delete(o.fd);
         this.readOnly.delete(o.fd);
         return;
-      case 'unlink':
-        for (const [fd, n] of this.names) if (n === o.path) this.names.set(fd, '');
+      case 'unlink': {
+        const gone = await this.resolveName(o.path);
+        for (const [fd, n] of this.names) if (n === gone) this.names.set(fd, '');
         return;
+      }
       case 'rename': {
         if (o.from === o.to) return;
+        const [from, to] = [await this.resolveName(o.from), await this.resolveName(o.to)];
         if (o.flags === 'exchange') {
-          const moved = rename(o.from, '\0');
-          rename(o.to, o.from);
-          for (const fd of moved) this.names.set(fd, o.to + this.names.get(fd)!.slice(1));
+          const moved = rename(from, '\0');
+          rename(to, from);
+          for (const fd of moved) this.names.set(fd, to + this.names.get(fd)!.slice(1));
           return;
         }
-        for (const [fd, n] of this.names) if (n === o.to) this.names.set(fd, '');
-        rename(o.from, o.to);
+        for (const [fd, n] of this.names) if (n === to) this.names.set(fd, '');
+        rename(from, to);
         return;
       }
       default:
         return;
     }
+  }
+
+  /**
+   * The real path of the name `path` ends in, as unlink and rename take it: its directory
+   * resolved (`/sd/x` is `/d/x` when `/sd` links to `/d`), the last name not followed.
+   */
+  private async resolveName(path: string): Promise<string> {
+    const slash = path.lastIndexOf('/');
+    const dir = await this.resolve(path.slice(0, slash) || '/');
+    return `${dir === '/' ? '' : dir}/${path.slice(slash + 1)}`;
   }
 }
 
