@@ -337,22 +337,34 @@ export function defineOracleCases(h: OracleHarness): void {
     const seconds = process.env.LAYERFS_ORACLE_SECONDS ? Number(process.env.LAYERFS_ORACLE_SECONDS) : undefined;
     const start = { ops: h.tally.ops, succeeded: h.tally.succeeded };
     let failing = '';
-    await fc.assert(
-      fc.asyncProperty(prelude, fc.array(op, { minLength: 1, maxLength: 16 }), async (first, rest) => {
-        const ops: Op[] = [...first, ...rest];
-        try {
-          const r = await h.rig();
-          const diffs = await h.compare(r, ops);
-          if (diffs.length > 0) failing = `${JSON.stringify(ops)}\n${diffs.join('\n')}`;
-          return diffs.length === 0;
-        } finally {
-          await h.cleanup();
-        }
-      }),
-      { seed, numRuns, endOnFailure: true, ...(seconds ? { interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false } : {}) },
-    ).catch((err: unknown) => {
+    // fast-check's time limit resolves the check while the sequence under way keeps running
+    // (it races it, it cannot stop it): that sequence's mounts must be gone before the
+    // suite's teardown removes their directories (it found EBUSY on the mountpoint).
+    let underWay: Promise<unknown> = Promise.resolve();
+    try {
+      await fc.assert(
+        fc.asyncProperty(prelude, fc.array(op, { minLength: 1, maxLength: 16 }), (first, rest) => {
+          const ops: Op[] = [...first, ...rest];
+          const run = (async () => {
+            try {
+              const r = await h.rig();
+              const diffs = await h.compare(r, ops);
+              if (diffs.length > 0) failing = `${JSON.stringify(ops)}\n${diffs.join('\n')}`;
+              return diffs.length === 0;
+            } finally {
+              await h.cleanup();
+            }
+          })();
+          underWay = run.catch(() => undefined);
+          return run;
+        }),
+        { seed, numRuns, endOnFailure: true, ...(seconds ? { interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false } : {}) },
+      );
+    } catch (err) {
       throw new Error(`oracle property failed (replay: LAYERFS_ORACLE_SEED=${seed}):\n${failing}\n${String(err)}`);
-    });
+    } finally {
+      await underWay;
+    }
     // Sequences that mostly fail with matching errnos would pass while testing little.
     const ran = h.tally.ops - start.ops;
     const share = (h.tally.succeeded - start.succeeded) / ran;
