@@ -27,7 +27,7 @@ export function summarise(samples, systems) {
 }
 
 const fmt = (v) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3));
-const short = { 'fuse-overlayfs': 'fo', 'kernel-overlay': 'kernel', 'unionfs-fuse': 'unionfs', layerfs: 'layerfs', 'layerfs-fuse-native': 'l-fn' };
+const short = { 'fuse-overlayfs': 'fo', 'kernel-overlay': 'kernel', 'unionfs-fuse': 'unionfs', layerfs: 'layerfs', 'layerfs-fuse-native': 'l-fn', 'layerfs-volatile': 'l-vol', 'kernel-overlay-volatile': 'k-vol' };
 
 /** The summary as a Markdown table: medians (seconds; MiB for RSS) then ratios. */
 export function markdownTable(rows, systems) {

@@ -179,6 +179,9 @@ export function makeSystems({ distDir, logDir }) {
     layerfsSystem('layerfs-fuse-native', { distDir, logDir }, { LAYERFS_ENGINE: 'fuse-native' }),
     // Every op through JS (fuse-native's fast path off): run with --systems to compare.
     { ...layerfsSystem('layerfs-js', { distDir, logDir }, { LAYERFS_ENGINE: 'fuse-native', LAYERFS_NATIVE_FAST_PATH: '0' }), optIn: true },
+    // Copy-ups without the data flush, as a `volatile` mount (podman's --rm containers): like
+    // for like with fuse-overlayfs, which never flushes one. Run with --systems.
+    { ...layerfsSystem('layerfs-volatile', { distDir, logDir }, { LAYERFS_ENGINE: 'layerfs', LAYERFS_COPY_UP_FSYNC: '0' }), optIn: true },
     {
       name: 'fuse-overlayfs',
       available: () => has('fuse-overlayfs'),
@@ -193,6 +196,17 @@ export function makeSystems({ distDir, logDir }) {
       available: () => readFileSync('/proc/filesystems', 'utf8').includes('overlay'),
       async mount(m) {
         const r = await run(['mount', '-t', 'overlay', 'overlay', '-o', overlayOptions(m), m.mnt], { timeoutMs: 60_000 });
+        return { mnt: m.mnt, pid: undefined, readySeconds: r.seconds };
+      },
+      unmount: plainUnmount,
+    },
+    {
+      // The kernel's `volatile` option: no flush of copy-ups (or of anything else).
+      name: 'kernel-overlay-volatile',
+      optIn: true,
+      available: () => readFileSync('/proc/filesystems', 'utf8').includes('overlay'),
+      async mount(m) {
+        const r = await run(['mount', '-t', 'overlay', 'overlay', '-o', `${overlayOptions(m)},volatile`, m.mnt], { timeoutMs: 60_000 });
         return { mnt: m.mnt, pid: undefined, readySeconds: r.seconds };
       },
       unmount: plainUnmount,

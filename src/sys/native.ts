@@ -33,9 +33,9 @@
  *            offset); throws an Error with `errno` (negative) and the reason; unmapped when collected
  *   dirStamps(root): Buffer                               SYNCHRONOUS: a line per directory under `root`
  *            (see dirStamps below); throws a system error like node:fs's
- *   copyUpSmall(src, tmp, dest, parent, uid, gid, perm, atime, mtime, originName, originValue, size, reflink, umask): number
- *            SYNCHRONOUS: a small regular file's whole copy-up (see copyUpSmall below); 1 when
- *            FICLONE was refused, else 0; throws a system error like node:fs's
+ *   copyUpSmall(src, tmp, dest, parent, uid, gid, perm, atime, mtime, originName, originValue, size, reflink, umask, flush): Promise<number>
+ *            a small regular file's whole copy-up (see copyUpSmall below), inline unless it
+ *            flushes; 1 when FICLONE was refused, else 0; rejects with a system error like node:fs's
  *
  * The addon is built by scripts/build-native.mjs (run from npm's postinstall) into
  * src/sys/native/build/Release/layerfs_sys.node and loaded on first use, so importing this
@@ -93,8 +93,8 @@ interface Binding {
   copyUpSmall(
     src: SysPath, tmp: SysPath, dest: SysPath, parent: SysPath | null, uid: number, gid: number, perm: number,
     atime: Timespec, mtime: Timespec, originName: string | null, originValue: Buffer | null, size: number, reflink: boolean,
-    umask: number,
-  ): number;
+    umask: number, flush: boolean,
+  ): Promise<number>;
 }
 
 const ADDON_RELATIVE = join('src', 'sys', 'native', 'build', 'Release', 'layerfs_sys.node');
@@ -282,20 +282,25 @@ export interface SmallCopyUp {
    * whose bits it keeps (and without set-id bits) is created with them, saving the chmod.
    */
   umask?: number;
+  /** fdatasync the data before the rename (a durable copy-up of a file with data). */
+  flush: boolean;
 }
 
 /**
- * SYNCHRONOUS. One small regular file copied up in one call (src/sys/native/copy-up-small.c):
- * open the source (not when `size` is 0), create `tmp` O_EXCL, copy `size` bytes (reflink,
- * copy_file_range, read/write), chown, chmod (unless `umask` let the create set the bits),
- * the origin xattr, the times, rename to `dest`, the parent's
- * times restored. Copies no xattrs and flushes nothing: union/copy-up.ts sends only the
- * files that need neither. Returns whether FICLONE was refused (EOPNOTSUPP, EXDEV, EINVAL:
- * the caller stops trying it); throws a system error (code, errno, syscall, path[, dest]).
+ * One small regular file copied up in one call (src/sys/native/copy-up-small.c): open the
+ * source (not when `size` is 0), create `tmp` O_EXCL, copy `size` bytes (reflink,
+ * copy_file_range, read/write), fdatasync if `flush`, chown, chmod (unless `umask` let the
+ * create set the bits), the origin xattr, the times, rename to `dest`, the parent's times
+ * restored. Copies no xattrs: union/copy-up.ts sends only files without. Inline (setInline)
+ * it runs on the calling thread and returns a settled Promise — unless it flushes: a flush
+ * waits for the disk, which on the JS thread would stall every other request of the mount,
+ * so that call is one trip to the pool. Resolves with whether FICLONE was refused
+ * (EOPNOTSUPP, EXDEV, EINVAL: the caller stops trying it); rejects with a system error
+ * (code, errno, syscall, path[, dest]).
  */
-export function copyUpSmall(c: SmallCopyUp): { reflinkRefused: boolean } {
-  const refused = binding().copyUpSmall(
-    c.src, c.tmp, c.dest, c.parent, c.uid, c.gid, c.perm, c.atime, c.mtime, c.origin?.name ?? null, c.origin?.value ?? null, c.size, c.reflink, c.umask ?? -1,
+export async function copyUpSmall(c: SmallCopyUp): Promise<{ reflinkRefused: boolean }> {
+  const refused = await binding().copyUpSmall(
+    c.src, c.tmp, c.dest, c.parent, c.uid, c.gid, c.perm, c.atime, c.mtime, c.origin?.name ?? null, c.origin?.value ?? null, c.size, c.reflink, c.umask ?? -1, c.flush,
   );
   return { reflinkRefused: refused === 1 };
 }

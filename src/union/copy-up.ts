@@ -11,11 +11,11 @@
  * after the rename, as the kernel does, so a copy-up is invisible in the parent's mtime.
  *
  * In a serving mount process (calls inline, union/backing-calls.ts) a regular file with
- * no xattrs, at most 64 KiB of data and no flush to make — an empty file, the common case
- * of a container's first write to a lower file, or any small one with
- * LAYERFS_COPY_UP_FSYNC=0 — is copied up by one synchronous native call doing these same
- * steps (src/sys/native/copy-up-small.c) instead of 12 awaited ones, each a JS-to-native
- * round trip with Buffer conversions and a settled Promise.
+ * no xattrs and at most 64 KiB of data — an empty file, the common case of a container's
+ * first write to a lower file, or a small configuration file — is copied up by one native
+ * call doing these same steps (src/sys/native/copy-up-small.c) instead of 12 awaited ones,
+ * each a JS-to-native round trip with Buffer conversions and a settled Promise. It runs on
+ * the JS thread, or, when it flushes, as one trip to the pool.
  *
  * Durability. A killed layerfs loses nothing (the page cache outlives the process), but
  * after a kernel crash or power loss the journal may hold the rename and not yet the
@@ -91,7 +91,7 @@ export async function copyUpObject(
   // and a sibling still below) one st_ino, and tar, rsync or du would take them for links.
   const origin = type !== S_IFDIR && entry.nlink > 1 ? undefined : lowerIno(entry.layer, entry.ino);
   if (type === S_IFREG && inOneCall(caps, entry, data, [src, tmp, dest, parent])) {
-    const { reflinkRefused } = sys.copyUpSmall({
+    const { reflinkRefused } = await sys.copyUpSmall({
       src, tmp, dest, parent,
       uid: entry.uid, gid: entry.gid, perm: entry.mode & 0o7777,
       atime: { sec: entry.atimeSec, nsec: entry.atimeNsec },
@@ -100,6 +100,7 @@ export async function copyUpObject(
       size: data ? entry.size : 0,
       reflink: caps.reflink,
       umask: fixedProcessUmask(),
+      flush: data && entry.size > 0 && (caps.durable ?? durableByDefault()),
     });
     if (reflinkRefused) caps.reflink = false;
     return { origin, override: undefined };
@@ -114,12 +115,12 @@ export async function copyUpObject(
 /**
  * Whether a regular file's copy-up is one native call (see the top of the file): calls
  * inline, no owner override, no xattrs to copy, at most COPY_UP_SMALL_MAX bytes without
- * holes to keep and no flush to make, and every path short enough to pass whole.
+ * holes to keep, and every path short enough to pass whole.
  */
 function inOneCall(caps: CopyCaps, entry: LowerEntry, data: boolean, paths: Buffer[]): boolean {
   if (!fsp.backingCallsInline() || OWNER_OVERRIDES || entry.xattrs) return false;
   const size = data ? entry.size : 0;
-  if (size > 0 && (size > COPY_UP_SMALL_MAX || entry.blocks * 512 < size || (caps.durable ?? durableByDefault()))) return false;
+  if (size > 0 && (size > COPY_UP_SMALL_MAX || entry.blocks * 512 < size)) return false;
   return paths.every((p) => p.length < PATH_MAX);
 }
 

@@ -9,7 +9,7 @@ import { hasErrnoCode } from '../../src/core/errors.js';
 import {
   COPY_UP_SMALL_MAX, copyFileRange, copyUpSmall, dirStamps, fadvise, ficlone, futimens, lgetxattr, llistxattr, lremovexattr, lseek, lsetxattr, major,
   makedev, minor, mknod, POSIX_FADV_SEQUENTIAL, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT,
-  renameat2, SEEK_DATA, SEEK_HOLE, type SmallCopyUp, utimens, XATTR_CREATE, XATTR_REPLACE,
+  renameat2, SEEK_DATA, SEEK_HOLE, setInline, type SmallCopyUp, utimens, XATTR_CREATE, XATTR_REPLACE,
 } from '../../src/sys/native.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -426,14 +426,14 @@ describe('copyUpSmall', () => {
       // Only root may give a file away.
       uid: isRoot ? 1234 : process.getuid!(), gid: isRoot ? 5678 : process.getgid!(), perm: 0o4755, atime, mtime,
       origin: { name: ORIGIN, value: Buffer.from('4398052492874') },
-      size: Buffer.byteLength(content), reflink: false,
+      size: Buffer.byteLength(content), reflink: false, flush: false,
     };
   }
 
   it('copies data, owner, mode (set-id bits after the owner), times to the ns and the origin, then restores the parent\'s times', async () => {
     const data = Buffer.alloc(40_000, 'abc');
     const c = await setup(data);
-    expect(copyUpSmall(c)).toEqual({ reflinkRefused: false });
+    expect(await copyUpSmall(c)).toEqual({ reflinkRefused: false });
     const st = await fs.lstat(c.dest, { bigint: true }); // before reading it: relatime
     expect(await fs.readFile(c.dest)).toEqual(data);
     expect(Number(st.mode) & 0o7777).toBe(0o4755);
@@ -449,11 +449,11 @@ describe('copyUpSmall', () => {
 
   it('copies an empty file without data or origin, and copies only `size` bytes', async () => {
     const c = await setup('0123456789');
-    copyUpSmall({ ...c, size: 4, origin: null, parent: null });
+    await copyUpSmall({ ...c, size: 4, origin: null, parent: null });
     expect(await fs.readFile(c.dest, 'utf8')).toBe('0123');
     expect(await lgetxattr(c.dest, ORIGIN)).toBeNull();
     const d = { ...c, tmp: path.join(dir, 'work', '#2'), dest: path.join(c.parent, 'g') };
-    copyUpSmall({ ...d, size: 0 });
+    await copyUpSmall({ ...d, size: 0 });
     expect((await fs.stat(d.dest)).size).toBe(0);
   });
 
@@ -462,7 +462,7 @@ describe('copyUpSmall', () => {
     // Bits the umask keeps: created with them (no chmod); bits it would clear: chmod after.
     for (const [name, perm, umask] of [['k', 0o640, 0o022], ['m', 0o666, 0o022], ['s', 0o2750, 0o022], ['u', 0o604, -1]] as const) {
       const dest = path.join(c.parent, name);
-      copyUpSmall({ ...c, tmp: path.join(dir, 'work', `#${name}`), dest, perm, umask, size: 0, src: path.join(dir, 'lower', 'absent') });
+      await copyUpSmall({ ...c, tmp: path.join(dir, 'work', `#${name}`), dest, perm, umask, size: 0, src: path.join(dir, 'lower', 'absent') });
       expect((await fs.lstat(dest)).mode & 0o7777).toBe(perm);
       expect((await fs.stat(dest)).size).toBe(0);
     }
@@ -472,7 +472,7 @@ describe('copyUpSmall', () => {
     try {
       for (const [name, umask] of [['t', 0o277], ['v', -1]] as const) {
         const dest = path.join(c.parent, name);
-        copyUpSmall({ ...c, tmp: path.join(dir, 'work', `#${name}`), dest, perm: 0o600, umask, size: 0, src: path.join(dir, 'lower', 'absent') });
+        await copyUpSmall({ ...c, tmp: path.join(dir, 'work', `#${name}`), dest, perm: 0o600, umask, size: 0, src: path.join(dir, 'lower', 'absent') });
         expect((await fs.lstat(dest)).mode & 0o7777).toBe(0o600);
       }
     } finally {
@@ -494,14 +494,32 @@ describe('copyUpSmall', () => {
       await b.close();
       await fs.rm(path.join(dir, 'work', 'probe'));
     }
-    expect(copyUpSmall({ ...c, reflink: true })).toEqual({ reflinkRefused: refused });
+    expect(await copyUpSmall({ ...c, reflink: true })).toEqual({ reflinkRefused: refused });
     expect(await fs.readFile(c.dest, 'utf8')).toBe('reflink me');
+  });
+
+  it('flushes the data before the rename when asked, on the pool and with calls inline alike', async () => {
+    const data = Buffer.alloc(5000, 'xyz');
+    const c = await setup(data);
+    for (const inline of [false, true]) {
+      setInline(inline);
+      try {
+        const dest = path.join(c.parent, `flushed-${inline}`);
+        const done = copyUpSmall({ ...c, tmp: path.join(dir, 'work', `#f${inline}`), dest, flush: true });
+        expect(await done).toEqual({ reflinkRefused: false });
+        expect(await fs.readFile(dest)).toEqual(data);
+        expect((await fs.lstat(dest)).mode & 0o7777).toBe(0o4755);
+      } finally {
+        setInline(false);
+      }
+    }
+    expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
   });
 
   it('fails with EEXIST on an existing temp name and leaves that file alone', async () => {
     const c = await setup('data');
     await fs.writeFile(c.tmp, 'someone else');
-    expect(() => copyUpSmall(c)).toThrow(expect.objectContaining({ code: 'EEXIST', errno: -17, syscall: 'open', path: c.tmp }));
+    await expect(copyUpSmall(c)).rejects.toThrow(expect.objectContaining({ code: 'EEXIST', errno: -17, syscall: 'open', path: c.tmp }));
     expect(await fs.readFile(c.tmp, 'utf8')).toBe('someone else');
     await expect(fs.lstat(c.dest)).rejects.toThrow(expect.objectContaining({ code: 'ENOENT' }));
   });
@@ -509,9 +527,9 @@ describe('copyUpSmall', () => {
   it('fails with ENOENT for a missing source or parent, creating nothing', async () => {
     const c = await setup('data');
     const missing = path.join(dir, 'lower', 'missing');
-    expect(() => copyUpSmall({ ...c, src: missing })).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'open', path: missing }));
+    await expect(copyUpSmall({ ...c, src: missing })).rejects.toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'open', path: missing }));
     const gone = path.join(dir, 'upper', 'gone');
-    expect(() => copyUpSmall({ ...c, parent: gone })).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'lstat', path: gone }));
+    await expect(copyUpSmall({ ...c, parent: gone })).rejects.toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'lstat', path: gone }));
     expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
     expect(await fs.readdir(c.parent)).toEqual([]);
   });
@@ -519,14 +537,12 @@ describe('copyUpSmall', () => {
   it('removes its temp file when the rename fails', async () => {
     const c = await setup('data');
     const dest = path.join(dir, 'upper', 'nodir', 'f');
-    const err = (() => {
-      try {
-        copyUpSmall({ ...c, dest, parent: null });
-      } catch (e) {
-        return e as NodeJS.ErrnoException & { dest?: string };
-      }
-      throw new Error('expected a throw');
-    })();
+    const err = await copyUpSmall({ ...c, dest, parent: null }).then(
+      () => {
+        throw new Error('expected a rejection');
+      },
+      (e: unknown) => e as NodeJS.ErrnoException & { dest?: string },
+    );
     expect([err.code, err.syscall, err.path, err.dest]).toEqual(['ENOENT', 'rename', c.tmp, dest]);
     expect(err.message).toBe(`ENOENT: no such file or directory, rename '${c.tmp}' -> '${dest}'`);
     expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
@@ -534,9 +550,9 @@ describe('copyUpSmall', () => {
 
   it('refuses more than COPY_UP_SMALL_MAX bytes and bad arguments before touching anything', async () => {
     const c = await setup('data');
-    expect(() => copyUpSmall({ ...c, size: COPY_UP_SMALL_MAX + 1 })).toThrow(RangeError);
-    expect(() => copyUpSmall({ ...c, src: 7 as unknown as string })).toThrow(TypeError);
-    expect(() => copyUpSmall({ ...c, origin: { name: ORIGIN, value: 'x' as unknown as Buffer } })).toThrow(TypeError);
+    await expect(copyUpSmall({ ...c, size: COPY_UP_SMALL_MAX + 1 })).rejects.toThrow(RangeError);
+    await expect(copyUpSmall({ ...c, src: 7 as unknown as string })).rejects.toThrow(TypeError);
+    await expect(copyUpSmall({ ...c, origin: { name: ORIGIN, value: 'x' as unknown as Buffer } })).rejects.toThrow(TypeError);
     expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
   });
 });

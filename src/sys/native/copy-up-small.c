@@ -1,10 +1,11 @@
 /*
- * The copy-up of a small regular file (union/copy-up.ts decides which) as one synchronous
- * call on the mount process's JS thread: open the lower file, create the temp file O_EXCL
- * in the work dir, copy the data (reflink, else copy_file_range, else read/write), owner,
- * mode, origin xattr, atime/mtime, rename into place, and the parent's times restored.
+ * The copy-up of a small regular file (union/copy-up.ts decides which) as one call, on the
+ * mount process's JS thread or (when it flushes) a pool thread: open the lower file, create
+ * the temp file O_EXCL in the work dir, copy the data (reflink, else copy_file_range, else
+ * read/write), flush it (fdatasync) if asked, owner, mode, origin xattr, atime/mtime, rename
+ * into place, and the parent's times restored.
  * The same steps in the same order as copy-up.ts's general path (which keeps files with
- * xattrs to copy, large, sparse or flushed data, and owner overrides); its 12 awaited
+ * xattrs to copy, large or sparse data, and owner overrides); its 12 awaited
  * calls for an empty file, each a JS -> native round trip with Buffer conversions and a
  * Promise, become one (native-notes/performance.md, "Copy-up of small files").
  *
@@ -81,6 +82,8 @@ static int build(const lf_copy_up_t *a, int *in, int *out, int *created, lf_copy
   if ((*out = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, exact ? a->perm : 0600)) < 0) return fail(res, "open", a->tmp);
   *created = 1;
   if (a->size > 0 && copy_data(a, *in, *out, res) < 0) return -1;
+  /* Before the rename: no crash may leave the name renamed and its data not yet on disk. */
+  if (a->flush && fdatasync(*out) < 0) return fail(res, "fdatasync", a->tmp);
   if (fchown(*out, a->uid, a->gid) < 0) return fail(res, "fchown", a->tmp);
   /* Not `perm == 0600`: the umask may have taken bits from the fallback's 0600 too. */
   if (!exact && fchmod(*out, a->perm) < 0) return fail(res, "fchmod", a->tmp);

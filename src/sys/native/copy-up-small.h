@@ -25,6 +25,7 @@ typedef struct {
   int64_t size;                /* data bytes to copy, 0..LF_COPY_UP_SMALL_MAX */
   int reflink;                 /* try FICLONE first */
   int umask;                   /* the process umask, -1 unknown (then always fchmod) */
+  int flush;                   /* fdatasync the data before the rename (a durable copy-up) */
 } lf_copy_up_t;
 
 typedef struct {

@@ -689,55 +689,111 @@ static bool get_opt_bytes(napi_env env, napi_value v, const char *what, char **o
   return (*out = get_bytes(env, v, what)) != NULL;
 }
 
+/* One small copy-up's arguments and outcome, owned by the call (its strings are copies). */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  lf_copy_up_t a;
+  lf_copy_up_result_t res;
+  char *src, *tmp, *dest, *parent, *oname;
+  void *ovalue;
+} copy_up_req_t;
+
+static void copy_up_free(copy_up_req_t *c) {
+  free(c->src); free(c->tmp); free(c->dest); free(c->parent); free(c->oname); free(c->ovalue);
+  free(c);
+}
+
+static void copy_up_execute(napi_env env, void *data) {
+  (void)env;
+  copy_up_req_t *c = data;
+  lf_copy_up_small(&c->a, &c->res);
+}
+
+/* Resolves with 1 when FICLONE was refused (EOPNOTSUPP, EXDEV, EINVAL), else 0; rejects
+ * with a system error like node:fs's (code, errno, syscall, path[, dest]). */
+static void copy_up_settle(napi_env env, copy_up_req_t *c) {
+  napi_value v;
+  if (c->res.err) {
+    req_t r = {.err = c->res.err, .syscall = c->res.syscall, .path = (char *)c->res.path, .path2 = (char *)c->res.path2};
+    napi_value e = make_error(env, &r);
+    if (!e) { napi_value m; napi_create_string_utf8(env, "out of memory", NAPI_AUTO_LENGTH, &m); napi_create_error(env, NULL, m, &e); }
+    napi_reject_deferred(env, c->deferred, e);
+  } else {
+    napi_create_int32(env, c->res.reflink_refused, &v);
+    napi_resolve_deferred(env, c->deferred, v);
+  }
+}
+
+static void copy_up_complete(napi_env env, napi_status status, void *data) {
+  copy_up_req_t *c = data;
+  if (status != napi_ok && c->res.err == 0) { c->res.err = ECANCELED; c->res.syscall = "copyUpSmall"; }
+  copy_up_settle(env, c);
+  napi_delete_async_work(env, c->work);
+  copy_up_free(c);
+}
+
 /* copyUpSmall(src, tmp, dest, parent|null, uid, gid, perm, atime, mtime, originName|null,
- * originValue|null, size, reflink, umask|-1): 1 when FICLONE was refused (EOPNOTSUPP, EXDEV,
- * EINVAL), else 0; throws a system error like node:fs's (code, errno, syscall, path[, dest]). */
+ * originValue|null, size, reflink, umask|-1, flush): a Promise (see copy_up_settle). Inline
+ * (setInline) it runs at once and returns a settled Promise — unless it flushes: an
+ * fdatasync waits for the disk, which would stall every other request of a mount, so that
+ * one goes to the pool. */
 static napi_value js_copy_up_small(napi_env env, napi_callback_info info) {
-  napi_value argv[14], out;
-  if (!get_args(env, info, 14, argv)) return NULL;
-  lf_copy_up_t a = {0};
-  char *src = NULL, *tmp = NULL, *dest = NULL, *parent = NULL, *oname = NULL;
+  napi_value argv[15], promise, name;
+  if (!get_args(env, info, 15, argv)) return NULL;
+  copy_up_req_t *c = calloc(1, sizeof *c);
+  if (!c) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
+  lf_copy_up_t *a = &c->a;
   int64_t uid, gid, perm, size;
   int32_t umask_arg = -1;
-  bool reflink = false;
-  void *ovalue = NULL;
-  size_t olen = 0;
-  napi_value result = NULL;
-  if (!(src = get_bytes(env, argv[0], "src")) || !(tmp = get_bytes(env, argv[1], "tmp")) ||
-      !(dest = get_bytes(env, argv[2], "dest")) || !get_opt_bytes(env, argv[3], "parent", &parent) ||
+  bool reflink = false, flush = false;
+  if (!(c->src = get_bytes(env, argv[0], "src")) || !(c->tmp = get_bytes(env, argv[1], "tmp")) ||
+      !(c->dest = get_bytes(env, argv[2], "dest")) || !get_opt_bytes(env, argv[3], "parent", &c->parent) ||
       !get_nonneg(env, argv[4], "uid", &uid) || !get_nonneg(env, argv[5], "gid", &gid) ||
-      !get_nonneg(env, argv[6], "perm", &perm) || !get_timespec(env, argv[7], "atime", &a.times[0]) ||
-      !get_timespec(env, argv[8], "mtime", &a.times[1]) || !get_opt_bytes(env, argv[9], "originName", &oname) ||
-      !get_nonneg(env, argv[11], "size", &size) || napi_get_value_bool(env, argv[12], &reflink) != napi_ok)
-    goto done;
+      !get_nonneg(env, argv[6], "perm", &perm) || !get_timespec(env, argv[7], "atime", &a->times[0]) ||
+      !get_timespec(env, argv[8], "mtime", &a->times[1]) || !get_opt_bytes(env, argv[9], "originName", &c->oname) ||
+      !get_nonneg(env, argv[11], "size", &size) || napi_get_value_bool(env, argv[12], &reflink) != napi_ok ||
+      napi_get_value_bool(env, argv[14], &flush) != napi_ok)
+    goto fail;
   if (napi_get_value_int32(env, argv[13], &umask_arg) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "umask must be a number (-1: unknown)");
-    goto done;
+    goto fail;
   }
-  if (oname) {
+  if (c->oname) {
     bool is_buf = false;
+    void *data = NULL;
     napi_is_buffer(env, argv[10], &is_buf);
-    if (!is_buf) { napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "originValue must be a Buffer"); goto done; }
-    napi_get_buffer_info(env, argv[10], &ovalue, &olen);
+    if (!is_buf) { napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "originValue must be a Buffer"); goto fail; }
+    napi_get_buffer_info(env, argv[10], &data, &a->origin_len);
+    /* A copy: the pool thread may run after the Buffer is gone. */
+    if (!(c->ovalue = malloc(a->origin_len ? a->origin_len : 1))) { napi_throw_error(env, "ENOMEM", "out of memory"); goto fail; }
+    memcpy(c->ovalue, data, a->origin_len);
   }
-  if (size > LF_COPY_UP_SMALL_MAX) { napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "size must be <= 64 KiB"); goto done; }
-  a.src = src; a.tmp = tmp; a.dest = dest; a.parent = parent;
-  a.uid = (uid_t)uid; a.gid = (gid_t)gid; a.perm = (mode_t)(perm & 07777);
-  a.origin_name = oname; a.origin_value = ovalue; a.origin_len = olen;
-  a.size = size; a.reflink = reflink; a.umask = umask_arg < 0 ? -1 : (umask_arg & 0777);
-  lf_copy_up_result_t res;
-  lf_copy_up_small(&a, &res);
-  if (res.err) {
-    req_t r = {.err = res.err, .syscall = res.syscall, .path = (char *)res.path, .path2 = (char *)res.path2};
-    napi_value e = make_error(env, &r);
-    if (e) napi_throw(env, e);
-    else napi_throw_error(env, "ENOMEM", "out of memory");
-    goto done;
+  if (size > LF_COPY_UP_SMALL_MAX) { napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "size must be <= 64 KiB"); goto fail; }
+  a->src = c->src; a->tmp = c->tmp; a->dest = c->dest; a->parent = c->parent;
+  a->uid = (uid_t)uid; a->gid = (gid_t)gid; a->perm = (mode_t)(perm & 07777);
+  a->origin_name = c->oname; a->origin_value = c->ovalue;
+  a->size = size; a->reflink = reflink; a->umask = umask_arg < 0 ? -1 : (umask_arg & 0777);
+  a->flush = flush;
+  if (napi_create_promise(env, &c->deferred, &promise) != napi_ok) goto fail;
+  if (run_inline && !flush) {
+    lf_copy_up_small(a, &c->res);
+    copy_up_settle(env, c);
+    copy_up_free(c);
+    return promise;
   }
-  if (napi_create_int32(env, res.reflink_refused, &out) == napi_ok) result = out;
-done:
-  free(src); free(tmp); free(dest); free(parent); free(oname);
-  return result;
+  napi_create_string_utf8(env, "copyUpSmall", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, copy_up_execute, copy_up_complete, c, &c->work) != napi_ok ||
+      napi_queue_async_work(env, c->work) != napi_ok) {
+    c->res.err = EIO;
+    c->res.syscall = "copyUpSmall";
+    copy_up_settle(env, c);
+    copy_up_free(c);
+  }
+  return promise;
+fail:
+  copy_up_free(c);
+  return NULL;
 }
 
 static napi_value js_set_inline(napi_env env, napi_callback_info info) {
