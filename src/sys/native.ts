@@ -294,7 +294,9 @@ export interface SmallCopyUp {
  * restored. Copies no xattrs: union/copy-up.ts sends only files without. Inline (setInline)
  * it runs on the calling thread and returns a settled Promise — unless it flushes: a flush
  * waits for the disk, which on the JS thread would stall every other request of the mount,
- * so that call is one trip to the pool. Resolves with whether FICLONE was refused
+ * so the temp file is built on the pool and put in place (the rename, the parent's times)
+ * back on the calling thread, with nothing run between that and the Promise's settling:
+ * no request sees the copy in place before the union has recorded it. Resolves with whether FICLONE was refused
  * (EOPNOTSUPP, EXDEV, EINVAL: the caller stops trying it); rejects with a system error
  * (code, errno, syscall, path[, dest]).
  */

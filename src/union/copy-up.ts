@@ -15,7 +15,8 @@
  * first write to a lower file, or a small configuration file — is copied up by one native
  * call doing these same steps (src/sys/native/copy-up-small.c) instead of 12 awaited ones,
  * each a JS-to-native round trip with Buffer conversions and a settled Promise. It runs on
- * the JS thread, or, when it flushes, as one trip to the pool.
+ * the JS thread; when it flushes, the temp file is built on the pool and renamed into place
+ * back on the JS thread.
  *
  * Durability. A killed layerfs loses nothing (the page cache outlives the process), but
  * after a kernel crash or power loss the journal may hold the rename and not yet the

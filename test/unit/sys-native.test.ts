@@ -1,6 +1,6 @@
 // The native syscall addon against the real filesystem under os.tmpdir() (no mounts).
 import { execFile } from 'node:child_process';
-import { constants as C } from 'node:fs';
+import { constants as C, existsSync, statSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -514,6 +514,31 @@ describe('copyUpSmall', () => {
       }
     }
     expect(await fs.readdir(path.join(dir, 'work'))).toEqual([]);
+  });
+
+  it('builds a flushed copy on the pool but puts it in place only on the calling thread', async () => {
+    const c = await setup('flush me');
+    setInline(true);
+    try {
+      const done = copyUpSmall({ ...c, flush: true });
+      // This thread stays busy until the pool has built the temp file (its times are the
+      // build's last step): the rename must still wait for this thread.
+      const until = Date.now() + 10_000;
+      const built = (): boolean => {
+        try {
+          return statSync(c.tmp, { bigint: true }).mtimeNs === 1_400_000_000_987_654_321n;
+        } catch {
+          return false;
+        }
+      };
+      while (!built() && !existsSync(c.dest) && Date.now() < until);
+      expect([built(), existsSync(c.dest)]).toEqual([true, false]);
+      await done;
+      expect(await fs.readFile(c.dest, 'utf8')).toBe('flush me');
+      expect(existsSync(c.tmp)).toBe(false);
+    } finally {
+      setInline(false);
+    }
   });
 
   it('fails with EEXIST on an existing temp name and leaves that file alone', async () => {

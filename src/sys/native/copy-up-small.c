@@ -70,7 +70,7 @@ static int copy_data(const lf_copy_up_t *a, int in, int out, lf_copy_up_result_t
   return 0;
 }
 
-/* Everything up to and including the rename; -1 with res filled on failure. */
+/* The temp file, complete and closed; -1 with res filled on failure. */
 static int build(const lf_copy_up_t *a, int *in, int *out, int *created, lf_copy_up_result_t *res) {
   /* An empty file has no data to read: its lower inode is never touched (on a cold cache,
    * a disk read saved per copy-up; the index already answered everything else about it). */
@@ -98,28 +98,40 @@ static int build(const lf_copy_up_t *a, int *in, int *out, int *created, lf_copy
     close(*in); /* read-only: nothing to lose */
     *in = -1;
   }
-  if (rename(a->tmp, a->dest) < 0) {
-    fail(res, "rename", a->tmp);
-    res->path2 = a->dest;
-    return -1;
-  }
   return 0;
 }
 
-void lf_copy_up_small(const lf_copy_up_t *a, lf_copy_up_result_t *res) {
+void lf_copy_up_small_build(const lf_copy_up_t *a, lf_copy_up_result_t *res) {
   *res = (lf_copy_up_result_t){0};
   errno = 0;
-  struct stat pst;
-  if (a->parent && lstat(a->parent, &pst) < 0) { fail(res, "lstat", a->parent); return; }
   int in = -1, out = -1, created = 0;
   if (build(a, &in, &out, &created, res) < 0) {
     if (out >= 0) close(out);
     if (in >= 0) close(in);
-    /* A failed rename leaves the temp file too. */
     if (created) unlink(a->tmp);
+  }
+}
+
+void lf_copy_up_small_place(const lf_copy_up_t *a, lf_copy_up_result_t *res) {
+  errno = 0;
+  struct stat pst;
+  if (a->parent && lstat(a->parent, &pst) < 0) {
+    fail(res, "lstat", a->parent);
+    unlink(a->tmp);
+    return;
+  }
+  if (rename(a->tmp, a->dest) < 0) {
+    fail(res, "rename", a->tmp);
+    res->path2 = a->dest;
+    unlink(a->tmp);
     return;
   }
   /* The rename changed the parent's times; the kernel's overlayfs restores them too. */
   struct timespec pt[2] = {pst.st_atim, pst.st_mtim};
   if (a->parent && utimensat(AT_FDCWD, a->parent, pt, AT_SYMLINK_NOFOLLOW) < 0) fail(res, "utimensat", a->parent);
+}
+
+void lf_copy_up_small(const lf_copy_up_t *a, lf_copy_up_result_t *res) {
+  lf_copy_up_small_build(a, res);
+  if (!res->err) lf_copy_up_small_place(a, res);
 }

@@ -36,7 +36,17 @@ typedef struct {
   int reflink_refused;    /* FICLONE said "not here" (EOPNOTSUPP, EXDEV, EINVAL) */
 } lf_copy_up_result_t;
 
-/* Copies up; on a failure before the rename the tmp file is removed. */
+/* Copies up: build, then place. On any failure before the rename is done the temp file is
+ * removed (an existing temp name, EEXIST, is left alone: it is not ours). */
 void lf_copy_up_small(const lf_copy_up_t *a, lf_copy_up_result_t *res);
+
+/* The temp file complete and closed — everything that nobody can see, which may wait for
+ * the disk (the flush): the part a pool thread may do. */
+void lf_copy_up_small_build(const lf_copy_up_t *a, lf_copy_up_result_t *res);
+
+/* After a build: the rename into place and the parent's times restored — the part that
+ * changes what the union shows, so it runs where the union's state is kept (the JS
+ * thread), with nothing between it and the caller learning of it. */
+void lf_copy_up_small_place(const lf_copy_up_t *a, lf_copy_up_result_t *res);
 
 #endif

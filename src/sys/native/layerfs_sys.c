@@ -707,7 +707,7 @@ static void copy_up_free(copy_up_req_t *c) {
 static void copy_up_execute(napi_env env, void *data) {
   (void)env;
   copy_up_req_t *c = data;
-  lf_copy_up_small(&c->a, &c->res);
+  lf_copy_up_small_build(&c->a, &c->res);
 }
 
 /* Resolves with 1 when FICLONE was refused (EOPNOTSUPP, EXDEV, EINVAL), else 0; rejects
@@ -727,7 +727,10 @@ static void copy_up_settle(napi_env env, copy_up_req_t *c) {
 
 static void copy_up_complete(napi_env env, napi_status status, void *data) {
   copy_up_req_t *c = data;
+  /* Cancelled before it ran: nothing was built. */
   if (status != napi_ok && c->res.err == 0) { c->res.err = ECANCELED; c->res.syscall = "copyUpSmall"; }
+  /* Here, on the JS thread, so no request sees the copy in place before the union knows it. */
+  if (!c->res.err) lf_copy_up_small_place(&c->a, &c->res);
   copy_up_settle(env, c);
   napi_delete_async_work(env, c->work);
   copy_up_free(c);
@@ -736,8 +739,8 @@ static void copy_up_complete(napi_env env, napi_status status, void *data) {
 /* copyUpSmall(src, tmp, dest, parent|null, uid, gid, perm, atime, mtime, originName|null,
  * originValue|null, size, reflink, umask|-1, flush): a Promise (see copy_up_settle). Inline
  * (setInline) it runs at once and returns a settled Promise — unless it flushes: an
- * fdatasync waits for the disk, which would stall every other request of a mount, so that
- * one goes to the pool. */
+ * fdatasync waits for the disk, which would stall every other request of a mount, so the
+ * temp file is built on the pool, and put in place back on this thread. */
 static napi_value js_copy_up_small(napi_env env, napi_callback_info info) {
   napi_value argv[15], promise, name;
   if (!get_args(env, info, 15, argv)) return NULL;
