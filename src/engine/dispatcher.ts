@@ -9,7 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { Errno } from '../core/errors.js';
-import type { Caller, DirEntry, FileStat, PathFilesystem, TimeUpdate } from '../core/filesystem.js';
+import { RenameFlags, type Caller, type DirEntry, type FileStat, type PathFilesystem, type TimeUpdate } from '../core/filesystem.js';
 import { isUnexpectedFailure, toNegativeErrno } from '../fuse/index.js';
 import type { FuseDevice } from './device.js';
 import { isNativeDir, nativeOpenFd } from './formats/engine-handles.js';
@@ -566,18 +566,21 @@ export class Dispatcher {
     const copy = op === 'unlink' ? await this.openCopyBeforeUnlink(parent, name, path) : undefined;
     await (op === 'rmdir' ? this.fs.rmdir(path, who) : this.fs.unlink(path, who));
     this.nodes.unlinked(parent, name);
-    if (copy) {
-      copy.node.lastStat = { ...copy.st, nlink: Math.max(0, copy.st.nlink - 1) };
-      copy.node.showsLastStat = true;
-    }
+    if (copy) this.showUnlinkedCopy(copy);
     return [];
   }
 
+  /** From now on `copy.node` shows the copy as it was, one link fewer (see openCopyBeforeUnlink). */
+  private showUnlinkedCopy(copy: { node: Node; st: FileStat }): void {
+    copy.node.lastStat = { ...copy.st, nlink: Math.max(0, copy.st.nlink - 1) };
+    copy.node.showsLastStat = true;
+  }
+
   /**
-   * The node `name` names and its attributes, when its last name is about to go while the
-   * kernel holds it open only through the device's read-only opens of the lower file
-   * (lower-opens.ts) or handles still reading the lower file, and the union has since
-   * copied it up (a chmod, say). Once unlinked, those descriptors must show the copy as it
+   * The node `name` names and its attributes, when its last name is about to go (unlink, or
+   * a rename over it) while the kernel holds it open only through the device's read-only
+   * opens of the lower file (lower-opens.ts) or handles still reading the lower file, and
+   * the union has since copied it up (a chmod, say). Once unlinked, those descriptors must show the copy as it
    * was, one link fewer (the kernel's overlayfs keeps the unlinked upper file behind its
    * inode); the lower file they read would show the attributes from before the copy-up.
    * Undefined in every other case: a lower-only file is what those opens show anyway, and
@@ -600,8 +603,14 @@ export class Dispatcher {
     const oldPath = this.childPath(from, oldName);
     const newPath = this.childPath(to, newName);
     this.trace('rename', oldPath);
+    const exchange = (flags & RenameFlags.EXCHANGE) !== 0;
+    // A rename over another object is that object's unlink (an exchange keeps both named;
+    // a rename onto another name of the same object changes nothing).
+    const moving = this.nodes.child(from, oldName);
+    const replaced = exchange || moving === this.nodes.child(to, newName) ? undefined : await this.openCopyBeforeUnlink(to, newName, newPath);
     await this.fs.rename(oldPath, newPath, flags, this.caller(h));
-    this.nodes.renamed(from, oldName, to, newName, (flags & 2) !== 0);
+    this.nodes.renamed(from, oldName, to, newName, exchange);
+    if (replaced) this.showUnlinkedCopy(replaced);
     return [];
   }
 

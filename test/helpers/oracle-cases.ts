@@ -98,6 +98,23 @@ export function defineOracleCases(h: OracleHarness): void {
     expect(await h.compare(r, ops)).toEqual([]);
   });
 
+  it('a read-only descriptor shows the copy, one link fewer, after a rename over its copied-up name', async () => {
+    const r = await h.rig();
+    const ops: Op[] = [
+      { op: 'open', fd: 'B', path: '/o/n', write: false },
+      // A lower hard link: its copy is an object of its own (soak seed 901149420).
+      { op: 'open', fd: 'C', path: '/hl2', write: false },
+      { op: 'chmod', path: '/o/n', mode: 0o2541 },
+      { op: 'setxattr', path: '/hl2', name: 'user.a', value: 'y' },
+      { op: 'rename', from: '/a', to: '/o/n' },
+      { op: 'rename', from: '/x/suid', to: '/hl2' },
+      { op: 'fstat', fd: 'B' },
+      { op: 'fstat', fd: 'C' },
+      { op: 'fread', fd: 'B' },
+    ];
+    expect(await h.compare(r, ops)).toEqual([]);
+  });
+
   it('whiteouts, opaque dirs, renames of lower dirs and files, links and special files', async () => {
     const r = await h.rig();
     const ops: Op[] = [
@@ -361,7 +378,9 @@ export function defineOracleCases(h: OracleHarness): void {
         { seed, numRuns, endOnFailure: true, ...(seconds ? { interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false } : {}) },
       );
     } catch (err) {
-      throw new Error(`oracle property failed (replay: LAYERFS_ORACLE_SEED=${seed}):\n${failing}\n${String(err)}`);
+      // fast-check keeps what a throwing property threw as the error's cause, not in its message.
+      const cause = err instanceof Error && err.cause !== undefined ? `\nthe property threw: ${err.cause instanceof Error ? (err.cause.stack ?? String(err.cause)) : String(err.cause)}` : '';
+      throw new Error(`oracle property failed (replay: LAYERFS_ORACLE_SEED=${seed}):\n${failing}\n${String(err)}${cause}`);
     } finally {
       await underWay;
     }
