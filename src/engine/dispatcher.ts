@@ -580,9 +580,10 @@ export class Dispatcher {
    * The node `name` names and its attributes, when its last name is about to go (unlink, or
    * a rename over it) while the kernel holds it open only through the device's read-only
    * opens of the lower file (lower-opens.ts) or handles still reading the lower file, and
-   * the union has since copied it up (a chmod, say). Once unlinked, those descriptors must show the copy as it
-   * was, one link fewer (the kernel's overlayfs keeps the unlinked upper file behind its
-   * inode); the lower file they read would show the attributes from before the copy-up.
+   * the union has since copied it up (a chmod, say). Once unlinked, those descriptors must
+   * show the copy as it was, one link fewer (the kernel's overlayfs keeps the unlinked upper
+   * file behind its inode); the lower file they read would show the attributes from before
+   * the copy-up.
    * Undefined in every other case: a lower-only file is what those opens show anyway, and
    * a handle on the copy reaches it itself.
    */

@@ -296,9 +296,9 @@ export interface SmallCopyUp {
  * waits for the disk, which on the JS thread would stall every other request of the mount,
  * so the temp file is built on the pool and put in place (the rename, the parent's times)
  * back on the calling thread, with nothing run between that and the Promise's settling:
- * no request sees the copy in place before the union has recorded it. Resolves with whether FICLONE was refused
- * (EOPNOTSUPP, EXDEV, EINVAL: the caller stops trying it); rejects with a system error
- * (code, errno, syscall, path[, dest]).
+ * no request sees the copy in place before the union has recorded it. Resolves with
+ * whether FICLONE was refused (EOPNOTSUPP, EXDEV, EINVAL: the caller stops trying it);
+ * rejects with a system error (code, errno, syscall, path[, dest]).
  */
 export async function copyUpSmall(c: SmallCopyUp): Promise<{ reflinkRefused: boolean }> {
   const refused = await binding().copyUpSmall(
