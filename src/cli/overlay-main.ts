@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { runtimeDir } from '../core/user-dirs.js';
 import { LayerfsError } from '../core/errors.js';
 import * as lazy from '../core/lazy-builtins.js';
-import { mountLogLine, type UnionMountConfig } from '../fuse/index.js';
+import { mountLogLine, type UnionMountConfig, writeMountLog } from '../fuse/index.js';
 import { MOUNT_PROGRAM_READS_AUFS } from '../overlay/index.js';
 // Deep on purpose (test/unit/module-boundaries.test.ts): fuse/'s front door stays light.
 // Types only here: serving is loaded by mountServer() (--version and argument errors need none of it).
@@ -62,7 +62,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   if (!args.foreground) return throughFrontEnd(argv);
   for (const note of args.notes) process.stderr.write(`layerfs-overlay: ${note}\n`);
   const { serveUnionMount } = await mountServer();
-  const log: MountLog = (line) => process.stderr.write(mountLogLine(line));
+  const log: MountLog = writeMountLog;
   logEscapes(log);
   const config = await overlayConfig(args);
   log(await serveUnionMount(config, log));

@@ -3,7 +3,7 @@
  * file to start and how to recognise a running one; the supervisor and `layerfs-overlay`
  * start it without knowing fuse/'s file names.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LayerfsError } from '../core/errors.js';
@@ -50,4 +50,21 @@ export function mountProcessEntry(): string {
 /** One line of a mount process's log: time, process, text. */
 export function mountLogLine(line: string): string {
   return `${new Date().toISOString()} layerfs-mount[${process.pid}]: ${line}\n`;
+}
+
+/**
+ * Writes a line of the mount process's log to fd 2 (wherever its starter pointed it) and
+ * never throws. Through process.stderr a reader that went away (EPIPE) became an 'error'
+ * event, an uncaught exception, whose handler logged it — another EPIPE: the process span
+ * at 100 % CPU for ever, mount or no mount (seen after a test runner was killed). Here a
+ * line nobody can take (EPIPE, EAGAIN on a full non-blocking pipe) is dropped; the mount
+ * goes on either way.
+ */
+export function writeMountLog(line: string): void {
+  const bytes = Buffer.from(mountLogLine(line));
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSync(2, bytes, off);
+  } catch {
+    // Dropped: see above.
+  }
 }

@@ -5,13 +5,9 @@
  * mount (union-mount-serve.ts); its own output goes wherever its starter pointed stderr.
  */
 import { closeSync, writeSync } from 'node:fs';
-import { mountLogLine } from './mount-process.js';
+import { writeMountLog as log } from './mount-process.js';
 import { parseUnionMountConfig } from './union-mount-config.js';
 import { serveUnionMount } from './union-mount-serve.js';
-
-function log(line: string): void {
-  process.stderr.write(mountLogLine(line));
-}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

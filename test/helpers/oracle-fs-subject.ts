@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { sys } from '../../src/union/sys.js';
 import {
-  attempt, errnoError, RENAME_FLAGS, sha, statValue, typeName, UMASK, type Op, type OpResult,
+  attempt, errnoError, NB, RENAME_FLAGS, sha, statValue, typeName, UMASK, type Op, type OpResult,
   type RawEntry, type RawTree, type Subject,
 } from './oracle.js';
 
@@ -86,12 +86,12 @@ export class FsSubject implements Subject {
           return;
         }
         case 'write': {
-          const fh = await fsp.open(this.p(op.path), C.O_WRONLY);
+          const fh = await fsp.open(this.p(op.path), C.O_WRONLY | NB);
           try { await fh.write(Buffer.from(op.data), 0, op.data.length, op.pos); } finally { await fh.close(); }
           return;
         }
         case 'append': {
-          const fh = await fsp.open(this.p(op.path), C.O_WRONLY | C.O_APPEND);
+          const fh = await fsp.open(this.p(op.path), C.O_WRONLY | C.O_APPEND | NB);
           try { await fh.write(Buffer.from(op.data), 0, op.data.length, null); } finally { await fh.close(); }
           return;
         }
@@ -114,7 +114,7 @@ export class FsSubject implements Subject {
         case 'unlink': return fsp.unlink(this.p(op.path));
         case 'rename':
           return op.flags === undefined ? fsp.rename(this.p(op.from), this.p(op.to)) : sys.renameat2(this.p(op.from), this.p(op.to), RENAME_FLAGS[op.flags]);
-        case 'read': return sha(await fsp.readFile(this.p(op.path)));
+        case 'read': return sha(await fsp.readFile(this.p(op.path), { flag: C.O_RDONLY | NB }));
         case 'stat': {
           const s = await fsp.lstat(this.p(op.path));
           return statValue(s.mode, s.uid, s.gid, s.size, s.nlink);
@@ -123,7 +123,7 @@ export class FsSubject implements Subject {
           return (await fsp.readdir(this.p(op.path), { encoding: 'buffer' })).map((b) => b.toString('latin1')).sort();
         case 'open': {
           if (this.fds.has(op.fd)) throw errnoError('EBUSY');
-          this.fds.set(op.fd, await fsp.open(this.p(op.path), op.write ? C.O_RDWR : C.O_RDONLY));
+          this.fds.set(op.fd, await fsp.open(this.p(op.path), (op.write ? C.O_RDWR : C.O_RDONLY) | NB));
           return;
         }
         case 'fwrite': {

@@ -8,7 +8,7 @@
 import { constants as C } from 'node:fs';
 import type { Caller, PathFilesystem } from '../../src/core/filesystem.js';
 import {
-  attempt, errnoError, RENAME_FLAGS, sha, statValue, typeName, UMASK, type Op, type OpResult,
+  attempt, errnoError, NB, RENAME_FLAGS, sha, statValue, typeName, UMASK, type Op, type OpResult,
   type RawEntry, type RawTree, type Subject,
 } from './oracle.js';
 
@@ -73,12 +73,12 @@ export class UnionSubject implements Subject {
         }
         case 'write': {
           const p = await this.resolve(op.path, true);
-          await this.withFile(p, C.O_WRONLY, (fh) => fs.write(p, fh, Buffer.from(op.data), op.data.length, op.pos));
+          await this.withFile(p, C.O_WRONLY | NB, (fh) => fs.write(p, fh, Buffer.from(op.data), op.data.length, op.pos));
           return;
         }
         case 'append': {
           const p = await this.resolve(op.path, true);
-          await this.withFile(p, C.O_WRONLY | C.O_APPEND, async (fh) => {
+          await this.withFile(p, C.O_WRONLY | C.O_APPEND | NB, async (fh) => {
             const size = Number((await fs.getattr(p)).size);
             await fs.write(p, fh, Buffer.from(op.data), op.data.length, size);
           });
@@ -120,7 +120,7 @@ export class UnionSubject implements Subject {
         case 'open': {
           if (this.fds.has(op.fd)) throw errnoError('EBUSY');
           const p = await this.resolve(op.path, true);
-          this.fds.set(op.fd, { path: p, fh: await fs.open(p, op.write ? C.O_RDWR : C.O_RDONLY, c) });
+          this.fds.set(op.fd, { path: p, fh: await fs.open(p, (op.write ? C.O_RDWR : C.O_RDONLY) | NB, c) });
           return;
         }
         case 'fwrite': {
@@ -163,7 +163,7 @@ export class UnionSubject implements Subject {
   private async readAll(path: string): Promise<Buffer> {
     const st = await this.fs.getattr(path);
     if ((st.mode & C.S_IFMT) === C.S_IFDIR) throw errnoError('EISDIR');
-    const fh = await this.fs.open(path, C.O_RDONLY, this.caller);
+    const fh = await this.fs.open(path, C.O_RDONLY | NB, this.caller);
     try { return await this.readHeld({ path, fh }); } finally { await this.fs.release(path, fh); }
   }
 

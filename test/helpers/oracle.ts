@@ -98,6 +98,14 @@ export interface Subject {
 /** The umask the oracle applies on every subject (node:fs gets it from the process). */
 export const UMASK = 0o022;
 
+/**
+ * Added to every open of an existing name by every subject: a random sequence may have made
+ * the name a fifo (mkfifo), whose open for reading or writing waits for the other end for
+ * ever (a soak hung so). Non-blocking it opens at once, or fails ENXIO for writing with no
+ * reader, alike on every side; a regular file ignores the flag.
+ */
+export const NB = C.O_NONBLOCK;
+
 export function errnoName(err: unknown): string {
   const e = err as { errno?: unknown; code?: unknown };
   if (typeof e.errno === 'string') return e.errno;

@@ -167,4 +167,24 @@ describe.skipIf(!inject('canMount'))('union over a real FUSE mount', () => {
       await layers.cleanup();
     }
   });
+
+  it('keeps serving and stops on SIGTERM when nobody reads its log any more (its starter was killed)', async () => {
+    const dir = await tempDir();
+    const layers = await makeLayers([{ 'f': 'lower' }]);
+    const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, dir);
+    try {
+      // Our end of its stderr pipe closed: its next log line meets EPIPE. That used to be an
+      // uncaught 'error' whose report was another EPIPE, at 100 % CPU, for ever.
+      m.child.stderr!.destroy();
+      process.kill(m.pid, 'SIGUSR2'); // it logs its request counts
+      await new Promise((r) => setTimeout(r, 300));
+      expect(m.child.exitCode ?? m.child.signalCode).toBeNull();
+      expect(await readFile(join(m.mountpoint, 'f'), 'utf8')).toBe('lower');
+    } finally {
+      await m.stop(); // SIGTERM, then SIGKILL after 10 s
+      await layers.cleanup();
+    }
+    expect(m.child.signalCode).not.toBe('SIGKILL');
+    expect(m.child.exitCode).toBe(0);
+  });
 });
