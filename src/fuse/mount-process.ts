@@ -55,7 +55,7 @@ export function mountLogLine(line: string): string {
 /**
  * Writes a line of the mount process's log to fd 2 (wherever its starter pointed it) and
  * never throws. Through process.stderr a reader that went away (EPIPE) became an 'error'
- * event, an uncaught exception, whose handler logged it — another EPIPE: the process span
+ * event, an uncaught exception, whose handler logged it — another EPIPE: the process spun
  * at 100 % CPU for ever, mount or no mount (seen after a test runner was killed). Here a
  * line nobody can take (EPIPE, EAGAIN on a full non-blocking pipe) is dropped; the mount
  * goes on either way.
