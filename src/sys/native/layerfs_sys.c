@@ -344,12 +344,17 @@ static napi_value make_result(napi_env env, req_t *r) {
   return v;
 }
 
+/* Rejects `deferred` with the failure `r` describes (an "out of memory" Error if it cannot be made). */
+static void reject_with(napi_env env, napi_deferred deferred, req_t *r) {
+  napi_value err = make_error(env, r);
+  if (!err) { napi_value m; napi_create_string_utf8(env, "out of memory", NAPI_AUTO_LENGTH, &m); napi_create_error(env, NULL, m, &err); }
+  napi_reject_deferred(env, deferred, err);
+}
+
 /* Settles a request's Promise by its outcome (main thread). */
 static void settle(napi_env env, req_t *r) {
   if (r->err) {
-    napi_value err = make_error(env, r);
-    if (!err) { napi_value m; napi_create_string_utf8(env, "out of memory", NAPI_AUTO_LENGTH, &m); napi_create_error(env, NULL, m, &err); }
-    napi_reject_deferred(env, r->deferred, err);
+    reject_with(env, r->deferred, r);
   } else {
     napi_resolve_deferred(env, r->deferred, make_result(env, r));
   }
@@ -390,7 +395,7 @@ static napi_value queue(napi_env env, req_t *r) {
   if (napi_create_async_work(env, NULL, name, execute, complete, r, &r->work) != napi_ok ||
       napi_queue_async_work(env, r->work) != napi_ok) {
     r->err = EIO;
-    napi_reject_deferred(env, r->deferred, make_error(env, r));
+    reject_with(env, r->deferred, r);
     req_free(r);
   }
   return promise;
@@ -716,9 +721,7 @@ static void copy_up_settle(napi_env env, copy_up_req_t *c) {
   napi_value v;
   if (c->res.err) {
     req_t r = {.err = c->res.err, .syscall = c->res.syscall, .path = (char *)c->res.path, .path2 = (char *)c->res.path2};
-    napi_value e = make_error(env, &r);
-    if (!e) { napi_value m; napi_create_string_utf8(env, "out of memory", NAPI_AUTO_LENGTH, &m); napi_create_error(env, NULL, m, &e); }
-    napi_reject_deferred(env, c->deferred, e);
+    reject_with(env, c->deferred, &r);
   } else {
     napi_create_int32(env, c->res.reflink_refused, &v);
     napi_resolve_deferred(env, c->deferred, v);
