@@ -174,12 +174,14 @@ export interface PathFilesystem {
    */
   attachMirror?(mirror: MetadataMirror): void;
   /**
-   * Calls `listener` with every directory a change below it copied up, whose attributes
-   * changed without a request on it (a merged directory reports nlink 1, as the kernel's
-   * overlayfs does): a server that lets the kernel cache attributes drops that
-   * directory's. Called once, before the mount serves its first request.
+   * Calls `listener` with every path whose copy-up changed attributes without a request
+   * that answers with them, so a server that lets the kernel cache attributes drops that
+   * object's: a directory copied up for a change below it (a merged directory reports
+   * nlink 1, as the kernel's overlayfs does), and a file with other names below, copied up
+   * by an open (its copy is an object of its own: one link, its own inode number, while
+   * those names keep the lower one's). Called once, before the mount serves its first request.
    */
-  onDirCopiedUp?(listener: (path: string) => void): void;
+  onCopiedUp?(listener: (path: string) => void): void;
   /** Called once when the server stops; closes whatever the filesystem holds open. */
   destroy?(): Promise<void>;
 }

@@ -82,7 +82,7 @@ export class Dispatcher {
     private readonly device: FuseDevice,
     private readonly options: DispatcherOptions,
   ) {
-    fs.onDirCopiedUp?.((path) => this.dirCopiedUp(path));
+    fs.onCopiedUp?.((path) => this.copiedUp(path));
     this.lowerOpens = new LowerOpens(device, fs, options.attrSeconds, (err) => options.onUnexpectedError?.(err, 'registerLowerOpen'));
     this.nodes = new NodeTable(
       (id, on) => {
@@ -260,10 +260,11 @@ export class Dispatcher {
     throw errno('ENOENT');
   }
 
-  /** A directory copied up for a change below it: the kernel's cached attributes of it
-   * (nlink above all: a merged directory has 1) are stale. Attributes only (offset -1):
-   * no page lock, no directory lock. */
-  private dirCopiedUp(path: string): void {
+  /** A directory copied up for a change below it, or a file copied up as a new inode (one
+   * name of a lower hard link): the kernel's cached attributes of it are stale (nlink above
+   * all: a merged directory has 1; the file's st_ino too, which the next GETATTR re-keys).
+   * Attributes only (offset -1): no page lock, no directory lock. */
+  private copiedUp(path: string): void {
     let n: Node | undefined = this.nodes.root;
     for (const name of path.split('/')) {
       if (name === '') continue;

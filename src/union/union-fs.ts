@@ -225,8 +225,8 @@ export class UnionFilesystem implements PathFilesystem {
     this.writer?.upper.attachMirror(mirror);
   }
 
-  onDirCopiedUp(listener: (path: string) => void): void {
-    if (this.writer) this.writer.dirCopiedUp = listener;
+  onCopiedUp(listener: (path: string) => void): void {
+    if (this.writer) this.writer.copiedUp = listener;
   }
 
   /** Reads go straight to the fd; writes too, unless the first write must clear

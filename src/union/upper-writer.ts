@@ -45,8 +45,8 @@ export class UpperWriter {
     this.caps = { reflink: true, ...copy };
   }
 
-  /** Told of each directory copied up (PathFilesystem.onDirCopiedUp). */
-  dirCopiedUp: ((path: string) => void) | undefined;
+  /** Told of each copy-up the kernel's caches may not know of (PathFilesystem.onCopiedUp). */
+  copiedUp: ((path: string) => void) | undefined;
 
   /** A fresh temporary path in the work directory. */
   tmpPath(): Buffer {
@@ -66,7 +66,8 @@ export class UpperWriter {
     const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}), ...(override ? { override } : {}) };
     if (r.lower!.xattrs === false) node.noXattrs = true;
     this.upper.set(path, node);
-    if (r.isDir) this.dirCopiedUp?.(path);
+    // A copy that keeps no origin is a new inode: a file with other names below.
+    if (r.isDir || origin === undefined) this.copiedUp?.(path);
     return this.view.resolve(path);
   }
 

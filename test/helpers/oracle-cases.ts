@@ -223,6 +223,24 @@ export function defineOracleCases(h: OracleHarness): void {
     expect(await h.compare(r, ops, ['/hl1', '/hl2', '/hl3', '/hl9', '/n', '/n2'])).toEqual([]);
   });
 
+  if (!applies(KNOWN_DIFFERENCES.hardLinkAttrLag, options.engine)) it('a write open that copies up one name of a lower hard link shows its own inode at once, with nothing written', async () => {
+    const r = await h.rig();
+    // The stats first, so a kernel in front keeps the lower object's attributes (nlink 2);
+    // the empty append opens for writing (the copy-up) and writes nothing (soak seed 596069127).
+    const ops: Op[] = [
+      { op: 'stat', path: '/hl1' },
+      { op: 'stat', path: '/hl2' },
+      { op: 'append', path: '/hl1', data: '' },
+      { op: 'stat', path: '/hl1' },
+      { op: 'stat', path: '/hl2' },
+      { op: 'append', path: '/hl2', data: 'X' },
+      { op: 'read', path: '/hl1' },
+      { op: 'read', path: '/hl2' },
+    ];
+    // No names watched: reading them between the ops would make the kernel ask again.
+    expect(await h.compare(r, ops)).toEqual([]);
+  });
+
   // Only behind the kernel's VFS: the union object leaves permission checks to the kernel.
   if (options.kernelVfs) it('permissions of another user (uid 1000) are checked alike', async () => {
     const r = await h.rig();
