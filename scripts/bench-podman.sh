@@ -23,9 +23,9 @@
 #        ranges), in a private mount namespace whose /dev/fuse is a 0666 node of the same
 #        device (as test/helpers/user-fuse-ns.ts does; nothing outside it changes)
 #   sudo BENCH_SPARE=1 [BENCH_USER=…] [BENCH_SPARE_DELAY_MS=N] scripts/bench-podman.sh [ROUNDS]
-#        layerfs-overlay cold, with spares, and fuse-overlayfs (no kernel overlay); a
-#        replacement spare starts N ms after a mount is ready (LAYERFS_OVERLAY_SPARE_DELAY_MS,
-#        default 100) or when that mount ends, whichever comes first
+#        layerfs-overlay cold, with spares, and fuse-overlayfs (no kernel overlay): a mount
+#        process whose mount ended waits as the spare; with BENCH_SPARE_DELAY_MS, a fresh
+#        spare also starts N ms after a mount is ready (LAYERFS_OVERLAY_SPARE_DELAY_MS)
 set -euo pipefail
 ROUNDS=${1:-10}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,7 +77,7 @@ mkdir -p "$WORK/bin" "$WORK/tmp"
 printf '#!/bin/sh\nLAYERFS_NODE="%s" exec "%s" "$@"\n' "$(command -v node)" "$REPO/dist/cli/layerfs-overlay" > "$WORK/bin/layerfs-overlay"
 chmod 755 "$WORK/bin/layerfs-overlay"
 mkdir -m 700 "$WORK/spare-xdg"
-printf '#!/bin/sh\nLAYERFS_OVERLAY_SPARE_DELAY_MS=%s LAYERFS_OVERLAY_SPARE=1 XDG_RUNTIME_DIR="%s" LAYERFS_NODE="%s" exec "%s" "$@"\n' "${BENCH_SPARE_DELAY_MS:-100}" "$WORK/spare-xdg" "$(command -v node)" "$REPO/dist/cli/layerfs-overlay" > "$WORK/bin/layerfs-overlay-spare"
+printf '#!/bin/sh\n%sLAYERFS_OVERLAY_SPARE=1 XDG_RUNTIME_DIR="%s" LAYERFS_NODE="%s" exec "%s" "$@"\n' "${BENCH_SPARE_DELAY_MS:+LAYERFS_OVERLAY_SPARE_DELAY_MS=$BENCH_SPARE_DELAY_MS }" "$WORK/spare-xdg" "$(command -v node)" "$REPO/dist/cli/layerfs-overlay" > "$WORK/bin/layerfs-overlay-spare"
 chmod 755 "$WORK/bin/layerfs-overlay-spare"
 cap() { local n; n=$(bash -c "ulimit -H$1"); [ "$n" = unlimited ] && n=$2; [ "$n" -gt "$2" ] && n=$2; echo "$n"; }
 cat > "$WORK/containers.conf" <<EOF

@@ -33,7 +33,7 @@ import type { MountLog } from '../fuse/union-mount-serve.js';
 import { errorText, exitCodeFor, printError } from './exit-codes.js';
 import { parseOverlayArgs, type OverlayArgs } from './overlay-args.js';
 import { overlayIndexCache, tidyOverlayIndexCaches } from './overlay-index-cache.js';
-import { type Claim, replaceSpare, waitForClaim } from './overlay-spare.js';
+import { type Claim, recycle, replaceSpare, waitForClaim } from './overlay-spare.js';
 import { packageVersion } from './package-version.js';
 
 const USAGE = `usage: layerfs-overlay [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,OPTION…] MOUNTPOINT
@@ -63,7 +63,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   for (const note of args.notes) process.stderr.write(`layerfs-overlay: ${note}\n`);
   const { serveUnionMount } = await mountServer();
   const log: MountLog = writeMountLog;
-  logEscapes(log);
+  logEscapesTo(log);
   const config = await overlayConfig(args);
   log(await serveUnionMount(config, log));
   process.stdout.write('READY\n');
@@ -109,7 +109,7 @@ async function serveMount(caller: Claim, server: ReturnType<typeof mountServer>)
     }
   };
   const log: MountLog = (line) => toStderr(mountLogLine(line));
-  logEscapes(log);
+  logEscapesTo(log);
   let logFile: string | undefined;
   const fail = (err: unknown): never => {
     const code = exitCodeFor(err);
@@ -125,6 +125,7 @@ async function serveMount(caller: Claim, server: ReturnType<typeof mountServer>)
     process.exit(code);
   };
   const timer = setTimeout(() => fail(new LayerfsError('MOUNT_FAILED', `the mount process did not become ready in ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+  let cancelSpare = () => {};
   try {
     const args = parseOverlayArgs(caller.argv);
     for (const note of args.notes) toStderr(`layerfs-overlay: ${note}\n`);
@@ -132,7 +133,12 @@ async function serveMount(caller: Claim, server: ReturnType<typeof mountServer>)
     logFile = await overlayLogFile(args.mountpoint);
     let serving: string;
     try {
-      serving = await (await server).serveUnionMount(config, log);
+      serving = await (await server).serveUnionMount(config, log, {
+        onConnectionEnded: () => {
+          cancelSpare();
+          void afterMount(server);
+        },
+      });
     } catch (err) {
       throw new LayerfsError('MOUNT_FAILED', `cannot mount ${args.mountpoint}: ${(err as Error).message}`, {
         cause: err,
@@ -145,13 +151,23 @@ async function serveMount(caller: Claim, server: ReturnType<typeof mountServer>)
     log(caller.origin ? `${serving}; by ${caller.origin}` : serving);
     tell('READY');
     caller.done();
-    replaceSpare();
+    cancelSpare = replaceSpare();
     // After READY, off the caller's clock: a cache of the same lower set made stale, the least recently used.
     if (config.indexCache !== undefined && args.indexCache === undefined) await tidyOverlayIndexCaches(config.indexCache).catch(() => undefined);
   } catch (err) {
     fail(err);
   }
   return undefined;
+}
+
+/**
+ * Once this process's mount has ended: the spare for the next mount of an opted-in caller
+ * (overlay-spare.ts, recycle), its fd 2 away from the ended mount's log; else the end.
+ */
+async function afterMount(server: ReturnType<typeof mountServer>): Promise<void> {
+  if (!recycle()) process.exit(0);
+  stderrTo('/dev/null');
+  await serveMount(await waitForClaim(() => server), server);
 }
 
 /** What serves the mount: the union, the engine, FUSE (~100 ms of loading), only once there is a mount to serve. */
@@ -201,10 +217,18 @@ function stderrTo(file: string): number {
   return openSync(file, 'a');
 }
 
-/** Anything that escapes the handlers is logged, never allowed to end the process and leave a dead mountpoint. */
-function logEscapes(log: MountLog): void {
-  process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
-  process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
+/**
+ * Anything that escapes the handlers is logged to the mount's log (the latest mount's, in a
+ * process that serves one after another), never allowed to end the process and leave a
+ * dead mountpoint.
+ */
+let escapesLog: MountLog | undefined;
+function logEscapesTo(log: MountLog): void {
+  if (escapesLog === undefined) {
+    process.on('uncaughtException', (err) => escapesLog!(`uncaught: ${err.stack ?? err.message}`));
+    process.on('unhandledRejection', (err) => escapesLog!(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
+  }
+  escapesLog = log;
 }
 
 /** The real path of an existing directory option, or a typed error naming it. */

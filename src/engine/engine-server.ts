@@ -105,6 +105,7 @@ export async function serveWithEngine(filesystem: PathFilesystem, mountpoint: st
     requestMicros: dispatcher.micros,
     nativeAnswers: () => device.nativeAnswers(),
     passthrough: dispatcher.init?.passthrough ?? false,
+    ended: device.closed,
     async unmount() {
       if (unmounted) return;
       unmounted = true;

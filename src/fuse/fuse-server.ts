@@ -27,6 +27,11 @@ export interface FuseMount {
   readonly mountpoint: string;
   /** Unmounts (lazily, so a busy mount still detaches) and releases the filesystem. */
   unmount(): Promise<void>;
+  /**
+   * Resolves once the kernel has ended the connection (the last copy of the mount is gone)
+   * or unmount() has: the engine that can tell (layerfs's; fuse-native's loop tells nobody).
+   */
+  readonly ended?: Promise<void>;
 }
 
 /** Mounts `filesystem` on `mountpoint`; resolves once the kernel has sent FUSE_INIT. */

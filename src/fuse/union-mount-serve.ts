@@ -17,14 +17,26 @@ import type { UnionMountConfig } from './union-mount-config.js';
 /** Where the mount process's lines go; each entry decides (a log file, a pipe, the terminal), as mountLogLine(). */
 export type MountLog = (line: string) => void;
 
+export interface ServeUnionOptions {
+  /**
+   * Instead of ending the process once the kernel has ended the connection (its last
+   * mount is gone) and the union is released: every listener and timer of this mount is
+   * gone by then, so the process may serve another (layerfs-overlay's spare,
+   * cli/overlay-spare.ts). Only the engine that tells when its connection ends calls it;
+   * a stop by signal, or a mount gone from this namespace while a copy elsewhere may keep
+   * the connection up, still ends the process.
+   */
+  onConnectionEnded?: () => void;
+}
+
 /**
  * Mounts `config` and serves it; resolves once the kernel has the mount, with the line
  * that says what serves it (for the log, before anyone is told it is ready). SIGTERM,
  * SIGINT and SIGHUP unmount cleanly and exit 0; an unmount by someone else ends the
- * process. A failure after the mount was made unmounts it before rejecting, so a failed
- * start never leaves a dead mountpoint behind.
+ * process (or see onConnectionEnded). A failure after the mount was made unmounts it before
+ * rejecting, so a failed start never leaves a dead mountpoint behind.
  */
-export async function serveUnionMount(config: UnionMountConfig, log: MountLog): Promise<string> {
+export async function serveUnionMount(config: UnionMountConfig, log: MountLog, options: ServeUnionOptions = {}): Promise<string> {
   const traceFile = process.env.LAYERFS_TRACE_OPS || undefined;
   let damageRecorded = false;
   const filesystem = await UnionFilesystem.open({
@@ -110,13 +122,15 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
       },
     );
   };
-  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => stop(s));
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+  const onSignal = (signal: NodeJS.Signals) => stop(signal);
+  for (const s of signals) process.on(s, onSignal);
   // SIGUSR2 logs the requests the layerfs engine received (scripts/bench counts READ/WRITE).
   // Handled on every engine: SIGUSR2's default action ends the process, which would take
   // the mount (and every open file on it) down with it.
   // GETXATTR/LISTXATTR the native loop answered count as "GETXATTR in C" etc.
   const { requestCounts: counts, requestMicros: micros, nativeAnswers } = mount as Partial<EngineMount>;
-  process.on('SIGUSR2', () => {
+  const onCountsAsked = () => {
     if (!counts) return log('SIGUSR2: this engine keeps no request counts');
     const inC = Object.entries(nativeAnswers?.() ?? {}).filter(([, n]) => n > 0).map(([op, n]) => [`${op} in C`, n]);
     log(`request counts ${JSON.stringify({ ...Object.fromEntries(counts), ...Object.fromEntries(inC) })}`);
@@ -125,12 +139,13 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
     const mb = (n: number) => Math.round(n / 2 ** 20);
     const m = process.memoryUsage();
     log(`memory MiB rss ${mb(m.rss)} heapUsed ${mb(m.heapUsed)} heapTotal ${mb(m.heapTotal)} external ${mb(m.external)}`);
-  });
+  };
+  process.on('SIGUSR2', onCountsAsked);
 
   // `umount` by someone else ends libfuse's loop but not this process: notice and exit,
   // so no server lingers without a mount. (The mount may also be gone from this namespace
   // while a copy in another keeps the connection up: then only the table tells.)
-  setInterval(() => {
+  const watch = setInterval(() => {
     void Promise.all([mountsAt(where), connected()]).then(async ([now, live]) => {
       if (stopping || (live && now.some(ours))) return;
       stopping = true;
@@ -139,6 +154,20 @@ export async function serveUnionMount(config: UnionMountConfig, log: MountLog): 
       process.exit(0);
     });
   }, 1000).unref();
+  // The engine that tells when the kernel ended the connection: at once, not at the next tick.
+  if (mount.ended !== undefined && options.onConnectionEnded !== undefined) {
+    const onEnded = options.onConnectionEnded;
+    void mount.ended.then(async () => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(watch);
+      for (const s of signals) process.off(s, onSignal);
+      process.off('SIGUSR2', onCountsAsked);
+      log(`${config.mountpoint} was unmounted`);
+      await filesystem.destroy?.();
+      onEnded();
+    });
+  }
 
   const origin = filesystem.view.index.origin;
   const indexNote = origin.loaded ? 'index from cache' : `index built${origin.reason ? ` (${origin.reason})` : ''}${origin.writeError ? `, not cached: ${origin.writeError}` : ''}`;

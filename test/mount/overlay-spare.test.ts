@@ -38,16 +38,9 @@ describe.skipIf(!inject('canMount'))('layerfs-overlay with a spare mount process
   });
 
   afterEach(async () => {
-    // Mount processes start a spare as they exit, too: wait them out before killing the spares.
-    const servers: number[] = [];
-    for (const m of mounted.splice(0)) {
-      if (!isMounted(m)) continue;
-      const pid = await servingPid(m).catch(() => undefined);
-      if (pid !== undefined) servers.push(pid);
-      await run('umount', [m]).catch(() => forceUnmount(m));
-    }
-    for (const pid of servers) await waitGone(pid, 5000);
-    for (const pid of await sparesOf(runtime)) {
+    for (const m of mounted.splice(0)) if (isMounted(m)) await run('umount', [m]).catch(() => forceUnmount(m));
+    // Spares, and mount processes that became spares (or are on their way) as their mounts ended.
+    for (const pid of await processesOf(runtime)) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -73,7 +66,7 @@ describe.skipIf(!inject('canMount'))('layerfs-overlay with a spare mount process
     expect(r.code, r.stderr).toBe(0);
     await sleep(500);
     expect(existsSync(spares)).toBe(false);
-    expect(await sparesOf(runtime)).toEqual([]);
+    expect(await processesOf(runtime)).toEqual([await servingPid(r.merged)]);
   });
 
   it('a first mount leaves a spare; the second is served by it, and leaves the next', async () => {
@@ -93,6 +86,40 @@ describe.skipIf(!inject('canMount'))('layerfs-overlay with a spare mount process
     expect(existsSync(join(spares, `s.${spare}`))).toBe(false);
     const [next] = await waitForSpares(spares, 1);
     expect(next).not.toBe(spare);
+  });
+
+  it('unless a spare is started after READY, a mount process waits as the spare once its mount ends, and serves the next', async () => {
+    const recycling = { ...env, LAYERFS_OVERLAY_SPARE_DELAY_MS: undefined };
+    const a = await mount('a', { env: recycling });
+    expect(a.code, a.stderr).toBe(0);
+    const server = await servingPid(a.merged);
+    await sleep(300);
+    expect(existsSync(spares) ? await readdir(spares) : []).toEqual([]); // none started while it serves
+    await run('umount', [a.merged]);
+    expect(await waitForSpares(spares, 1)).toEqual([server]);
+    const fds = await openFiles(server);
+    const b = await mount('b', { env: recycling });
+    expect(b.code, b.stderr).toBe(0);
+    expect(await servingPid(b.merged)).toBe(server);
+    expect(await readFile(join(b.merged, 'd', 'f'), 'utf8')).toBe('lower\n');
+    await writeFile(join(b.merged, 'd', 'g'), 'new\n');
+    expect(await readFile(join(b.upper, 'd', 'g'), 'utf8')).toBe('new\n');
+    expect(existsSync(join(a.upper, 'd', 'g'))).toBe(false);
+    await run('umount', [b.merged]);
+    expect(await waitForSpares(spares, 1)).toEqual([server]);
+    // Nothing of either mount stays open in it (its /dev/fuse, the layers, the logs).
+    expect(await openFiles(server)).toEqual(fds);
+    // One waits: a second mount process whose mount ends leaves rather than waiting too.
+    const [c, d] = [await mount('c', { env: recycling }), await mount('d', { env: recycling })];
+    expect([c.code, d.code]).toEqual([0, 0]);
+    const servers = [await servingPid(c.merged), await servingPid(d.merged)];
+    expect(servers).toContain(server);
+    await run('umount', [c.merged]);
+    const [waiting] = await waitForSpares(spares, 1);
+    await run('umount', [d.merged]);
+    const other = servers.find((p) => p !== waiting)!;
+    expect(await waitGone(other)).toBe(true);
+    expect((await readdir(spares)).filter((n) => n.startsWith('s.'))).toEqual([`s.${waiting}`]);
   });
 
   it('a spare of another build, or one whose build changed, is not used', async () => {
@@ -204,13 +231,13 @@ function runOverlayAs(program: string, args: string[], env: NodeJS.ProcessEnv) {
   });
 }
 
-/** The pids of every spare process whose XDG_RUNTIME_DIR is `runtime` (waiting or serving). */
-async function sparesOf(runtime: string): Promise<number[]> {
+/** The pids of every mount process and spare whose XDG_RUNTIME_DIR is `runtime` (waiting or serving). */
+async function processesOf(runtime: string): Promise<number[]> {
   const pids: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (!cmd.includes('overlay-main.bundle.cjs\0--spare')) continue;
+    if (!cmd.includes('overlay-main.bundle.cjs\0')) continue;
     const environ = await readFile(`/proc/${name}/environ`, 'utf8').catch(() => '');
     if (environ.split('\0').includes(`XDG_RUNTIME_DIR=${runtime}`)) pids.push(Number(name));
   }
@@ -225,6 +252,12 @@ async function waitForSpares(spares: string, n: number): Promise<number[]> {
     await sleep(100);
   }
   throw new Error(`no ${n} spare(s) in ${spares}`);
+}
+
+/** What `pid` has open, sorted (libuv may make an eventfd again under another number). */
+async function openFiles(pid: number): Promise<string[]> {
+  const fds = await readdir(`/proc/${pid}/fd`);
+  return (await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '?')))).sort();
 }
 
 async function waitGone(pid: number, ms = 3000): Promise<boolean> {
