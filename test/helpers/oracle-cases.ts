@@ -356,7 +356,13 @@ export function defineOracleCases(h: OracleHarness): void {
       fc.record({ op: fc.constant('rmdir' as const), path: p }),
       fc.record({ op: fc.constant('unlink' as const), path: p }),
       fc.record({ op: fc.constant('rename' as const), from: fc.oneof(p, file), to: p }),
-      fc.record({ op: fc.constant('rename' as const), from: p, to: p, flags: fc.constantFrom('noreplace' as const, 'exchange' as const) }),
+      // Not where renameat2's flags are a known difference (rename-flags-einval, shown by its
+      // own case): the kernel's side of such a rename is undone, but not its copy-ups, which
+      // break lower hard links and leave redirects, so nothing after it would compare (soak
+      // seed 942809787: nlink 1 against 2, ELOOP against ENOENT).
+      ...(applies(KNOWN_DIFFERENCES.renameFlags, options.engine)
+        ? []
+        : [fc.record({ op: fc.constant('rename' as const), from: p, to: p, flags: fc.constantFrom('noreplace' as const, 'exchange' as const) })]),
       fc.record({ op: fc.constant('readdir' as const), path: p }),
       fc.record({ op: fc.constant('read' as const), path: fc.oneof(p, file) }),
       fc.record({ op: fc.constant('stat' as const), path: fc.oneof(p, file) }),
