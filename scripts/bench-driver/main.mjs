@@ -10,7 +10,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ensureFixture } from './fixture.mjs';
@@ -36,6 +36,8 @@ function parseArgs(argv) {
     else if (a === '--systems') o.systems = value().split(',').filter(Boolean);
     else if (a === '--helper') o.helper = value();
     else if (a === '--dist') o.dist = resolve(value());
+    else if (a === '--base') o.base = resolve(value());
+    else if (a === '--cpu') o.cpu = true;
     else if (a === '--label') o.label = value();
     else throw new Error(`unknown argument ${a} (try --quick, --only WORKLOAD,…, --rounds N, --systems NAME,…)`);
   }
@@ -44,13 +46,28 @@ function parseArgs(argv) {
   return o;
 }
 
+/** user + system CPU seconds of process `pid` and its threads so far; undefined without one
+ * (the kernel's overlayfs has no server). */
+function serverCpuSeconds(pid) {
+  if (!pid) return undefined;
+  try {
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+/** sysconf(_SC_CLK_TCK): 100 on every Linux architecture node runs on. */
+const CLOCK_TICKS = 100;
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('the bench mounts overlayfs and drops caches: run it as root');
   const fixture = await ensureFixture(join(repo, '.cache', 'bench'), log);
   log(`fixture: ${fixture.meta.mergedEntries} entries in the merged view, ${fixture.meta.whiteouts} whiteouts`);
   const tmp = mkdtempSync(join(tmpdir(), 'layerfs-bench-'));
-  const systems = makeSystems({ distDir: opts.dist, logDir: tmp }).filter((s) => s.available() && (opts.systems ? opts.systems.includes(s.name) : !s.optIn));
+  const systems = makeSystems({ distDir: opts.dist, baseDistDir: opts.base, logDir: tmp }).filter((s) => s.available() && (opts.systems ? opts.systems.includes(s.name) : !s.optIn));
   const names = systems.map((s) => s.name);
   if (names.some((n) => n.startsWith('layerfs'))) {
     // As the supervisor does before an image's first mount: every timed mount loads it.
@@ -118,6 +135,7 @@ async function main() {
               if (step.drop) dropCaches();
               // Passthrough shows as READ/WRITE requests that never reach the engine.
               const countsBefore = step.countRequests && system.requestCounts ? await system.requestCounts(handle) : undefined;
+              const cpuBefore = opts.cpu ? serverCpuSeconds(handle.pid) : undefined;
               let r;
               try {
                 r = await sh(step.cmd, { cwd: m.mnt, timeoutMs: step.timeoutMs ?? 300_000 });
@@ -127,6 +145,9 @@ async function main() {
                 throw err;
               }
               add(step.name, system.name, r.seconds);
+              // The server's CPU (all its threads) is steadier than the wall on a busy VM.
+              const cpuAfter = cpuBefore !== undefined ? serverCpuSeconds(handle.pid) : undefined;
+              if (cpuAfter !== undefined) add(`${step.name} server CPU`, system.name, cpuAfter - cpuBefore);
               if (countsBefore) {
                 const after = await system.requestCounts(handle);
                 const io = (c) => (c?.read ?? 0) + (c?.write ?? 0);
