@@ -22,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Header, Pack } from 'tar-stream';
 
 type Headers = Partial<Header> & Pick<Header, 'name'>;
-import { LayerfsError } from '../core/errors.js';
+import { LayerfsError, nullOnSystemError } from '../core/errors.js';
 import * as sys from '../sys/native.js';
 import { containerOwnership, isLowerDir, type Resolved } from '../union/index.js';
 import { joinPath, visibleXattrName } from '../overlay/index.js';
@@ -177,7 +177,7 @@ class LayerTarWriter {
 
   /** User-visible xattrs as PAX records (SCHILY.xattr when UTF-8, else libarchive's base64 form). */
   private async xattrs(real: Buffer, path: string): Promise<Record<string, string> | undefined> {
-    const names = await sys.llistxattr(real).catch(() => [] as string[]);
+    const names = (await sys.llistxattr(real).catch(nullOnSystemError)) ?? [];
     let out: Record<string, string> | undefined;
     for (const stored of names) {
       const name = visibleXattrName(stored);

@@ -60,6 +60,18 @@ export function isErrnoException(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string';
 }
 
+/**
+ * For a read where a system error means "nothing there" to its caller (an xattr that is
+ * absent, unsupported, or on a path gone since): null for an error the kernel answered;
+ * anything else is thrown, never taken as an answer. A missing native binding once made
+ * every such read "absent" — opaque directories merged, whiteouts ignored — and the index
+ * built from them was cached for the next mount.
+ */
+export function nullOnSystemError(err: unknown): null {
+  if (err instanceof LayerfsError || !isErrnoException(err)) throw err;
+  return null;
+}
+
 /** True when `err` is a Node system error with the given code. */
 export function hasErrnoCode(err: unknown, code: ErrnoName): boolean {
   return isErrnoException(err) && err.code === code;

@@ -20,6 +20,7 @@ import { EventEmitter } from 'node:events';
 import { isOpaqueDir, isWhiteoutStat, joinPath, REDIRECT_XATTR, splitPath } from '../overlay/index.js';
 import * as sys from '../sys/native.js';
 import { layerOfIndex, type ImageStack, type StackLayer } from './image-stack.js';
+import { nullOnSystemError } from '../core/errors.js';
 
 /** How long a name that went away waits for its inode to reappear elsewhere (a rename). */
 const RENAME_GRACE_MS = 200;
@@ -139,7 +140,7 @@ export class UpperWatcher extends EventEmitter {
     const now: Known = { kind, ino: st.ino, btime: st.birthtimeNs, opaque: false };
     if (kind === 'dir') {
       now.opaque = await isOpaqueDir(real);
-      const r = await sys.lgetxattr(real, REDIRECT_XATTR).catch(() => null);
+      const r = await sys.lgetxattr(real, REDIRECT_XATTR).catch(nullOnSystemError);
       if (r) now.redirect = r.toString('latin1');
     }
     const same = before !== undefined && before.kind === now.kind && before.ino === now.ino && before.btime === now.btime;

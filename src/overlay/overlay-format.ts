@@ -33,6 +33,7 @@ import { OVERRIDE_STAT_XATTR } from '../core/override-stat.js';
 import { inUserNamespace, isRootless } from '../core/user-dirs.js';
 import * as sys from '../sys/native.js';
 import { decodeOrigin } from './inode.js';
+import { nullOnSystemError } from '../core/errors.js';
 
 /** Which xattr namespace holds overlay markers: root's `trusted.`, or `user.` (overlayfs `userxattr`). */
 export type OverlayXattrs = 'trusted' | 'user';
@@ -89,7 +90,7 @@ export function isWhiteoutStat(st: Stats | BigIntStats): boolean {
 
 /** True when the directory at `realPath` carries the opaque marker. */
 export async function isOpaqueDir(realPath: Buffer): Promise<boolean> {
-  const v = await sys.lgetxattr(realPath, OPAQUE_XATTR).catch(() => null);
+  const v = await sys.lgetxattr(realPath, OPAQUE_XATTR).catch(nullOnSystemError);
   return v !== null && v.toString('latin1') === 'y';
 }
 
@@ -101,7 +102,7 @@ export function markOpaque(realPath: sys.SysPath, ns: OverlayXattrs = OVERLAY_XA
 /** The redirect of an upper directory, or undefined. */
 export async function readRedirect(realPath: Buffer): Promise<string | undefined> {
   if (!DIR_REDIRECTS) return undefined;
-  const v = await sys.lgetxattr(realPath, REDIRECT_XATTR).catch(() => null);
+  const v = await sys.lgetxattr(realPath, REDIRECT_XATTR).catch(nullOnSystemError);
   return v === null ? undefined : v.toString('latin1');
 }
 
@@ -111,7 +112,7 @@ export async function readRedirect(realPath: Buffer): Promise<string | undefined
  */
 export async function readOrigin(realPath: sys.SysPath, names: readonly string[]): Promise<number | undefined> {
   const name = names.includes(ORIGIN_XATTR) ? ORIGIN_XATTR : names.includes(LEGACY_ORIGIN_XATTR) ? LEGACY_ORIGIN_XATTR : undefined;
-  return name === undefined ? undefined : decodeOrigin(await sys.lgetxattr(realPath, name).catch(() => null));
+  return name === undefined ? undefined : decodeOrigin(await sys.lgetxattr(realPath, name).catch(nullOnSystemError));
 }
 
 /** Creates a whiteout (char device 0/0, mode 0) at `realPath`. */

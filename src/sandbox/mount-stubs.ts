@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { lgetxattr } from '../sys/native.js';
 import { OPAQUE_XATTR } from '../overlay/index.js';
 import { defaultMounts } from './docker-defaults.js';
+import { nullOnSystemError } from '../core/errors.js';
 
 /** Mount destinations of a RUN container, deepest first. */
 function stubPaths(): string[] {
@@ -40,7 +41,7 @@ async function removeIdleCopyUp(upperDir: string, lowerDirs: string[], rel: stri
   const below = await inLowers(lowerDirs, rel);
   if (!st?.isDirectory() || !below?.isDirectory() || (await readdir(host)).length > 0) return;
   if (st.mode !== below.mode || st.uid !== below.uid || st.gid !== below.gid) return;
-  if ((await lgetxattr(host, OPAQUE_XATTR).catch(() => null)) !== null) return;
+  if ((await lgetxattr(host, OPAQUE_XATTR).catch(nullOnSystemError)) !== null) return;
   await rmdir(host);
 }
 

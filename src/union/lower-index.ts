@@ -15,7 +15,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { lstat, readlink, type BigIntStats } from 'node:fs';
-import { hasErrnoCode } from '../core/errors.js';
+import { hasErrnoCode, nullOnSystemError } from '../core/errors.js';
 import { OVERRIDE_STAT_XATTR, overriddenDevice, overriddenMode, parseOverrideStat, type OverrideStat } from '../core/override-stat.js';
 import { checkIndexCache, indexCacheBytes, readIndexCache, writeIndexCache } from './lower-index-cache.js';
 import {
@@ -427,7 +427,7 @@ async function isOpaqueAt(root: Buffer, path: string, aufs: boolean): Promise<bo
 
 /** The owner override of a rootless store's file (core/override-stat.ts), if it has one. */
 async function readOverride(real: Buffer, path: string): Promise<OverrideStat | undefined> {
-  const v = await sys.lgetxattr(real, OVERRIDE_STAT_XATTR).catch(() => null);
+  const v = await sys.lgetxattr(real, OVERRIDE_STAT_XATTR).catch(nullOnSystemError);
   return v === null ? undefined : parseOverrideStat(v, `lower layer file ${JSON.stringify(path)}`);
 }
 
@@ -487,6 +487,7 @@ function readlinkLatin1(path: Buffer): Promise<string> {
 function hasXattrs(path: Buffer): Promise<boolean> {
   return sys.llistxattr(path).then(
     (names) => names.length > 0,
-    (err: unknown) => !hasErrnoCode(err, 'EOPNOTSUPP'),
+    // Unknown (but not unsupported): say "has some", so they are asked for.
+    (err: unknown) => nullOnSystemError(err) ?? !hasErrnoCode(err, 'EOPNOTSUPP'),
   );
 }

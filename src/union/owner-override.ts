@@ -17,7 +17,7 @@
  * as in a user namespace). A rootless container in that layout sees the image's ids.
  */
 import { backing } from './backing-path.js';
-import { hasErrnoCode } from '../core/errors.js';
+import { hasErrnoCode, nullOnSystemError } from '../core/errors.js';
 import { fsError } from './fs-error.js';
 import { formatOverrideStat, OVERRIDE_STAT_XATTR, parseOverrideStat, type OverrideStat } from '../core/override-stat.js';
 import { OVERLAY_XATTR_NS, S_IFDIR, S_IFLNK, S_IFREG, S_ISGID, S_ISUID } from '../overlay/index.js';
@@ -47,7 +47,7 @@ export interface Ownership {
 /** The override an upper object carries, if overrides are in use and it has one. */
 export async function readOverride(real: Buffer): Promise<OverrideStat | undefined> {
   if (!OWNER_OVERRIDES) return undefined;
-  const v = await backing.lgetxattr(real, OVERRIDE_STAT_XATTR).catch(() => null);
+  const v = await backing.lgetxattr(real, OVERRIDE_STAT_XATTR).catch(nullOnSystemError);
   return v === null ? undefined : parseOverrideStat(v, `upper object ${real.toString('latin1')}`);
 }
 

@@ -18,6 +18,7 @@ import { atPath, backing } from './backing-path.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, inheritAcl } from './posix-acl.js';
 import type { UpperNode, UpperState } from './upper-state.js';
 import type { Resolved, UnionView } from './union-view.js';
+import { nullOnSystemError } from '../core/errors.js';
 
 /**
  * Builds a new object at a backing path with `mode` (type and permission bits, umask
@@ -92,7 +93,7 @@ export class UpperWriter {
     const gid = setgidParent ? parentSt.gid : caller.gid;
     if (isDir && setgidParent) mode |= S_ISGID;
     // A parent without xattrs has no default ACL; a symlink takes none.
-    const defaultAcl = isSymlink || this.upper.get(parent)?.noXattrs === true ? null : await backing.lgetxattr(parentReal, ACL_DEFAULT_XATTR).catch(() => null);
+    const defaultAcl = isSymlink || this.upper.get(parent)?.noXattrs === true ? null : await backing.lgetxattr(parentReal, ACL_DEFAULT_XATTR).catch(nullOnSystemError);
     const existing = await this.materializeWhiteout(path);
     const opaque = isDir && this.view.lowerShadowed(path);
     const real = this.upper.realPath(path);
