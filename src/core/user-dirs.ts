@@ -42,6 +42,25 @@ export function inUserNamespace(): boolean {
   return userns;
 }
 
+/** CAP_SYS_ADMIN's bit in /proc/PID/status's capability masks. */
+const CAP_SYS_ADMIN = 21n;
+
+/**
+ * What the kernel's `capable(CAP_SYS_ADMIN)` answers for this process: CAP_SYS_ADMIN in its
+ * effective set *and* the initial user namespace. Root of a user namespace (rootless
+ * podman's mount_program) has the capability only over that namespace's own objects, so
+ * the calls that ask `capable()` (FUSE's backing-file ioctls) refuse it with EPERM.
+ */
+export function capableSysAdmin(): boolean {
+  if (inUserNamespace()) return false;
+  try {
+    const m = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
 /** An absolute XDG variable, else undefined (the spec says to ignore relative ones). */
 function xdg(name: string): string | undefined {
   const v = process.env[name];

@@ -5,6 +5,7 @@
  * mount process picks either.
  */
 import { LayerfsError } from '../core/errors.js';
+import { capableSysAdmin } from '../core/user-dirs.js';
 import type { PathFilesystem } from '../core/filesystem.js';
 import type { FuseMount, ServeOptions } from '../fuse/index.js';
 import { CACHE_SECONDS, allowOtherPermitted } from '../fuse/index.js';
@@ -71,8 +72,10 @@ export async function serveWithEngine(filesystem: PathFilesystem, mountpoint: st
     entrySeconds: timeouts.entry,
     attrSeconds: timeouts.attr,
     negativeSeconds: timeouts.negative,
-    // The backing-file ioctls need CAP_SYS_ADMIN.
-    passthrough: useFastPath && process.getuid?.() === 0,
+    // The backing-file ioctls need capable(CAP_SYS_ADMIN). Asked for without it (uid 0 of a
+    // user namespace: rootless podman), every open fell back to FOPEN_DIRECT_IO and no
+    // file's data was ever cached: each read of a binary or library went to the engine.
+    passthrough: useFastPath && capableSysAdmin(),
     directData: useFastPath,
     ...(options.traceOps ? { traceOps: options.traceOps } : {}),
     ...(options.onUnexpectedError ? { onUnexpectedError: options.onUnexpectedError } : {}),

@@ -171,6 +171,32 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
     }
   });
 
+  it('as root of a user namespace (how rootless podman runs it) keeps file data in the page cache', async () => {
+    // uid 0 there has no CAP_SYS_ADMIN over the machine, so FUSE's backing-file ioctls
+    // refuse it: the mount must not ask for passthrough, or every open falls back to
+    // direct I/O and nothing read is ever cached (each exec of a binary reads it again).
+    const dir = await tempDir();
+    await layers(dir);
+    await writeFile(join(dir, 'l2', 'big.bin'), Buffer.alloc(1 << 20, 7));
+    const script = [
+      'set -e',
+      "trap 'umount merged 2>/dev/null || true' EXIT",
+      `"${LAYERFS_OVERLAY}" -o lowerdir=l1:l2,upperdir=upper,workdir=work merged`,
+      'cat merged/big.bin >/dev/null',
+      'fincore --noheadings --raw --output PAGES merged/big.bin',
+    ].join('\n');
+    try {
+      const r = await run('unshare', ['--user', '--map-root-user', '--mount', '--propagation', 'private', 'sh', '-c', script], {
+        cwd: dir,
+        env: { ...process.env, LAYERFS_NODE: process.execPath },
+      });
+      expect(Number(r.stdout.trim())).toBe((1 << 20) / 4096);
+    } finally {
+      // The mount process lived in the namespace's mounts; it ends with its mount.
+      for (const pid of await processesMentioning(dir)) process.kill(pid, 'SIGTERM');
+    }
+  });
+
   it('mounts through mount(8): mount -t fuse.layerfs layerfs DIR -o lowerdir=…', async () => {
     const dir = await tempDir();
     await layers(dir);
