@@ -45,6 +45,12 @@ export function inUserNamespace(): boolean {
 /** CAP_SYS_ADMIN's bit in /proc/PID/status's capability masks. */
 const CAP_SYS_ADMIN = 21n;
 
+/** Whether a /proc/PID/status text shows CAP_SYS_ADMIN in the effective set. */
+export function effectiveSysAdmin(status: string): boolean {
+  const m = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(status);
+  return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n;
+}
+
 /**
  * What the kernel's `capable(CAP_SYS_ADMIN)` answers for this process: CAP_SYS_ADMIN in its
  * effective set *and* the initial user namespace. Root of a user namespace (rootless
@@ -54,8 +60,7 @@ const CAP_SYS_ADMIN = 21n;
 export function capableSysAdmin(): boolean {
   if (inUserNamespace()) return false;
   try {
-    const m = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n;
+    return effectiveSysAdmin(readFileSync('/proc/self/status', 'utf8'));
   } catch {
     return false;
   }

@@ -11,8 +11,8 @@
  */
 import { readFile, readlink } from 'node:fs/promises';
 import type { Caller } from '../core/filesystem.js';
+import { effectiveSysAdmin } from '../core/user-dirs.js';
 
-const CAP_SYS_ADMIN = 21n;
 const TRUSTED = 'trusted.';
 
 let ownUserNs: Promise<string> | undefined;
@@ -27,9 +27,7 @@ export async function hasSysAdmin(caller: Caller): Promise<boolean> {
   try {
     ownUserNs ??= readlink('/proc/self/ns/user');
     const [status, ns, own] = await Promise.all([readFile(`/proc/${caller.pid}/status`, 'utf8'), readlink(`/proc/${caller.pid}/ns/user`), ownUserNs]);
-    if (ns !== own) return false;
-    const m = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(status);
-    return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n;
+    return ns === own && effectiveSysAdmin(status);
   } catch {
     return false;
   }
