@@ -11,13 +11,17 @@ import { makeSystems } from './systems.mjs';
 export function selectSystems({ dist, logDir, names, beforeDist }) {
   const wanted = names.split(',');
   const systems = makeSystems({ distDir: dist, logDir }).filter((s) => wanted.includes(s.name));
-  if (beforeDist) {
-    const beforeLogs = join(logDir, 'before');
-    mkdirSync(beforeLogs);
-    const before = makeSystems({ distDir: resolve(beforeDist), logDir: beforeLogs }).find((s) => s.name === 'layerfs');
-    systems.unshift({ ...before, name: 'layerfs-before' });
-  }
+  if (beforeDist) systems.unshift(beforeSystem(beforeDist, logDir));
   return systems;
+}
+
+/** The layerfs engine as built in `beforeDist` (a dist/ below the repo, so its addons
+ * resolve), named "layerfs-before", logging under `logDir`/before. */
+export function beforeSystem(beforeDist, logDir) {
+  const beforeLogs = join(logDir, 'before');
+  mkdirSync(beforeLogs);
+  const before = makeSystems({ distDir: resolve(beforeDist), logDir: beforeLogs }).find((s) => s.name === 'layerfs');
+  return { ...before, name: 'layerfs-before' };
 }
 
 /** [user, system] CPU seconds a process used so far, all threads: on a shared machine less

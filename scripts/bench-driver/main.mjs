@@ -10,11 +10,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ensureFixture } from './fixture.mjs';
 import { makeSystems, peakRssMiB, forceUnmount, layerfsIndexCache } from './systems.mjs';
+import { beforeSystem, cpuTimes } from './engine-bench.mjs';
 import { workloadGroups } from './workloads.mjs';
 import { markdownTable, summarise } from './report.mjs';
 import { dropCaches, median, run, sh } from './run.mjs';
@@ -36,7 +37,7 @@ function parseArgs(argv) {
     else if (a === '--systems') o.systems = value().split(',').filter(Boolean);
     else if (a === '--helper') o.helper = value();
     else if (a === '--dist') o.dist = resolve(value());
-    else if (a === '--base') o.base = resolve(value());
+    else if (a === '--before-dist') o.beforeDist = resolve(value());
     else if (a === '--cpu') o.cpu = true;
     else if (a === '--label') o.label = value();
     else throw new Error(`unknown argument ${a} (try --quick, --only WORKLOAD,…, --rounds N, --systems NAME,…)`);
@@ -46,20 +47,17 @@ function parseArgs(argv) {
   return o;
 }
 
-/** user + system CPU seconds of process `pid` and its threads so far; undefined without one
- * (the kernel's overlayfs has no server). */
+/** user + system CPU seconds of server `pid` so far; undefined without one (the kernel's
+ * overlayfs has no server) or once it is gone. */
 function serverCpuSeconds(pid) {
   if (!pid) return undefined;
   try {
-    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    const [user, system] = cpuTimes(pid);
+    return user + system;
   } catch {
     return undefined;
   }
 }
-/** sysconf(_SC_CLK_TCK): 100 on every Linux architecture node runs on. */
-const CLOCK_TICKS = 100;
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
@@ -67,7 +65,8 @@ async function main() {
   const fixture = await ensureFixture(join(repo, '.cache', 'bench'), log);
   log(`fixture: ${fixture.meta.mergedEntries} entries in the merged view, ${fixture.meta.whiteouts} whiteouts`);
   const tmp = mkdtempSync(join(tmpdir(), 'layerfs-bench-'));
-  const systems = makeSystems({ distDir: opts.dist, baseDistDir: opts.base, logDir: tmp }).filter((s) => s.available() && (opts.systems ? opts.systems.includes(s.name) : !s.optIn));
+  const systems = makeSystems({ distDir: opts.dist, logDir: tmp }).filter((s) => s.available() && (opts.systems ? opts.systems.includes(s.name) : !s.optIn));
+  if (opts.beforeDist) systems.unshift(beforeSystem(opts.beforeDist, tmp));
   const names = systems.map((s) => s.name);
   if (names.some((n) => n.startsWith('layerfs'))) {
     // As the supervisor does before an image's first mount: every timed mount loads it.

@@ -172,7 +172,7 @@ function layerfsSystem(name, { distDir, logDir }, env = {}) {
 }
 
 /** Every system the bench knows; `available()` says whether this machine has it. */
-export function makeSystems({ distDir, baseDistDir, logDir }) {
+export function makeSystems({ distDir, logDir }) {
   return [
     // layerfs's own FUSE engine (src/engine/) and the patched libfuse 2.9 one, side by side.
     layerfsSystem('layerfs', { distDir, logDir }, { LAYERFS_ENGINE: 'layerfs' }),
@@ -182,9 +182,6 @@ export function makeSystems({ distDir, baseDistDir, logDir }) {
     // Copy-ups without the data flush, as a `volatile` mount (podman's --rm containers): like
     // for like with fuse-overlayfs, which never flushes one. Run with --systems.
     { ...layerfsSystem('layerfs-volatile', { distDir, logDir }, { LAYERFS_ENGINE: 'layerfs', LAYERFS_COPY_UP_FSYNC: '0' }), optIn: true },
-    // The engine from another build (scripts/bench --base DIR): before and after a change,
-    // interleaved in one run. Run with --systems.
-    ...(baseDistDir ? [{ ...layerfsSystem('layerfs-base', { distDir: baseDistDir, logDir }, { LAYERFS_ENGINE: 'layerfs' }), optIn: true }] : []),
     {
       name: 'fuse-overlayfs',
       available: () => has('fuse-overlayfs'),

@@ -14,13 +14,14 @@ import { makeLayers, type TestLayers } from '../helpers/layers.js';
 
 vi.mock('../../src/sys/native.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/sys/native.js')>();
-  const missing = (): Promise<never> => Promise.reject(new LayerfsError('NATIVE_BINDING', "layerfs's syscall addon is not built"));
+  const notBuilt = (): LayerfsError => new LayerfsError('NATIVE_BINDING', "layerfs's syscall addon is not built");
+  const missing = (): Promise<never> => Promise.reject(notBuilt());
   return {
     ...real,
     lgetxattr: missing,
     llistxattr: missing,
     mapIndexCache: () => {
-      throw new LayerfsError('NATIVE_BINDING', "layerfs's syscall addon is not built");
+      throw notBuilt();
     },
   };
 });
