@@ -165,7 +165,10 @@ if [ "${BENCH_SPARE:-}" = 1 ]; then
   # How many layerfs-spare mounts a spare served, and why the others started cold.
   logs=$(cat "$WORK/spare-xdg/layerfs/"overlay-*.log 2>/dev/null | grep ' serving ' || true)
   echo "layerfs-spare mounts served by a spare: $(grep -c '; by ' <<<"$logs" || true) of $(grep -c . <<<"$logs" || true)"
-  sort "$WORK/spare-xdg/layerfs/spares.log" 2>/dev/null | cut -d' ' -f2- | sort | uniq -c | sort -rn | head -5 | sed 's/^/  cold because: /'
+  # No spares.log when no mount started cold for a reason worth logging (pipefail).
+  if [ -f "$WORK/spare-xdg/layerfs/spares.log" ]; then
+    cut -d' ' -f2- "$WORK/spare-xdg/layerfs/spares.log" | sort | uniq -c | sort -rn | head -5 | sed 's/^/  cold because: /'
+  fi
 fi
 left=$(awk -v w="$WORK/" 'index($5, w) == 1 && ($0 ~ / - fuse/ || $0 ~ / - overlay /)' /proc/self/mountinfo ${HOLDER:+/proc/$HOLDER/mountinfo} | wc -l)
 echo "container mounts left: $left"
