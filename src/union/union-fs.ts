@@ -115,7 +115,10 @@ export class UnionFilesystem implements PathFilesystem {
     if (r === 'ENOENT') return -osErrno.ENOENT;
     if (r === 'ENOTDIR') return -osErrno.ENOTDIR;
     if (r.upper !== undefined) return undefined;
-    return { stat: lowerStat(r.lower!), noXattrs: !r.lower!.xattrs };
+    const e = r.lower!;
+    if ((e.mode & S_IFMT) !== S_IFREG) return { stat: lowerStat(e), noXattrs: !e.xattrs };
+    const lowerFile = this.lowerFileOf(r.lowerPath!, e);
+    return { stat: lowerFile.stat, noXattrs: !e.xattrs, lowerFile };
   }
 
   async fgetattr(path: string, fh: number): Promise<FileStat> {
@@ -150,7 +153,9 @@ export class UnionFilesystem implements PathFilesystem {
       const w = this.rw(path);
       r = await this.lock.run(() => w.ensureUpper(path, !trunc));
     }
-    const openFlags = (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)) | C.O_NOFOLLOW;
+    // O_DIRECT is the kernel's business (its direct I/O to the FUSE server); a backing fd
+    // opened with it refuses the unaligned buffers servers read into (EINVAL).
+    const openFlags = (flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY | C.O_DIRECT)) | C.O_NOFOLLOW;
     const fd = r.upper !== undefined ? await backing.open(this.upperReal(path), openFlags) : await this.openLower(r, openFlags);
     return this.addHandle(fd, path, r, acc !== C.O_RDONLY && caller.uid !== 0);
   }
@@ -208,7 +213,7 @@ export class UnionFilesystem implements PathFilesystem {
         if (flags & C.O_EXCL) throw fsError('EEXIST', path);
         return undefined;
       }
-      const openFlags = (flags & ~C.O_TRUNC) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+      const openFlags = (flags & ~(C.O_TRUNC | C.O_DIRECT)) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
       return w.createNew(path, false, (mode & 0o7777) | S_IFREG, caller, (real, m) => backing.open(real, openFlags, m & 0o777));
     });
     if (fd === undefined) return this.open(path, flags & ~(C.O_CREAT | C.O_EXCL), caller);
