@@ -73,6 +73,9 @@ export interface LookupAnswer {
   stat: FileStat;
   /** Whether the object has no xattr at all (as hasNoXattrs would say). */
   noXattrs: boolean;
+  /** A regular file only a read-only layer holds: its backing file, as lowerFile(fh) would
+   * give for a handle open on it. */
+  lowerFile?: LowerFile;
 }
 
 export interface DirEntry {

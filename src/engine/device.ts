@@ -81,10 +81,11 @@ export interface FuseDevice {
   backingRelease(nodeid: number | bigint): void;
   /**
    * Until the next lowerOpensEpoch(), the JS-thread request loop answers read-only OPEN of
-   * `nodeid` itself by opening `path` (a lower file of `size` bytes) with passthrough, and
+   * `nodeid` itself by opening `path` (a lower file of `size` bytes) with passthrough —
+   * `cached`: without, keeping the page cache, and answering the open's READs too — and
    * its RELEASE, and GETATTR with `attr` (a fuse_attr_out); null: no longer. Throws ENOMEM.
    */
-  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void;
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean): void;
   /**
    * Until the next lowerOpensEpoch(), the JS-thread request loop answers GETATTR of
    * `nodeid` (not a regular file) itself with `attr` (a fuse_attr_out) when given, and, if
@@ -98,6 +99,13 @@ export interface FuseDevice {
   lowerOpensEpoch(): void;
   /** A descriptor the request loop holds open for `nodeid` (its own opens), or -1. */
   nativeOpenFd(nodeid: number | bigint): number;
+  /**
+   * OPEN `unique` of `nodeid` (the kernel's `flags`), a lower file just registered, answered
+   * by the JS-thread request loop as it answers the node's next opens (so this open's READs
+   * and RELEASE stay there too). false: not answered (no such loop, or the file is not what
+   * the registration says); the caller answers.
+   */
+  answerOpen(unique: bigint, nodeid: number | bigint, flags: number): boolean;
   /** Written by a notify thread, in call order; resolves when the kernel took it (also when
    *  it had nothing cached). Never await it inside the request it concerns: the kernel may
    *  need a lock that request holds. */
@@ -124,11 +132,12 @@ interface Binding {
   backingShare(h: Handle, nodeid: number | bigint, fd: number, write: boolean): number;
   backingAdopt(h: Handle, nodeid: number | bigint, fd: number, writable: boolean): number;
   backingRelease(h: Handle, nodeid: number | bigint): number;
-  openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): number;
+  openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean): number;
   openEpoch(h: Handle): number;
   attrRegister(h: Handle, nodeid: number | bigint, attr: Uint8Array | null, dir: boolean): number;
   dirAdopt(h: Handle, fh: number): number;
   nativeOpenFd(h: Handle, nodeid: number | bigint): number;
+  answerOpen(h: Handle, unique: bigint, nodeid: number | bigint, flags: number): boolean;
   notifyInvalEntry(h: Handle, parent: number | bigint, name: Uint8Array): Promise<number>;
   notifyInvalInode(h: Handle, nodeid: number | bigint, offset: bigint, length: bigint): Promise<number>;
   teardown(h: Handle, detach: boolean): Promise<void>;
@@ -399,8 +408,8 @@ class Device implements FuseDevice {
     this.native.backingRelease(this.handle, nodeid);
   }
 
-  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null): void {
-    const rc = this.native.openRegister(this.handle, nodeid, path, size, attr);
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean): void {
+    const rc = this.native.openRegister(this.handle, nodeid, path, size, attr, cached);
     if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerLowerOpen', `node ${nodeid}`);
   }
 
@@ -420,6 +429,10 @@ class Device implements FuseDevice {
 
   nativeOpenFd(nodeid: number | bigint): number {
     return this.native.nativeOpenFd(this.handle, nodeid);
+  }
+
+  answerOpen(unique: bigint, nodeid: number | bigint, flags: number): boolean {
+    return this.native.answerOpen(this.handle, unique, nodeid, flags);
   }
 
   async notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void> {

@@ -45,9 +45,6 @@ const OPNAME: Record<number, string> = Object.fromEntries(Object.entries(Opcode)
 /** setattr_in.valid bits that ask nothing of the filesystem (FATTR_LOCKOWNER, FATTR_CTIME). */
 const LOCK_BITS = 512 | FAttr.CTIME;
 const UTIME_NOW_MASK = { atime: FAttr.ATIME_NOW, mtime: FAttr.MTIME_NOW };
-/** O_DIRECT is the kernel's business (FUSE direct I/O to the engine); a backing fd opened
- * with it would refuse the engine's unaligned buffers (EINVAL). */
-const O_DIRECT = fsConstants.O_DIRECT;
 const S_ISGID = 0o2000;
 /** setxattr_in as sent without FUSE_SETXATTR_EXT (asked for only with POSIX ACLs). */
 const SETXATTR_COMPAT_SIZE = 8;
@@ -473,6 +470,7 @@ export class Dispatcher {
     if (typeof known === 'number') return this.negative(known);
     if (known !== undefined) {
       const node = this.found(parent, name, path, known.stat, known.noXattrs);
+      if (known.lowerFile !== undefined) this.lowerOpens.lookedUp(node, known.lowerFile, this.files.policy);
       writeEntry(this.entryScratch, 0, node.id, known.stat, this.entryValid);
       return [this.entryScratch];
     }
@@ -637,10 +635,16 @@ export class Dispatcher {
     const path = this.pathOf(n);
     this.trace('open', path);
     const mark = this.lowerOpens.mark();
-    const fh = await this.fs.open(path, flags & ~O_DIRECT, this.caller(h));
+    const fh = await this.fs.open(path, flags, this.caller(h));
     const [openFlags, backingId] = this.openedOrRetire(n, path, fh, flags);
-    // A passthrough open of a lower file: the device answers the next ones itself.
-    if (openFlags & FOpen.PASSTHROUGH) this.lowerOpens.opened(n, fh, flags, mark);
+    // A lower file's open by passthrough, or one that kept the page cache where there is no
+    // passthrough: the device answers the next ones itself — and this one, so that its
+    // READs and RELEASE do not come back here (the handle just made goes again).
+    const cached = (openFlags & FOpen.KEEP_CACHE) !== 0 && this.files.policy.directData;
+    if ((openFlags & FOpen.PASSTHROUGH || cached) && this.lowerOpens.opened(n, fh, flags, mark, cached) && this.device.answerOpen(h.unique, n.id, flags)) {
+      this.release(h, fh);
+      return null;
+    }
     return [openOut(fh, openFlags, backingId)];
   }
 
@@ -662,7 +666,7 @@ export class Dispatcher {
     const parent = this.node(h.nodeid);
     const path = this.childPath(parent, name);
     this.trace('create', path);
-    const fh = await this.fs.create(path, mode, flags & ~O_DIRECT, this.caller(h, umask));
+    const fh = await this.fs.create(path, mode, flags, this.caller(h, umask));
     let e;
     try {
       e = await this.entry(parent, name, path);

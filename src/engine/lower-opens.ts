@@ -1,11 +1,14 @@
 /**
  * Read-only opens of lower-layer files answered by the device's request loop, in C
- * (native-notes/engine.md "Lower opens in C"). The first read-only open of such a file
- * reaches JS as any open does; once it succeeded with passthrough, the node is registered
- * in the device with the backing file's path and attributes, and later read-only OPENs of
- * it, their RELEASEs and its GETATTRs never reach JS: the loop opens the path, shares the
- * node's backing id, replies. (Registering at LOOKUP / READDIRPLUS instead would spare
- * even the first open, but cost every listing: see native-notes/engine.md.)
+ * (native-notes/engine.md "Lower opens in C"). A file is registered in the device with its
+ * backing file's path and attributes when a LOOKUP finds it (a regular file only a
+ * read-only layer holds), or else at its first open, which reaches JS as any open does and
+ * which JS then hands to the loop as well (answerOpen). From then on its read-only OPENs,
+ * their RELEASEs and its GETATTRs never reach JS: the loop opens the path, shares the
+ * node's backing id, replies. Where the mount has no passthrough (made as root of a user
+ * namespace: rootless podman) the loop answers with the page cache kept instead, and
+ * answers the READs of its own opens from its fd as well. (READDIRPLUS entries are not
+ * registered: it would cost every listing, see native-notes/engine.md.)
  *
  * Directories likewise (native-notes/engine.md "Directory opens in C"): after an OPENDIR
  * reached JS, the loop answers the directory's later OPENDIRs (and their RELEASEDIRs, and
@@ -24,6 +27,7 @@ import { constants as fsConstants } from 'node:fs';
 import type { FileStat, LowerFile, PathFilesystem } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
 import type { Node } from './node-table.js';
+import type { OpenPolicy } from './open-files.js';
 import { attrOut, IN_HEADER_SIZE, Opcode } from './wire.js';
 
 const O_ACCMODE = 3;
@@ -91,11 +95,25 @@ export class LowerOpens {
     return this.changes;
   }
 
-  /** After a JS open of `node` (handle `fh`, begun at `mark`) was answered by passthrough. */
-  opened(node: Node, fh: number, flags: number, mark: number): void {
-    if (!readOnlyOpen(flags) || mark !== this.changes || this.changing > 0) return;
-    if (node.lowerOpen?.epoch === this.epoch) return;
-    this.register(node, this.fs.lowerFile?.(fh));
+  /** After a JS open of `node` (handle `fh`, begun at `mark`) was answered by passthrough,
+   * or (`cached`) with the page cache kept on a mount without passthrough. Returns whether
+   * the node is registered now. */
+  opened(node: Node, fh: number, flags: number, mark: number, cached: boolean): boolean {
+    if (!readOnlyOpen(flags) || mark !== this.changes || this.changing > 0) return false;
+    if (node.lowerOpen?.epoch === this.epoch) return true;
+    return this.register(node, this.fs.lowerFile?.(fh), cached);
+  }
+
+  /**
+   * A LOOKUP found `node` to be `file`, a regular file only a read-only layer holds: even its
+   * first open is the loop's (an exec or ld.so reaches files by name, each opened once per
+   * container). `policy`: the mount's, as it answers opens (neither passthrough nor the
+   * fds of lower files handed over: nothing to register).
+   */
+  lookedUp(node: Node, file: LowerFile, policy: OpenPolicy): void {
+    if (!policy.passthrough && !policy.directData) return;
+    if (this.changing > 0 || node.lowerOpen?.epoch === this.epoch) return;
+    this.register(node, file, !policy.passthrough);
   }
 
   /**
@@ -128,17 +146,18 @@ export class LowerOpens {
     this.live = true;
   }
 
-  private register(node: Node, file: LowerFile | undefined): void {
-    if (file === undefined || file.path.length >= PATH_MAX) return;
+  private register(node: Node, file: LowerFile | undefined, cached: boolean): boolean {
+    if (file === undefined || file.path.length >= PATH_MAX) return false;
     try {
-      this.device.registerLowerOpen(node.id, file.path, file.size, attrOut(file.stat, this.attrSeconds));
+      this.device.registerLowerOpen(node.id, file.path, file.size, attrOut(file.stat, this.attrSeconds), cached);
     } catch (err) {
       // Out of memory for the table: this node's opens keep reaching JS.
       this.report(err);
-      return;
+      return false;
     }
     node.lowerOpen = { epoch: this.epoch, ino: file.ino };
     this.live = true;
+    return true;
   }
 
   /** `node` is forgotten, retired or rekeyed: its registration (if any) goes. */
@@ -147,7 +166,7 @@ export class LowerOpens {
     if (!dir && (node.lowerOpen === undefined || node.lowerOpen.epoch < 0)) return;
     if (node.lowerOpen !== undefined) node.lowerOpen.epoch = -1;
     try {
-      this.device.registerLowerOpen(node.id, null, 0, null);
+      this.device.registerLowerOpen(node.id, null, 0, null, false);
     } catch (err) {
       this.report(err);
     }

@@ -4,6 +4,7 @@
  * Dockerfile with layerfs as its overlay `mount_program`.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, readlink, rm, symlink, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +22,15 @@ async function layers(dir: string): Promise<void> {
   for (const d of ['l1', 'l2', 'upper', 'work', 'merged']) await mkdir(join(dir, d), { recursive: true });
   await writeFile(join(dir, 'l2', 'base.txt'), 'from l2\n');
   await writeFile(join(dir, 'l1', 'top.txt'), 'from l1\n');
+}
+
+/** The sh `script`, run in `dir` as root of a new user namespace with mounts of its own:
+ * uid 0 without CAP_SYS_ADMIN over the machine, as rootless podman runs its mount program. */
+function asNamespaceRoot(dir: string, script: string): Promise<{ stdout: string; stderr: string }> {
+  return run('unshare', ['--user', '--map-root-user', '--mount', '--propagation', 'private', 'sh', '-c', script], {
+    cwd: dir,
+    env: { ...process.env, LAYERFS_NODE: process.execPath },
+  });
 }
 
 async function waitUnmounted(mnt: string): Promise<void> {
@@ -186,14 +196,53 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
       'fincore --noheadings --raw --output PAGES merged/big.bin',
     ].join('\n');
     try {
-      const r = await run('unshare', ['--user', '--map-root-user', '--mount', '--propagation', 'private', 'sh', '-c', script], {
-        cwd: dir,
-        env: { ...process.env, LAYERFS_NODE: process.execPath },
-      });
+      const r = await asNamespaceRoot(dir, script);
       expect(Number(r.stdout.trim())).toBe((1 << 20) / 4096);
     } finally {
       // The mount process lived in the namespace's mounts; it ends with its mount.
       for (const pid of await processesMentioning(dir)) process.kill(pid, 'SIGTERM');
+    }
+  });
+
+  it('as root of a user namespace answers a lower file\'s opens and reads without JavaScript', async () => {
+    // No passthrough there: a lower file's opens keep the page cache, and once the file is
+    // registered (at its LOOKUP, or at an open that reached JS) the request loop answers
+    // its OPEN, READ and RELEASE itself.
+    const dir = await tempDir();
+    await layers(dir);
+    const data = randomBytes(3 << 20);
+    await writeFile(join(dir, 'l2', 'big.bin'), data);
+    const mnt = join(dir, 'merged');
+    const script = [
+      'set -e',
+      `trap 'umount "${mnt}" 2>/dev/null || true' EXIT`,
+      // The layerfs engine's request loop, whichever engine this run of the suite tests.
+      `"${LAYERFS_OVERLAY}" -o engine=layerfs,lowerdir=l1:l2,upperdir=upper,workdir=work "${mnt}"`,
+      `pid=$(pgrep -f 'overlay-main[.]bundle.*${mnt}')`, // [.]: not this script's own text
+      // SIGUSR2: the mount process logs its request counts (JS's) to the mount's log.
+      'counts() { n=$(grep -c "request counts" /proc/$pid/fd/2 || true); kill -USR2 $pid; i=0',
+      '  while [ "$(grep -c "request counts" /proc/$pid/fd/2)" = "$n" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
+      '  grep "request counts" /proc/$pid/fd/2 | tail -1 | sed "s/.*request counts //"; }',
+      `cat "${mnt}/big.bin" >/dev/null`,
+      'counts',
+      // A change ends every registration; the name stays cached, so the next open reaches
+      // JS, which hands it to the loop.
+      `: > "${mnt}/new"`,
+      `for i in 1 2 3; do cat "${mnt}/big.bin" >/dev/null; done`,
+      // O_DIRECT bypasses the page cache: every block is a READ request.
+      `dd if="${mnt}/big.bin" of=direct.bin iflag=direct bs=64k status=none`,
+      'counts',
+    ].join('\n');
+    try {
+      const r = await asNamespaceRoot(dir, script);
+      const [first, after] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+      for (const op of ['open', 'read', 'release']) expect(first![op], op).toBeUndefined();
+      expect(after!.open).toBe(1);
+      expect(after!.read).toBeUndefined();
+      expect(after!.release).toBe(1); // the new file's
+      expect((await readFile(join(dir, 'direct.bin'))).equals(data)).toBe(true);
+    } finally {
+      for (const pid of await processesMentioning(mnt)) process.kill(pid, 'SIGTERM');
     }
   });
 

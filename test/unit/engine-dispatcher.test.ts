@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FuseDevice } from '../../src/engine/device.js';
 import { Dispatcher } from '../../src/engine/dispatcher.js';
 import { NATIVE_DIR } from '../../src/engine/formats/engine-handles.js';
-import { InitFlag, LAYOUT, Opcode } from '../../src/engine/wire.js';
+import { FAttr, InitFlag, LAYOUT, Opcode } from '../../src/engine/wire.js';
 import { UnionFilesystem } from '../../src/union/union-fs.js';
 import { makeLayers, type LayerSpec, type TestLayers } from '../helpers/layers.js';
 
@@ -63,11 +63,17 @@ class Recorder implements FuseDevice {
     if (b !== undefined && --b.refs === 0) this.nodeBackings.delete(BigInt(nodeid));
   }
   readonly lowerOpens = new Map<bigint, string>();
-  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, _size: number, _attr: Uint8Array | null): void {
+  /** Of those, the ones registered to be answered without passthrough. */
+  readonly cachedOpens = new Set<bigint>();
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, _size: number, _attr: Uint8Array | null, cached: boolean): void {
+    this.cachedOpens.delete(BigInt(nodeid));
     if (path === null) {
       this.lowerOpens.delete(BigInt(nodeid));
       this.dirOpens.delete(BigInt(nodeid));
-    } else this.lowerOpens.set(BigInt(nodeid), Buffer.from(path).toString('latin1'));
+      return;
+    }
+    this.lowerOpens.set(BigInt(nodeid), Buffer.from(path).toString('latin1'));
+    if (cached) this.cachedOpens.add(BigInt(nodeid));
   }
   /** Registered directories and symlinks: whether their GETATTR was given, and OPENDIR. */
   readonly dirOpens = new Map<bigint, { attr: boolean; opendir: boolean }>();
@@ -84,6 +90,9 @@ class Recorder implements FuseDevice {
   }
   nativeOpenFd(): number {
     return -1;
+  }
+  answerOpen(): boolean {
+    return false;
   }
   noXattrs = new Set<bigint>();
   setNoXattrs(nodeid: number | bigint, on: boolean): void {
@@ -151,6 +160,14 @@ async function setup(specs: LayerSpec[], passthrough = true): Promise<{ d: Dispa
   return { d, dev, call };
 }
 
+/** fuse_setattr_in that sets the mode only. */
+function setattrMode(mode: number): Buffer {
+  const b = Buffer.alloc(LAYOUT.fuse_setattr_in.size);
+  b.writeUInt32LE(FAttr.MODE, LAYOUT.fuse_setattr_in.fields.valid);
+  b.writeUInt32LE(mode, LAYOUT.fuse_setattr_in.fields.mode);
+  return b;
+}
+
 const nodeidOf = (s: Sent) => s.payload.readBigUInt64LE(0);
 const inoOfEntry = (s: Sent) => s.payload.readBigUInt64LE(40);
 const nlinkOfEntry = (s: Sent) => s.payload.readUInt32LE(40 + 64);
@@ -204,6 +221,26 @@ describe('engine dispatcher', () => {
     expect((await call(frame(999, 1n))).error).toBe(-38);
     expect((await call(frame(Opcode.LOOKUP, 1n, Buffer.from('no-nul')))).error).toBe(-22);
     expect((await call(frame(Opcode.GETATTR, 12345n, Buffer.alloc(16)))).error).toBe(-116); // ESTALE
+  });
+
+  it('registers a lower file at its LOOKUP, to be answered without passthrough where the mount has none', async () => {
+    for (const passthrough of [true, false]) {
+      const { dev, call } = await setup([{ a: 'x', 'd/': '' }], passthrough);
+      const a = await call(frame(Opcode.LOOKUP, 1n, z('a')));
+      expect(dev.lowerOpens.get(nodeidOf(a))).toBe(join(layers!.lowers[0]!, 'a'));
+      expect(dev.cachedOpens.has(nodeidOf(a))).toBe(!passthrough);
+      // Not a regular file: nothing to open.
+      const d = await call(frame(Opcode.LOOKUP, 1n, z('d')));
+      expect(dev.lowerOpens.has(nodeidOf(d))).toBe(false);
+      // A copied-up file is the writable layer's: a change ends registrations, and its
+      // next LOOKUP registers nothing.
+      expect((await call(frame(Opcode.SETATTR, nodeidOf(a), setattrMode(0o600)))).error).toBe(0);
+      expect(dev.lowerOpens.size).toBe(0);
+      expect((await call(frame(Opcode.LOOKUP, 1n, z('a')))).error).toBe(0);
+      expect(dev.lowerOpens.size).toBe(0);
+      await layers!.cleanup();
+      layers = undefined;
+    }
   });
 
   it('opens with passthrough, one backing per node, and counts READDIRPLUS references', async () => {

@@ -10,8 +10,9 @@
  *   backingOpen(h, fd) -> id | -errno ; backingClose(h, id) -> 0 | -errno
  *   backingShare(h, nodeid, fd, write) -> id | -ENOENT (none) | -EBUSY (not shareable)
  *   backingAdopt(h, nodeid, fd, writable) -> id | -errno ; backingRelease(h, nodeid)
- *   openRegister(h, nodeid, path | null, size, attr | null) -> 0 | -errno ; openEpoch(h)
+ *   openRegister(h, nodeid, path | null, size, attr | null, cached) -> 0 | -errno ; openEpoch(h)
  *   nativeOpenFd(h, nodeid) -> an fd C holds for the node, or -1
+ *   answerOpen(h, unique, nodeid, flags) -> whether C answered that OPEN (a registered node)
  *   notifyInvalEntry(h, parent: bigint | number, name: Uint8Array) -> Promise<0 | -errno>
  *   notifyInvalInode(h, nodeid: bigint | number, offset: bigint, length: bigint) -> Promise<0 | -errno>
  *   teardown(h, detach: boolean) -> Promise<void>   (once per handle)
@@ -734,11 +735,12 @@ static napi_value js_backing_release(napi_env env, napi_callback_info info) {
   return number(env, 0);
 }
 
-// openRegister(h, nodeid, path | null, size, attr | null): the node is a lower-layer
+// openRegister(h, nodeid, path | null, size, attr | null, cached): the node is a lower-layer
 // regular file at `path` (of `size` bytes, as indexed) whose GETATTR answer is `attr` (a
-// fuse_attr_out), until the next openEpoch; null unregisters it.
+// fuse_attr_out), until the next openEpoch; null unregisters it. `cached`: its opens are
+// answered without passthrough (FOPEN_KEEP_CACHE; READs from C's fd).
 static napi_value js_open_register(napi_env env, napi_callback_info info) {
-  ARGS(5);
+  ARGS(6);
   lf_device *dev;
   uint64_t nodeid;
   int64_t size = 0;
@@ -749,13 +751,15 @@ static napi_value js_open_register(napi_env env, napi_callback_info info) {
   CHECK(napi_typeof(env, argv[2], &type));
   if (type != napi_null && (!get_bytes(env, argv[2], &data, &len, "path") || !get_bytes(env, argv[4], &attr, &attr_len, "attr"))) return NULL;
   CHECK(napi_get_value_int64(env, argv[3], &size));
+  bool cached = false;
+  if (data) CHECK(napi_get_value_bool(env, argv[5], &cached));
   if (dev->closing) return number(env, -EBADF);
   if (data && (size < 0 || memchr(data, 0, len) || attr_len != sizeof(struct fuse_attr_out))) return number(env, -EINVAL);
   if (!data) {
     lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
     if (r) lf_node_opens_drop_idle(&dev->opens, r, dev->mount.fd);
   }
-  return number(env, -lf_node_opens_register(&dev->opens, nodeid, data, len, (uint64_t) size, attr));
+  return number(env, -lf_node_opens_register(&dev->opens, nodeid, data, len, (uint64_t) size, attr, cached));
 }
 
 // attrRegister(h, nodeid, attr | null, dir): until the next openEpoch the JS-thread request
@@ -805,6 +809,20 @@ static napi_value js_native_open_fd(napi_env env, napi_callback_info info) {
   if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
   lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
   return number(env, r && r->nfds > 0 ? r->fds[0] : -1);
+}
+
+// answerOpen(h, unique, nodeid, flags): JS's OPEN of a lower file it has just registered,
+// answered as the request loop answers the node's next ones (lf_js_answer_open).
+static napi_value js_answer_open(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  lf_device *dev;
+  uint64_t unique, nodeid;
+  int32_t flags;
+  if (!get_device(env, argv[0], &dev) || !get_u64(env, argv[1], &unique, "unique") || !get_nodeid(env, argv[2], &nodeid, "nodeid") ||
+      !get_i32(env, argv[3], &flags, "flags")) return NULL;
+  napi_value answered;
+  CHECK(napi_get_boolean(env, lf_js_answer_open(dev, unique, nodeid, (uint32_t) flags) != 0, &answered));
+  return answered;
 }
 
 static napi_value queue_notify(napi_env env, lf_device *dev, lf_notify_job *job) {
@@ -957,6 +975,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "attrRegister", NULL, js_attr_register, NULL, NULL, NULL, napi_default, NULL },
     { "dirAdopt", NULL, js_dir_adopt, NULL, NULL, NULL, napi_default, NULL },
     { "nativeOpenFd", NULL, js_native_open_fd, NULL, NULL, NULL, napi_default, NULL },
+    { "answerOpen", NULL, js_answer_open, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL },
     { "notifyInvalInode", NULL, js_notify_inval_inode, NULL, NULL, NULL, napi_default, NULL },
     { "teardown", NULL, js_teardown, NULL, NULL, NULL, napi_default, NULL },

@@ -3,6 +3,7 @@
 // (promise jobs the handler queues run right after it, as for any libuv callback).
 #include "js-loop.h"
 
+#include "fd-reply.h"
 #include "fuse-kernel.h"
 #include "generated/engine-handles.h"
 #include "passthrough.h"
@@ -55,11 +56,13 @@ static void call(lf_js_reader *r, napi_value arg) {
 
 // GETXATTR / LISTXATTR of a node JS marked as having no xattr (node-flags.h): answered
 // here, as the dispatcher would (ENODATA; an empty list, or its size 0), without the cost
-// of reaching JS; OPEN / RELEASE / GETATTR of registered lower files (above). Returns whether it
-// answered. On this thread only, so the sets are exact: JS changes them before it answers
-// anything that could change what they say.
+// of reaching JS; OPEN / READ / RELEASE / GETATTR of registered lower files and OPENDIR /
+// RELEASEDIR of registered directories (below). Returns whether it answered. On this
+// thread only, so the sets are exact: JS changes them before it answers anything that
+// could change what they say.
 static int open_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
 static int release_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
+static int read_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
 static int opendir_natively(lf_device *dev, const struct fuse_in_header *in);
 static int releasedir_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
 
@@ -68,6 +71,7 @@ static int answered_natively(lf_device *dev, const char *frame, size_t n) {
   if (n < sizeof in + sizeof(struct fuse_getxattr_in)) return 0;
   memcpy(&in, frame, sizeof in);
   if (in.opcode == FUSE_OPEN) return open_natively(dev, &in, frame + sizeof in, n - sizeof in);
+  if (in.opcode == FUSE_READ) return read_natively(dev, &in, frame + sizeof in, n - sizeof in);
   if (in.opcode == FUSE_GETATTR) {
     lf_node_open *r = lf_node_opens_get(&dev->opens, in.nodeid);
     if (!r || !lf_node_opens_live(&dev->opens, r) || (!r->path && !r->has_attr)) return 0;
@@ -98,7 +102,9 @@ static int answered_natively(lf_device *dev, const char *frame, size_t n) {
 // opened here as the union would open it (the kernel's flags without O_DIRECT, which is the
 // kernel's business, plus O_NOFOLLOW), checked against the index as the union checks it
 // (a regular file of the indexed size: else JS answers and reports the damage), and
-// answered by passthrough on the node's one backing. Anything unusual goes to JS.
+// answered by passthrough on the node's one backing — or, for a node registered `cached`
+// (no passthrough on this mount), with the page cache kept, as JS answers it there. Anything
+// unusual goes to JS.
 static int open_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n) {
   if (n < sizeof(struct fuse_open_in)) return 0;
   lf_node_open *r = lf_node_opens_get(&dev->opens, in->nodeid);
@@ -109,29 +115,36 @@ static int open_natively(lf_device *dev, const struct fuse_in_header *in, const 
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT))) return 0;
   int fd = open(r->path, (flags & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
-  int fresh = r->backing_id < 0;
+  // A backing id made for another file than this open's must not serve it.
+  int shared = !r->cached && r->backing_id >= 0;
   if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != r->size ||
-      (!fresh && (r->bdev != (uint64_t) st.st_dev || r->bino != (uint64_t) st.st_ino)) || lf_node_opens_add_fd(r, fd) != 0) {
+      (shared && (r->bdev != (uint64_t) st.st_dev || r->bino != (uint64_t) st.st_ino)) || lf_node_opens_add_fd(r, fd) != 0) {
     if (fd >= 0) close(fd);
     // Not what the index promised (damage, for JS to report), or no memory: JS answers
     // this node from now on, GETATTR included.
-    lf_node_opens_register(&dev->opens, in->nodeid, NULL, 0, 0, NULL);
+    lf_node_opens_register(&dev->opens, in->nodeid, NULL, 0, 0, NULL, 0);
     return 0;
   }
-  if (fresh) {
-    int id = lf_backing_open(dev->mount.fd, fd);
-    if (id < 0) {
-      lf_node_opens_remove_fd(r, fd);
-      close(fd);
-      return 0;
+  struct fuse_open_out out = { .fh = LF_OPEN_NATIVE + (uint64_t) fd };
+  if (r->cached) {
+    out.open_flags = FOPEN_KEEP_CACHE;
+  } else {
+    if (!shared) {
+      int id = lf_backing_open(dev->mount.fd, fd);
+      if (id < 0) {
+        lf_node_opens_remove_fd(r, fd);
+        close(fd);
+        return 0;
+      }
+      r->backing_id = id;
+      r->bdev = (uint64_t) st.st_dev;
+      r->bino = (uint64_t) st.st_ino;
+      r->writable = 0;
     }
-    r->backing_id = id;
-    r->bdev = (uint64_t) st.st_dev;
-    r->bino = (uint64_t) st.st_ino;
-    r->writable = 0;
+    r->refs++;
+    out.open_flags = FOPEN_PASSTHROUGH;
+    out.backing_id = r->backing_id;
   }
-  r->refs++;
-  struct fuse_open_out out = { .fh = LF_OPEN_NATIVE + (uint64_t) fd, .open_flags = FOPEN_PASSTHROUGH, .backing_id = r->backing_id };
   struct iovec part = { .iov_base = &out, .iov_len = sizeof out };
   if (lf_reply(dev->mount.fd, in->unique, 0, &part, 1) != 0) {
     // Nobody took the open (interrupted): no RELEASE will come for it.
@@ -142,13 +155,45 @@ static int open_natively(lf_device *dev, const struct fuse_in_header *in, const 
   return 1;
 }
 
+int lf_js_answer_open(lf_device *dev, uint64_t unique, uint64_t nodeid, uint32_t flags) {
+  if (!dev->js_reader || dev->closing) return 0;
+  struct fuse_in_header in = { .opcode = FUSE_OPEN, .unique = unique, .nodeid = nodeid };
+  struct fuse_open_in oin = { .flags = flags };
+  return open_natively(dev, &in, (const char *) &oin, sizeof oin);
+}
+
+// The fd behind a handle open_natively made, or -1 (a handle of JS's, or a directory's).
+static int native_open_fd(uint64_t fh) {
+  return fh >= LF_OPEN_NATIVE && fh < 2 * LF_OPEN_NATIVE ? (int) (fh - LF_OPEN_NATIVE) : -1;
+}
+
+// READ of an open answered above without passthrough: from its fd on an I/O thread, as JS
+// answers the reads of its own opens (replyFromFd). RELEASE comes only after the kernel
+// has every READ's answer, so the fd outlives the job.
+static int read_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n) {
+  if (n < sizeof(struct fuse_read_in)) return 0;
+  struct fuse_read_in rin;
+  memcpy(&rin, body, sizeof rin);
+  int fd = native_open_fd(rin.fh);
+  lf_node_open *r = lf_node_opens_get(&dev->opens, in->nodeid);
+  // Only an fd this node's record holds is read: never one C does not own.
+  if (fd < 0 || !r || !lf_node_opens_has_fd(r, fd)) return 0;
+  lf_job *job = lf_fd_reply_job(dev->mount.fd, in->unique, fd, rin.offset, rin.size < LF_MAX_READ ? rin.size : LF_MAX_READ);
+  if (!job) {
+    lf_reply(dev->mount.fd, in->unique, -ENOMEM, NULL, 0);
+    return 1;
+  }
+  lf_queue_push(&dev->io, job);
+  return 1;
+}
+
 // RELEASE of an open answered above: close its fd and drop its backing reference.
 static int release_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n) {
   if (n < sizeof(struct fuse_release_in)) return 0;
   struct fuse_release_in rin;
   memcpy(&rin, body, sizeof rin);
-  if (rin.fh < LF_OPEN_NATIVE || rin.fh >= 2 * LF_OPEN_NATIVE) return 0;
-  int fd = (int) (rin.fh - LF_OPEN_NATIVE);
+  int fd = native_open_fd(rin.fh);
+  if (fd < 0) return 0;
   lf_node_open *r = lf_node_opens_get(&dev->opens, in->nodeid);
   // Only an fd this node's record holds is closed: never one C does not own.
   if (r && lf_node_opens_remove_fd(r, fd)) {

@@ -12,5 +12,10 @@
 int lf_js_reader_start(lf_device *dev, napi_env env, napi_value cb);
 // Stops polling (JS thread only; the handle is closed asynchronously). Idempotent.
 void lf_js_reader_stop(lf_device *dev);
+// Answers OPEN `unique` of `nodeid` (the kernel's `flags`) as the loop answers a registered
+// lower file's open, for JS, which has just registered it: 1 if answered, else 0 and the
+// caller answers. Only while this loop reads requests (it alone answers such an open's
+// READ and RELEASE). JS thread only.
+int lf_js_answer_open(lf_device *dev, uint64_t unique, uint64_t nodeid, uint32_t flags);
 
 #endif

@@ -69,7 +69,7 @@ void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r) {
 }
 
 int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t size,
-                           const struct fuse_attr_out *attr) {
+                           const struct fuse_attr_out *attr, int cached) {
   if (!path) {
     lf_node_open *r = lf_node_opens_get(t, node);
     if (!r) return 0;
@@ -92,6 +92,7 @@ int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, si
   r->path = copy;
   r->size = size;
   r->attr = *attr;
+  r->cached = cached != 0;
   r->epoch = t->epoch;
   return 0;
 }
@@ -124,6 +125,12 @@ int lf_node_opens_add_fd(lf_node_open *r, int fd) {
     r->capfds = cap;
   }
   r->fds[r->nfds++] = fd;
+  return 0;
+}
+
+int lf_node_opens_has_fd(const lf_node_open *r, int fd) {
+  for (int i = 0; i < r->nfds; i++)
+    if (r->fds[i] == fd) return 1;
   return 0;
 }
 

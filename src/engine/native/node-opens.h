@@ -3,10 +3,12 @@
 //     file's dev/ino, whether it is writable, how many open files use it): the kernel
 //     allows one backing file per inode, so JS's opens and C's must share it;
 //   - for a node JS registered as a lower-layer regular file, its backing path and its
-//     attributes: a read-only OPEN of it is answered here (open, passthrough, reply)
-//     without JS, its RELEASE too, and its GETATTR (a lower file's attributes are the
-//     index's, constant until something changes through the mount). The fds C holds are kept per node (JS fstats one for GETATTR of a node
-//     whose names are gone).
+//     attributes: a read-only OPEN of it is answered here without JS (open, passthrough,
+//     reply), and so are its RELEASE and its GETATTR (a lower file's attributes are the
+//     index's, constant until something changes through the mount). Where the kernel
+//     gives no passthrough (a mount made in a user namespace), such an open keeps the
+//     page cache instead and its READs are answered from C's fd too. The fds C holds are
+//     kept per node (JS fstats one for GETATTR of a node whose names are gone).
 //   - for a node JS registered as a directory: its OPENDIR is answered here (a handle in
 //     LF_DIR_NATIVE's range, the open flags JS gives); and for a directory or symlink JS
 //     gave the attributes of (a lower-only one's, constant until something changes through
@@ -37,6 +39,7 @@ typedef struct lf_node_open {
   int *fds;          // fds of C's own opens of this node
   uint8_t dir;       // registered as a directory (OPENDIR answered here)
   uint8_t has_attr;  // registered without a path, with its GETATTR answer (attr)
+  uint8_t cached;    // with a path: opens are FOPEN_KEEP_CACHE with no backing, READs C's
 } lf_node_open;
 
 typedef struct lf_node_opens {
@@ -50,9 +53,10 @@ lf_node_open *lf_node_opens_get(lf_node_opens *t, uint64_t node);
 lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node);
 // Drops the record if it holds nothing any more (no path, no backing, no fds).
 void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r);
-// Registers (path != NULL) or unregisters `node`'s backing path and attributes. 0 or ENOMEM.
+// Registers (path != NULL) or unregisters `node`'s backing path and attributes; `cached`:
+// its opens are answered without passthrough. 0 or ENOMEM.
 int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t size,
-                           const struct fuse_attr_out *attr);
+                           const struct fuse_attr_out *attr, int cached);
 // Registers `node` (not a regular file) with its GETATTR answer if `attr` != NULL, and as a
 // directory whose OPENDIR is answered here if `dir`. 0 or ENOMEM.
 // lf_node_opens_register(…, NULL, …) ends it too.
@@ -62,6 +66,8 @@ int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r);
 // Adds / removes one of C's fds. 0 or ENOMEM; remove says whether it was there.
 int lf_node_opens_add_fd(lf_node_open *r, int fd);
 int lf_node_opens_remove_fd(lf_node_open *r, int fd);
+// Whether `fd` is one of C's fds of `r`.
+int lf_node_opens_has_fd(const lf_node_open *r, int fd);
 // One backing reference less; at 0 the backing id is closed on `devfd`, unless the node is
 // a lower file registered in the current epoch: then it stays, idle, for C's next open.
 void lf_node_opens_unref(lf_node_opens *t, lf_node_open *r, int devfd);
