@@ -134,6 +134,9 @@ static int open_natively(lf_device *dev, const struct fuse_in_header *in, const 
       if (id < 0) {
         lf_node_opens_remove_fd(r, fd);
         close(fd);
+        // A file the kernel will not pass through (a layer on a filesystem it cannot stack
+        // on): JS answers its opens (direct I/O) without this attempt before each.
+        lf_node_opens_register(&dev->opens, in->nodeid, NULL, 0, 0, NULL, 0);
         return 0;
       }
       r->backing_id = id;
