@@ -59,6 +59,8 @@ describe.skipIf(!inject('canMount'))('lower opens answered by the layerfs engine
       // hands that open to the loop too (its handle released at once): the next rounds
       // add nothing.
       await writeFile(join(m.mnt, 'changed'), 'x');
+      // Its RELEASE reaches the engine after close(2) returned: counted before, not below.
+      expect(await fdsSettle(m.pid, fds)).toBe(fds);
       const before = await traced(trace);
       for (let round = 0; round < 3; round++) {
         ops = await readAll();
