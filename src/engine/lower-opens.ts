@@ -107,12 +107,11 @@ export class LowerOpens {
   /**
    * A LOOKUP found `node` to be `file`, a regular file only a read-only layer holds: even its
    * first open is the loop's (an exec or ld.so reaches files by name, each opened once per
-   * container). `policy`: the mount's, as it answers opens (neither passthrough nor the
-   * fds of lower files handed over: nothing to register).
+   * container). `policy`: the mount's, as it answers opens — without directData all file
+   * data goes through the filesystem, so nothing is registered, as the open path does.
    */
   lookedUp(node: Node, file: LowerFile, policy: OpenPolicy): void {
-    if (!policy.passthrough && !policy.directData) return;
-    if (this.changing > 0 || node.lowerOpen?.epoch === this.epoch) return;
+    if (!policy.directData || this.changing > 0 || node.lowerOpen?.epoch === this.epoch) return;
     this.register(node, file, !policy.passthrough);
   }
 
