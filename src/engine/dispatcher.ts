@@ -691,11 +691,13 @@ export class Dispatcher {
     return data === null ? null : [data];
   }
 
-  private async write(h: InHeader, fh: bigint, offset: bigint, data: Buffer): Promise<Reply> {
-    const path = this.nodes.path(this.node(h.nodeid)) ?? '';
-    this.trace('write', path);
-    const n = await this.files.write(path, Number(fh), data, offset);
-    return [writeOut(n)];
+  private write(h: InHeader, fh: bigint, offset: bigint, data: Buffer): Promise<Reply> | Reply {
+    const node = this.node(h.nodeid);
+    const path = () => this.nodes.path(node) ?? '';
+    if (this.options.traceOps) this.trace('write', path());
+    const n = this.files.write(h.unique, path, Number(fh), data, offset);
+    if (n === null) return null;
+    return typeof n === 'number' ? [writeOut(n)] : n.then((m) => [writeOut(m)]);
   }
 
   private release(h: InHeader, fh: number): Reply {

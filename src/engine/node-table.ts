@@ -53,6 +53,9 @@ export class Node {
   /** Registered for the device's own read-only opens (lower-opens.ts) in `epoch` (-1: no
    * longer); `ino` is st_ino as fgetattr reports it for those opens. */
   lowerOpen: { epoch: number; ino: number } | undefined = undefined;
+  /** The backing file (st_dev, st_ino of the fd) the kernel would not pass through
+   * (open-files.ts shareBacking): its later opens do not ask again. */
+  backingRefused: { dev: number; ino: number } | undefined = undefined;
   /** The attributes last sent to the kernel, kept only while the node is open (what a
    * retired node keeps showing: Dispatcher.statOpen). */
   lastStat: FileStat | undefined = undefined;

@@ -4,7 +4,7 @@
  * - passthrough: the kernel reads and writes the backing file itself (FOPEN_PASSTHROUGH +
  *   a backing id); no READ or WRITE request reaches the engine.
  * - fd: READ is answered from the backing fd off the JS thread (replyFromFd), WRITE is a
- *   pwrite on it; the data never passes through the filesystem's JS.
+ *   pwrite on it (write()); the data never passes through the filesystem's JS.
  * - fs: filesystem.read/write (no fd handed over, or the write must clear setuid first).
  *
  * The kernel allows ONE backing file per inode at a time and refuses to mix passthrough and
@@ -15,13 +15,20 @@
  * passthrough is on, an open that cannot use it (another backing file after a copy-up, a
  * read-only backing for a writer) gets FOPEN_DIRECT_IO, which stays out of that accounting.
  */
-import { fstatSync, write as fsWrite } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import type { DirectIo, PathFilesystem } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
 import type { Node } from './node-table.js';
 import { FOpen } from './wire.js';
 
 const O_ACCMODE = 3;
+/**
+ * A WRITE up to this size is made on the JS thread: a pwrite of a few KiB into the page
+ * cache takes microseconds, less than handing it to another thread (native-notes/engine.md,
+ * "Writes without passthrough"). fuse-overlayfs makes every write on its one thread; bigger
+ * writes go to the device's IO threads, where a slow disk stalls no other request.
+ */
+const INLINE_WRITE_MAX = 64 * 1024;
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 
@@ -115,15 +122,20 @@ export class OpenFiles {
     return buf.subarray(0, n);
   }
 
-  /** WRITE: the number of bytes written. */
-  async write(path: string, fh: number, data: Buffer, offset: bigint): Promise<number> {
+  /**
+   * WRITE: the number of bytes written, or null when the device answers it. On an fd the
+   * engine may write, a write up to INLINE_WRITE_MAX is made here and now, a bigger one by
+   * the device's IO threads (writeToFd: pwrite of the request's own buffer, then the
+   * reply), never through libuv's pool and a promise. Otherwise the filesystem writes.
+   */
+  write(unique: bigint, path: () => string, fh: number, data: Buffer, offset: bigint): number | null | Promise<number> {
     const f = this.files.get(fh);
     if (f !== undefined && f.writeFd) {
-      return new Promise((resolve, reject) =>
-        fsWrite(f.fd, data, 0, data.length, Number(offset), (err, n) => (err ? reject(err) : resolve(n))),
-      );
+      if (data.length <= INLINE_WRITE_MAX) return writeSync(f.fd, data, 0, data.length, Number(offset));
+      this.device.writeToFd(unique, f.fd, offset, data);
+      return null;
     }
-    return this.filesystem.write(path, fh, data, data.length, Number(offset));
+    return this.filesystem.write(path(), fh, data, data.length, Number(offset));
   }
 
   /**
@@ -139,6 +151,8 @@ export class OpenFiles {
       return undefined;
     }
     if (!st.isFile()) return undefined;
+    const refused = node.backingRefused;
+    if (refused !== undefined && refused.dev === st.dev && refused.ino === st.ino) return undefined;
     // A write the filesystem must see first (it clears setuid/setgid): not behind its back.
     if (wantWrite && !direct.write && (st.mode & S_ISUID || (st.mode & S_ISGID && st.mode & 0o010))) return undefined;
     let shared;
@@ -160,6 +174,11 @@ export class OpenFiles {
       return this.device.backingAdopt(node.id, direct.fd, writable);
     } catch (err) {
       this.lastBackingError = err as Error;
+      // What the file is (on a filesystem stacked too deep, e.g. a layer on another FUSE
+      // mount: ELOOP; or one without read_iter/write_iter) the next open will not change;
+      // a copy-up brings another file, which is asked about afresh.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'EOPNOTSUPP') node.backingRefused = { dev: st.dev, ino: st.ino };
       return undefined;
     }
   }

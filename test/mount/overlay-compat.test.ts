@@ -246,6 +246,50 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
     }
   });
 
+  it('as root of a user namespace writes through JavaScript what a plain directory holds after the same writes', async () => {
+    // No passthrough there: every WRITE reaches JS, small ones written at once on its
+    // thread, big ones on the pool (open-files.ts, INLINE_WRITE_MAX). The same writes to a
+    // plain directory are the oracle: offsets, appends and the lower file copied up.
+    const dir = await tempDir();
+    await layers(dir);
+    await writeFile(join(dir, 'big.bin'), randomBytes(300 << 10));
+    await mkdir(join(dir, 'plain'));
+    await writeFile(join(dir, 'plain', 'base.txt'), 'from l2\n');
+    const mnt = join(dir, 'merged');
+    const writes = (d: string) => [
+      `printf abc > "${d}/f"`,
+      `dd if=big.bin of="${d}/f" bs=100k seek=1 conv=notrunc status=none`,
+      `printf xyz >> "${d}/f"`,
+      `printf 12345 | dd of="${d}/f" bs=1 seek=2 conv=notrunc status=none`,
+      `dd if=big.bin of="${d}/f" bs=4k count=3 skip=7 seek=70 conv=notrunc status=none`,
+      `printf 'appended\\n' >> "${d}/base.txt"`,
+      `dd if=big.bin of="${d}/base.txt" bs=200k count=1 seek=1 conv=notrunc oflag=append status=none`,
+    ];
+    const script = [
+      'set -e',
+      `trap 'umount "${mnt}" 2>/dev/null || true' EXIT`,
+      `"${LAYERFS_OVERLAY}" -o engine=layerfs,lowerdir=l1:l2,upperdir=upper,workdir=work "${mnt}"`,
+      `pid=$(pgrep -f 'overlay-main[.]bundle.*${mnt}')`,
+      ...writes(mnt),
+      ...writes('plain'),
+      'kill -USR2 $pid; i=0',
+      'while ! grep -q "request counts" /proc/$pid/fd/2 && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
+      'grep "request counts" /proc/$pid/fd/2 | tail -1 | sed "s/.*request counts //"',
+      `for f in f base.txt; do cmp "${mnt}/$f" "plain/$f"; done`,
+    ].join('\n');
+    try {
+      const r = await asNamespaceRoot(dir, script);
+      const counts = JSON.parse(r.stdout.trim()) as Record<string, number>;
+      expect(counts.write).toBeGreaterThanOrEqual(7);
+      for (const f of ['f', 'base.txt']) {
+        expect((await readFile(join(dir, 'upper', f))).equals(await readFile(join(dir, 'plain', f))), f).toBe(true);
+      }
+      expect(await readFile(join(dir, 'l2', 'base.txt'), 'utf8')).toBe('from l2\n');
+    } finally {
+      for (const pid of await processesMentioning(mnt)) process.kill(pid, 'SIGTERM');
+    }
+  });
+
   it('mounts through mount(8): mount -t fuse.layerfs layerfs DIR -o lowerdir=…', async () => {
     const dir = await tempDir();
     await layers(dir);

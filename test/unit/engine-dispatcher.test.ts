@@ -280,6 +280,27 @@ describe('engine dispatcher', () => {
     expect(names.sort()).toEqual(['.', '..', 'a', 'b']);
   });
 
+  it('asks once for a backing the kernel refuses (ELOOP: a layer on another FUSE mount), and afresh for the copy-up', async () => {
+    const { dev, call } = await setup([{ a: 'x' }]);
+    const asked: boolean[] = [];
+    const adopt = dev.backingAdopt.bind(dev);
+    dev.backingAdopt = (nodeid, fd, writable) => {
+      asked.push(writable);
+      if (writable) return adopt(nodeid, fd, writable);
+      throw Object.assign(new Error('ELOOP: FUSE_DEV_IOC_BACKING_OPEN'), { code: 'ELOOP', errno: -40 });
+    };
+    const a = await call(frame(Opcode.LOOKUP, 1n, z('a')));
+    for (let i = 0; i < 3; i++) {
+      const o = await call(frame(Opcode.OPEN, nodeidOf(a), u32s(C.O_RDONLY, 0)));
+      expect([o.error, o.payload.readUInt32LE(8) & 129]).toEqual([0, 1]); // FOPEN_DIRECT_IO
+    }
+    expect(asked).toEqual([false]);
+    // The copy-up is another file, on the writable layer: the kernel takes it.
+    const w = await call(frame(Opcode.OPEN, nodeidOf(a), u32s(C.O_RDWR, 0)));
+    expect([w.error, w.payload.readUInt32LE(8) & 129]).toEqual([0, 128]); // FOPEN_PASSTHROUGH
+    expect(asked).toEqual([false, true]);
+  });
+
   it('registers opened directories and read links for the device, adopts its directory handles, ends both at a change', async () => {
     const { d, dev, call } = await setup([{ 'dir/x': 'x', ln: { symlink: 'dir/x' } }]);
     const dir = nodeidOf(await call(frame(Opcode.LOOKUP, 1n, z('dir'))));
