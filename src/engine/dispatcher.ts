@@ -260,7 +260,9 @@ export class Dispatcher {
   /** A directory copied up for a change below it, or a file copied up as a new inode (one
    * name of a lower hard link): the kernel's cached attributes of it are stale (nlink above
    * all: a merged directory has 1; the file's st_ino too, which the next GETATTR re-keys).
-   * Attributes only (offset -1): no page lock, no directory lock. */
+   * Attributes only (offset -1): no page lock, no directory lock. So are the index's
+   * attributes the device answers a lower-only directory's GETATTR with: its registration
+   * goes (a CREATE or MKDIR below it ends no other, lower-opens.ts ADDS_NAME). */
   private copiedUp(path: string): void {
     let n: Node | undefined = this.nodes.root;
     for (const name of path.split('/')) {
@@ -268,6 +270,7 @@ export class Dispatcher {
       n = this.nodes.child(n, name);
       if (n === undefined) return; // the kernel has not looked it up: nothing cached
     }
+    this.lowerOpens.dropped(n);
     const id = n.id;
     this.notify(() => this.device.notifyInvalInode(id, -1n, 0n));
   }

@@ -18,10 +18,11 @@
  * A warm `find` or `tar` then reaches JS with nothing per directory or link.
  *
  * A registration holds only while nothing may have changed what a name resolves to: every
- * request that may (anything but reads, lookups, listings, closes — see READ_ONLY) ends
- * them all at once (the device's epoch) before it runs, and a registration is made only if
- * no such request started since the open began and none is still running (a copy-up in
- * flight could otherwise leave a registration of the file it is replacing).
+ * request that may (anything but reads, lookups, listings, closes — see READ_ONLY — and
+ * requests that only add a name — ADDS_NAME) ends them all at once (the device's epoch)
+ * before it runs, and a registration is made only if no such request started since the
+ * open began and none is still running (a copy-up in flight could otherwise leave a
+ * registration of the file it is replacing).
  */
 import { constants as fsConstants } from 'node:fs';
 import type { FileStat, LowerFile, PathFilesystem } from '../core/filesystem.js';
@@ -43,6 +44,17 @@ const READ_ONLY = new Set<number>([
   Opcode.READDIRPLUS, Opcode.RELEASEDIR, Opcode.FSYNCDIR, Opcode.ACCESS, Opcode.GETLK, Opcode.LSEEK,
   Opcode.POLL, Opcode.BMAP, Opcode.STATX,
 ]);
+
+/**
+ * Requests that only add a name: they change nothing a registration says, except the
+ * attributes of the directories they copy up (the parent and the ancestors not yet on the
+ * writable layer), whose registrations the dispatcher drops as each is copied (onCopiedUp).
+ * The kernel sends CREATE only for a name it found missing (fuse_atomic_open looks it up
+ * first), and the names registered are existing lower files, directories and links; a
+ * whiteout the new name replaces was an UNLINK or RMDIR, which ended every registration.
+ * Not LINK: it copies its source up.
+ */
+const ADDS_NAME = new Set<number>([Opcode.CREATE, Opcode.MKDIR, Opcode.MKNOD, Opcode.SYMLINK]);
 
 /** Whether an open with these flags reads only (the union copies up for anything else). */
 export function readOnlyOpen(flags: number): boolean {
@@ -74,7 +86,7 @@ export class LowerOpens {
    * names. Returns whether it may; then call settled() once it was answered.
    */
   starting(opcode: number, req: Buffer): boolean {
-    if (READ_ONLY.has(opcode)) return false;
+    if (READ_ONLY.has(opcode) || ADDS_NAME.has(opcode)) return false;
     if (opcode === Opcode.OPEN && req.length >= IN_HEADER_SIZE + 8 && readOnlyOpen(req.readUInt32LE(IN_HEADER_SIZE))) return false;
     this.changes++;
     this.changing++;

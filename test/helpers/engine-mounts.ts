@@ -52,3 +52,24 @@ export async function traced(file: string): Promise<Map<string, number>> {
   }
   return counts;
 }
+
+/**
+ * `probe` on the kernel's overlayfs of `specs`, then on the layerfs engine over a copy of
+ * the same layers with LAYERFS_TRACE_OPS set (`trace` given only there, for counting the
+ * requests that reach JS between its steps). Both mounts go, even when a probe fails.
+ */
+export async function againstKernel<T>(specs: LayerSpec[], probe: (mnt: string, trace?: string) => Promise<T>): Promise<{ want: T; got: T; trace: string }> {
+  const trace = join(await tempDir('layerfs-engine-trace-'), 'ops');
+  const k = await kernelMount(specs);
+  try {
+    const want = await probe(k.mnt);
+    const m = await engineMount(specs, { LAYERFS_TRACE_OPS: trace });
+    try {
+      return { want, got: await probe(m.mnt, trace), trace };
+    } finally {
+      await m.close();
+    }
+  } finally {
+    await k.close();
+  }
+}

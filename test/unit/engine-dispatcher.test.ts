@@ -280,6 +280,28 @@ describe('engine dispatcher', () => {
     expect(names.sort()).toEqual(['.', '..', 'a', 'b']);
   });
 
+  it('keeps registrations across a CREATE or MKDIR, dropping those of the directories it copies up', async () => {
+    const { dev, call } = await setup([{ 'd/a': 'x', 'd/e/b': 'y' }]);
+    const d = await call(frame(Opcode.LOOKUP, 1n, z('d')));
+    const e = await call(frame(Opcode.LOOKUP, nodeidOf(d), z('e')));
+    const a = await call(frame(Opcode.LOOKUP, nodeidOf(d), z('a')));
+    for (const n of [d, e]) {
+      expect((await call(frame(Opcode.OPENDIR, nodeidOf(n), u32s(0, 0)))).error).toBe(0);
+      expect(dev.dirOpens.get(nodeidOf(n))).toEqual({ attr: true, opendir: true }); // lower-only: the index's attributes
+    }
+    const created = await call(frame(Opcode.CREATE, nodeidOf(e), u32s(C.O_WRONLY | C.O_CREAT, 0o644, 0o022, 0), z('new')));
+    expect(created.error).toBe(0);
+    // e and d were copied up: the index's attributes are no longer theirs. a is still the loop's.
+    expect(dev.dirOpens.has(nodeidOf(d))).toBe(false);
+    expect(dev.dirOpens.has(nodeidOf(e))).toBe(false);
+    expect(dev.lowerOpens.has(nodeidOf(a))).toBe(true);
+    expect((await call(frame(Opcode.MKDIR, nodeidOf(d), u32s(0o755, 0o022), z('m')))).error).toBe(0);
+    expect(dev.lowerOpens.has(nodeidOf(a))).toBe(true);
+    // A change of an existing name ends them all.
+    expect((await call(frame(Opcode.RMDIR, nodeidOf(d), z('m')))).error).toBe(0);
+    expect(dev.lowerOpens.size).toBe(0);
+  });
+
   it('asks once for a backing the kernel refuses (ELOOP: a layer on another FUSE mount), and afresh for the copy-up', async () => {
     const { dev, call } = await setup([{ a: 'x' }]);
     const asked: boolean[] = [];
@@ -320,8 +342,12 @@ describe('engine dispatcher', () => {
     expect([...dev.adoptedDirs]).toEqual([fh]);
     expect((await call(frame(Opcode.RELEASEDIR, dir, u64(BigInt(fh)), Buffer.alloc(16)))).error).toBe(0);
     expect(d.dirs.get(fh)).toBeUndefined();
-    // A request that may change names ends them all.
+    // A new name below dir copies dir up: its registration goes, the others hold.
     expect((await call(frame(Opcode.MKDIR, dir, u32s(0o755, 0), z('new')))).error).toBe(0);
+    expect(dev.dirOpens.has(dir)).toBe(false);
+    expect(dev.dirOpens.get(ln)).toEqual({ attr: true, opendir: false });
+    // A request that may change what a name resolves to ends them all.
+    expect((await call(frame(Opcode.RMDIR, dir, z('new')))).error).toBe(0);
     expect(dev.dirOpens.size).toBe(0);
     // The next OPENDIR registers again; the directory is merged now: no attributes.
     expect((await call(frame(Opcode.OPENDIR, dir, u32s(0, 0)))).error).toBe(0);
