@@ -118,7 +118,7 @@ export class Dispatcher {
     const op = OPNAME[h.opcode] ?? `opcode-${h.opcode}`;
     this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
     const started = performance.now();
-    const changes = this.lowerOpens.starting(h.opcode, req);
+    const changes = this.lowerOpens.starting(h.opcode, req, this.nodes);
     const took = () => {
       if (changes) this.lowerOpens.settled();
       this.micros.set(op, (this.micros.get(op) ?? 0) + Math.round((performance.now() - started) * 1000));

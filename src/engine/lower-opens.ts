@@ -17,21 +17,24 @@
  * (reading a link invalidates its atime in the kernel: `tar` would send one per link).
  * A warm `find` or `tar` then reaches JS with nothing per directory or link.
  *
- * A registration holds only while nothing may have changed what a name resolves to: every
- * request that may (anything but reads, lookups, listings, closes — see READ_ONLY — and
- * requests that only add a name — ADDS_NAME) ends them all at once (the device's epoch)
- * before it runs, and a registration is made only if no such request started since the
- * open began and none is still running (a copy-up in flight could otherwise leave a
- * registration of the file it is replacing).
+ * A registration holds only while nothing may have changed what it says. Before a request
+ * that may change names runs (anything but reads, lookups, listings, closes — READ_ONLY —
+ * and requests that only add a name — ADDS_NAME), the registrations it may change end: its
+ * one object's (CHANGES_ONE), or else all of them at once (the device's epoch). The
+ * directories a request copies up lose theirs as they are copied (dispatcher's onCopiedUp).
+ * And a registration is made only if no such request started since the open began and none
+ * is still running (a copy-up in flight could otherwise leave a registration of the file it
+ * is replacing).
  */
 import { constants as fsConstants } from 'node:fs';
 import type { FileStat, LowerFile, PathFilesystem } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
-import type { Node } from './node-table.js';
+import type { Node, NodeTable } from './node-table.js';
 import type { OpenPolicy } from './open-files.js';
-import { attrOut, IN_HEADER_SIZE, Opcode } from './wire.js';
+import { attrOut, IN_HEADER_SIZE, LAYOUT, Opcode } from './wire.js';
 
 const O_ACCMODE = 3;
+const NODEID_OFFSET = LAYOUT.fuse_in_header.fields.nodeid;
 /** A path the kernel refuses as one piece goes to JS (backing-path.ts walks it). */
 const PATH_MAX = 4096;
 
@@ -56,9 +59,30 @@ const READ_ONLY = new Set<number>([
  */
 const ADDS_NAME = new Set<number>([Opcode.CREATE, Opcode.MKDIR, Opcode.MKNOD, Opcode.SYMLINK]);
 
+/**
+ * Requests that change one existing object (`nodeid`; UNLINK: the name's) and nothing else
+ * a registration says: that object's registration goes — a lower file copied up or
+ * whited out, a lower directory's or link's attributes — and so do those of the
+ * directories copied up with it (onCopiedUp, as for ADDS_NAME); the others stay. An OPEN
+ * is here when it may copy up (not read-only). Not RENAME, RMDIR, LINK: a directory's
+ * rename or removal changes the names below it, and LINK copies up an object the kernel
+ * may know under other names; those still end every registration.
+ */
+const CHANGES_ONE = new Set<number>([Opcode.SETATTR, Opcode.SETXATTR, Opcode.REMOVEXATTR, Opcode.OPEN, Opcode.FALLOCATE, Opcode.UNLINK]);
+
 /** Whether an open with these flags reads only (the union copies up for anything else). */
 export function readOnlyOpen(flags: number): boolean {
   return (flags & O_ACCMODE) === fsConstants.O_RDONLY && (flags & fsConstants.O_TRUNC) === 0;
+}
+
+/** The object a CHANGES_ONE request changes, if the node table has it. */
+function objectOf(opcode: number, req: Buffer, nodes: Pick<NodeTable, 'get' | 'child'>): Node | undefined {
+  const id = req.readBigUInt64LE(NODEID_OFFSET);
+  if (id > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  const node = nodes.get(Number(id));
+  if (opcode !== Opcode.UNLINK || node === undefined) return node;
+  const end = req.indexOf(0, IN_HEADER_SIZE);
+  return end < 0 ? undefined : nodes.child(node, req.toString('latin1', IN_HEADER_SIZE, end));
 }
 
 export class LowerOpens {
@@ -82,14 +106,21 @@ export class LowerOpens {
   ) {}
 
   /**
-   * Before request `req` (opcode `opcode`) runs: ends every registration if it may change
-   * names. Returns whether it may; then call settled() once it was answered.
+   * Before request `req` (opcode `opcode`) runs: ends the registrations it may change
+   * (CHANGES_ONE: its object's; else every one). Returns whether it may change names;
+   * then call settled() once it was answered. `nodes` finds the request's object.
    */
-  starting(opcode: number, req: Buffer): boolean {
+  starting(opcode: number, req: Buffer, nodes: Pick<NodeTable, 'get' | 'child'>): boolean {
     if (READ_ONLY.has(opcode) || ADDS_NAME.has(opcode)) return false;
     if (opcode === Opcode.OPEN && req.length >= IN_HEADER_SIZE + 8 && readOnlyOpen(req.readUInt32LE(IN_HEADER_SIZE))) return false;
     this.changes++;
     this.changing++;
+    if (CHANGES_ONE.has(opcode)) {
+      const node = objectOf(opcode, req, nodes);
+      // Unknown to the table: the kernel never had it, so nothing was registered for it.
+      if (node !== undefined) this.dropped(node);
+      return true;
+    }
     if (this.live) {
       this.device.lowerOpensEpoch();
       this.epoch++;

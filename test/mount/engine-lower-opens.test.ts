@@ -54,18 +54,21 @@ describe.skipIf(!inject('canMount'))('lower opens answered by the layerfs engine
       let ops = await readAll();
       expect(ops.get('open') ?? 0).toBe(0);
       expect(ops.get('getattr') ?? 0).toBeLessThan(20);
-      // A new name changes nothing registered (lower-opens.ts ADDS_NAME): still no open.
+      // A new name changes nothing registered (lower-opens.ts ADDS_NAME), nor does its
+      // removal (CHANGES_ONE: its own registration only): still no open.
       await writeFile(join(m.mnt, 'changed'), 'x');
+      await unlink(join(m.mnt, 'changed'));
       // Its RELEASE reaches the engine after close(2) returned: counted before, not below.
       expect(await fdsSettle(m.pid, fds)).toBe(fds);
       const created = await traced(trace);
       ops = await readAll();
       expect((ops.get('open') ?? 0) - (created.get('open') ?? 0)).toBe(0);
-      // A change through the mount ends every registration; the names stay in the kernel's
-      // cache (no LOOKUP), so each file's next open reaches JS, which registers it and
-      // hands that open to the loop too (its handle released at once): the next rounds
-      // add nothing.
-      await unlink(join(m.mnt, 'changed'));
+      // A rename ends every registration; the names stay in the kernel's cache (no
+      // LOOKUP), so each file's next open reaches JS, which registers it and hands that
+      // open to the loop too (its handle released at once): the next rounds add nothing.
+      await writeFile(join(m.mnt, 'changed'), 'x');
+      expect(await fdsSettle(m.pid, fds)).toBe(fds);
+      await rename(join(m.mnt, 'changed'), join(m.mnt, 'renamed'));
       const before = await traced(trace);
       for (let round = 0; round < 3; round++) {
         ops = await readAll();

@@ -302,6 +302,34 @@ describe('engine dispatcher', () => {
     expect(dev.lowerOpens.size).toBe(0);
   });
 
+  it('ends only the changed object\'s registration at a SETATTR, write OPEN or UNLINK; a RENAME ends all', async () => {
+    const { dev, call } = await setup([{ a: 'a', b: 'b', c: 'c', d: 'd', 'dir/x': 'x', ln: { symlink: 'a' } }]);
+    const id = async (name: string, parent = 1n) => nodeidOf(await call(frame(Opcode.LOOKUP, parent, z(name))));
+    const [a, b, c, d, dir] = [await id('a'), await id('b'), await id('c'), await id('d'), await id('dir')];
+    const x = await id('x', dir);
+    const ln = await id('ln');
+    expect((await call(frame(Opcode.READLINK, ln))).error).toBe(0);
+    expect([...dev.lowerOpens.keys()].sort()).toEqual([a, b, c, d, x].sort());
+    expect(dev.dirOpens.get(ln)).toEqual({ attr: true, opendir: false });
+    expect((await call(frame(Opcode.SETATTR, a, setattrMode(0o600)))).error).toBe(0);
+    expect(dev.lowerOpens.has(a)).toBe(false);
+    const w = await call(frame(Opcode.OPEN, b, u32s(C.O_WRONLY, 0)));
+    expect(w.error).toBe(0);
+    expect(dev.lowerOpens.has(b)).toBe(false);
+    expect((await call(frame(Opcode.UNLINK, 1n, z('c')))).error).toBe(0);
+    expect(dev.lowerOpens.has(c)).toBe(false);
+    // The others keep theirs: d, x below a directory, the link's attributes.
+    expect([...dev.lowerOpens.keys()].sort()).toEqual([d, x].sort());
+    expect(dev.dirOpens.get(ln)).toEqual({ attr: true, opendir: false });
+    // A copy-up of the link drops its attributes (they are the writable layer's now).
+    const times = Buffer.alloc(LAYOUT.fuse_setattr_in.size);
+    times.writeUInt32LE(FAttr.MTIME, LAYOUT.fuse_setattr_in.fields.valid);
+    expect((await call(frame(Opcode.SETATTR, ln, times))).error).toBe(0);
+    expect(dev.dirOpens.has(ln)).toBe(false);
+    expect((await call(frame(Opcode.RENAME, 1n, u64(1n), z('d'), z('e')))).error).toBe(0);
+    expect(dev.lowerOpens.size).toBe(0);
+  });
+
   it('asks once for a backing the kernel refuses (ELOOP: a layer on another FUSE mount), and afresh for the copy-up', async () => {
     const { dev, call } = await setup([{ a: 'x' }]);
     const asked: boolean[] = [];
