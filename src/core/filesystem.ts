@@ -102,6 +102,9 @@ export interface PathFilesystem {
    * when only getattr can tell. A server's LOOKUP tries it first.
    */
   lookupSync?(path: string): LookupAnswer | number | undefined;
+  /** Whether `path` is a directory, another object or missing, when that is known without
+   * waiting (undefined: only getattr can tell). */
+  kindSync?(path: string): 'dir' | 'other' | 'missing' | undefined;
   fgetattr?(path: string, fh: number): Promise<FileStat>;
   readlink(path: string): Promise<string>;
   readdir(path: string): Promise<DirEntry[]>;

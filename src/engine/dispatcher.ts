@@ -610,11 +610,21 @@ export class Dispatcher {
     // A rename over another object is that object's unlink (an exchange keeps both named;
     // a rename onto another name of the same object changes nothing).
     const moving = this.nodes.child(from, oldName);
+    this.lowerOpens.renaming(this.noDirectoryAt(oldPath, newPath) ? [moving, this.nodes.child(to, newName)] : null);
     const replaced = exchange || moving === this.nodes.child(to, newName) ? undefined : await this.openCopyBeforeUnlink(to, newName, newPath);
     await this.fs.rename(oldPath, newPath, flags, this.caller(h));
     this.nodes.renamed(from, oldName, to, newName, exchange);
     if (replaced) this.showUnlinkedCopy(replaced);
     return [];
+  }
+
+  /** Whether none of `paths` names a directory, as far as the filesystem can tell at once
+   * (a missing name is none; an answer only getattr could give counts as one). */
+  private noDirectoryAt(...paths: string[]): boolean {
+    return paths.every((p) => {
+      const kind = this.fs.kindSync?.(p);
+      return kind === 'other' || kind === 'missing';
+    });
   }
 
   private async link(h: InHeader, oldId: number, newName: string): Promise<Reply> {

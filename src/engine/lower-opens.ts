@@ -65,10 +65,15 @@ const ADDS_NAME = new Set<number>([Opcode.CREATE, Opcode.MKDIR, Opcode.MKNOD, Op
  * whited out, a lower directory's or link's attributes — and so do those of the
  * directories copied up with it (onCopiedUp, as for ADDS_NAME); the others stay. An OPEN
  * is here when it may copy up (not read-only). Not RENAME, RMDIR, LINK: a directory's
- * rename or removal changes the names below it, and LINK copies up an object the kernel
- * may know under other names; those still end every registration.
+ * rename or removal changes the names below it (RENAME decides in its handler: renaming()),
+ * and LINK copies up an object the kernel may know under other names; RMDIR and LINK still
+ * end every registration.
  */
 const CHANGES_ONE = new Set<number>([Opcode.SETATTR, Opcode.SETXATTR, Opcode.REMOVEXATTR, Opcode.OPEN, Opcode.FALLOCATE, Opcode.UNLINK]);
+
+/** Requests whose handler says which registrations end, before it awaits anything
+ * (renaming(): a rename of files ends theirs, of a directory all). */
+const DECIDED_BY_HANDLER = new Set<number>([Opcode.RENAME, Opcode.RENAME2]);
 
 /** Whether an open with these flags reads only (the union copies up for anything else). */
 export function readOnlyOpen(flags: number): boolean {
@@ -121,12 +126,25 @@ export class LowerOpens {
       if (node !== undefined) this.dropped(node);
       return true;
     }
-    if (this.live) {
-      this.device.lowerOpensEpoch();
-      this.epoch++;
-      this.live = false;
-    }
+    if (!DECIDED_BY_HANDLER.has(opcode)) this.endAll();
     return true;
+  }
+
+  /**
+   * A RENAME, before it changes anything: `objects` (the moved object, the one it replaces
+   * or exchanges with; undefined where the table has none) when none is a directory — only
+   * theirs end —, or null: a directory's rename changes every name below it, so all end.
+   */
+  renaming(objects: (Node | undefined)[] | null): void {
+    if (objects === null) this.endAll();
+    else for (const n of objects) if (n !== undefined) this.dropped(n);
+  }
+
+  private endAll(): void {
+    if (!this.live) return;
+    this.device.lowerOpensEpoch();
+    this.epoch++;
+    this.live = false;
   }
 
   settled(): void {

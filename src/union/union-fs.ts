@@ -121,6 +121,14 @@ export class UnionFilesystem implements PathFilesystem {
     return { stat: lowerFile.stat, noXattrs: !e.xattrs, lowerFile };
   }
 
+  kindSync(path: string): 'dir' | 'other' | 'missing' | undefined {
+    if (this.damaged.size > 0 && this.damaged.has(path)) return undefined;
+    const r = this.view.tryResolve(path);
+    if (r === 'ENOENT') return 'missing';
+    if (r === 'ENOTDIR') return undefined;
+    return r.isDir ? 'dir' : 'other';
+  }
+
   async fgetattr(path: string, fh: number): Promise<FileStat> {
     const f = this.handles.get(fh);
     // A lower file is what the index says, whatever its name now shows (a copy-up since).

@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { appendFile, chmod, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { engineMount, kernelMount, traced } from '../helpers/engine-mounts.js';
@@ -63,12 +63,18 @@ describe.skipIf(!inject('canMount'))('lower opens answered by the layerfs engine
       const created = await traced(trace);
       ops = await readAll();
       expect((ops.get('open') ?? 0) - (created.get('open') ?? 0)).toBe(0);
-      // A rename ends every registration; the names stay in the kernel's cache (no
-      // LOOKUP), so each file's next open reaches JS, which registers it and hands that
-      // open to the loop too (its handle released at once): the next rounds add nothing.
+      // A file's rename ends its own registrations only: still no open.
       await writeFile(join(m.mnt, 'changed'), 'x');
       expect(await fdsSettle(m.pid, fds)).toBe(fds);
       await rename(join(m.mnt, 'changed'), join(m.mnt, 'renamed'));
+      const renamed = await traced(trace);
+      ops = await readAll();
+      expect((ops.get('open') ?? 0) - (renamed.get('open') ?? 0)).toBe(0);
+      // A directory's rename ends every registration; the names stay in the kernel's cache
+      // (no LOOKUP), so each file's next open reaches JS, which registers it and hands that
+      // open to the loop too (its handle released at once): the next rounds add nothing.
+      await mkdir(join(m.mnt, 'new-dir'));
+      await rename(join(m.mnt, 'new-dir'), join(m.mnt, 'renamed-dir'));
       const before = await traced(trace);
       for (let round = 0; round < 3; round++) {
         ops = await readAll();

@@ -225,10 +225,11 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
       '  grep "request counts" /proc/$pid/fd/2 | tail -1 | sed "s/.*request counts //"; }',
       `cat "${mnt}/big.bin" >/dev/null`,
       'counts',
-      // A rename ends every registration (a new name alone does not); the name stays
-      // cached, so the next open reaches JS, which hands it to the loop.
+      // A directory's rename ends every registration (a new name alone does not); the
+      // name stays cached, so the next open reaches JS, which hands it to the loop.
       `: > "${mnt}/new"`,
-      `mv "${mnt}/new" "${mnt}/renamed"`,
+      `mkdir "${mnt}/d1"`,
+      `mv "${mnt}/d1" "${mnt}/d2"`,
       `for i in 1 2 3; do cat "${mnt}/big.bin" >/dev/null; done`,
       // O_DIRECT bypasses the page cache: every block is a READ request.
       `dd if="${mnt}/big.bin" of=direct.bin iflag=direct bs=64k status=none`,

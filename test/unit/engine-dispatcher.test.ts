@@ -302,7 +302,7 @@ describe('engine dispatcher', () => {
     expect(dev.lowerOpens.size).toBe(0);
   });
 
-  it('ends only the changed object\'s registration at a SETATTR, write OPEN or UNLINK; a RENAME ends all', async () => {
+  it('ends only the changed object\'s registration at a SETATTR, write OPEN, UNLINK or a file\'s RENAME; a directory\'s RENAME ends all', async () => {
     const { dev, call } = await setup([{ a: 'a', b: 'b', c: 'c', d: 'd', 'dir/x': 'x', ln: { symlink: 'a' } }]);
     const id = async (name: string, parent = 1n) => nodeidOf(await call(frame(Opcode.LOOKUP, parent, z(name))));
     const [a, b, c, d, dir] = [await id('a'), await id('b'), await id('c'), await id('d'), await id('dir')];
@@ -326,7 +326,10 @@ describe('engine dispatcher', () => {
     times.writeUInt32LE(FAttr.MTIME, LAYOUT.fuse_setattr_in.fields.valid);
     expect((await call(frame(Opcode.SETATTR, ln, times))).error).toBe(0);
     expect(dev.dirOpens.has(ln)).toBe(false);
+    // A file's rename ends its own; a directory's all of them.
     expect((await call(frame(Opcode.RENAME, 1n, u64(1n), z('d'), z('e')))).error).toBe(0);
+    expect([...dev.lowerOpens.keys()]).toEqual([x]);
+    expect((await call(frame(Opcode.RENAME, 1n, u64(1n), z('dir'), z('dir2')))).error).toBe(0);
     expect(dev.lowerOpens.size).toBe(0);
   });
 
