@@ -55,21 +55,22 @@ const READ_ONLY = new Set<number>([
  * The kernel sends CREATE only for a name it found missing (fuse_atomic_open looks it up
  * first), and the names registered are existing lower files, directories and links; a
  * whiteout the new name replaces was an UNLINK or RMDIR, which ended every registration.
- * Not LINK: it copies its source up.
+ * Not LINK: it copies its source up (CHANGES_ONE).
  */
 const ADDS_NAME = new Set<number>([Opcode.CREATE, Opcode.MKDIR, Opcode.MKNOD, Opcode.SYMLINK]);
 
 /**
- * Requests that change one existing object (`nodeid`; UNLINK: the name's) and nothing else
- * a registration says: that object's registration goes — a lower file copied up or
- * whited out, a lower directory's or link's attributes — and so do those of the
- * directories copied up with it (onCopiedUp, as for ADDS_NAME); the others stay. An OPEN
- * is here when it may copy up (not read-only). Not RENAME, RMDIR, LINK: a directory's
- * rename or removal changes the names below it (RENAME decides in its handler: renaming()),
- * and LINK copies up an object the kernel may know under other names; RMDIR and LINK still
- * end every registration.
+ * Requests that change one existing object (`nodeid`; UNLINK, RMDIR: the name's; LINK: its
+ * source) and nothing else a registration says: that object's registration goes — a lower
+ * file copied up or whited out, a lower directory's or link's attributes — and so do those
+ * of the directories copied up with it (onCopiedUp, as for ADDS_NAME); the others stay. An
+ * OPEN is here when it may copy up (not read-only). RMDIR removes a directory that is empty
+ * in the union: every name below it went first, each ending its own registration. LINK
+ * copies its source up; other names of a lower hard link are nodes of their own (a copy-up
+ * breaks the link, as on the kernel's overlayfs) and keep the lower file. Not RENAME: a
+ * directory's rename changes every name below it (its handler decides: renaming()).
  */
-const CHANGES_ONE = new Set<number>([Opcode.SETATTR, Opcode.SETXATTR, Opcode.REMOVEXATTR, Opcode.OPEN, Opcode.FALLOCATE, Opcode.UNLINK]);
+const CHANGES_ONE = new Set<number>([Opcode.SETATTR, Opcode.SETXATTR, Opcode.REMOVEXATTR, Opcode.OPEN, Opcode.FALLOCATE, Opcode.UNLINK, Opcode.RMDIR, Opcode.LINK]);
 
 /** Requests whose handler says which registrations end, before it awaits anything
  * (renaming(): a rename of files ends theirs, of a directory all). */
@@ -82,10 +83,13 @@ export function readOnlyOpen(flags: number): boolean {
 
 /** The object a CHANGES_ONE request changes, if the node table has it. */
 function objectOf(opcode: number, req: Buffer, nodes: Pick<NodeTable, 'get' | 'child'>): Node | undefined {
-  const id = req.readBigUInt64LE(NODEID_OFFSET);
+  // LINK names its source in fuse_link_in.oldnodeid, the body's first field.
+  const at = opcode === Opcode.LINK ? IN_HEADER_SIZE : NODEID_OFFSET;
+  if (req.length < at + 8) return undefined;
+  const id = req.readBigUInt64LE(at);
   if (id > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
   const node = nodes.get(Number(id));
-  if (opcode !== Opcode.UNLINK || node === undefined) return node;
+  if ((opcode !== Opcode.UNLINK && opcode !== Opcode.RMDIR) || node === undefined) return node;
   const end = req.indexOf(0, IN_HEADER_SIZE);
   return end < 0 ? undefined : nodes.child(node, req.toString('latin1', IN_HEADER_SIZE, end));
 }

@@ -297,19 +297,25 @@ describe('engine dispatcher', () => {
     expect(dev.lowerOpens.has(nodeidOf(a))).toBe(true);
     expect((await call(frame(Opcode.MKDIR, nodeidOf(d), u32s(0o755, 0o022), z('m')))).error).toBe(0);
     expect(dev.lowerOpens.has(nodeidOf(a))).toBe(true);
-    // A change of an existing name ends them all.
+    // Removing the new directory ends its own registration only.
     expect((await call(frame(Opcode.RMDIR, nodeidOf(d), z('m')))).error).toBe(0);
+    expect(dev.lowerOpens.has(nodeidOf(a))).toBe(true);
+    // A directory's rename ends them all.
+    expect((await call(frame(Opcode.RENAME, nodeidOf(d), u64(nodeidOf(d)), z('e'), z('e2')))).error).toBe(0);
     expect(dev.lowerOpens.size).toBe(0);
   });
 
-  it('ends only the changed object\'s registration at a SETATTR, write OPEN, UNLINK or a file\'s RENAME; a directory\'s RENAME ends all', async () => {
-    const { dev, call } = await setup([{ a: 'a', b: 'b', c: 'c', d: 'd', 'dir/x': 'x', ln: { symlink: 'a' } }]);
+  it('ends only the changed object\'s registration at a SETATTR, write OPEN, UNLINK, LINK or a file\'s RENAME; a directory\'s RENAME ends all', async () => {
+    const { dev, call } = await setup([{ a: 'a', b: 'b', c: 'c', d: 'd', g: 'g', 'dir/x': 'x', ln: { symlink: 'a' } }]);
     const id = async (name: string, parent = 1n) => nodeidOf(await call(frame(Opcode.LOOKUP, parent, z(name))));
-    const [a, b, c, d, dir] = [await id('a'), await id('b'), await id('c'), await id('d'), await id('dir')];
+    const [a, b, c, d, g, dir] = [await id('a'), await id('b'), await id('c'), await id('d'), await id('g'), await id('dir')];
     const x = await id('x', dir);
     const ln = await id('ln');
     expect((await call(frame(Opcode.READLINK, ln))).error).toBe(0);
-    expect([...dev.lowerOpens.keys()].sort()).toEqual([a, b, c, d, x].sort());
+    expect([...dev.lowerOpens.keys()].sort()).toEqual([a, b, c, d, g, x].sort());
+    // LINK copies its source up.
+    expect((await call(frame(Opcode.LINK, 1n, u64(g), z('g2')))).error).toBe(0);
+    expect(dev.lowerOpens.has(g)).toBe(false);
     expect(dev.dirOpens.get(ln)).toEqual({ attr: true, opendir: false });
     expect((await call(frame(Opcode.SETATTR, a, setattrMode(0o600)))).error).toBe(0);
     expect(dev.lowerOpens.has(a)).toBe(false);
@@ -377,8 +383,8 @@ describe('engine dispatcher', () => {
     expect((await call(frame(Opcode.MKDIR, dir, u32s(0o755, 0), z('new')))).error).toBe(0);
     expect(dev.dirOpens.has(dir)).toBe(false);
     expect(dev.dirOpens.get(ln)).toEqual({ attr: true, opendir: false });
-    // A request that may change what a name resolves to ends them all.
-    expect((await call(frame(Opcode.RMDIR, dir, z('new')))).error).toBe(0);
+    // A directory's rename changes every name below it: it ends them all.
+    expect((await call(frame(Opcode.RENAME, 1n, u64(1n), z('dir'), z('dir2')))).error).toBe(0);
     expect(dev.dirOpens.size).toBe(0);
     // The next OPENDIR registers again; the directory is merged now: no attributes.
     expect((await call(frame(Opcode.OPENDIR, dir, u32s(0, 0)))).error).toBe(0);
