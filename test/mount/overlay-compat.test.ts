@@ -249,9 +249,10 @@ describe.skipIf(!inject('canMount'))('fuse-overlayfs compatibility', () => {
   });
 
   it('as root of a user namespace writes through JavaScript what a plain directory holds after the same writes', async () => {
-    // No passthrough there: every WRITE reaches JS, small ones written at once on its
-    // thread, big ones on the pool (open-files.ts, INLINE_WRITE_MAX). The same writes to a
-    // plain directory are the oracle: offsets, appends and the lower file copied up.
+    // No passthrough there: every WRITE reaches the engine, small ones written at once on
+    // the JS thread, big ones by the device's IO threads (open-files.ts, INLINE_WRITE_MAX).
+    // The same writes to a plain directory are the oracle: offsets, appends and the lower
+    // file copied up.
     const dir = await tempDir();
     await layers(dir);
     await writeFile(join(dir, 'big.bin'), randomBytes(300 << 10));
