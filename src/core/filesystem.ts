@@ -78,6 +78,18 @@ export interface LookupAnswer {
   lowerFile?: LowerFile;
 }
 
+/** How getattr of a directory of the writable layer is made from an lstat of its backing
+ * directory (PathFilesystem.upperDirStat): what the lstat says, but for these. */
+export interface UpperDirStat {
+  /** The backing directory. */
+  path: Buffer;
+  /** The st_ino getattr shows (a merged or copied-up directory keeps its lower one), or
+   * undefined: the writable layer's number for the backing inode. */
+  ino: number | undefined;
+  /** getattr shows one link (a merged directory, as on the kernel's overlayfs). */
+  nlinkOne: boolean;
+}
+
 export interface DirEntry {
   name: string;
   /** When present, served to the kernel with the entry (saves a getattr per entry). */
@@ -105,6 +117,11 @@ export interface PathFilesystem {
   /** Whether `path` is a directory, another object or missing, when that is known without
    * waiting (undefined: only getattr can tell). */
   kindSync?(path: string): 'dir' | 'other' | 'missing' | undefined;
+  /** For a directory of the writable layer whose getattr is an lstat of its backing
+   * directory with only UpperDirStat's changes, how; else undefined (not such a directory,
+   * or one whose owner or mode the filesystem keeps elsewhere). Valid until something
+   * through the mount changes that directory or renames or removes one of its ancestors. */
+  upperDirStat?(path: string): UpperDirStat | undefined;
   fgetattr?(path: string, fh: number): Promise<FileStat>;
   readlink(path: string): Promise<string>;
   readdir(path: string): Promise<DirEntry[]>;

@@ -93,6 +93,13 @@ export interface FuseDevice {
    * null, …) ends it. Throws ENOMEM.
    */
   registerAttr(nodeid: number | bigint, attr: Uint8Array | null, opendir: boolean): void;
+  /**
+   * Until the next lowerOpensEpoch(), the JS-thread request loop answers GETATTR of
+   * `nodeid` (a directory of the writable layer) with an lstat of `path`, showing st_ino
+   * `ino` (0: the writable layer's number for the backing inode), one link if `nlinkOne`,
+   * valid `attrValid` seconds; registerLowerOpen(nodeid, null, …) ends it. Throws ENOMEM.
+   */
+  registerUpperDir(nodeid: number | bigint, path: Uint8Array, ino: number, nlinkOne: boolean, attrValid: number): void;
   /** A READDIR of such a handle reached JS: its RELEASEDIR will too. Throws ENOMEM. */
   adoptDirHandle(fh: number): void;
   /** Ends every registerLowerOpen and registerDirOpen (anything may now resolve differently). */
@@ -135,6 +142,7 @@ interface Binding {
   openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean): number;
   openEpoch(h: Handle): number;
   attrRegister(h: Handle, nodeid: number | bigint, attr: Uint8Array | null, dir: boolean): number;
+  statRegister(h: Handle, nodeid: number | bigint, path: Uint8Array, ino: number, nlinkOne: boolean, attrValid: number): number;
   dirAdopt(h: Handle, fh: number): number;
   nativeOpenFd(h: Handle, nodeid: number | bigint): number;
   answerOpen(h: Handle, unique: bigint, nodeid: number | bigint, flags: number): boolean;
@@ -420,6 +428,11 @@ class Device implements FuseDevice {
   registerAttr(nodeid: number | bigint, attr: Uint8Array | null, opendir: boolean): void {
     const rc = this.native.attrRegister(this.handle, nodeid, attr, opendir);
     if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerAttr', `node ${nodeid}`);
+  }
+
+  registerUpperDir(nodeid: number | bigint, path: Uint8Array, ino: number, nlinkOne: boolean, attrValid: number): void {
+    const rc = this.native.statRegister(this.handle, nodeid, path, ino, nlinkOne, attrValid);
+    if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerUpperDir', `node ${nodeid}`);
   }
 
   adoptDirHandle(fh: number): void {

@@ -516,6 +516,10 @@ export class Dispatcher {
       // A link read before (its READLINK registered it in another epoch): the loop's next time.
       const path = this.nodes.path(n);
       if (path !== undefined) this.lowerOpens.seenLink(n, () => this.lowerOnly(path, fsConstants.S_IFLNK));
+    } else if ((st.mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR && n !== this.nodes.root && this.fs.upperDirStat) {
+      // The kernel asks again after every create inside: the loop's from now on.
+      const path = this.nodes.path(n);
+      if (path !== undefined) this.lowerOpens.seenDir(n, () => this.fs.upperDirStat!(path));
     }
     return [attrOut(st, this.options.attrSeconds)];
   }

@@ -15,7 +15,10 @@
  * its GETATTRs when it is lower-only: the index's attributes, constant) until the epoch
  * ends; so does a lower-only symlink's GETATTR after its READLINK or GETATTR reached JS
  * (reading a link invalidates its atime in the kernel: `tar` would send one per link).
- * A warm `find` or `tar` then reaches JS with nothing per directory or link.
+ * A warm `find` or `tar` then reaches JS with nothing per directory or link. A directory
+ * of the writable layer whose GETATTR reached JS has the loop answer the next ones with an
+ * lstat of its backing directory (its times change with every create inside, and the
+ * kernel asks after each: a loop of creates in one directory sends them all to the loop).
  *
  * A registration holds only while nothing may have changed what it says. Before a request
  * that may change names runs (anything but reads, lookups, listings, closes — READ_ONLY —
@@ -27,7 +30,7 @@
  * is replacing).
  */
 import { constants as fsConstants } from 'node:fs';
-import type { FileStat, LowerFile, PathFilesystem } from '../core/filesystem.js';
+import type { FileStat, LowerFile, PathFilesystem, UpperDirStat } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
 import type { Node, NodeTable } from './node-table.js';
 import type { OpenPolicy } from './open-files.js';
@@ -105,6 +108,8 @@ export class LowerOpens {
   /** Directory and symlink node ids registered (registerAttr) → the epoch they were
    * registered in. */
   private readonly attrs = new Map<number, number>();
+  /** Writable-layer directories registered (registerUpperDir) → the epoch. */
+  private readonly upperDirs = new Map<number, number>();
 
   constructor(
     private readonly device: FuseDevice,
@@ -195,6 +200,23 @@ export class LowerOpens {
     this.registerAttr(node, lowerOnly, false);
   }
 
+  /** GETATTR of the directory `node` reached JS: if it is on the writable layer (`upper`
+   * says how its GETATTR is made), the loop makes the next ones, until the epoch ends or the
+   * directory's own registration does (a change to it, or its removal). */
+  seenDir(node: Node, upper: () => UpperDirStat | undefined): void {
+    if (this.changing > 0 || this.upperDirs.get(node.id) === this.epoch) return;
+    const how = upper();
+    if (how === undefined || how.path.length >= PATH_MAX) return;
+    try {
+      this.device.registerUpperDir(node.id, how.path, how.ino ?? 0, how.nlinkOne, this.attrSeconds);
+    } catch (err) {
+      this.report(err);
+      return;
+    }
+    this.upperDirs.set(node.id, this.epoch);
+    this.live = true;
+  }
+
   private registerAttr(node: Node, lowerOnly: () => FileStat | undefined, opendir: boolean): void {
     if (this.changing > 0 || this.attrs.get(node.id) === this.epoch) return;
     const st = lowerOnly();
@@ -226,8 +248,9 @@ export class LowerOpens {
 
   /** `node` is forgotten, retired or rekeyed: its registration (if any) goes. */
   dropped(node: Node): void {
-    const dir = this.attrs.size > 0 && this.attrs.delete(node.id);
-    if (!dir && (node.lowerOpen === undefined || node.lowerOpen.epoch < 0)) return;
+    const attr = this.attrs.size > 0 && this.attrs.delete(node.id);
+    const upperDir = this.upperDirs.size > 0 && this.upperDirs.delete(node.id);
+    if (!attr && !upperDir && (node.lowerOpen === undefined || node.lowerOpen.epoch < 0)) return;
     if (node.lowerOpen !== undefined) node.lowerOpen.epoch = -1;
     try {
       this.device.registerLowerOpen(node.id, null, 0, null, false);

@@ -14,7 +14,7 @@ import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
 import { constants as C, fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate } from '../core/filesystem.js';
+import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate, UpperDirStat } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
@@ -127,6 +127,12 @@ export class UnionFilesystem implements PathFilesystem {
     if (r === 'ENOENT') return 'missing';
     if (r === 'ENOTDIR') return undefined;
     return r.isDir ? 'dir' : 'other';
+  }
+
+  upperDirStat(path: string): UpperDirStat | undefined {
+    if (this.damaged.size > 0 && this.damaged.has(path)) return undefined;
+    const r = this.view.tryResolve(path);
+    return typeof r === 'string' ? undefined : this.view.upperDirStat(r);
   }
 
   async fgetattr(path: string, fh: number): Promise<FileStat> {

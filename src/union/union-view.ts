@@ -10,7 +10,7 @@
  */
 import { backing } from './backing-path.js';
 import type { BigIntStats } from 'node:fs';
-import type { DirEntry, FileStat } from '../core/filesystem.js';
+import type { DirEntry, FileStat, UpperDirStat } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
 import { aufsName, baseOf, isAufsReserved, joinPath, lowerIno, parentOf, S_IFDIR, S_IFMT, splitPath, upperIno } from '../overlay/index.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
@@ -138,8 +138,7 @@ export class UnionView {
   /** The stat of an upper object from its backing stat. */
   upperStat(r: Resolved, st: BigIntStats): FileStat {
     const merged = r.isDir && r.lower !== undefined;
-    let ino = r.upper?.originIno;
-    if (ino === undefined) ino = merged ? lowerIno(r.lower!.layer, r.lower!.ino) : upperIno(st.ino);
+    const ino = this.keptIno(r) ?? upperIno(st.ino);
     const o = r.upper?.override;
     const dev = o && overriddenDevice(o);
     const owner = o && overrideOwnerOnHost(o);
@@ -158,6 +157,21 @@ export class UnionView {
       mtime: { sec: Number(st.mtimeNs / NS), nsec: Number(st.mtimeNs % NS) },
       ctime: { sec: Number(st.ctimeNs / NS), nsec: Number(st.ctimeNs % NS) },
     };
+  }
+
+  /** What upperStat changes of a writable-layer directory's lstat, when that is all it
+   * changes (no owner override). */
+  upperDirStat(r: Resolved): UpperDirStat | undefined {
+    if (!r.isDir || r.upper === undefined || r.upper.override !== undefined) return undefined;
+    return { path: this.upper!.realPath(r.path), ino: this.keptIno(r), nlinkOne: r.lower !== undefined };
+  }
+
+  /** The st_ino an upper object keeps from below (its origin's; a merged directory's lower
+   * one), or undefined: its own. */
+  private keptIno(r: Resolved): number | undefined {
+    const ino = r.upper?.originIno;
+    if (ino !== undefined || !r.isDir || r.lower === undefined) return ino;
+    return lowerIno(r.lower.layer, r.lower.ino);
   }
 
   /** The merged listing of a resolved directory: each name once, whiteouts hidden. */

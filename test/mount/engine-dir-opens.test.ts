@@ -105,6 +105,65 @@ describe.skipIf(!inject('canMount'))('directory opens answered by the layerfs en
     expect((await traced(trace)).get('open') ?? 0).toBe(opens);
   });
 
+  it('a writable-layer directory\'s GETATTR after creates inside is the loop\'s lstat, and shows what the kernel\'s overlayfs shows', async () => {
+    // The kernel asks for a directory's attributes again after every create in it; after
+    // the first reached JS, the loop answers with an lstat of the backing directory, shaped
+    // as the union shapes it: a merged directory keeps its lower st_ino and shows one link.
+    const specs: LayerSpec[] = [{ 'merged/a': 'a', 'merged/sub/x': 'x' }];
+    const probe = async (mnt: string, checkpoint = async (_: string) => {}) => {
+      const p = (n: string) => join(mnt, n);
+      const out: unknown[] = [];
+      let last = new Map<string, { ino: number; mtimeMs: number }>();
+      const attrs = async (n: string) => {
+        const st = await stat(p(n));
+        const was = last.get(n);
+        last.set(n, { ino: st.ino, mtimeMs: st.mtimeMs });
+        out.push(n, st.nlink, (st.mode & 0o7777).toString(8), was === undefined ? 'first' : [st.ino === was.ino, st.mtimeMs !== was.mtimeMs]);
+      };
+      await mkdir(p('new'));
+      for (const d of ['new', 'merged']) {
+        // After a create the kernel asks (mkdir's reply gave it the new directory's).
+        await writeFile(p(`${d}/made`), 'm');
+        await attrs(d);
+        await checkpoint(`${d} first`);
+        for (let k = 0; k < 5; k++) {
+          await writeFile(p(`${d}/f${k}`), `${k}`);
+          await attrs(d);
+        }
+        await checkpoint(`${d} creates`);
+        await mkdir(p(`${d}/sd`));
+        await attrs(d);
+        await rename(p(`${d}/f0`), p(`${d}/g0`));
+        await attrs(d);
+        await unlink(p(`${d}/f1`));
+        await attrs(d);
+        await rm(p(`${d}/sd`), { recursive: true });
+        await attrs(d);
+        await chmod(p(d), 0o750);
+        await attrs(d);
+        await writeFile(p(`${d}/after-chmod`), 'c');
+        await attrs(d);
+      }
+      await rename(p('new'), p('renamed'));
+      last = new Map();
+      await attrs('renamed');
+      await writeFile(p('renamed/h'), 'h');
+      await attrs('renamed');
+      out.push((await readdir(p('renamed'))).sort(), (await readdir(p('merged'))).sort());
+      return out;
+    };
+    const getattrs = new Map<string, number>();
+    const { want, got } = await againstKernel(specs, (mnt, trace) =>
+      probe(mnt, async (step) => {
+        if (trace) getattrs.set(step, (await traced(trace)).get('getattr') ?? 0);
+      }),
+    );
+    expect(got).toEqual(want);
+    // Five creates and five stats of each directory: no GETATTR of it reached JS.
+    expect(getattrs.get('new creates')).toBe(getattrs.get('new first'));
+    expect(getattrs.get('merged creates')).toBe(getattrs.get('merged first'));
+  });
+
   it('a directory opened by the request loop and changed through the mount lists and stats as on the kernel overlayfs', async () => {
     const specs: LayerSpec[] = [
       { 'dir/top': 'top', 'dir/sub/s': 's' },

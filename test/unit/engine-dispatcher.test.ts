@@ -70,6 +70,7 @@ class Recorder implements FuseDevice {
     if (path === null) {
       this.lowerOpens.delete(BigInt(nodeid));
       this.dirOpens.delete(BigInt(nodeid));
+      this.upperDirs.delete(BigInt(nodeid));
       return;
     }
     this.lowerOpens.set(BigInt(nodeid), Buffer.from(path).toString('latin1'));
@@ -80,6 +81,11 @@ class Recorder implements FuseDevice {
   registerAttr(nodeid: number | bigint, attr: Uint8Array | null, opendir: boolean): void {
     this.dirOpens.set(BigInt(nodeid), { attr: attr !== null, opendir });
   }
+  /** Registered writable-layer directories: backing path, st_ino shown, one link. */
+  readonly upperDirs = new Map<bigint, { path: string; ino: number; nlinkOne: boolean }>();
+  registerUpperDir(nodeid: number | bigint, path: Uint8Array, ino: number, nlinkOne: boolean): void {
+    this.upperDirs.set(BigInt(nodeid), { path: Buffer.from(path).toString('latin1'), ino, nlinkOne });
+  }
   readonly adoptedDirs = new Set<number>();
   adoptDirHandle(fh: number): void {
     this.adoptedDirs.add(fh);
@@ -87,6 +93,7 @@ class Recorder implements FuseDevice {
   lowerOpensEpoch(): void {
     this.lowerOpens.clear();
     this.dirOpens.clear();
+    this.upperDirs.clear();
   }
   nativeOpenFd(): number {
     return -1;
@@ -389,6 +396,31 @@ describe('engine dispatcher', () => {
     // The next OPENDIR registers again; the directory is merged now: no attributes.
     expect((await call(frame(Opcode.OPENDIR, dir, u32s(0, 0)))).error).toBe(0);
     expect(dev.dirOpens.get(dir)).toEqual({ attr: false, opendir: true });
+  });
+
+  it('registers a writable-layer directory at its GETATTR with how its lstat is shaped, ends it at a change to it', async () => {
+    const { dev, call } = await setup([{ 'low/x': 'x', 'low/sub/y': 'y' }]);
+    const getattr = (n: bigint) => call(frame(Opcode.GETATTR, n, Buffer.alloc(LAYOUT.fuse_getattr_in.size)));
+    const low = nodeidOf(await call(frame(Opcode.LOOKUP, 1n, z('low'))));
+    const made = nodeidOf(await call(frame(Opcode.MKDIR, 1n, u32s(0o755, 0o022), z('made'))));
+    // Lower-only: the index answers (no lstat rule); the root: never.
+    for (const n of [low, 1n]) expect((await getattr(n)).error).toBe(0);
+    expect(dev.upperDirs.size).toBe(0);
+    expect((await getattr(made)).error).toBe(0);
+    expect(dev.upperDirs.get(made)).toEqual({ path: join(layers!.upper, 'made'), ino: 0, nlinkOne: false });
+    // A create copies `low` up: merged now, it keeps its lower st_ino and shows one link.
+    expect((await call(frame(Opcode.CREATE, low, u32s(C.O_WRONLY | C.O_CREAT, 0o644, 0o022, 0), z('new')))).error).toBe(0);
+    const st = await getattr(low);
+    const ino = Number(st.payload.readBigUInt64LE(16));
+    expect(dev.upperDirs.get(low)).toEqual({ path: join(layers!.upper, 'low'), ino, nlinkOne: true });
+    // A create inside ends nothing; a chmod of the directory ends its own; a rename of a
+    // directory all.
+    expect((await call(frame(Opcode.MKDIR, made, u32s(0o755, 0o022), z('in')))).error).toBe(0);
+    expect([...dev.upperDirs.keys()].sort()).toEqual([low, made].sort());
+    expect((await call(frame(Opcode.SETATTR, made, setattrMode(0o700)))).error).toBe(0);
+    expect([...dev.upperDirs.keys()]).toEqual([low]);
+    expect((await call(frame(Opcode.RENAME, 1n, u64(1n), z('made'), z('moved')))).error).toBe(0);
+    expect(dev.upperDirs.size).toBe(0);
   });
 
   it('answers RENAME2 flags: NOREPLACE refuses an existing target, EXCHANGE swaps nodes', async () => {

@@ -782,6 +782,25 @@ static napi_value js_attr_register(napi_env env, napi_callback_info info) {
   return number(env, -lf_node_opens_register_attr(&dev->opens, nodeid, attr, dir));
 }
 
+// statRegister(h, nodeid, path, ino, nlinkOne, attrValid): until the next openEpoch the
+// JS-thread request loop answers the node's GETATTR with an lstat of `path` (a directory of
+// the writable layer), showing st_ino `ino` (0: the writable layer's number of its own)
+// and, if `nlinkOne`, one link; openRegister(h, nodeid, null, …) unregisters it.
+static napi_value js_stat_register(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  lf_device *dev;
+  uint64_t nodeid, ino, valid;
+  void *path = NULL;
+  size_t len = 0;
+  bool nlink_one = false;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid") || !get_bytes(env, argv[2], &path, &len, "path") ||
+      !get_nodeid(env, argv[3], &ino, "ino") || !get_nodeid(env, argv[5], &valid, "attrValid"))
+    return NULL;
+  CHECK(napi_get_value_bool(env, argv[4], &nlink_one));
+  if (dev->closing) return number(env, -EBADF);
+  return number(env, -lf_node_opens_register_stat(&dev->opens, nodeid, path, len, ino, nlink_one, valid));
+}
+
 // dirAdopt(h, fh): JS took over the directory handle `fh` the request loop made (a READDIR
 // of it reached JS), so its RELEASEDIR goes to JS.
 static napi_value js_dir_adopt(napi_env env, napi_callback_info info) {
@@ -973,6 +992,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "openRegister", NULL, js_open_register, NULL, NULL, NULL, napi_default, NULL },
     { "openEpoch", NULL, js_open_epoch, NULL, NULL, NULL, napi_default, NULL },
     { "attrRegister", NULL, js_attr_register, NULL, NULL, NULL, napi_default, NULL },
+    { "statRegister", NULL, js_stat_register, NULL, NULL, NULL, napi_default, NULL },
     { "dirAdopt", NULL, js_dir_adopt, NULL, NULL, NULL, napi_default, NULL },
     { "nativeOpenFd", NULL, js_native_open_fd, NULL, NULL, NULL, napi_default, NULL },
     { "answerOpen", NULL, js_answer_open, NULL, NULL, NULL, napi_default, NULL },

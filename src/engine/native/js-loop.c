@@ -57,7 +57,8 @@ static void call(lf_js_reader *r, napi_value arg) {
 // GETXATTR / LISTXATTR of a node JS marked as having no xattr (node-flags.h): answered
 // here, as the dispatcher would (ENODATA; an empty list, or its size 0), without the cost
 // of reaching JS; OPEN / READ / RELEASE / GETATTR of registered lower files and OPENDIR /
-// RELEASEDIR of registered directories (below). Returns whether it answered. On this
+// RELEASEDIR of registered directories (below), GETATTR of registered writable-layer
+// directories (an lstat, node-opens.h). Returns whether it answered. On this
 // thread only, so the sets are exact: JS changes them before it answers anything that
 // could change what they say.
 static int open_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
@@ -74,8 +75,17 @@ static int answered_natively(lf_device *dev, const char *frame, size_t n) {
   if (in.opcode == FUSE_READ) return read_natively(dev, &in, frame + sizeof in, n - sizeof in);
   if (in.opcode == FUSE_GETATTR) {
     lf_node_open *r = lf_node_opens_get(&dev->opens, in.nodeid);
-    if (!r || !lf_node_opens_live(&dev->opens, r) || (!r->path && !r->has_attr)) return 0;
-    struct iovec part = { .iov_base = &r->attr, .iov_len = sizeof r->attr };
+    if (!r || !lf_node_opens_live(&dev->opens, r)) return 0;
+    struct fuse_attr_out live;
+    const struct fuse_attr_out *attr = &r->attr;
+    if (r->stat_path && !r->has_attr) {
+      // A writable-layer directory: what it is now (a create inside changed its times).
+      if (lf_node_opens_stat(r, &live) != 0) return 0;
+      attr = &live;
+    } else if (!r->path && !r->has_attr) {
+      return 0;
+    }
+    struct iovec part = { .iov_base = (void *) attr, .iov_len = sizeof *attr };
     lf_reply(dev->mount.fd, in.unique, 0, &part, 1);
     return 1;
   }

@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "passthrough.h"
+#include "resolve.h"
 
 #include "node-id-hash.h"
 
@@ -50,7 +52,7 @@ lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node) {
 }
 
 void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r) {
-  if (r->path || r->dir || r->has_attr || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
+  if (r->path || r->stat_path || r->dir || r->has_attr || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
   size_t i = lf_node_slot(r->node, t->cap);
   while (t->slots[i] != r) i = (i + 1) & (t->cap - 1);
   // Backward-shift deletion (as node-flags.c): no tombstones.
@@ -68,26 +70,46 @@ void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r) {
   free(r);
 }
 
+// Whatever `r` was registered as in an ended epoch must not come back to life with a
+// registration of another kind in this one.
+static void forget_stale(const lf_node_opens *t, lf_node_open *r) {
+  if (r->epoch == t->epoch) return;
+  free(r->path);
+  free(r->stat_path);
+  r->path = r->stat_path = NULL;
+  r->dir = r->has_attr = 0;
+}
+
+// The record of `node`, made if absent and cleared of an ended epoch's registrations (*r),
+// and a NUL-terminated copy of `path` for it; NULL: no memory (nothing changed).
+static char *current_with_path(lf_node_opens *t, uint64_t node, const char *path, size_t len, lf_node_open **r) {
+  char *copy = malloc(len + 1);
+  if (!copy) return NULL;
+  memcpy(copy, path, len);
+  copy[len] = 0;
+  if (!(*r = lf_node_opens_make(t, node))) {
+    free(copy);
+    return NULL;
+  }
+  forget_stale(t, *r);
+  return copy;
+}
+
 int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t size,
                            const struct fuse_attr_out *attr, int cached) {
   if (!path) {
     lf_node_open *r = lf_node_opens_get(t, node);
     if (!r) return 0;
     free(r->path);
-    r->path = NULL;
+    free(r->stat_path);
+    r->path = r->stat_path = NULL;
     r->dir = r->has_attr = 0;
     lf_node_opens_tidy(t, r);
     return 0;
   }
-  char *copy = malloc(len + 1);
+  lf_node_open *r;
+  char *copy = current_with_path(t, node, path, len, &r);
   if (!copy) return ENOMEM;
-  memcpy(copy, path, len);
-  copy[len] = 0;
-  lf_node_open *r = lf_node_opens_make(t, node);
-  if (!r) {
-    free(copy);
-    return ENOMEM;
-  }
   free(r->path);
   r->path = copy;
   r->size = size;
@@ -100,11 +122,7 @@ int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, si
 int lf_node_opens_register_attr(lf_node_opens *t, uint64_t node, const struct fuse_attr_out *attr, int dir) {
   lf_node_open *r = lf_node_opens_make(t, node);
   if (!r) return ENOMEM;
-  if (r->path && r->epoch != t->epoch) {
-    // A file registration of an ended epoch must not come back to life with this one.
-    free(r->path);
-    r->path = NULL;
-  }
+  forget_stale(t, r);
   r->dir = dir != 0;
   r->has_attr = attr != NULL;
   if (attr) r->attr = *attr;
@@ -112,8 +130,48 @@ int lf_node_opens_register_attr(lf_node_opens *t, uint64_t node, const struct fu
   return 0;
 }
 
+int lf_node_opens_register_stat(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t ino, int nlink_one,
+                                uint64_t valid) {
+  if (len == 0 || path[0] != '/' || memchr(path, 0, len)) return EINVAL;
+  lf_node_open *r;
+  char *copy = current_with_path(t, node, path, len, &r);
+  if (!copy) return ENOMEM;
+  free(r->stat_path);
+  r->stat_path = copy;
+  r->stat_ino = ino;
+  r->nlink_one = nlink_one != 0;
+  r->stat_valid = valid;
+  r->epoch = t->epoch;
+  return 0;
+}
+
+int lf_node_opens_stat(const lf_node_open *r, struct fuse_attr_out *out) {
+  struct stat st;
+  if (!r->stat_path || lstat(r->stat_path, &st) != 0 || !S_ISDIR(st.st_mode)) return -1;
+  memset(out, 0, sizeof *out);
+  out->attr_valid = r->stat_valid;
+  struct fuse_attr *a = &out->attr;
+  // As the union's upperStat (src/union/union-view.ts) and wire.ts's writeAttr shape it.
+  a->ino = r->stat_ino ? r->stat_ino : lf_ino_upper((uint64_t) st.st_ino);
+  a->size = (uint64_t) st.st_size;
+  a->blocks = (uint64_t) st.st_blocks;
+  a->atime = (uint64_t) st.st_atim.tv_sec;
+  a->mtime = (uint64_t) st.st_mtim.tv_sec;
+  a->ctime = (uint64_t) st.st_ctim.tv_sec;
+  a->atimensec = (uint32_t) st.st_atim.tv_nsec;
+  a->mtimensec = (uint32_t) st.st_mtim.tv_nsec;
+  a->ctimensec = (uint32_t) st.st_ctim.tv_nsec;
+  a->mode = st.st_mode;
+  a->nlink = r->nlink_one ? 1 : (uint32_t) st.st_nlink;
+  a->uid = st.st_uid;
+  a->gid = st.st_gid;
+  a->rdev = (uint32_t) st.st_rdev;
+  a->blksize = (uint32_t) st.st_blksize;
+  return 0;
+}
+
 int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r) {
-  return (r->path != NULL || r->dir || r->has_attr) && r->epoch == t->epoch;
+  return (r->path != NULL || r->stat_path != NULL || r->dir || r->has_attr) && r->epoch == t->epoch;
 }
 
 int lf_node_opens_add_fd(lf_node_open *r, int fd) {
@@ -167,6 +225,7 @@ void lf_node_opens_free(lf_node_opens *t) {
     for (int k = 0; k < r->nfds; k++) close(r->fds[k]);
     free(r->fds);
     free(r->path);
+    free(r->stat_path);
     free(r);
   }
   free(t->slots);

@@ -13,6 +13,11 @@
 //     LF_DIR_NATIVE's range, the open flags JS gives); and for a directory or symlink JS
 //     gave the attributes of (a lower-only one's, constant until something changes through
 //     the mount), its GETATTR.
+//   - for a directory of the writable layer JS gave the stat rule of (its backing path, the
+//     st_ino the union shows for it, whether it shows one link: a merged directory), its
+//     GETATTR: an lstat of that path here, shaped as the union shapes it. The rule holds
+//     while the directory is where it was; its attributes (a create inside changes them)
+//     are read live.
 // Registrations carry the epoch they were made in; JS bumps the epoch before any request
 // that may change what a name resolves to (lf_node_opens_bump), which retires them all.
 // JS thread only (JS calls in, js-loop.c reads): no lock.
@@ -40,6 +45,10 @@ typedef struct lf_node_open {
   uint8_t dir;       // registered as a directory (OPENDIR answered here)
   uint8_t has_attr;  // registered without a path, with its GETATTR answer (attr)
   uint8_t cached;    // with a path: opens are FOPEN_KEEP_CACHE with no backing, READs C's
+  char *stat_path;   // a writable-layer directory whose GETATTR is an lstat of this, or NULL
+  uint64_t stat_ino; // the st_ino it shows; 0: the writable layer's number of its own
+  uint64_t stat_valid;  // attr_valid of the answer (seconds)
+  uint8_t nlink_one; // shows one link (a merged directory, as the kernel's overlayfs)
 } lf_node_open;
 
 typedef struct lf_node_opens {
@@ -61,6 +70,14 @@ int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, si
 // directory whose OPENDIR is answered here if `dir`. 0 or ENOMEM.
 // lf_node_opens_register(…, NULL, …) ends it too.
 int lf_node_opens_register_attr(lf_node_opens *t, uint64_t node, const struct fuse_attr_out *attr, int dir);
+// Registers `node` as a writable-layer directory whose GETATTR is an lstat of `path`
+// (stat_ino / nlink_one / valid as in lf_node_open). 0, EINVAL or ENOMEM.
+// lf_node_opens_register(…, NULL, …) ends it too.
+int lf_node_opens_register_stat(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t ino, int nlink_one,
+                                uint64_t valid);
+// GETATTR of a node registered by lf_node_opens_register_stat: fills `out` from an lstat of
+// its path. 0, or -1 when JS must answer (the lstat failed, or it is no directory now).
+int lf_node_opens_stat(const lf_node_open *r, struct fuse_attr_out *out);
 // Whether `r` is registered (as a file or a directory) in the current epoch.
 int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r);
 // Adds / removes one of C's fds. 0 or ENOMEM; remove says whether it was there.
