@@ -27,6 +27,10 @@ export interface LowerFile {
   ino: number;
   /** What getattr of its path answers (constant while it stays a lower file). */
   stat: FileStat;
+  /** Where in `path` its path in the union begins (the layer's root ends), when a server
+   * may copy it up itself into PathFilesystem.copyUpTarget (a regular file with no xattrs,
+   * no set-id bit and one link, reached by its own lower path); else undefined. */
+  unionAt?: number;
 }
 
 /** What the writable layer holds at one path (see MetadataMirror.upperSet). */

@@ -90,6 +90,21 @@ export interface UpperDirStat {
   nlinkOne: boolean;
 }
 
+/** Where a FUSE server may copy lower files up itself (PathFilesystem.copyUpTarget), as
+ * the filesystem's own copy-up would: LowerFile.unionAt says which files. */
+export interface CopyUpTarget {
+  /** The writable layer's root directory. */
+  upper: Buffer;
+  /** A private directory on the same filesystem for the temp files. */
+  work: Buffer;
+  /** The xattr naming the lower object a copy came from. */
+  originName: string;
+  /** The process umask (fixed while the mount serves). */
+  umask: number;
+  /** A copy with data is flushed before it is renamed into place (then the filesystem copies it). */
+  durable: boolean;
+}
+
 export interface DirEntry {
   name: string;
   /** When present, served to the kernel with the entry (saves a getattr per entry). */
@@ -122,6 +137,17 @@ export interface PathFilesystem {
    * or one whose owner or mode the filesystem keeps elsewhere). Valid until something
    * through the mount changes that directory or renames or removes one of its ancestors. */
   upperDirStat?(path: string): UpperDirStat | undefined;
+  /** Where a server may copy lower files up itself, or undefined (none may be). */
+  copyUpTarget?(): CopyUpTarget | undefined;
+  /**
+   * The server copied `path` up itself (a LowerFile with a unionAt, copied as the
+   * filesystem's copy-up would) and, if `fd` >= 0, opened the copy: record the copy, and
+   * take `fd` as the open file of handle `fh` (a number the server chose, outside the
+   * filesystem's own range), opened by `uid`.
+   */
+  adoptCopyUp?(path: string, fd: number, fh: number, uid: number): void;
+  /** The server closed the fd of handle `fh` (adopted by adoptCopyUp) itself: forget it. */
+  forgetAdopted?(fh: number): void;
   fgetattr?(path: string, fh: number): Promise<FileStat>;
   readlink(path: string): Promise<string>;
   readdir(path: string): Promise<DirEntry[]>;

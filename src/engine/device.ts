@@ -14,6 +14,7 @@ import { lstat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { LayerfsError, hasErrnoCode } from '../core/errors.js';
+import type { CopyUpTarget } from '../core/filesystem.js';
 import { packageRoot } from '../sys/native.js';
 import { mountsAt } from '../sys/mount-table.js';
 
@@ -36,6 +37,18 @@ export interface MountRequest {
   /** Mount through fusermount3 even as root (its auto_unmount survives a killed server). */
   useFusermount?: boolean;
 }
+
+
+/**
+ * What the request loop tells JS of its copy-ups (configureCopyUp), in order:
+ * - kind COPIED: a copy-up of `node`'s file, opened as `fd` (handle NATIVE_OPEN + fd; -1:
+ *   not opened, the OPEN goes on to JS) by `uid`; `flags` COPIED_PASSTHROUGH: by
+ *   passthrough, COPIED_UNANSWERED: the OPEN's reply found nobody (no RELEASE will come);
+ * - kind RELEASED: the loop answered the RELEASE of that handle, closed `fd` and dropped
+ *   its backing reference: JS forgets the handle.
+ */
+export type CopiedUpHandler = (kind: number, node: number, fd: number, uid: number, flags: number) => void;
+export const CopiedUp = { COPIED: 0, RELEASED: 1, PASSTHROUGH: 1, UNANSWERED: 2 } as const;
 
 export interface FuseDevice {
   readonly fd: number;
@@ -67,7 +80,7 @@ export interface FuseDevice {
    *  request loop answers its GETXATTR (ENODATA) and LISTXATTR (empty) itself. */
   setNoXattrs(nodeid: number | bigint, on: boolean): void;
   /** GETXATTR and LISTXATTR requests answered that way so far (they never reach JS). */
-  nativeAnswers(): { GETXATTR: number; LISTXATTR: number };
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number };
   /**
    * The node's one passthrough backing (the kernel allows one backing file per inode),
    * shared by the engine's opens and those the request loop answers itself: a reference
@@ -85,7 +98,17 @@ export interface FuseDevice {
    * `cached`: without, keeping the page cache, and answering the open's READs too — and
    * its RELEASE, and GETATTR with `attr` (a fuse_attr_out); null: no longer. Throws ENOMEM.
    */
-  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean): void;
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean, unionAt?: number): void;
+  /**
+   * The request loop copies up the first write open of a lower file registered with a
+   * `unionAt` (LowerFile.unionAt) into `upper`, building it in `work` (native-notes/engine.md
+   * "Copy-up in the request loop"), and calls `copiedUp` for each before JS runs anything
+   * else; null: it copies nothing up.
+   */
+  configureCopyUp(target: CopyUpTarget | null, copiedUp: CopiedUpHandler): void;
+  /** JS has (or no longer has) a request in flight that may change the writable layer:
+   * meanwhile the request loop copies nothing up. */
+  setChanging(on: boolean): void;
   /**
    * Until the next lowerOpensEpoch(), the JS-thread request loop answers GETATTR of
    * `nodeid` (not a regular file) itself with `attr` (a fuse_attr_out) when given, and, if
@@ -135,11 +158,15 @@ interface Binding {
   backingOpen(h: Handle, fd: number): number;
   backingClose(h: Handle, id: number): number;
   setNoXattrs(h: Handle, nodeid: number | bigint, on: boolean): number;
-  nativeAnswers(h: Handle): [number, number];
+  nativeAnswers(h: Handle): [number, number, number];
   backingShare(h: Handle, nodeid: number | bigint, fd: number, write: boolean): number;
   backingAdopt(h: Handle, nodeid: number | bigint, fd: number, writable: boolean): number;
   backingRelease(h: Handle, nodeid: number | bigint): number;
-  openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean): number;
+  openRegister(h: Handle, nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean, unionAt: number): number;
+  copyUpConfigure(
+    h: Handle, upper: Uint8Array | null, work: Uint8Array | null, originName: Uint8Array | null, umask: number, durable: boolean, cb: CopiedUpHandler,
+  ): number;
+  setChanging(h: Handle, on: boolean): void;
   openEpoch(h: Handle): number;
   attrRegister(h: Handle, nodeid: number | bigint, attr: Uint8Array | null, dir: boolean): number;
   statRegister(h: Handle, nodeid: number | bigint, path: Uint8Array, ino: number, nlinkOne: boolean, attrValid: number): number;
@@ -393,9 +420,9 @@ class Device implements FuseDevice {
     if (rc !== 0) throw systemError(rc, 'setNoXattrs', `node ${nodeid}`);
   }
 
-  nativeAnswers(): { GETXATTR: number; LISTXATTR: number } {
-    const [GETXATTR, LISTXATTR] = this.native.nativeAnswers(this.handle);
-    return { GETXATTR, LISTXATTR };
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number } {
+    const [GETXATTR, LISTXATTR, copyUp] = this.native.nativeAnswers(this.handle);
+    return { GETXATTR, LISTXATTR, 'copy-up': copyUp };
   }
 
   backingShare(nodeid: number | bigint, fd: number, write: boolean): number | 'none' | 'busy' {
@@ -416,9 +443,21 @@ class Device implements FuseDevice {
     this.native.backingRelease(this.handle, nodeid);
   }
 
-  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean): void {
-    const rc = this.native.openRegister(this.handle, nodeid, path, size, attr, cached);
+  registerLowerOpen(nodeid: number | bigint, path: Uint8Array | null, size: number, attr: Uint8Array | null, cached: boolean, unionAt = -1): void {
+    const rc = this.native.openRegister(this.handle, nodeid, path, size, attr, cached, unionAt);
     if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'registerLowerOpen', `node ${nodeid}`);
+  }
+
+  configureCopyUp(target: CopyUpTarget | null, copiedUp: CopiedUpHandler): void {
+    const b = (s: string | Buffer) => (typeof s === 'string' ? Buffer.from(s, 'latin1') : s);
+    const rc = target === null
+      ? this.native.copyUpConfigure(this.handle, null, null, null, 0, true, copiedUp)
+      : this.native.copyUpConfigure(this.handle, b(target.upper), b(target.work), b(target.originName), target.umask, target.durable, copiedUp);
+    if (rc !== 0) throw systemError(rc, 'configureCopyUp', this.mountpoint);
+  }
+
+  setChanging(on: boolean): void {
+    this.native.setChanging(this.handle, on);
   }
 
   lowerOpensEpoch(): void {

@@ -11,8 +11,8 @@ import { constants } from 'node:os';
 import { Errno } from '../core/errors.js';
 import { RenameFlags, type Caller, type DirEntry, type FileStat, type PathFilesystem, type TimeUpdate } from '../core/filesystem.js';
 import { isUnexpectedFailure, toNegativeErrno } from '../fuse/index.js';
-import type { FuseDevice } from './device.js';
-import { isNativeDir, nativeOpenFd } from './formats/engine-handles.js';
+import { CopiedUp, type FuseDevice } from './device.js';
+import { isNativeDir, NATIVE_OPEN, nativeOpenFd } from './formats/engine-handles.js';
 import { LowerOpens } from './lower-opens.js';
 import { inoKey, NodeTable, type Ino, type Node } from './node-table.js';
 import { OpenFiles } from './open-files.js';
@@ -32,6 +32,9 @@ export interface DispatcherOptions {
   passthrough: boolean;
   /** Serve data from fds the filesystem hands over (directIo). */
   directData: boolean;
+  /** Let the request loop copy small lower files up at their first write open (with
+   * passthrough only; PathFilesystem.copyUpTarget). Default on. */
+  loopCopyUp?: boolean;
   traceOps?: (op: string, path: string) => void;
   onUnexpectedError?: (err: unknown, op: string) => void;
 }
@@ -120,7 +123,7 @@ export class Dispatcher {
     const started = performance.now();
     const changes = this.lowerOpens.starting(h.opcode, req, this.nodes);
     const took = () => {
-      if (changes) this.lowerOpens.settled();
+      if (changes !== 0) this.lowerOpens.settled(changes);
       this.micros.set(op, (this.micros.get(op) ?? 0) + Math.round((performance.now() - started) * 1000));
     };
     let pending: Promise<Reply> | Reply;
@@ -454,10 +457,58 @@ export class Dispatcher {
     if (this.init === undefined) {
       this.init = choice;
       this.files = new OpenFiles(this.fs, this.device, { passthrough: choice.passthrough, directData: this.options.directData });
+      if (choice.passthrough && this.options.directData && this.options.loopCopyUp !== false) this.copyUpInLoop();
       for (const w of this.initWaiters.splice(0)) w(choice);
     }
     if (choice.error) throw errno(choice.error);
     return [reply];
+  }
+
+  /** Has the request loop copy up what the filesystem lets it (native-notes/engine.md
+   * "Copy-up in the request loop"). */
+  private copyUpInLoop(): void {
+    const target = this.fs.adoptCopyUp && this.fs.forgetAdopted ? this.fs.copyUpTarget?.() : undefined;
+    if (target === undefined) return;
+    try {
+      this.device.configureCopyUp(target, (kind, node, fd, uid, flags) => {
+        if (kind === CopiedUp.RELEASED) this.releasedInLoop(fd);
+        else this.copiedUpInLoop(node, fd, uid, (flags & CopiedUp.PASSTHROUGH) !== 0, (flags & CopiedUp.UNANSWERED) !== 0);
+      });
+    } catch (err) {
+      this.options.onUnexpectedError?.(err, 'configureCopyUp');
+    }
+  }
+
+  /**
+   * The request loop copied the lower file of node `id` up (and opened it as `fd`, unless
+   * -1): the union records the copy and adopts the open file, before any other request
+   * runs. The node has a name: the loop copies only registered files, whose registration
+   * a forget, retire or rename ends first.
+   */
+  private copiedUpInLoop(id: number, fd: number, uid: number, passthrough: boolean, unanswered: boolean): void {
+    const n = this.nodes.get(id);
+    const path = n === undefined ? undefined : this.nodes.path(n);
+    if (n === undefined || path === undefined) {
+      this.options.onUnexpectedError?.(new Error(`the request loop copied up node ${id}, which has no name`), 'copyUp');
+      return;
+    }
+    this.lowerOpens.copiedUp(n);
+    const fh = fd >= 0 ? NATIVE_OPEN + fd : -1;
+    this.fs.adoptCopyUp!(path, fd, fh, uid);
+    if (fd < 0) return;
+    this.files.adopted(n, fh, fd, passthrough);
+    if (unanswered) {
+      this.files.released(fh);
+      this.fs.release(path, fh).catch((err: unknown) => this.options.onUnexpectedError?.(err, 'release'));
+    }
+  }
+
+  /** The request loop answered the RELEASE of the handle of such a copy-up (NATIVE_OPEN +
+   * `fd`), closed the fd and dropped its backing reference: JS only forgets it. */
+  private releasedInLoop(fd: number): void {
+    const fh = NATIVE_OPEN + fd;
+    this.files.forget(fh);
+    this.fs.forgetAdopted!(fh);
   }
 
   /**

@@ -25,7 +25,7 @@ export interface EngineMount extends FuseMount {
   /** Microseconds from arrival to reply, summed per opcode name. */
   readonly requestMicros: ReadonlyMap<string, number>;
   /** GETXATTR/LISTXATTR answered by the native request loop (not in requestCounts). */
-  nativeAnswers(): { GETXATTR: number; LISTXATTR: number };
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number };
   /** Whether the kernel accepted FUSE passthrough. */
   readonly passthrough: boolean;
 }
@@ -77,6 +77,8 @@ export async function serveWithEngine(filesystem: PathFilesystem, mountpoint: st
     // file's data was ever cached: each read of a binary or library went to the engine.
     passthrough: useFastPath && capableSysAdmin(),
     directData: useFastPath,
+    // LAYERFS_LOOP_COPY_UP=0: every copy-up in JS (for comparison).
+    loopCopyUp: process.env.LAYERFS_LOOP_COPY_UP !== '0',
     ...(options.traceOps ? { traceOps: options.traceOps } : {}),
     ...(options.onUnexpectedError ? { onUnexpectedError: options.onUnexpectedError } : {}),
   });

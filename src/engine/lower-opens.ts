@@ -79,6 +79,10 @@ const CHANGES_ONE = new Set<number>([Opcode.SETATTR, Opcode.SETXATTR, Opcode.REM
  * (renaming(): a rename of files ends theirs, of a directory all). */
 const DECIDED_BY_HANDLER = new Set<number>([Opcode.RENAME, Opcode.RENAME2]);
 
+/** starting()'s answers. */
+const ADDS = 1;
+const CHANGES = 2;
+
 /** Whether an open with these flags reads only (the union copies up for anything else). */
 export function readOnlyOpen(flags: number): boolean {
   return (flags & O_ACCMODE) === fsConstants.O_RDONLY && (flags & fsConstants.O_TRUNC) === 0;
@@ -105,6 +109,8 @@ export class LowerOpens {
   /** Requests started that may change names, and how many of them are unanswered. */
   private changes = 0;
   private changing = 0;
+  /** Requests that add a name or may change names, unanswered (changing counts the latter). */
+  private inFlight = 0;
   /** Directory and symlink node ids registered (registerAttr) → the epoch they were
    * registered in. */
   private readonly attrs = new Map<number, number>();
@@ -121,22 +127,27 @@ export class LowerOpens {
 
   /**
    * Before request `req` (opcode `opcode`) runs: ends the registrations it may change
-   * (CHANGES_ONE: its object's; else every one). Returns whether it may change names;
-   * then call settled() once it was answered. `nodes` finds the request's object.
+   * (CHANGES_ONE: its object's; else every one). Returns what to pass to settled() once it
+   * was answered: 0 for a request that changes nothing on the writable layer (then no
+   * call), ADDS for one that only adds a name, CHANGES for one that may change names.
+   * `nodes` finds the request's object.
    */
-  starting(opcode: number, req: Buffer, nodes: Pick<NodeTable, 'get' | 'child'>): boolean {
-    if (READ_ONLY.has(opcode) || ADDS_NAME.has(opcode)) return false;
-    if (opcode === Opcode.OPEN && req.length >= IN_HEADER_SIZE + 8 && readOnlyOpen(req.readUInt32LE(IN_HEADER_SIZE))) return false;
+  starting(opcode: number, req: Buffer, nodes: Pick<NodeTable, 'get' | 'child'>): 0 | typeof ADDS | typeof CHANGES {
+    if (READ_ONLY.has(opcode)) return 0;
+    if (opcode === Opcode.OPEN && req.length >= IN_HEADER_SIZE + 8 && readOnlyOpen(req.readUInt32LE(IN_HEADER_SIZE))) return 0;
+    // The request loop copies nothing up while this runs (copy-up-open.h).
+    if (this.inFlight++ === 0) this.device.setChanging(true);
+    if (ADDS_NAME.has(opcode)) return ADDS;
     this.changes++;
     this.changing++;
     if (CHANGES_ONE.has(opcode)) {
       const node = objectOf(opcode, req, nodes);
       // Unknown to the table: the kernel never had it, so nothing was registered for it.
       if (node !== undefined) this.dropped(node);
-      return true;
+      return CHANGES;
     }
     if (!DECIDED_BY_HANDLER.has(opcode)) this.endAll();
-    return true;
+    return CHANGES;
   }
 
   /**
@@ -156,8 +167,16 @@ export class LowerOpens {
     this.live = false;
   }
 
-  settled(): void {
-    this.changing--;
+  settled(kind: typeof ADDS | typeof CHANGES): void {
+    if (kind === CHANGES) this.changing--;
+    if (--this.inFlight === 0) this.device.setChanging(false);
+  }
+
+  /** The request loop copied `node`'s lower file up: its registration ended there, and an
+   * open of it begun before must not register it again (a change happened meanwhile). */
+  copiedUp(node: Node): void {
+    this.changes++;
+    if (node.lowerOpen !== undefined) node.lowerOpen.epoch = -1;
   }
 
   /** What register() needs to know of when an open began. */
@@ -235,7 +254,7 @@ export class LowerOpens {
   private register(node: Node, file: LowerFile | undefined, cached: boolean): boolean {
     if (file === undefined || file.path.length >= PATH_MAX) return false;
     try {
-      this.device.registerLowerOpen(node.id, file.path, file.size, attrOut(file.stat, this.attrSeconds), cached);
+      this.device.registerLowerOpen(node.id, file.path, file.size, attrOut(file.stat, this.attrSeconds), cached, file.unionAt ?? -1);
     } catch (err) {
       // Out of memory for the table: this node's opens keep reaching JS.
       this.report(err);

@@ -101,6 +101,22 @@ export class OpenFiles {
     return { openFlags, backingId };
   }
 
+  /** The request loop opened a copy-up of `node` as `fd` and answered the OPEN with handle
+   * `fh` (passthrough: on the node's backing, one reference of which is this open's);
+   * the filesystem adopted it (adoptCopyUp). Its later requests are answered here. */
+  adopted(node: Node, fh: number, fd: number, passthrough: boolean): void {
+    this.files.set(fh, { fh, node, mode: passthrough ? 'passthrough' : 'fd', fd, writeFd: true });
+    node.addHandle(fh);
+  }
+
+  /** An adopted handle the request loop released itself (its backing reference too). */
+  forget(fh: number): void {
+    const f = this.files.get(fh);
+    if (f === undefined) return;
+    this.files.delete(fh);
+    f.node.deleteHandle(fh);
+  }
+
   /** RELEASE: forgets `fh` (the filesystem's release is the caller's). */
   released(fh: number): void {
     const f = this.files.get(fh);

@@ -36,6 +36,18 @@ export class HandleTable {
     return fh;
   }
 
+  /** Registers an open file under a number chosen elsewhere (above add()'s range: a FUSE
+   * server's own handle for a file it opened, PathFilesystem.adoptCopyUp). */
+  adopt(fh: number, file: OpenFile): void {
+    if (fh <= 0x7fffffff || this.files.has(fh)) throw fsError('EINVAL', String(fh), 'adopted file handle');
+    this.files.set(fh, file);
+  }
+
+  /** Forgets `fh` without closing its fd (closed by whoever adopt()ed it into the table). */
+  forget(fh: number): void {
+    this.files.delete(fh);
+  }
+
   /** The open file behind `fh`, or EBADF. */
   get(fh: number): OpenFile {
     const f = this.files.get(fh);

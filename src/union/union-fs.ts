@@ -14,7 +14,7 @@ import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
 import { constants as C, fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate, UpperDirStat } from '../core/filesystem.js';
+import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate, UpperDirStat, CopyUpTarget } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
@@ -117,7 +117,7 @@ export class UnionFilesystem implements PathFilesystem {
     if (r.upper !== undefined) return undefined;
     const e = r.lower!;
     if ((e.mode & S_IFMT) !== S_IFREG) return { stat: lowerStat(e), noXattrs: !e.xattrs };
-    const lowerFile = this.lowerFileOf(r.lowerPath!, e);
+    const lowerFile = this.lowerFileOf(r.lowerPath!, e, path);
     return { stat: lowerFile.stat, noXattrs: !e.xattrs, lowerFile };
   }
 
@@ -259,11 +259,34 @@ export class UnionFilesystem implements PathFilesystem {
   lowerFile(fh: number): LowerFile | undefined {
     const f = this.handles.get(fh);
     if (f.layer < 0 || f.lower === undefined || (f.lower.entry.mode & S_IFMT) !== S_IFREG) return undefined;
-    return this.lowerFileOf(f.lower.path, f.lower.entry);
+    return this.lowerFileOf(f.lower.path, f.lower.entry, f.path);
   }
 
-  private lowerFileOf(lowerPath: string, e: LowerEntry): LowerFile {
-    return { path: this.view.index.realPath(e.layer, lowerPath), size: e.size, ino: lowerIno(e.layer, e.ino), stat: lowerStat(e) };
+  /** `path`: the union path it was reached by. */
+  private lowerFileOf(lowerPath: string, e: LowerEntry, path: string): LowerFile {
+    const real = this.view.index.realPath(e.layer, lowerPath);
+    const file: LowerFile = { path: real, size: e.size, ino: lowerIno(e.layer, e.ino), stat: lowerStat(e) };
+    // What the small copy-up in one call copies the same way from the index's facts alone
+    // (copy-up.ts inOneCall; a file with other names becomes a new inode; a write to a
+    // set-id file must clear the bits first), to the same name on the writable layer.
+    if (this.writer !== null && !OWNER_OVERRIDES && !e.xattrs && e.nlink <= 1 && (e.mode & 0o6000) === 0 && lowerPath === path) {
+      file.unionAt = real.length - lowerPath.length;
+    }
+    return file;
+  }
+
+  copyUpTarget(): CopyUpTarget | undefined {
+    return this.writer?.copyUpTarget();
+  }
+
+  adoptCopyUp(path: string, fd: number, fh: number, uid: number): void {
+    const r = this.view.resolve(path);
+    if (r.upper === undefined) this.writer!.copiedElsewhere(path, r);
+    if (fd >= 0) this.handles.adopt(fh, { fd, path, ino: lowerIno(r.lower!.layer, r.lower!.ino), layer: -1, killPrivs: uid !== 0 });
+  }
+
+  forgetAdopted(fh: number): void {
+    this.handles.forget(fh);
   }
 
   fgetattrLowerFd(fd: number, ino: number): FileStat {

@@ -6,14 +6,14 @@
  * hold the union's namespace lock and have already checked the POSIX preconditions.
  */
 import * as fsp from './backing-calls.js';
-import { RenameFlags, type Caller } from '../core/filesystem.js';
-import { copyUpObject, type CopyCaps } from './copy-up.js';
+import { RenameFlags, type Caller, type CopyUpTarget } from '../core/filesystem.js';
+import { copyUpObject, durableByDefault, type CopyCaps } from './copy-up.js';
 import type { LowerIndex } from './lower-index.js';
 import type { OverrideStat } from '../core/override-stat.js';
-import { AUFS_PREFIX, aufsName, baseOf, isAufsReserved, joinPath, markOpaque, mknodWhiteout, parentOf, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../overlay/index.js';
+import { AUFS_PREFIX, aufsName, baseOf, isAufsReserved, joinPath, lowerIno, markOpaque, mknodWhiteout, ORIGIN_XATTR, parentOf, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../overlay/index.js';
 import { OWNER_OVERRIDES, setOwnership } from './owner-override.js';
 import { closeFd, fchmodFd, fchownFd } from './sys.js';
-import { processUmask } from './process-umask.js';
+import { fixedProcessUmask, processUmask } from './process-umask.js';
 import { atPath, backing } from './backing-path.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, inheritAcl } from './posix-acl.js';
 import type { UpperNode, UpperState } from './upper-state.js';
@@ -64,12 +64,34 @@ export class UpperWriter {
     await this.ensureUpper(parentOf(path));
     const parentReal = this.upper.realPath(parentOf(path));
     const { origin, override } = await copyUpObject(this.caps, this.index, r.lowerPath!, r.lower!, this.tmpPath(), this.upper.realPath(path), parentReal, data);
-    const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}), ...(override ? { override } : {}) };
-    if (r.lower!.xattrs === false) node.noXattrs = true;
-    this.upper.set(path, node);
+    this.recordCopy(path, r, origin, override);
     // A copy that keeps no origin is a new inode: a file with other names below.
     if (r.isDir || origin === undefined) this.copiedUp?.(path);
     return this.view.resolve(path);
+  }
+
+  /** The writable layer now holds the copy of lower object `r` at `path`. */
+  private recordCopy(path: string, r: Resolved, origin: number | undefined, override: OverrideStat | undefined): void {
+    const node: UpperNode = { kind: r.isDir ? 'dir' : 'other', ...(origin !== undefined ? { originIno: origin } : {}), ...(override ? { override } : {}) };
+    if (r.lower!.xattrs === false) node.noXattrs = true;
+    this.upper.set(path, node);
+  }
+
+  /**
+   * Where a FUSE server may copy lower files up itself (PathFilesystem.copyUpTarget): the
+   * same work directory (its temp names differ), origin xattr, umask and flush rule as
+   * copyUpObject's one-call path, which it must match; none while the umask is not fixed.
+   */
+  copyUpTarget(): CopyUpTarget | undefined {
+    const umask = fixedProcessUmask();
+    if (umask === undefined) return undefined;
+    return { upper: this.upper.realPath('/'), work: this.work, originName: ORIGIN_XATTR, umask, durable: this.caps.durable ?? durableByDefault() };
+  }
+
+  /** A server copied the lower regular file `r` (the LowerFile it was told of) to `path`
+   * as copyUpObject would, keeping its origin: record it. */
+  copiedElsewhere(path: string, r: Resolved): void {
+    this.recordCopy(path, r, lowerIno(r.lower!.layer, r.lower!.ino), undefined);
   }
 
   /**

@@ -86,6 +86,11 @@ class Recorder implements FuseDevice {
   registerUpperDir(nodeid: number | bigint, path: Uint8Array, ino: number, nlinkOne: boolean): void {
     this.upperDirs.set(BigInt(nodeid), { path: Buffer.from(path).toString('latin1'), ino, nlinkOne });
   }
+  changing = false;
+  setChanging(on: boolean): void {
+    this.changing = on;
+  }
+  configureCopyUp(): void {}
   readonly adoptedDirs = new Set<number>();
   adoptDirHandle(fh: number): void {
     this.adoptedDirs.add(fh);
@@ -106,8 +111,8 @@ class Recorder implements FuseDevice {
     if (on) this.noXattrs.add(BigInt(nodeid));
     else this.noXattrs.delete(BigInt(nodeid));
   }
-  nativeAnswers(): { GETXATTR: number; LISTXATTR: number } {
-    return { GETXATTR: 0, LISTXATTR: 0 };
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number } {
+    return { GETXATTR: 0, LISTXATTR: 0, 'copy-up': 0 };
   }
   async notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void> {
     this.inval.push(`${parent}/${Buffer.from(name).toString('latin1')}`);

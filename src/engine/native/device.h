@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "copy-up-open.h"
 #include "mount.h"
 #include "node-flags.h"
 #include "node-opens.h"
@@ -51,6 +52,8 @@ typedef struct lf_device {
   lf_node_opens opens;           // per-node backing ids, and lower files js-loop.c opens itself
   uint64_t dir_seq;              // the last directory handle js-loop.c made (LF_DIR_NATIVE + n)
   lf_node_flags js_dirs;         // of those, the ones JS adopted (a READDIR reached it)
+  lf_copy_up_state copy_up;      // write opens of lower files copied up by js-loop.c
+  napi_ref copied_up_cb;         // tells JS of each (copyUpConfigure), before anything else
   int teardown_err;
   char teardown_msg[256];
 } lf_device;

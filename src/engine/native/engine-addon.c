@@ -223,6 +223,7 @@ static void free_device(lf_device *dev) {
   lf_node_flags_free(&dev->no_xattrs);
   lf_node_flags_free(&dev->js_dirs);
   lf_node_opens_free(&dev->opens);
+  lf_copy_up_free(&dev->copy_up);
   free(dev->mountpoint);
   free(dev);
 }
@@ -663,8 +664,9 @@ static napi_value js_native_answers(napi_env env, napi_callback_info info) {
   lf_device *dev;
   if (!get_device(env, argv[0], &dev)) return NULL;
   napi_value arr;
-  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_create_array_with_length(env, 3, &arr));
   for (uint32_t i = 0; i < 2; i++) CHECK(napi_set_element(env, arr, i, number(env, (double) dev->native_answers[i])));
+  CHECK(napi_set_element(env, arr, 2, number(env, (double) dev->copy_up.copied)));
   return arr;
 }
 
@@ -735,12 +737,14 @@ static napi_value js_backing_release(napi_env env, napi_callback_info info) {
   return number(env, 0);
 }
 
-// openRegister(h, nodeid, path | null, size, attr | null, cached): the node is a lower-layer
-// regular file at `path` (of `size` bytes, as indexed) whose GETATTR answer is `attr` (a
-// fuse_attr_out), until the next openEpoch; null unregisters it. `cached`: its opens are
-// answered without passthrough (FOPEN_KEEP_CACHE; READs from C's fd).
+// openRegister(h, nodeid, path | null, size, attr | null, cached, unionAt): the node is a
+// lower-layer regular file at `path` (of `size` bytes, as indexed) whose GETATTR answer is
+// `attr` (a fuse_attr_out), until the next openEpoch; null unregisters it. `cached`: its
+// opens are answered without passthrough (FOPEN_KEEP_CACHE; READs from C's fd). `unionAt`:
+// where in `path` the union path begins when its first write open may be copied up in C
+// (copy-up-open.h), else -1.
 static napi_value js_open_register(napi_env env, napi_callback_info info) {
-  ARGS(6);
+  ARGS(7);
   lf_device *dev;
   uint64_t nodeid;
   int64_t size = 0;
@@ -752,14 +756,18 @@ static napi_value js_open_register(napi_env env, napi_callback_info info) {
   if (type != napi_null && (!get_bytes(env, argv[2], &data, &len, "path") || !get_bytes(env, argv[4], &attr, &attr_len, "attr"))) return NULL;
   CHECK(napi_get_value_int64(env, argv[3], &size));
   bool cached = false;
-  if (data) CHECK(napi_get_value_bool(env, argv[5], &cached));
+  int32_t union_at = -1;
+  if (data) {
+    CHECK(napi_get_value_bool(env, argv[5], &cached));
+    if (!get_i32(env, argv[6], &union_at, "unionAt")) return NULL;
+  }
   if (dev->closing) return number(env, -EBADF);
   if (data && (size < 0 || memchr(data, 0, len) || attr_len != sizeof(struct fuse_attr_out))) return number(env, -EINVAL);
   if (!data) {
     lf_node_open *r = lf_node_opens_get(&dev->opens, nodeid);
     if (r) lf_node_opens_drop_idle(&dev->opens, r, dev->mount.fd);
   }
-  return number(env, -lf_node_opens_register(&dev->opens, nodeid, data, len, (uint64_t) size, attr, cached));
+  return number(env, -lf_node_opens_register(&dev->opens, nodeid, data, len, (uint64_t) size, attr, cached, union_at));
 }
 
 // attrRegister(h, nodeid, attr | null, dir): until the next openEpoch the JS-thread request
@@ -799,6 +807,60 @@ static napi_value js_stat_register(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_bool(env, argv[4], &nlink_one));
   if (dev->closing) return number(env, -EBADF);
   return number(env, -lf_node_opens_register_stat(&dev->opens, nodeid, path, len, ino, nlink_one, valid));
+}
+
+// copyUpConfigure(h, upper, work, originName, umask, durable, cb): the request loop copies
+// up the write opens of lower files registered with a unionAt (copy-up-open.h) into
+// `upper`, building them in `work`, and calls cb(kind, node, fd, uid, flags) for each, and
+// for each RELEASE of their handles it answers, before JS runs anything else; upper null:
+// it copies nothing up.
+static napi_value js_copy_up_configure(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  lf_device *dev;
+  if (!get_device(env, argv[0], &dev)) return NULL;
+  char *str[3] = { NULL, NULL, NULL };
+  napi_valuetype type;
+  CHECK(napi_typeof(env, argv[1], &type));
+  int configured = type != napi_null;
+  for (int i = 0; configured && i < 3; i++) {
+    void *data;
+    size_t len;
+    if (!get_bytes(env, argv[1 + i], &data, &len, "path")) goto fail;
+    if (!(str[i] = malloc(len + 1))) goto fail;
+    memcpy(str[i], data, len);
+    str[i][len] = 0;
+    if (memchr(data, 0, len)) {
+      napi_throw_type_error(env, "EINVAL", "layerfs_engine: a path with a NUL byte");
+      goto fail;
+    }
+  }
+  int32_t umask_bits = 022;
+  bool durable = true;
+  if (configured) {
+    if (!get_i32(env, argv[4], &umask_bits, "umask")) goto fail;
+    CHECK(napi_get_value_bool(env, argv[5], &durable));
+    if (dev->copied_up_cb) napi_delete_reference(env, dev->copied_up_cb);
+    dev->copied_up_cb = NULL;
+    CHECK(napi_create_reference(env, argv[6], 1, &dev->copied_up_cb));
+  }
+  int err = lf_copy_up_configure(&dev->copy_up, str[0], str[1], str[2], umask_bits, durable);
+  for (int i = 0; i < 3; i++) free(str[i]);
+  return number(env, -err);
+fail:
+  for (int i = 0; i < 3; i++) free(str[i]);
+  return NULL;
+}
+
+// setChanging(h, on): JS has (or no longer has) a request in flight that may change the
+// writable layer; meanwhile the request loop copies nothing up.
+static napi_value js_set_changing(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  lf_device *dev;
+  bool on;
+  if (!get_device(env, argv[0], &dev)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &on));
+  dev->copy_up.js_changing = on;
+  return undefined(env);
 }
 
 // dirAdopt(h, fh): JS took over the directory handle `fh` the request loop made (a READDIR
@@ -920,8 +982,14 @@ static void teardown_complete(napi_env env, napi_status status, void *data) {
     napi_remove_env_cleanup_hook(env, cleanup_hook, dev);
     live_remove(dev);
   }
-  // The device fd is closed (every backing id with it): C's own opens go now.
+  // The device fd is closed (every backing id with it): C's own opens go now, and any
+  // copy-up's open JS never took.
   lf_node_opens_free(&dev->opens);
+  lf_copy_up_free(&dev->copy_up);
+  if (dev->copied_up_cb) {
+    napi_delete_reference(env, dev->copied_up_cb);
+    dev->copied_up_cb = NULL;
+  }
   dev->torn_down = 1;
   if (dev->teardown_err) napi_reject_deferred(env, dev->unmount_done, errno_error(env, dev->teardown_err, dev->teardown_msg));
   else napi_resolve_deferred(env, dev->unmount_done, undefined(env));
@@ -993,6 +1061,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "openEpoch", NULL, js_open_epoch, NULL, NULL, NULL, napi_default, NULL },
     { "attrRegister", NULL, js_attr_register, NULL, NULL, NULL, napi_default, NULL },
     { "statRegister", NULL, js_stat_register, NULL, NULL, NULL, napi_default, NULL },
+    { "copyUpConfigure", NULL, js_copy_up_configure, NULL, NULL, NULL, napi_default, NULL },
+    { "setChanging", NULL, js_set_changing, NULL, NULL, NULL, napi_default, NULL },
     { "dirAdopt", NULL, js_dir_adopt, NULL, NULL, NULL, napi_default, NULL },
     { "nativeOpenFd", NULL, js_native_open_fd, NULL, NULL, NULL, napi_default, NULL },
     { "answerOpen", NULL, js_answer_open, NULL, NULL, NULL, napi_default, NULL },

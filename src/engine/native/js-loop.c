@@ -122,7 +122,9 @@ static int open_natively(lf_device *dev, const struct fuse_in_header *in, const 
   struct fuse_open_in oin;
   memcpy(&oin, body, sizeof oin);
   int flags = (int) oin.flags;
-  if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT))) return 0;
+  // One that may write: copied up here if the union said C may (copy-up-open.h).
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT)))
+    return in->unique != 0 && lf_copy_up_open(&dev->copy_up, &dev->opens, dev->mount.fd, in, r, &oin);
   int fd = open(r->path, (flags & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
   // A backing id made for another file than this open's must not serve it.
@@ -132,7 +134,7 @@ static int open_natively(lf_device *dev, const struct fuse_in_header *in, const 
     if (fd >= 0) close(fd);
     // Not what the index promised (damage, for JS to report), or no memory: JS answers
     // this node from now on, GETATTR included.
-    lf_node_opens_register(&dev->opens, in->nodeid, NULL, 0, 0, NULL, 0);
+    lf_node_opens_register(&dev->opens, in->nodeid, NULL, 0, 0, NULL, 0, -1);
     return 0;
   }
   struct fuse_open_out out = { .fh = LF_OPEN_NATIVE + (uint64_t) fd };
@@ -146,7 +148,7 @@ static int open_natively(lf_device *dev, const struct fuse_in_header *in, const 
         close(fd);
         // A file the kernel will not pass through (a layer on a filesystem it cannot stack
         // on): JS answers its opens (direct I/O) without this attempt before each.
-        lf_node_opens_register(&dev->opens, in->nodeid, NULL, 0, 0, NULL, 0);
+        lf_node_opens_register(&dev->opens, in->nodeid, NULL, 0, 0, NULL, 0, -1);
         return 0;
       }
       r->backing_id = id;
@@ -169,7 +171,8 @@ static int open_natively(lf_device *dev, const struct fuse_in_header *in, const 
 }
 
 int lf_js_answer_open(lf_device *dev, uint64_t unique, uint64_t nodeid, uint32_t flags) {
-  if (!dev->js_reader || dev->closing) return 0;
+  // JS hands over read-only opens only: a copy-up is the loop's own decision.
+  if (!dev->js_reader || dev->closing || (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT))) return 0;
   struct fuse_in_header in = { .opcode = FUSE_OPEN, .unique = unique, .nodeid = nodeid };
   struct fuse_open_in oin = { .flags = flags };
   return open_natively(dev, &in, (const char *) &oin, sizeof oin);
@@ -208,11 +211,13 @@ static int release_natively(lf_device *dev, const struct fuse_in_header *in, con
   int fd = native_open_fd(rin.fh);
   if (fd < 0) return 0;
   lf_node_open *r = lf_node_opens_get(&dev->opens, in->nodeid);
-  // Only an fd this node's record holds is closed: never one C does not own.
-  if (r && lf_node_opens_remove_fd(r, fd)) {
-    close(fd);
-    lf_node_opens_unref(&dev->opens, r, dev->mount.fd);
-  }
+  // The open of a copy-up made here, which JS adopted: closed here, JS told.
+  if (lf_copy_up_release(&dev->copy_up, &dev->opens, dev->mount.fd, in, r, rin.fh)) return 1;
+  // Only an fd this node's record holds is closed here: never one C does not own. Any
+  // other is JS's to release.
+  if (!r || !lf_node_opens_remove_fd(r, fd)) return 0;
+  close(fd);
+  lf_node_opens_unref(&dev->opens, r, dev->mount.fd);
   lf_reply(dev->mount.fd, in->unique, 0, NULL, 0);
   return 1;
 }
@@ -247,6 +252,35 @@ static int releasedir_natively(lf_device *dev, const struct fuse_in_header *in, 
   return 1;
 }
 
+// Tells JS of the copy-ups made above (copy-up-open.h), before it runs anything else.
+static void report_copied_up(lf_js_reader *r) {
+  lf_copy_up_state *cs = &r->dev->copy_up;
+  if (cs->ndone == 0) return;
+  napi_value cb, recv, args[5];
+  // cb(kind, node, fd, uid, flags): flags 1 passthrough, 2 unanswered (copy-up-open.h).
+  if (!r->dev->copied_up_cb || napi_get_reference_value(r->env, r->dev->copied_up_cb, &cb) != napi_ok || !cb) return;
+  napi_get_global(r->env, &recv);
+  // Taken first: a callback may not see its own records again.
+  size_t n = cs->ndone;
+  lf_copied_up *done = malloc(n * sizeof *done);
+  if (!done) return; // stays queued: the next request or wake-up reports it
+  memcpy(done, cs->done, n * sizeof *done);
+  cs->ndone = 0;
+  for (size_t i = 0; i < n; i++) {
+    napi_create_uint32(r->env, done[i].kind, &args[0]);
+    napi_create_double(r->env, (double) done[i].node, &args[1]);
+    napi_create_int32(r->env, done[i].fd, &args[2]);
+    napi_create_uint32(r->env, done[i].uid, &args[3]);
+    napi_create_uint32(r->env, (uint32_t) done[i].passthrough | (uint32_t) done[i].unanswered << 1, &args[4]);
+    if (napi_make_callback(r->env, r->actx, recv, cb, 5, args, NULL) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(r->env, &exc);
+      fprintf(stderr, "layerfs engine: the copy-up handler threw\n");
+    }
+  }
+  free(done);
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   (void) events;
   lf_js_reader *r = h->data;
@@ -269,6 +303,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       break;
     }
     if (answered_natively(dev, r->buf, (size_t) n)) continue;
+    report_copied_up(r);
     napi_value buf;
     char *fresh = n > LF_SMALL_REQUEST ? malloc(LF_REQUEST_BUFFER) : NULL;
     if (fresh) {
@@ -287,6 +322,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     }
     call(r, buf);
   }
+  if (!r->stopped) report_copied_up(r);
   if (ended && !r->stopped) {
     uv_poll_stop(&r->poll);
     napi_value null;

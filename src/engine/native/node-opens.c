@@ -96,7 +96,7 @@ static char *current_with_path(lf_node_opens *t, uint64_t node, const char *path
 }
 
 int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t size,
-                           const struct fuse_attr_out *attr, int cached) {
+                           const struct fuse_attr_out *attr, int cached, int32_t union_at) {
   if (!path) {
     lf_node_open *r = lf_node_opens_get(t, node);
     if (!r) return 0;
@@ -115,6 +115,7 @@ int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, si
   r->size = size;
   r->attr = *attr;
   r->cached = cached != 0;
+  r->union_at = union_at >= 0 && (size_t) union_at < len && path[union_at] == '/' ? union_at : -1;
   r->epoch = t->epoch;
   return 0;
 }

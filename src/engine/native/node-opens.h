@@ -45,6 +45,8 @@ typedef struct lf_node_open {
   uint8_t dir;       // registered as a directory (OPENDIR answered here)
   uint8_t has_attr;  // registered without a path, with its GETATTR answer (attr)
   uint8_t cached;    // with a path: opens are FOPEN_KEEP_CACHE with no backing, READs C's
+  int32_t union_at;  // with a path: where the union path starts in it (the layer's root
+                     // ends), when a write open may be copied up here (copy-up-open.h); -1: JS's
   char *stat_path;   // a writable-layer directory whose GETATTR is an lstat of this, or NULL
   uint64_t stat_ino; // the st_ino it shows; 0: the writable layer's number of its own
   uint64_t stat_valid;  // attr_valid of the answer (seconds)
@@ -63,9 +65,9 @@ lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node);
 // Drops the record if it holds nothing any more (no path, no backing, no fds).
 void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r);
 // Registers (path != NULL) or unregisters `node`'s backing path and attributes; `cached`:
-// its opens are answered without passthrough. 0 or ENOMEM.
+// its opens are answered without passthrough; `union_at` as in lf_node_open. 0 or ENOMEM.
 int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, size_t len, uint64_t size,
-                           const struct fuse_attr_out *attr, int cached);
+                           const struct fuse_attr_out *attr, int cached, int32_t union_at);
 // Registers `node` (not a regular file) with its GETATTR answer if `attr` != NULL, and as a
 // directory whose OPENDIR is answered here if `dir`. 0 or ENOMEM.
 // lf_node_opens_register(…, NULL, …) ends it too.
