@@ -494,7 +494,14 @@ export class Dispatcher {
     }
     this.lowerOpens.copiedUp(n);
     const fh = fd >= 0 ? NATIVE_OPEN + fd : -1;
-    this.fs.adoptCopyUp!(path, fd, fh, uid);
+    try {
+      this.fs.adoptCopyUp!(path, fd, fh, uid);
+    } catch (err) {
+      // Cannot be (the loop copied a registered lower file, which resolves): reported, the
+      // handle left to the kernel's RELEASE.
+      this.options.onUnexpectedError?.(err, 'copyUp');
+      return;
+    }
     if (fd < 0) return;
     this.files.adopted(n, fh, fd, passthrough);
     if (unanswered) {

@@ -171,10 +171,14 @@ int lf_copy_up_open(lf_copy_up_state *cs, lf_node_opens *opens, int devfd, const
 
 int lf_copy_up_release(lf_copy_up_state *cs, lf_node_opens *opens, int devfd, const struct fuse_in_header *in, lf_node_open *r,
                        uint64_t fh) {
-  if (!lf_node_flags_has(&cs->adopted, fh) || reserve(cs) != 0) return 0;
+  if (!lf_node_flags_has(&cs->adopted, fh)) return 0;
   int fd = (int) (fh - LF_OPEN_NATIVE);
-  if (!r || !lf_node_opens_remove_fd(r, fd)) return 0;
   lf_node_flags_set(&cs->adopted, fh, 0);
+  if (!r || !lf_node_opens_remove_fd(r, fd)) return 0;
+  if (reserve(cs) != 0) {
+    // No room to tell JS: JS releases it as any handle of its own (fd, backing reference).
+    return 0;
+  }
   close(fd);
   lf_node_opens_unref(opens, r, devfd);
   cs->done[cs->ndone++] = (lf_copied_up) { .node = in->nodeid, .fd = fd, .kind = LF_RELEASED };
