@@ -291,7 +291,12 @@ export function entryOut(nodeid: number | bigint, st: FileStat | null, valid: Va
 }
 
 export function attrOut(st: FileStat, attrValid: number): Buffer {
-  const b = Buffer.alloc(LAYOUT.fuse_attr_out.size);
+  return writeAttrOut(Buffer.alloc(LAYOUT.fuse_attr_out.size), st, attrValid);
+}
+
+/** attrOut into `b` (fuse_attr_out's size, its other fields zero): for a caller that
+ * hands the bytes on at once and reuses `b`. */
+export function writeAttrOut(b: Buffer, st: FileStat, attrValid: number): Buffer {
   writeU64(b, LAYOUT.fuse_attr_out.fields.attr_valid, attrValid);
   writeAttr(b, LAYOUT.fuse_attr_out.fields.attr, st);
   return b;

@@ -53,5 +53,9 @@ function invalidPath(path: string): LayerfsError {
 /** A path inside a layer root as node:fs wants it: root bytes + path bytes. */
 export function inRoot(root: Buffer, path: string): Buffer {
   if (path === '/') return root;
-  return Buffer.concat([root, Buffer.from(path, 'latin1')]);
+  // One allocation (paths are latin1 strings: a byte per character), not two and a copy.
+  const b = Buffer.allocUnsafe(root.length + path.length);
+  root.copy(b, 0);
+  b.write(path, root.length, 'latin1');
+  return b;
 }
