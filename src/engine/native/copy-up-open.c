@@ -76,9 +76,7 @@ static int join2(char *buf, size_t size, const char *a, const char *b, size_t bl
   return 0;
 }
 
-int lf_copy_up_open(lf_copy_up_state *cs, lf_node_opens *opens, int devfd, const struct fuse_in_header *in, lf_node_open *r,
-                    const struct fuse_open_in *oin) {
-  (void) opens;
+int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header *in, lf_node_open *r, const struct fuse_open_in *oin) {
   if (!cs->upper || cs->js_changing || !r->path || r->cached || r->union_at < 0 || r->refs > 0 || r->nfds > 0 || reserve(cs) != 0)
     return 0;
   const struct fuse_attr *a = &r->attr.attr;

@@ -59,8 +59,7 @@ typedef struct lf_copy_up_state {
 
 // Whether the OPEN `oin` (one that may write) of `r` was copied up and answered here; 0:
 // JS answers it, as before. `devfd`: the FUSE device, for the backing id and the reply.
-int lf_copy_up_open(lf_copy_up_state *cs, lf_node_opens *opens, int devfd, const struct fuse_in_header *in, lf_node_open *r,
-                    const struct fuse_open_in *oin);
+int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header *in, lf_node_open *r, const struct fuse_open_in *oin);
 
 // RELEASE of handle `fh` of `r`'s node: if it is a copy-up's made here, closes its fd,
 // drops its backing reference, answers, and tells JS (LF_RELEASED): 1. Else 0.

@@ -124,7 +124,7 @@ static int open_natively(lf_device *dev, const struct fuse_in_header *in, const 
   int flags = (int) oin.flags;
   // One that may write: copied up here if the union said C may (copy-up-open.h).
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT)))
-    return in->unique != 0 && lf_copy_up_open(&dev->copy_up, &dev->opens, dev->mount.fd, in, r, &oin);
+    return lf_copy_up_open(&dev->copy_up, dev->mount.fd, in, r, &oin);
   int fd = open(r->path, (flags & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
   // A backing id made for another file than this open's must not serve it.
