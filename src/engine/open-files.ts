@@ -109,21 +109,21 @@ export class OpenFiles {
     node.addHandle(fh);
   }
 
-  /** An adopted handle the request loop released itself (its backing reference too). */
-  forget(fh: number): void {
+  /** Forgets `fh`, returning what it was: on its own, for an adopted handle the request
+   * loop released itself (its backing reference too). */
+  forget(fh: number): OpenFile | undefined {
     const f = this.files.get(fh);
-    if (f === undefined) return;
+    if (f === undefined) return undefined;
     this.files.delete(fh);
     f.node.deleteHandle(fh);
+    return f;
   }
 
-  /** RELEASE: forgets `fh` (the filesystem's release is the caller's). */
+  /** RELEASE: forgets `fh` and drops its backing reference (the filesystem's release is
+   * the caller's). */
   released(fh: number): void {
-    const f = this.files.get(fh);
-    if (f === undefined) return;
-    this.files.delete(fh);
-    f.node.deleteHandle(fh);
-    if (f.mode === 'passthrough') this.device.backingRelease(f.node.id);
+    const f = this.forget(fh);
+    if (f?.mode === 'passthrough') this.device.backingRelease(f.node.id);
   }
 
   /** READ: answers with the data itself (fd, fs) — never called for passthrough opens. */
