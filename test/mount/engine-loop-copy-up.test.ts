@@ -2,8 +2,9 @@
  * The first write open of a small lower file copied up by the layerfs engine's request loop
  * in C (src/engine/native/copy-up-open.c, native-notes/engine.md "Copy-up in the request
  * loop"), on real mounts: the same tree, metadata and errors as the kernel's overlayfs for
- * the files C copies and for those it leaves to JS (data to flush, xattrs, a set-id bit,
- * another name, a parent not yet copied up), no OPEN reaching JS for the files C copies,
+ * the files C copies (empty ones at once, ones with data built and flushed on a queue
+ * thread) and for those it leaves to JS (more than 64 KiB, xattrs, a set-id bit, another
+ * name, a parent not yet copied up), no OPEN reaching JS for the files C copies,
  * st_ino kept through a remount (the origin xattr), the handle C opened usable for
  * fsync, fstat and ftruncate (JS adopted it), and the lower files untouched.
  */
@@ -25,6 +26,9 @@ const specs = (): LayerSpec[] => [
     'd/keep': 'k',
     ...Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`d/e${i}`, ''])),
     'd/data': 'hello',
+    'd/data2': 'more data',
+    'd/full': 'f'.repeat(64 * 1024),
+    'd/big': 'b'.repeat(64 * 1024 + 1),
     'd/x': { content: '', xattrs: { 'user.a': '1' } },
     'd/s': { content: '', mode: 0o4755 },
     'd/h1': '',
@@ -46,7 +50,7 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
       // The first write below d copies d itself up (JS's part).
       await appendFile(p('d/keep'), 'x');
       const inos = new Map<string, number>();
-      for (const n of ['e0', 'e1', 'e2', 'e3', 'e4', 'meta', 't0', 't1', 'data', 'x', 's', 'h1']) inos.set(n, (await lstat(p(`d/${n}`))).ino);
+      for (const n of ['e0', 'e1', 'e2', 'e3', 'e4', 'meta', 't0', 't1', 'data', 'data2', 'full', 'big', 'x', 's', 'h1']) inos.set(n, (await lstat(p(`d/${n}`))).ino);
       await checkpoint('before');
       for (let i = 0; i < 5; i++) await appendFile(p(`d/e${i}`), `+${i}`);
       // Opened for writing, not written: the owner, mode and times are the lower file's.
@@ -54,9 +58,18 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
       // O_TRUNC of a file with data: copied empty.
       await (await open(p('d/t1'), 'w')).close();
       await appendFile(p('d/t0'), 't0');
+      // With data to flush first (the mount is durable): built on a queue thread.
+      await appendFile(p('d/data'), '!');
+      await (await open(p('d/full'), 'r+')).close();
+      const f2 = await open(p('d/data2'), 'r+');
+      try {
+        await f2.write('MORE', 0);
+      } finally {
+        await f2.close();
+      }
       await checkpoint('after');
-      // JS's: data to flush, an xattr, a set-id bit, another name; a parent still below.
-      for (const n of ['d/data', 'd/x', 'd/s', 'd/h1', 'fresh/f']) await appendFile(p(n), '!');
+      // JS's: more than 64 KiB, an xattr, a set-id bit, another name; a parent still below.
+      for (const n of ['d/big', 'd/x', 'd/s', 'd/h1', 'fresh/f']) await appendFile(p(n), '!');
       for (const [n, ino] of inos) await show(`d/${n}`, ino);
       await show('fresh/f');
       out.push((await readdir(p('d'))).sort());
@@ -82,8 +95,8 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
     expect(got).toEqual(want);
     const before = steps.get('before')!;
     const after = steps.get('after')!;
-    // Eight copy-ups (five appends, the open of meta, the O_TRUNC, t0): no OPEN or RELEASE
-    // reached JS.
+    // Eleven copy-ups (five appends, the open of meta, the O_TRUNC, t0, and the three with
+    // data): no OPEN or RELEASE reached JS.
     expect((after.get('open') ?? 0) - (before.get('open') ?? 0)).toBe(0);
     expect((after.get('release') ?? 0) - (before.get('release') ?? 0)).toBe(0);
   });
@@ -98,7 +111,7 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
         const trace = join(await tempDir('layerfs-loop-copy-up-'), 'ops');
         const mount = (env: NodeJS.ProcessEnv) =>
           mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, layers.root, { LAYERFS_ENGINE: 'layerfs', ...env });
-        const ino = (mnt: string) => Promise.all([0, 1, 2].map(async (i) => (await lstat(join(mnt, `d/e${i}`))).ino));
+        const ino = (mnt: string) => Promise.all(['e0', 'e1', 'e2', 'data'].map(async (n) => (await lstat(join(mnt, `d/${n}`))).ino));
         const m = await mount({ LAYERFS_TRACE_OPS: trace, LAYERFS_LOOP_COPY_UP: loop });
         let inos: number[] = [];
         let opens = 0;
@@ -108,7 +121,7 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
           const fds = async () => (await readdir(`/proc/${m.pid}/fd`)).length;
           const held = await fds();
           const before = (await traced(trace)).get('open') ?? 0;
-          for (let i = 0; i < 3; i++) await appendFile(join(m.mountpoint, `d/e${i}`), 'y');
+          for (const n of ['e0', 'e1', 'e2', 'data']) await appendFile(join(m.mountpoint, `d/${n}`), 'y');
           opens = ((await traced(trace)).get('open') ?? 0) - before;
           expect(await ino(m.mountpoint)).toEqual(inos);
           // Every copy's descriptor closed again (the kernel sends RELEASE after close returns).
@@ -117,13 +130,14 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
         } finally {
           await m.stop();
         }
-        expect(opens).toBe(loop === '1' ? 0 : 3);
+        expect(opens).toBe(loop === '1' ? 0 : 4);
         expect(await Promise.all(layers.lowers.map(digest))).toEqual(lowers);
         // The same writable layer mounted again: the copies keep the lower numbers (origin).
         const again = await mount({});
         try {
           expect(await ino(again.mountpoint)).toEqual(inos);
           expect(await readFile(join(again.mountpoint, 'd/e1'), 'latin1')).toBe('y');
+          expect(await readFile(join(again.mountpoint, 'd/data'), 'latin1')).toBe('helloy');
         } finally {
           await again.stop();
         }

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../sys/native/copy-up-small.h"
 #include "generated/engine-handles.h"
 #include "passthrough.h"
 #include "reply.h"
@@ -52,6 +51,7 @@ void lf_copy_up_free(lf_copy_up_state *cs) {
       close(cs->done[i].fd);
   free(cs->done);
   lf_node_flags_free(&cs->adopted);
+  if (cs->pending) cs->pending->orphan = 1;
   memset(cs, 0, sizeof *cs);
 }
 
@@ -76,8 +76,12 @@ static int join2(char *buf, size_t size, const char *a, const char *b, size_t bl
   return 0;
 }
 
-int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header *in, lf_node_open *r, const struct fuse_open_in *oin) {
-  if (!cs->upper || cs->js_changing || !r->path || r->cached || r->union_at < 0 || r->refs > 0 || r->nfds > 0 || reserve(cs) != 0)
+// The copy of `r`'s file for the OPEN `in`/`oin`, ready to build into p (its paths and
+// lf_copy_up_t); 0 when JS must copy it (see copy-up-open.h), else 1.
+static int prepare(lf_copy_up_state *cs, const struct fuse_in_header *in, const lf_node_open *r, const struct fuse_open_in *oin,
+                   lf_copy_up_pending *p) {
+  if (!cs->upper || cs->js_changing || cs->pending || !r->path || r->cached || r->union_at < 0 || r->refs > 0 || r->nfds > 0 ||
+      reserve(cs) != 0)
     return 0;
   const struct fuse_attr *a = &r->attr.attr;
   int flags = (int) oin->flags;
@@ -85,42 +89,54 @@ int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header
   // bits; another name of the file would keep the lower one).
   if ((a->mode & S_IFMT) != S_IFREG || (a->mode & (S_ISUID | S_ISGID)) || a->nlink > 1) return 0;
   uint64_t size = (flags & O_TRUNC) ? 0 : r->size;
-  if (size > LF_COPY_UP_SMALL_MAX || (size > 0 && (cs->durable || a->blocks * 512 < size))) return 0;
+  if (size > LF_COPY_UP_SMALL_MAX || (size > 0 && a->blocks * 512 < size)) return 0;
 
   const char *upath = r->path + r->union_at;
   const char *slash = strrchr(upath, '/');
-  char dest[PATH_MAX], parent[PATH_MAX], tmp[PATH_MAX];
-  if (join2(dest, sizeof dest, cs->upper, upath, strlen(upath)) || join2(parent, sizeof parent, cs->upper, upath, (size_t) (slash - upath)))
+  if (join2(p->dest, sizeof p->dest, cs->upper, upath, strlen(upath)) ||
+      join2(p->parent, sizeof p->parent, cs->upper, upath, (size_t) (slash - upath)))
     return 0;
   // The parent not on the writable layer yet: JS copies it up (and learns of it).
   struct stat pst;
-  if (lstat(parent, &pst) != 0 || !S_ISDIR(pst.st_mode)) return 0;
-  if (snprintf(tmp, sizeof tmp, "%s/#c%d.%" PRIu64, cs->work, (int) getpid(), ++cs->seq) >= (int) sizeof tmp) return 0;
+  if (lstat(p->parent, &pst) != 0 || !S_ISDIR(pst.st_mode)) return 0;
+  if (snprintf(p->tmp, sizeof p->tmp, "%s/#c%d.%" PRIu64, cs->work, (int) getpid(), ++cs->seq) >= (int) sizeof p->tmp) return 0;
 
-  char origin[24];
-  int origin_len = snprintf(origin, sizeof origin, "%" PRIu64, (uint64_t) a->ino);
-  lf_copy_up_t c = {
-    .src = r->path, .tmp = tmp, .dest = dest, .parent = parent,
+  int origin_len = snprintf(p->origin, sizeof p->origin, "%" PRIu64, (uint64_t) a->ino);
+  p->in = *in;
+  p->oin = *oin;
+  p->res = (lf_copy_up_result_t) { 0 };
+  p->orphan = 0;
+  p->c = (lf_copy_up_t) {
+    .src = r->path, .tmp = p->tmp, .dest = p->dest, .parent = p->parent,
     .uid = a->uid, .gid = a->gid, .perm = a->mode & 07777,
     .times = { { .tv_sec = (time_t) a->atime, .tv_nsec = a->atimensec }, { .tv_sec = (time_t) a->mtime, .tv_nsec = a->mtimensec } },
-    .origin_name = cs->origin_name, .origin_value = origin, .origin_len = (size_t) origin_len,
-    .size = (int64_t) size, .reflink = cs->reflink, .umask = cs->umask, .flush = 0,
+    .origin_name = cs->origin_name, .origin_value = p->origin, .origin_len = (size_t) origin_len,
+    .size = (int64_t) size, .reflink = cs->reflink, .umask = cs->umask,
+    // Before the rename, so that no crash leaves the name in place and its data not on disk.
+    .flush = cs->durable && size > 0,
   };
-  lf_copy_up_result_t res = { 0 };
-  lf_copy_up_small(&c, &res);
-  if (res.reflink_refused) cs->reflink = 0;
-  if (res.err) {
+  return 1;
+}
+
+// After the copy is in place (res: how its placing went): record it, open it and answer
+// `in` with it. 1: answered; 0: the OPEN goes on to JS (which opens the copy, or makes its
+// own when nothing was placed).
+static int finish(lf_copy_up_state *cs, int devfd, const struct fuse_in_header *in, lf_node_open *r, uint32_t open_flags,
+                  const char *dest, const lf_copy_up_result_t *res) {
+  if (res->reflink_refused) cs->reflink = 0;
+  if (res->err) {
     // Nothing of it is in place (or only the parent's times are left unrestored): JS tries
     // again its own way and reports what goes wrong.
     return 0;
   }
   cs->copied++;
-  // In place: from here on JS must learn of it, whatever else happens (reserved above).
+  // In place: from here on JS must learn of it, whatever else happens (reserved before).
   lf_copied_up *done = &cs->done[cs->ndone++];
   *done = (lf_copied_up) { .node = in->nodeid, .fd = -1, .uid = in->uid, .kind = LF_COPIED };
   // The lower file's registration ends (as for a write OPEN in JS): the name is the copy's.
   free(r->path);
   r->path = NULL;
+  int flags = (int) open_flags;
   int fd = open(dest, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT)) | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) {
@@ -165,6 +181,71 @@ int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header
     }
   }
   return 1;
+}
+
+static void build_job(lf_job *job, void *scratch) {
+  (void) scratch;
+  lf_copy_up_pending *p = (lf_copy_up_pending *) job;
+  lf_copy_up_small_build(&p->c, &p->res);
+  p->built(p);
+}
+
+int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header *in, lf_node_open *r, const struct fuse_open_in *oin) {
+  lf_copy_up_pending one;
+  if (!prepare(cs, in, r, oin, &one)) return LF_COPY_UP_DECLINED;
+  if (!one.c.flush) {
+    lf_copy_up_result_t res = { 0 };
+    lf_copy_up_small(&one.c, &res);
+    return finish(cs, devfd, in, r, oin->flags, one.dest, &res) ? LF_COPY_UP_ANSWERED : LF_COPY_UP_DECLINED;
+  }
+  // The flush waits for the disk: built on a queue thread.
+  lf_copy_up_pending *p = malloc(sizeof *p);
+  char *src = strdup(r->path);
+  if (!p || !src) {
+    free(p);
+    free(src);
+    return LF_COPY_UP_DECLINED;
+  }
+  *p = one;
+  struct fuse_in_header h = *in;
+  h.len = sizeof p->frame;
+  memcpy(p->frame, &h, sizeof h);
+  memcpy(p->frame + sizeof h, oin, sizeof *oin);
+  p->src = src;
+  // Its own copies of the strings: the record's path may go before the build ends.
+  p->c.src = p->src;
+  p->c.tmp = p->tmp;
+  p->c.dest = p->dest;
+  p->c.parent = p->parent;
+  p->c.origin_value = p->origin;
+  p->job.run = build_job;
+  cs->pending = p;
+  return LF_COPY_UP_BUILDING;
+}
+
+int lf_copy_up_place_pending(lf_copy_up_state *cs, lf_node_opens *opens, int devfd) {
+  lf_copy_up_pending *p = cs->pending;
+  if (p->res.err) {
+    if (p->res.reflink_refused) cs->reflink = 0;
+    return 0;
+  }
+  // Only JS's handling of requests read before could have changed the node meanwhile.
+  lf_node_open *r = lf_node_opens_get(opens, p->in.nodeid);
+  int holds = r && r->path && lf_node_opens_live(opens, r) && strcmp(r->path, p->src) == 0 && r->refs == 0 && r->nfds == 0 &&
+              !cs->js_changing && reserve(cs) == 0;
+  if (!holds) return 0;
+  lf_copy_up_small_place(&p->c, &p->res);
+  // Placed (or failed and removed): the temp name is not ours to remove any more.
+  p->tmp[0] = 0;
+  return finish(cs, devfd, &p->in, r, p->oin.flags, p->dest, &p->res);
+}
+
+void lf_copy_up_pending_free(lf_copy_up_pending *p) {
+  if (!p) return;
+  // Built but never placed (lf_copy_up_small_build removes its own failures).
+  if (p->tmp[0] && !p->res.err) unlink(p->tmp);
+  free(p->src);
+  free(p);
 }
 
 int lf_copy_up_release(lf_copy_up_state *cs, lf_node_opens *opens, int devfd, const struct fuse_in_header *in, lf_node_open *r,

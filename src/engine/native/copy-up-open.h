@@ -8,21 +8,29 @@
 // it records the copy in the union's writable-layer state and adopts the open file as a
 // handle of its own, whose later requests (FLUSH, FSYNC, SETATTR, RELEASE) it answers.
 //
+// A copy with data on a durable mount is flushed before its rename, and the flush waits for
+// the disk: that copy is built on a queue thread (lf_copy_up_pending) while the request
+// loop reads nothing — no request can see or change the writable layer half-way, as if the
+// copy-up were one call, but the JS thread stays free — and placed, opened and answered
+// back on the JS thread (lf_copy_up_place_pending).
+//
 // JS keeps what it must decide: a file whose parent directory is not on the writable layer
-// yet (the union copies directories up), a copy with data that must be flushed before it
-// is renamed into place (the flush waits for the disk: the pool's job), a node whose
-// backing is in use (the union retires it), a mount without passthrough, and any request
-// while a request of JS's that may change the writable layer is unanswered (`js_changing`).
-// JS thread only: no lock.
+// yet (the union copies directories up), a node whose backing is in use (the union retires
+// it), a mount without passthrough, and any request while a request of JS's that may
+// change the writable layer is unanswered (`js_changing`).
+// JS thread only, but for a pending copy's build: no lock.
 #ifndef LAYERFS_COPY_UP_OPEN_H
 #define LAYERFS_COPY_UP_OPEN_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../../sys/native/copy-up-small.h"
 #include "fuse-kernel.h"
 #include "node-flags.h"
 #include "node-opens.h"
+#include "work-queue.h"
 
 // What JS must learn from the request loop, in order:
 //  - LF_COPIED: a copy-up made here of `node`'s file; `fd` its open file, whose handle is
@@ -42,12 +50,32 @@ typedef struct lf_copied_up {
   uint8_t unanswered;
 } lf_copied_up;
 
+// A copy-up whose temp file is being built on a queue thread. The request loop pushes
+// `job` (which builds, then calls `built`, still on the queue thread, to hand it back) and
+// reads no request until lf_copy_up_place_pending ran on the JS thread. `frame`: the OPEN
+// (header and fuse_open_in), for JS when the copy is not placed after all.
+typedef struct lf_copy_up_pending {
+  lf_job job;
+  void (*built)(struct lf_copy_up_pending *p);
+  void *ctx, *carrier;   // the caller's, for `built` (carrier: made before the push, so
+                         // that handing it back needs no memory)
+  int orphan;            // the mount went away first: only the temp file is removed
+  struct fuse_in_header in;
+  struct fuse_open_in oin;
+  char frame[sizeof(struct fuse_in_header) + sizeof(struct fuse_open_in)];
+  char *src;
+  lf_copy_up_t c;
+  lf_copy_up_result_t res;
+  char origin[24];
+  char tmp[PATH_MAX], dest[PATH_MAX], parent[PATH_MAX];
+} lf_copy_up_pending;
+
 typedef struct lf_copy_up_state {
   char *upper;         // the writable layer's root directory; NULL: every copy-up is JS's
   char *work;          // a private directory on the same filesystem for temp files
   char *origin_name;   // the origin xattr's name (trusted. or user.overlay.origin)
   int umask;           // the process umask (fixed while the mount serves)
-  int durable;         // a copy with data is flushed first: then JS copies it
+  int durable;         // a copy with data is flushed first (built on a queue thread)
   int reflink;         // FICLONE worked so far
   uint64_t seq;        // temp names
   int js_changing;     // JS has a request in flight that may change the writable layer
@@ -55,11 +83,25 @@ typedef struct lf_copy_up_state {
   size_t ndone, capdone;
   lf_node_flags adopted;  // handles of copy-ups made here whose RELEASE is answered here
   uint64_t copied;        // copy-ups made here (SIGUSR2's counts)
+  lf_copy_up_pending *pending;  // being built; the loop reads nothing meanwhile
 } lf_copy_up_state;
 
-// Whether the OPEN `oin` (one that may write) of `r` was copied up and answered here; 0:
-// JS answers it, as before. `devfd`: the FUSE device, for the backing id and the reply.
+// Whether the OPEN `oin` (one that may write) of `r` was copied up and answered here (1),
+// or its copy is being built (2: cs->pending, for the caller to push with its `built` and
+// `ctx` filled in; the loop reads nothing until lf_copy_up_place_pending); 0: JS answers it,
+// as before. `devfd`: the FUSE device, for the backing id and the reply.
+enum { LF_COPY_UP_DECLINED = 0, LF_COPY_UP_ANSWERED = 1, LF_COPY_UP_BUILDING = 2 };
 int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header *in, lf_node_open *r, const struct fuse_open_in *oin);
+
+// On the JS thread, after cs->pending was built: if the node's registration still holds,
+// the copy is renamed into place, opened and answered as lf_copy_up_open answers (1).
+// Else (0) the temp file is gone and the OPEN (cs->pending->frame) is the caller's to hand
+// to JS. Either way cs->pending is the caller's to free (lf_copy_up_pending_free) and
+// reading may resume.
+int lf_copy_up_place_pending(lf_copy_up_state *cs, lf_node_opens *opens, int devfd);
+
+// Removes an unplaced build's temp file and frees `p` (any thread: touches nothing else).
+void lf_copy_up_pending_free(lf_copy_up_pending *p);
 
 // RELEASE of handle `fh` of `r`'s node: if it is a copy-up's made here, closes its fd,
 // drops its backing reference, answers, and tells JS (LF_RELEASED): 1. Else 0.
@@ -70,6 +112,8 @@ int lf_copy_up_release(lf_copy_up_state *cs, lf_node_opens *opens, int devfd, co
 int lf_copy_up_configure(lf_copy_up_state *cs, const char *upper, const char *work, const char *origin_name, int umask,
                          int durable);
 
+// Frees the state. A pending build still to be handed back is left an orphan: whoever gets
+// it frees it (lf_copy_up_pending_free).
 void lf_copy_up_free(lf_copy_up_state *cs);
 
 #endif

@@ -58,6 +58,12 @@ typedef struct lf_device {
   char teardown_msg[256];
 } lf_device;
 
+// What the queue threads hand back to the JS thread through dev->settle (engine-addon.c).
+typedef struct lf_settle_item {
+  enum { LF_SETTLE_NOTIFY, LF_SETTLE_WRITE, LF_SETTLE_COPY_UP } kind;
+  void *job;
+} lf_settle_item;
+
 // Reader threads (device-loop.c). Starts `n` readers delivering through dev->to_js.
 int lf_readers_start(lf_device *dev, int n);
 // Stops and joins them (they leave poll() at once). Safe when none were started.

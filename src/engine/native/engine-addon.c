@@ -477,14 +477,8 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   }
 }
 
-// What the queue threads hand back to the JS thread through dev->settle.
-typedef struct {
-  enum { SETTLE_NOTIFY, SETTLE_WRITE } kind;
-  void *job;
-} settle_item;
-
 static void post_settle(lf_device *dev, int kind, void *job) {
-  settle_item *item = malloc(sizeof *item);
+  lf_settle_item *item = malloc(sizeof *item);
   if (item) {
     item->kind = kind;
     item->job = job;
@@ -494,12 +488,14 @@ static void post_settle(lf_device *dev, int kind, void *job) {
   if (!item || napi_call_threadsafe_function(dev->settle, item, napi_tsfn_blocking) != napi_ok) free(item);
 }
 
-// On the JS thread: settle a notification's promise, or let go of a WRITE's data.
+// On the JS thread: settle a notification's promise, let go of a WRITE's data, or place a
+// copy-up built on a queue thread (js-loop.c).
 static void settle(napi_env env, napi_value js_cb, void *context, void *data) {
   (void) js_cb;
-  (void) context;
-  settle_item *item = data;
-  if (item->kind == SETTLE_NOTIFY) {
+  lf_settle_item *item = data;
+  if (item->kind == LF_SETTLE_COPY_UP) {
+    lf_js_copy_up_built(env, context, item->job);
+  } else if (item->kind == LF_SETTLE_NOTIFY) {
     lf_notify_job *job = item->job;
     if (env) napi_resolve_deferred(env, (napi_deferred) job->user, number(env, job->rc));
     free(job);
@@ -512,9 +508,9 @@ static void settle(napi_env env, napi_value js_cb, void *context, void *data) {
 }
 
 // On the notify thread, after the write: hand the result to the JS thread.
-static void notify_done(lf_notify_job *job) { post_settle(job->ctx, SETTLE_NOTIFY, job); }
+static void notify_done(lf_notify_job *job) { post_settle(job->ctx, LF_SETTLE_NOTIFY, job); }
 
-static void write_done(lf_write_job *job) { post_settle(job->ctx, SETTLE_WRITE, job); }
+static void write_done(lf_write_job *job) { post_settle(job->ctx, LF_SETTLE_WRITE, job); }
 
 static napi_value js_start(napi_env env, napi_callback_info info) {
   ARGS(3);

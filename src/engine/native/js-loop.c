@@ -29,6 +29,7 @@ typedef struct lf_js_reader {
   napi_async_context actx;
   char *buf;
   int stopped;
+  int paused;  // a copy-up is being built (copy-up-open.h): the device is not polled
 } lf_js_reader;
 
 static void closed(uv_handle_t *h) {
@@ -281,6 +282,71 @@ static void report_copied_up(lf_js_reader *r) {
   free(done);
 }
 
+static void on_readable(uv_poll_t *h, int status, int events);
+
+// After a pending copy-up's build: placed and answered, or its OPEN handed to JS — after JS
+// learnt of any copy made (report_copied_up) — and the device polled again.
+static void place_pending(lf_js_reader *r) {
+  lf_device *dev = r->dev;
+  lf_copy_up_pending *p = dev->copy_up.pending;
+  napi_handle_scope scope;
+  napi_open_handle_scope(r->env, &scope);
+  int answered = lf_copy_up_place_pending(&dev->copy_up, &dev->opens, dev->mount.fd);
+  dev->copy_up.pending = NULL;
+  report_copied_up(r);
+  if (!answered) {
+    napi_value buf;
+    if (napi_create_buffer_copy(r->env, sizeof p->frame, p->frame, NULL, &buf) == napi_ok) call(r, buf);
+    else lf_reply_enomem(dev->mount.fd, p->frame, sizeof p->frame);
+  }
+  lf_copy_up_pending_free(p);
+  napi_close_handle_scope(r->env, scope);
+  if (r->paused && !r->stopped) {
+    r->paused = 0;
+    uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  }
+}
+
+// On a queue thread, the build done: back to the JS thread through the device's settle
+// function, with the item made before the push. Its release waits for the queue's threads
+// (teardown), so the call cannot find it closed.
+static void hand_back(lf_copy_up_pending *p) {
+  lf_device *dev = p->ctx;
+  if (napi_call_threadsafe_function(dev->settle, p->carrier, napi_tsfn_blocking) != napi_ok)
+    fprintf(stderr, "layerfs engine: a copy-up could not be handed back; the mount stops reading requests\n");
+}
+
+// The copy-up lf_copy_up_open left pending: built on a queue thread while no request is
+// read (the flush waits for the disk, and nothing may see the writable layer half-way).
+static void build_pending(lf_js_reader *r) {
+  lf_device *dev = r->dev;
+  lf_copy_up_pending *p = dev->copy_up.pending;
+  lf_settle_item *item = malloc(sizeof *item);
+  if (!item) {
+    // No memory to hand it back: built here, the JS thread waiting for the disk this once.
+    lf_copy_up_small_build(&p->c, &p->res);
+    place_pending(r);
+    return;
+  }
+  *item = (lf_settle_item) { .kind = LF_SETTLE_COPY_UP, .job = p };
+  p->carrier = item;
+  p->ctx = dev;
+  p->built = hand_back;
+  r->paused = 1;
+  uv_poll_stop(&r->poll);
+  lf_queue_push(&dev->io, &p->job);
+}
+
+void lf_js_copy_up_built(napi_env env, lf_device *dev, lf_copy_up_pending *p) {
+  // An orphan's device may be gone: nothing of it is touched.
+  if (p->orphan || !env || dev->closing || !dev->js_reader || dev->copy_up.pending != p) {
+    if (!p->orphan && dev->copy_up.pending == p) dev->copy_up.pending = NULL;
+    lf_copy_up_pending_free(p);
+    return;
+  }
+  place_pending(dev->js_reader);
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   (void) events;
   lf_js_reader *r = h->data;
@@ -288,7 +354,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_handle_scope scope;
   napi_open_handle_scope(r->env, &scope);
   int ended = status < 0;
-  for (int i = 0; i < BATCH && !ended && !dev->closing && !r->stopped; i++) {
+  for (int i = 0; i < BATCH && !ended && !dev->closing && !r->stopped && !r->paused; i++) {
     ssize_t n = read(dev->mount.fd, r->buf, LF_REQUEST_BUFFER);
     if (n < 0) {
       if (errno == EAGAIN) break;
@@ -302,7 +368,11 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       ended = 1;
       break;
     }
-    if (answered_natively(dev, r->buf, (size_t) n)) continue;
+    if (answered_natively(dev, r->buf, (size_t) n)) {
+      if (!dev->copy_up.pending) continue;
+      build_pending(r);
+      break;
+    }
     report_copied_up(r);
     napi_value buf;
     char *fresh = n > LF_SMALL_REQUEST ? malloc(LF_REQUEST_BUFFER) : NULL;
