@@ -32,16 +32,28 @@ export function isWithin(path: string, ancestor: string): boolean {
  * The kernel never sends such paths; a direct caller gets EINVAL.
  */
 export function splitPath(path: string): string[] {
-  if (path === '/') return [];
-  if (!path.startsWith('/')) throw invalidPath(path);
-  const parts = path.slice(1).split('/');
-  for (const p of parts) {
-    if (p === '' || p === '.' || p === '..') throw invalidPath(path);
-    if (p.length > 255) {
-      throw new LayerfsError('INVALID_ARGUMENT', `name too long in ${path}`, { errno: 'ENAMETOOLONG' });
+  checkPath(path);
+  return path === '/' ? [] : path.slice(1).split('/');
+}
+
+/**
+ * splitPath's checks without its array: for a walk that takes the components one by one
+ * (UnionView.tryResolve, on every request), where most of a path is handed on whole.
+ */
+export function checkPath(path: string): void {
+  if (path === '/') return;
+  if (path.charCodeAt(0) !== 0x2f) throw invalidPath(path);
+  for (let start = 1; ; ) {
+    let end = path.indexOf('/', start);
+    if (end < 0) end = path.length;
+    const len = end - start;
+    if (len === 0 || (path.charCodeAt(start) === 0x2e && (len === 1 || (len === 2 && path.charCodeAt(start + 1) === 0x2e)))) {
+      throw invalidPath(path);
     }
+    if (len > 255) throw new LayerfsError('INVALID_ARGUMENT', `name too long in ${path}`, { errno: 'ENAMETOOLONG' });
+    if (end === path.length) return;
+    start = end + 1;
   }
-  return parts;
 }
 
 function invalidPath(path: string): LayerfsError {

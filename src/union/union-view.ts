@@ -12,7 +12,7 @@ import { backing } from './backing-path.js';
 import type { BigIntStats } from 'node:fs';
 import type { DirEntry, FileStat, UpperDirStat } from '../core/filesystem.js';
 import { fsError } from './fs-error.js';
-import { aufsName, baseOf, isAufsReserved, joinPath, lowerIno, parentOf, S_IFDIR, S_IFMT, splitPath, upperIno } from '../overlay/index.js';
+import { aufsName, baseOf, checkPath, isAufsReserved, joinPath, lowerIno, parentOf, S_IFDIR, S_IFMT, upperIno } from '../overlay/index.js';
 import type { LowerEntry, LowerIndex } from './lower-index.js';
 import { overriddenDevice, overriddenMode } from '../core/override-stat.js';
 import { overrideOwnerOnHost } from './owner-override.js';
@@ -48,19 +48,21 @@ export class UnionView {
 
   /** Resolves `path`; a missing last component gives 'ENOENT' instead of throwing. */
   tryResolve(path: string): Resolved | 'ENOENT' | 'ENOTDIR' {
-    const parts = splitPath(path);
+    // Component by component while the writable layer has them; the rest (most of a
+    // path, usually) goes to the index whole, never split.
+    checkPath(path);
     let up = this.upper?.get('/');
     let lowerPath: string | null = up?.opaque ? null : '/';
     let lower = lowerPath === null ? undefined : this.index.get('/');
     if (up === undefined && lower === undefined) return 'ENOENT';
-    let cur = '/';
-    for (let i = 0; i < parts.length; i++) {
-      const name = parts[i]!;
+    for (let start = 1; start < path.length; ) {
+      let end = path.indexOf('/', start);
+      if (end < 0) end = path.length;
+      const name = path.slice(start, end);
       const isDir = up !== undefined ? up.kind === 'dir' : isLowerDir(lower);
       if (!isDir) return 'ENOTDIR';
-      cur = joinPath(cur, name);
       const candidate = lowerPath === null ? null : joinPath(lowerPath, name);
-      const u = up !== undefined ? this.upper?.get(cur) : undefined;
+      const u = up !== undefined ? this.upper?.get(path.slice(0, end)) : undefined;
       if (u !== undefined) {
         if (u.kind === 'whiteout') return 'ENOENT';
         up = u;
@@ -83,8 +85,9 @@ export class UnionView {
         }
       } else {
         // From here down only the lower layers have anything.
-        return candidate === null ? 'ENOENT' : this.resolveLower(path, candidate, parts, i);
+        return candidate === null ? 'ENOENT' : this.resolveLower(path, candidate, end);
       }
+      start = end + 1;
     }
     const isDir = up !== undefined ? up.kind === 'dir' : isLowerDir(lower);
     const r: Resolved = { path, lowerPath: lower !== undefined ? lowerPath : null, isDir };
@@ -94,24 +97,26 @@ export class UnionView {
   }
 
   /**
-   * The rest of `path` (`parts` from `i` on, `candidate` the index path of part `i`) in
-   * the lower layers alone. The index holds a path only below directories, so the whole
-   * path is one probe; a miss whose parent is a directory there is ENOENT, a second probe
-   * (a cold `stat` of an image's paths is one of these per component the kernel looks up).
+   * The rest of `path` (from `end`, where the component whose index path is `candidate`
+   * ends) in the lower layers alone. The index holds a path only below directories, so the
+   * whole path is one probe; a miss whose parent is a directory there is ENOENT, a second
+   * probe (a cold `stat` of an image's paths is one of these per component the kernel
+   * looks up).
    */
-  private resolveLower(path: string, candidate: string, parts: string[], i: number): Resolved | 'ENOENT' | 'ENOTDIR' {
-    const last = parts.length - 1;
-    const full = i === last ? candidate : candidate + '/' + parts.slice(i + 1).join('/');
+  private resolveLower(path: string, candidate: string, end: number): Resolved | 'ENOENT' | 'ENOTDIR' {
+    const last = end === path.length;
+    const full = last ? candidate : candidate + path.slice(end);
     const found = this.index.get(full);
     if (found !== undefined) return { path, lowerPath: full, isDir: isLowerDir(found), lower: found };
-    if (i === last || isLowerDir(this.index.get(parentOf(full)))) return 'ENOENT';
+    if (last || isLowerDir(this.index.get(parentOf(full)))) return 'ENOENT';
     // A missing or non-directory ancestor: which one says ENOENT or ENOTDIR.
+    const rest = path.slice(end + 1).split('/');
     let lowerPath = candidate;
-    for (let j = i; j < last; j++) {
+    for (let j = 0; j < rest.length; j++) {
       const e = this.index.get(lowerPath);
       if (e === undefined) return 'ENOENT';
       if (!isLowerDir(e)) return 'ENOTDIR';
-      lowerPath = joinPath(lowerPath, parts[j + 1]!);
+      lowerPath = joinPath(lowerPath, rest[j]!);
     }
     return 'ENOENT';
   }

@@ -24,6 +24,25 @@ const errno = (e: unknown): unknown => {
 const GiB = 2 ** 30;
 
 describe('union edge cases', () => {
+  it('resolves deep paths through the writable layer and the index alike, and refuses non-canonical ones', async () => {
+    const u = await union([{ 'a/b/c/f': 'x', 'a/b/file': 'y', 'top/d/e': 'z' }]);
+    // A directory of the path on the writable layer, the rest only below.
+    await u.mkdir('/top/new', 0o755, ROOT);
+    const kinds = async (paths: string[]) =>
+      Promise.all(paths.map((p) => u.getattr(p).then((st) => (st.mode & C.S_IFMT) === C.S_IFDIR ? 'dir' : 'file', errno)));
+    expect(
+      await kinds([
+        '/', '/a', '/a/b/c/f', '/a/b/c/f/g', '/a/b/file/x/y', '/a/b/missing/x', '/a/b/c/missing',
+        '/top/d/e', '/top/d/e/x', '/top/new', '/top/new/x/y', '/top/d/missing/x',
+      ]),
+    ).toEqual(['dir', 'dir', 'file', 'ENOTDIR', 'ENOTDIR', 'ENOENT', 'ENOENT', 'file', 'ENOTDIR', 'dir', 'ENOENT', 'ENOENT']);
+    for (const bad of ['a', '//a', '/a//b', '/a/', '/a/./b', '/a/../a', '/.', '/..', '/a/b/.', '/a/b/..']) {
+      await expect(u.getattr(bad), bad).rejects.toMatchObject({ errno: 'EINVAL' });
+    }
+    await expect(u.getattr(`/a/${'n'.repeat(256)}/f`)).rejects.toMatchObject({ errno: 'ENAMETOOLONG' });
+    expect(await kinds(['/.a', '/..a', '/a/...'])).toEqual(['ENOENT', 'ENOENT', 'ENOENT']);
+  });
+
   it('serves files over 4 GiB from lower and upper', async () => {
     layers = await makeLayers([{ big: 'head' }]);
     await fsp.truncate(`${layers.lowers[0]}/big`, 5 * GiB);
