@@ -6,11 +6,14 @@
  * thread) and for those it leaves to JS (more than 64 KiB, xattrs, a set-id bit, another
  * name, a parent not yet copied up), no OPEN reaching JS for the files C copies,
  * st_ino kept through a remount (the origin xattr), the handle C opened usable for
- * fsync, fstat and ftruncate (JS adopted it), and the lower files untouched.
+ * fsync, fstat and ftruncate (JS adopted it), and the lower files untouched. A flush made
+ * slow on purpose (strace's fault injection on the mount process) shows that the mount goes
+ * on answering meanwhile, that a change made meanwhile voids the copy, and that stopping
+ * the mount leaves no temp file.
  */
-import { execFile } from 'node:child_process';
-import { appendFile, lstat, open, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { execFile, spawn } from 'node:child_process';
+import { appendFile, lstat, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
 import { againstKernel, traced } from '../helpers/engine-mounts.js';
@@ -140,6 +143,57 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
           expect(await readFile(join(again.mountpoint, 'd/data'), 'latin1')).toBe('helloy');
         } finally {
           await again.stop();
+        }
+      } finally {
+        await layers.cleanup();
+      }
+    }
+  });
+
+  it('answers other requests while a copy\'s flush is out; an unlink meanwhile keeps its whiteout; a stop leaves no temp file', async () => {
+    const temps = async (work: string) => (await readdir(work, { recursive: true })).filter((n) => basename(n).startsWith('#c'));
+    const waitFor = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 300; i++) {
+        if (await ok()) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+    for (const ending of ['unlink', 'stop'] as const) {
+      const layers = await makeLayers(specs());
+      let tracer: ReturnType<typeof spawn> | undefined;
+      try {
+        const m = await mountUnion({ lowerDirs: layers.lowers, upperDir: layers.upper, workDir: layers.work }, layers.root, { LAYERFS_ENGINE: 'layerfs' });
+        let stopped = false;
+        try {
+          const p = (n: string) => join(m.mountpoint, n);
+          await appendFile(p('d/keep'), 'x');
+          await lstat(p('d/data'));
+          // Every fdatasync of the mount process takes 2 s more.
+          tracer = spawn('strace', ['-f', '-qq', '-p', String(m.pid), '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:delay_enter=2000000', '-o', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
+          await new Promise((r) => setTimeout(r, 500)); // strace attaches
+          const append = appendFile(p('d/data'), '!').then(() => 'written', (e: NodeJS.ErrnoException) => e.code);
+          await waitFor('the temp file', async () => (await temps(layers.work)).length === 1);
+          // The mount answers while the flush is out: the temp file is still there after.
+          expect((await readdir(p('d'))).length).toBeGreaterThan(10);
+          expect(await readFile(p('d/t1'), 'latin1')).toBe('top data');
+          expect(await temps(layers.work)).toHaveLength(1);
+          if (ending === 'unlink') {
+            await unlink(p('d/data'));
+            expect(await append).toBe('ENOENT');
+            await expect(lstat(p('d/data'))).rejects.toMatchObject({ code: 'ENOENT' });
+            const wh = await lstat(join(layers.upper, 'd/data'));
+            expect([wh.isCharacterDevice(), wh.rdev]).toEqual([true, 0]);
+          } else {
+            await m.stop();
+            stopped = true;
+            expect(await append).not.toBe('written');
+          }
+          await waitFor('the temp file to go', async () => (await temps(layers.work)).length === 0);
+          expect(await readFile(join(layers.lowers[1]!, 'd/data'), 'latin1')).toBe('hello');
+        } finally {
+          tracer?.kill();
+          if (!stopped) await m.stop();
         }
       } finally {
         await layers.cleanup();

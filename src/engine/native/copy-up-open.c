@@ -106,6 +106,7 @@ static int prepare(lf_copy_up_state *cs, const struct fuse_in_header *in, const 
   p->oin = *oin;
   p->res = (lf_copy_up_result_t) { 0 };
   p->orphan = 0;
+  p->changes = cs->changes;
   p->c = (lf_copy_up_t) {
     .src = r->path, .tmp = p->tmp, .dest = p->dest, .parent = p->parent,
     .uid = a->uid, .gid = a->gid, .perm = a->mode & 07777,
@@ -229,15 +230,22 @@ int lf_copy_up_place_pending(lf_copy_up_state *cs, lf_node_opens *opens, int dev
     if (p->res.reflink_refused) cs->reflink = 0;
     return 0;
   }
-  // Only JS's handling of requests read before could have changed the node meanwhile.
+  // A change JS began meanwhile (an unlink of the name, a rename of a directory above, its
+  // own copy-up of the file) may make the copy wrong where it would go; an open of the
+  // lower file answered meanwhile holds the node's backing (JS retires such a node).
   lf_node_open *r = lf_node_opens_get(opens, p->in.nodeid);
-  int holds = r && r->path && lf_node_opens_live(opens, r) && strcmp(r->path, p->src) == 0 && r->refs == 0 && r->nfds == 0 &&
-              !cs->js_changing && reserve(cs) == 0;
+  int holds = cs->changes == p->changes && !cs->js_changing && r && r->path && lf_node_opens_live(opens, r) &&
+              strcmp(r->path, p->src) == 0 && r->refs == 0 && r->nfds == 0 && reserve(cs) == 0;
   if (!holds) return 0;
   lf_copy_up_small_place(&p->c, &p->res);
   // Placed (or failed and removed): the temp name is not ours to remove any more.
   p->tmp[0] = 0;
   return finish(cs, devfd, &p->in, r, p->oin.flags, p->dest, &p->res);
+}
+
+void lf_copy_up_set_changing(lf_copy_up_state *cs, int on) {
+  if (on && !cs->js_changing) cs->changes++;
+  cs->js_changing = on != 0;
 }
 
 void lf_copy_up_pending_free(lf_copy_up_pending *p) {

@@ -9,10 +9,10 @@
 // handle of its own, whose later requests (FLUSH, FSYNC, SETATTR, RELEASE) it answers.
 //
 // A copy with data on a durable mount is flushed before its rename, and the flush waits for
-// the disk: that copy is built on a queue thread (lf_copy_up_pending) while the request
-// loop reads nothing — no request can see or change the writable layer half-way, as if the
-// copy-up were one call, but the JS thread stays free — and placed, opened and answered
-// back on the JS thread (lf_copy_up_place_pending).
+// the disk: that copy is built on a queue thread (lf_copy_up_pending) while the loop goes on
+// answering, and placed, opened and answered back on the JS thread
+// (lf_copy_up_place_pending) — unless JS began a change of the writable layer meanwhile
+// (`changes`), or the node is not as it was: then the temp file goes and JS gets the OPEN.
 //
 // JS keeps what it must decide: a file whose parent directory is not on the writable layer
 // yet (the union copies directories up), a node whose backing is in use (the union retires
@@ -51,15 +51,16 @@ typedef struct lf_copied_up {
 } lf_copied_up;
 
 // A copy-up whose temp file is being built on a queue thread. The request loop pushes
-// `job` (which builds, then calls `built`, still on the queue thread, to hand it back) and
-// reads no request until lf_copy_up_place_pending ran on the JS thread. `frame`: the OPEN
-// (header and fuse_open_in), for JS when the copy is not placed after all.
+// `job` (which builds, then calls `built`, still on the queue thread, to hand it back to the
+// JS thread for lf_copy_up_place_pending). `changes`: the state's count when it began.
+// `frame`: the OPEN (header and fuse_open_in), for JS when the copy is not placed after all.
 typedef struct lf_copy_up_pending {
   lf_job job;
   void (*built)(struct lf_copy_up_pending *p);
   void *ctx, *carrier;   // the caller's, for `built` (carrier: made before the push, so
                          // that handing it back needs no memory)
   int orphan;            // the mount went away first: only the temp file is removed
+  uint64_t changes;
   struct fuse_in_header in;
   struct fuse_open_in oin;
   char frame[sizeof(struct fuse_in_header) + sizeof(struct fuse_open_in)];
@@ -79,25 +80,25 @@ typedef struct lf_copy_up_state {
   int reflink;         // FICLONE worked so far
   uint64_t seq;        // temp names
   int js_changing;     // JS has a request in flight that may change the writable layer
+  uint64_t changes;    // how often js_changing was set: a pending copy begun before is void
   lf_copied_up *done;  // not yet taken by JS
   size_t ndone, capdone;
   lf_node_flags adopted;  // handles of copy-ups made here whose RELEASE is answered here
   uint64_t copied;        // copy-ups made here (SIGUSR2's counts)
-  lf_copy_up_pending *pending;  // being built; the loop reads nothing meanwhile
+  lf_copy_up_pending *pending;  // being built (one at a time: another goes to JS)
 } lf_copy_up_state;
 
 // Whether the OPEN `oin` (one that may write) of `r` was copied up and answered here (1),
 // or its copy is being built (2: cs->pending, for the caller to push with its `built` and
-// `ctx` filled in; the loop reads nothing until lf_copy_up_place_pending); 0: JS answers it,
-// as before. `devfd`: the FUSE device, for the backing id and the reply.
+// `ctx` filled in; answered by lf_copy_up_place_pending); 0: JS answers it, as before. `devfd`: the FUSE device, for the backing id and the reply.
 enum { LF_COPY_UP_DECLINED = 0, LF_COPY_UP_ANSWERED = 1, LF_COPY_UP_BUILDING = 2 };
 int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header *in, lf_node_open *r, const struct fuse_open_in *oin);
 
-// On the JS thread, after cs->pending was built: if the node's registration still holds,
-// the copy is renamed into place, opened and answered as lf_copy_up_open answers (1).
-// Else (0) the temp file is gone and the OPEN (cs->pending->frame) is the caller's to hand
-// to JS. Either way cs->pending is the caller's to free (lf_copy_up_pending_free) and
-// reading may resume.
+// On the JS thread, after cs->pending was built: if JS began no change since and the node's
+// registration still holds, the copy is renamed into place, opened and answered as
+// lf_copy_up_open answers (1). Else (0) the OPEN (cs->pending->frame) is the caller's to
+// hand to JS. Either way cs->pending is the caller's to free (lf_copy_up_pending_free,
+// which removes a temp file left unplaced).
 int lf_copy_up_place_pending(lf_copy_up_state *cs, lf_node_opens *opens, int devfd);
 
 // Removes an unplaced build's temp file and frees `p` (any thread: touches nothing else).
@@ -107,6 +108,9 @@ void lf_copy_up_pending_free(lf_copy_up_pending *p);
 // drops its backing reference, answers, and tells JS (LF_RELEASED): 1. Else 0.
 int lf_copy_up_release(lf_copy_up_state *cs, lf_node_opens *opens, int devfd, const struct fuse_in_header *in, lf_node_open *r,
                        uint64_t fh);
+
+// JS has (on) or no longer has a request in flight that may change the writable layer.
+void lf_copy_up_set_changing(lf_copy_up_state *cs, int on);
 
 // Sets the configuration (copies the strings). 0 or ENOMEM.
 int lf_copy_up_configure(lf_copy_up_state *cs, const char *upper, const char *work, const char *origin_name, int umask,

@@ -855,7 +855,7 @@ static napi_value js_set_changing(napi_env env, napi_callback_info info) {
   bool on;
   if (!get_device(env, argv[0], &dev)) return NULL;
   CHECK(napi_get_value_bool(env, argv[1], &on));
-  dev->copy_up.js_changing = on;
+  lf_copy_up_set_changing(&dev->copy_up, on);
   return undefined(env);
 }
 

@@ -29,7 +29,6 @@ typedef struct lf_js_reader {
   napi_async_context actx;
   char *buf;
   int stopped;
-  int paused;  // a copy-up is being built (copy-up-open.h): the device is not polled
 } lf_js_reader;
 
 static void closed(uv_handle_t *h) {
@@ -59,7 +58,8 @@ static void call(lf_js_reader *r, napi_value arg) {
 // here, as the dispatcher would (ENODATA; an empty list, or its size 0), without the cost
 // of reaching JS; OPEN / READ / RELEASE / GETATTR of registered lower files and OPENDIR /
 // RELEASEDIR of registered directories (below), GETATTR of registered writable-layer
-// directories (an lstat, node-opens.h). Returns whether it answered. On this
+// directories (an lstat, node-opens.h). Returns whether it answered (or, an OPEN whose
+// copy-up is being built, LF_COPY_UP_BUILDING: taken, answered later). On this
 // thread only, so the sets are exact: JS changes them before it answers anything that
 // could change what they say.
 static int open_natively(lf_device *dev, const struct fuse_in_header *in, const char *body, size_t n);
@@ -282,10 +282,8 @@ static void report_copied_up(lf_js_reader *r) {
   free(done);
 }
 
-static void on_readable(uv_poll_t *h, int status, int events);
-
 // After a pending copy-up's build: placed and answered, or its OPEN handed to JS — after JS
-// learnt of any copy made (report_copied_up) — and the device polled again.
+// learnt of any copy made (report_copied_up).
 static void place_pending(lf_js_reader *r) {
   lf_device *dev = r->dev;
   lf_copy_up_pending *p = dev->copy_up.pending;
@@ -301,10 +299,6 @@ static void place_pending(lf_js_reader *r) {
   }
   lf_copy_up_pending_free(p);
   napi_close_handle_scope(r->env, scope);
-  if (r->paused && !r->stopped) {
-    r->paused = 0;
-    uv_poll_start(&r->poll, UV_READABLE, on_readable);
-  }
 }
 
 // On a queue thread, the build done: back to the JS thread through the device's settle
@@ -313,11 +307,11 @@ static void place_pending(lf_js_reader *r) {
 static void hand_back(lf_copy_up_pending *p) {
   lf_device *dev = p->ctx;
   if (napi_call_threadsafe_function(dev->settle, p->carrier, napi_tsfn_blocking) != napi_ok)
-    fprintf(stderr, "layerfs engine: a copy-up could not be handed back; the mount stops reading requests\n");
+    fprintf(stderr, "layerfs engine: a copy-up could not be handed back; its OPEN stays unanswered\n");
 }
 
-// The copy-up lf_copy_up_open left pending: built on a queue thread while no request is
-// read (the flush waits for the disk, and nothing may see the writable layer half-way).
+// The copy-up lf_copy_up_open left pending: built on a queue thread (the flush waits for
+// the disk) while the loop goes on.
 static void build_pending(lf_js_reader *r) {
   lf_device *dev = r->dev;
   lf_copy_up_pending *p = dev->copy_up.pending;
@@ -332,8 +326,6 @@ static void build_pending(lf_js_reader *r) {
   p->carrier = item;
   p->ctx = dev;
   p->built = hand_back;
-  r->paused = 1;
-  uv_poll_stop(&r->poll);
   lf_queue_push(&dev->io, &p->job);
 }
 
@@ -354,7 +346,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_handle_scope scope;
   napi_open_handle_scope(r->env, &scope);
   int ended = status < 0;
-  for (int i = 0; i < BATCH && !ended && !dev->closing && !r->stopped && !r->paused; i++) {
+  for (int i = 0; i < BATCH && !ended && !dev->closing && !r->stopped; i++) {
     ssize_t n = read(dev->mount.fd, r->buf, LF_REQUEST_BUFFER);
     if (n < 0) {
       if (errno == EAGAIN) break;
@@ -368,11 +360,10 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       ended = 1;
       break;
     }
-    if (answered_natively(dev, r->buf, (size_t) n)) {
-      if (!dev->copy_up.pending) continue;
-      build_pending(r);
-      break;
-    }
+    int answered = answered_natively(dev, r->buf, (size_t) n);
+    // LF_COPY_UP_BUILDING: taken, answered once its copy is built (copy-up-open.h).
+    if (answered == LF_COPY_UP_BUILDING) build_pending(r);
+    if (answered) continue;
     report_copied_up(r);
     napi_value buf;
     char *fresh = n > LF_SMALL_REQUEST ? malloc(LF_REQUEST_BUFFER) : NULL;
