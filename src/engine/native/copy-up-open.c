@@ -201,10 +201,11 @@ int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header
   }
   // The flush waits for the disk: built on a queue thread.
   lf_copy_up_pending *p = malloc(sizeof *p);
-  char *src = strdup(r->path);
-  if (!p || !src) {
+  char *src = strdup(r->path), *origin_name = one.c.origin_name ? strdup(one.c.origin_name) : NULL;
+  if (!p || !src || (one.c.origin_name && !origin_name)) {
     free(p);
     free(src);
+    free(origin_name);
     return LF_COPY_UP_DECLINED;
   }
   *p = one;
@@ -213,8 +214,10 @@ int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header
   memcpy(p->frame, &h, sizeof h);
   memcpy(p->frame + sizeof h, oin, sizeof *oin);
   p->src = src;
-  // Its own copies of the strings: the record's path may go before the build ends.
+  p->origin_name = origin_name;
+  // Its own strings: the record's path (and the configuration) may go before the build ends.
   p->c.src = p->src;
+  p->c.origin_name = p->origin_name;
   p->c.tmp = p->tmp;
   p->c.dest = p->dest;
   p->c.parent = p->parent;
@@ -253,6 +256,7 @@ void lf_copy_up_pending_free(lf_copy_up_pending *p) {
   // Built but never placed (lf_copy_up_small_build removes its own failures).
   if (p->tmp[0] && !p->res.err) unlink(p->tmp);
   free(p->src);
+  free(p->origin_name);
   free(p);
 }
 

@@ -64,7 +64,7 @@ typedef struct lf_copy_up_pending {
   struct fuse_in_header in;
   struct fuse_open_in oin;
   char frame[sizeof(struct fuse_in_header) + sizeof(struct fuse_open_in)];
-  char *src;
+  char *src, *origin_name;  // its own copies: the record's path, the configuration may go
   lf_copy_up_t c;
   lf_copy_up_result_t res;
   char origin[24];
