@@ -169,8 +169,8 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
           const p = (n: string) => join(m.mountpoint, n);
           await appendFile(p('d/keep'), 'x');
           await lstat(p('d/data'));
-          // Every fdatasync of the mount process takes 2 s more.
-          tracer = spawn('strace', ['-f', '-qq', '-p', String(m.pid), '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:delay_enter=2000000', '-o', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
+          // Every fdatasync of the mount process takes 3 s more.
+          tracer = spawn('strace', ['-f', '-qq', '-p', String(m.pid), '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:delay_enter=3000000', '-o', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
           await new Promise((r) => setTimeout(r, 500)); // strace attaches
           const append = appendFile(p('d/data'), '!').then(() => 'written', (e: NodeJS.ErrnoException) => e.code);
           await waitFor('the temp file', async () => (await temps(layers.work)).length === 1);

@@ -51,7 +51,14 @@ void lf_copy_up_free(lf_copy_up_state *cs) {
       close(cs->done[i].fd);
   free(cs->done);
   lf_node_flags_free(&cs->adopted);
-  if (cs->pending) cs->pending->orphan = 1;
+  if (cs->pending) {
+    // Its build is done (teardown stops the queues first), its hand-back still queued: the
+    // temp file goes now, before the process may end; whoever gets the job frees it.
+    lf_copy_up_pending *p = cs->pending;
+    if (p->tmp[0] && !p->res.err) unlink(p->tmp);
+    p->tmp[0] = 0;
+    p->orphan = 1;
+  }
   memset(cs, 0, sizeof *cs);
 }
 

@@ -116,8 +116,9 @@ void lf_copy_up_set_changing(lf_copy_up_state *cs, int on);
 int lf_copy_up_configure(lf_copy_up_state *cs, const char *upper, const char *work, const char *origin_name, int umask,
                          int durable);
 
-// Frees the state. A pending build still to be handed back is left an orphan: whoever gets
-// it frees it (lf_copy_up_pending_free).
+// Frees the state, after the queue that builds pending copies has stopped. A pending
+// build's temp file is removed; the job, still to be handed back, is left an orphan: whoever
+// gets it frees it (lf_copy_up_pending_free).
 void lf_copy_up_free(lf_copy_up_state *cs);
 
 #endif
