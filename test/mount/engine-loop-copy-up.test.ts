@@ -15,7 +15,7 @@ import { execFile, spawn } from 'node:child_process';
 import { appendFile, lstat, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, vi } from 'vitest';
 import { againstKernel, traced } from '../helpers/engine-mounts.js';
 import { makeLayers, type LayerSpec } from '../helpers/layers.js';
 import { tempDir } from '../helpers/temp.js';
@@ -152,13 +152,7 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
 
   it('answers other requests while a copy\'s flush is out; an unlink meanwhile keeps its whiteout; a stop leaves no temp file', async () => {
     const temps = async (work: string) => (await readdir(work, { recursive: true })).filter((n) => basename(n).startsWith('#c'));
-    const waitFor = async (what: string, ok: () => Promise<boolean>) => {
-      for (let i = 0; i < 300; i++) {
-        if (await ok()) return;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      throw new Error(`timed out waiting for ${what}`);
-    };
+    const poll = { timeout: 3_000, interval: 10 };
     for (const ending of ['unlink', 'stop'] as const) {
       const layers = await makeLayers(specs());
       let tracer: ReturnType<typeof spawn> | undefined;
@@ -173,7 +167,7 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
           tracer = spawn('strace', ['-f', '-qq', '-p', String(m.pid), '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:delay_enter=3000000', '-o', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
           await new Promise((r) => setTimeout(r, 500)); // strace attaches
           const append = appendFile(p('d/data'), '!').then(() => 'written', (e: NodeJS.ErrnoException) => e.code);
-          await waitFor('the temp file', async () => (await temps(layers.work)).length === 1);
+          await vi.waitFor(async () => expect(await temps(layers.work)).toHaveLength(1), poll);
           // The mount answers while the flush is out: the temp file is still there after.
           expect((await readdir(p('d'))).length).toBeGreaterThan(10);
           expect(await readFile(p('d/t1'), 'latin1')).toBe('top data');
@@ -189,7 +183,7 @@ describe.skipIf(!inject('canMount'))('copy-up in the layerfs engine\'s request l
             stopped = true;
             expect(await append).not.toBe('written');
           }
-          await waitFor('the temp file to go', async () => (await temps(layers.work)).length === 0);
+          await vi.waitFor(async () => expect(await temps(layers.work)).toHaveLength(0), poll);
           expect(await readFile(join(layers.lowers[1]!, 'd/data'), 'latin1')).toBe('hello');
         } finally {
           tracer?.kill();

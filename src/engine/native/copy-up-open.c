@@ -216,10 +216,6 @@ int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header
     return LF_COPY_UP_DECLINED;
   }
   *p = one;
-  struct fuse_in_header h = *in;
-  h.len = sizeof p->frame;
-  memcpy(p->frame, &h, sizeof h);
-  memcpy(p->frame + sizeof h, oin, sizeof *oin);
   p->src = src;
   p->origin_name = origin_name;
   // Its own strings: the record's path (and the configuration) may go before the build ends.

@@ -53,7 +53,7 @@ typedef struct lf_copied_up {
 // A copy-up whose temp file is being built on a queue thread. The request loop pushes
 // `job` (which builds, then calls `built`, still on the queue thread, to hand it back to the
 // JS thread for lf_copy_up_place_pending). `changes`: the state's count when it began.
-// `frame`: the OPEN (header and fuse_open_in), for JS when the copy is not placed after all.
+// `in`, `oin`: the OPEN, for JS when the copy is not placed after all.
 typedef struct lf_copy_up_pending {
   lf_job job;
   void (*built)(struct lf_copy_up_pending *p);
@@ -63,7 +63,6 @@ typedef struct lf_copy_up_pending {
   uint64_t changes;
   struct fuse_in_header in;
   struct fuse_open_in oin;
-  char frame[sizeof(struct fuse_in_header) + sizeof(struct fuse_open_in)];
   char *src, *origin_name;  // its own copies: the record's path, the configuration may go
   lf_copy_up_t c;
   lf_copy_up_result_t res;
@@ -90,13 +89,14 @@ typedef struct lf_copy_up_state {
 
 // Whether the OPEN `oin` (one that may write) of `r` was copied up and answered here (1),
 // or its copy is being built (2: cs->pending, for the caller to push with its `built` and
-// `ctx` filled in; answered by lf_copy_up_place_pending); 0: JS answers it, as before. `devfd`: the FUSE device, for the backing id and the reply.
+// `ctx` filled in; answered by lf_copy_up_place_pending); 0: JS answers it, as before.
+// `devfd`: the FUSE device, for the backing id and the reply.
 enum { LF_COPY_UP_DECLINED = 0, LF_COPY_UP_ANSWERED = 1, LF_COPY_UP_BUILDING = 2 };
 int lf_copy_up_open(lf_copy_up_state *cs, int devfd, const struct fuse_in_header *in, lf_node_open *r, const struct fuse_open_in *oin);
 
 // On the JS thread, after cs->pending was built: if JS began no change since and the node's
 // registration still holds, the copy is renamed into place, opened and answered as
-// lf_copy_up_open answers (1). Else (0) the OPEN (cs->pending->frame) is the caller's to
+// lf_copy_up_open answers (1). Else (0) the OPEN (cs->pending->in, oin) is the caller's to
 // hand to JS. Either way cs->pending is the caller's to free (lf_copy_up_pending_free,
 // which removes a temp file left unplaced).
 int lf_copy_up_place_pending(lf_copy_up_state *cs, lf_node_opens *opens, int devfd);

@@ -293,9 +293,15 @@ static void place_pending(lf_js_reader *r) {
   dev->copy_up.pending = NULL;
   report_copied_up(r);
   if (!answered) {
+    // The OPEN as the kernel sent it: its header and fuse_open_in.
+    char frame[sizeof p->in + sizeof p->oin];
+    struct fuse_in_header h = p->in;
+    h.len = sizeof frame;
+    memcpy(frame, &h, sizeof h);
+    memcpy(frame + sizeof h, &p->oin, sizeof p->oin);
     napi_value buf;
-    if (napi_create_buffer_copy(r->env, sizeof p->frame, p->frame, NULL, &buf) == napi_ok) call(r, buf);
-    else lf_reply_enomem(dev->mount.fd, p->frame, sizeof p->frame);
+    if (napi_create_buffer_copy(r->env, sizeof frame, frame, NULL, &buf) == napi_ok) call(r, buf);
+    else lf_reply_enomem(dev->mount.fd, frame, sizeof frame);
   }
   lf_copy_up_pending_free(p);
   napi_close_handle_scope(r->env, scope);

@@ -19,8 +19,8 @@ void lf_js_reader_stop(lf_device *dev);
 int lf_js_answer_open(lf_device *dev, uint64_t unique, uint64_t nodeid, uint32_t flags);
 
 // On the JS thread (dev->settle), a copy-up built on a queue thread (copy-up-open.h): placed,
-// opened and answered, or its OPEN handed to JS; then requests are read again. `env` NULL
-// (the environment is going): only freed.
+// opened and answered, or its OPEN handed to JS. `env` NULL (the environment is going), or
+// the device closing: only freed.
 void lf_js_copy_up_built(napi_env env, lf_device *dev, lf_copy_up_pending *p);
 
 #endif
