@@ -76,6 +76,20 @@ export interface LookupAnswer {
   /** A regular file only a read-only layer holds: its backing file, as lowerFile(fh) would
    * give for a handle open on it. */
   lowerFile?: LowerFile;
+  /** A directory only the read-only layers hold (nothing of the writable layer at or below
+   * it): its path in the lower index (loopLookups' index), where every name below it is. */
+  lowerDir?: string;
+}
+
+/** What a server needs to look names up in lower-only directories itself
+ * (PathFilesystem.loopLookups). */
+export interface LoopLookups {
+  /** The read-only index as its lower-index cache file's bytes (unchanged while the
+   * filesystem lives). */
+  index: Buffer;
+  /** Whether files found so may be copied up by the server (as LowerFile.unionAt says for
+   * those the filesystem finds). */
+  copyUp: boolean;
 }
 
 /** How getattr of a directory of the writable layer is made from an lstat of its backing
@@ -129,6 +143,9 @@ export interface PathFilesystem {
    * when only getattr can tell. A server's LOOKUP tries it first.
    */
   lookupSync?(path: string): LookupAnswer | number | undefined;
+  /** The index a server may answer lookups in LookupAnswer.lowerDir directories from, or
+   * undefined (none). */
+  loopLookups?(): LoopLookups | undefined;
   /** Whether `path` is a directory, another object or missing, when that is known without
    * waiting (undefined: only getattr can tell). */
   kindSync?(path: string): 'dir' | 'other' | 'missing' | undefined;

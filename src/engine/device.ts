@@ -48,6 +48,23 @@ export interface MountRequest {
  *   its backing reference: JS forgets the handle.
  */
 export type CopiedUpHandler = (kind: number, node: number, fd: number, uid: number, flags: number) => void;
+
+/** What the request loop answers LOOKUPs with (FuseDevice.configureLookups). */
+export interface LoopLookupConfig {
+  /** The lower-index cache file's bytes (8-aligned, unchanged while the mount serves). */
+  index: Uint8Array;
+  /** Seconds, as JS's entry replies say them. */
+  entryValid: number;
+  attrValid: number;
+  /** 0: a miss is ENOENT, not a cached negative entry. */
+  negativeValid: number;
+  /** Lower files found are registered for their opens in C (the mount's directData). */
+  registerFiles: boolean;
+  /** ... answered with the page cache kept (no passthrough). */
+  cached: boolean;
+  /** ... and copied up in C where the union allows it (LowerFile.unionAt). */
+  copyUp: boolean;
+}
 export const CopiedUp = { COPIED: 0, RELEASED: 1, PASSTHROUGH: 1, UNANSWERED: 2 } as const;
 
 export interface FuseDevice {
@@ -79,8 +96,9 @@ export interface FuseDevice {
   /** Marks node `nodeid` as having no xattr (or no longer): while marked, the JS-thread
    *  request loop answers its GETXATTR (ENODATA) and LISTXATTR (empty) itself. */
   setNoXattrs(nodeid: number | bigint, on: boolean): void;
-  /** GETXATTR and LISTXATTR requests answered that way so far (they never reach JS). */
-  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number };
+  /** GETXATTR and LISTXATTR requests answered that way so far (they never reach JS), the
+   *  copy-ups and the LOOKUPs the request loop made. */
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number; LOOKUP: number };
   /**
    * The node's one passthrough backing (the kernel allows one backing file per inode),
    * shared by the engine's opens and those the request loop answers itself: a reference
@@ -107,8 +125,27 @@ export interface FuseDevice {
    */
   configureCopyUp(target: CopyUpTarget | null, copiedUp: CopiedUpHandler): void;
   /** JS has (or no longer has) a request in flight that may change the writable layer:
-   * meanwhile the request loop copies nothing up. */
+   * meanwhile the request loop copies nothing up and looks nothing up. */
   setChanging(on: boolean): void;
+  /**
+   * The JS-thread request loop answers LOOKUPs in the directories marked (markLookups) from
+   * `config.index` (the lower-index cache file's bytes, which must stay unchanged), and hands
+   * `lookedUp` the nodes it made, as records (formats/loop-lookups.ts), before JS runs
+   * anything else (native-notes/engine.md "LOOKUP in C"); null: it looks nothing up. Throws
+   * (a bad index).
+   */
+  configureLookups(config: LoopLookupConfig | null, lookedUp: (records: Buffer) => void): void;
+  /** Until the epoch or the node's registration ends, LOOKUPs in directory `nodeid` (only the
+   * lower layers hold it; `indexPath` is where, `samePath` when its path is the same) are the
+   * request loop's. Throws ENOMEM. */
+  markLookups(nodeid: number, indexPath: Uint8Array, samePath: boolean): void;
+  /** Ends markLookups of `nodeid` alone (its other registrations stay). */
+  unmarkLookups(nodeid: number): void;
+  /** JS made node `nodeid` for `name` in a marked directory: the loop answers that name with
+   * it. Throws ENOMEM. */
+  lookupChild(parent: number, name: Uint8Array, nodeid: number): void;
+  /** JS forgot a node the loop knows a name of. */
+  lookupForget(nodeid: number): void;
   /**
    * Until the next lowerOpensEpoch(), the JS-thread request loop answers GETATTR of
    * `nodeid` (not a regular file) itself with `attr` (a fuse_attr_out) when given, and, if
@@ -158,7 +195,7 @@ interface Binding {
   backingOpen(h: Handle, fd: number): number;
   backingClose(h: Handle, id: number): number;
   setNoXattrs(h: Handle, nodeid: number | bigint, on: boolean): number;
-  nativeAnswers(h: Handle): [number, number, number];
+  nativeAnswers(h: Handle): [number, number, number, number];
   backingShare(h: Handle, nodeid: number | bigint, fd: number, write: boolean): number;
   backingAdopt(h: Handle, nodeid: number | bigint, fd: number, writable: boolean): number;
   backingRelease(h: Handle, nodeid: number | bigint): number;
@@ -167,6 +204,13 @@ interface Binding {
     h: Handle, upper: Uint8Array | null, work: Uint8Array | null, originName: Uint8Array | null, umask: number, durable: boolean, cb: CopiedUpHandler,
   ): number;
   setChanging(h: Handle, on: boolean): void;
+  lookupConfigure(
+    h: Handle, index: Uint8Array | null, entryValid: number, attrValid: number, negativeValid: number, registerFiles: boolean, cached: boolean,
+    copyUp: boolean, cb: (records: Buffer) => void,
+  ): number;
+  lookupMark(h: Handle, nodeid: number, indexPath: Uint8Array | null, samePath: boolean): number;
+  lookupChild(h: Handle, parent: number, name: Uint8Array, nodeid: number): number;
+  lookupForget(h: Handle, nodeid: number): void;
   openEpoch(h: Handle): number;
   attrRegister(h: Handle, nodeid: number | bigint, attr: Uint8Array | null, dir: boolean): number;
   statRegister(h: Handle, nodeid: number | bigint, path: Uint8Array, ino: number, nlinkOne: boolean, attrValid: number): number;
@@ -420,9 +464,9 @@ class Device implements FuseDevice {
     if (rc !== 0) throw systemError(rc, 'setNoXattrs', `node ${nodeid}`);
   }
 
-  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number } {
-    const [GETXATTR, LISTXATTR, copyUp] = this.native.nativeAnswers(this.handle);
-    return { GETXATTR, LISTXATTR, 'copy-up': copyUp };
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number; LOOKUP: number } {
+    const [GETXATTR, LISTXATTR, copyUp, LOOKUP] = this.native.nativeAnswers(this.handle);
+    return { GETXATTR, LISTXATTR, 'copy-up': copyUp, LOOKUP };
   }
 
   backingShare(nodeid: number | bigint, fd: number, write: boolean): number | 'none' | 'busy' {
@@ -462,6 +506,33 @@ class Device implements FuseDevice {
 
   lowerOpensEpoch(): void {
     this.native.openEpoch(this.handle);
+  }
+
+  configureLookups(config: LoopLookupConfig | null, lookedUp: (records: Buffer) => void): void {
+    const rc = config === null
+      ? this.native.lookupConfigure(this.handle, null, 0, 0, 0, false, false, false, lookedUp)
+      : this.native.lookupConfigure(
+          this.handle, config.index, config.entryValid, config.attrValid, config.negativeValid, config.registerFiles, config.cached, config.copyUp, lookedUp,
+        );
+    if (rc !== 0) throw systemError(rc, 'configureLookups', this.mountpoint);
+  }
+
+  markLookups(nodeid: number, indexPath: Uint8Array, samePath: boolean): void {
+    const rc = this.native.lookupMark(this.handle, nodeid, indexPath, samePath);
+    if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'markLookups', `node ${nodeid}`);
+  }
+
+  unmarkLookups(nodeid: number): void {
+    this.native.lookupMark(this.handle, nodeid, null, false);
+  }
+
+  lookupChild(parent: number, name: Uint8Array, nodeid: number): void {
+    const rc = this.native.lookupChild(this.handle, parent, name, nodeid);
+    if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'lookupChild', `node ${nodeid}`);
+  }
+
+  lookupForget(nodeid: number): void {
+    this.native.lookupForget(this.handle, nodeid);
   }
 
   registerAttr(nodeid: number | bigint, attr: Uint8Array | null, opendir: boolean): void {

@@ -17,6 +17,7 @@ import { LowerOpens } from './lower-opens.js';
 import { inoKey, NodeTable, type Ino, type Node } from './node-table.js';
 import { OpenFiles } from './open-files.js';
 import { OpenDirs, type PlusEntry } from './readdir.js';
+import * as LoopRecord from './formats/loop-lookups.js';
 import { negotiateInit, type InitChoice } from './init.js';
 import {
   attrOut, Body, entryOut, FAttr, FOpen, getxattrOut, IN_HEADER_SIZE, InitFlag, LAYOUT, Opcode, openOut,
@@ -35,6 +36,9 @@ export interface DispatcherOptions {
   /** Let the request loop copy small lower files up at their first write open (with
    * passthrough only; PathFilesystem.copyUpTarget). Default on. */
   loopCopyUp?: boolean;
+  /** Let the request loop answer LOOKUPs in directories only the lower layers hold
+   * (PathFilesystem.loopLookups; native-notes/engine.md "LOOKUP in C"). Default on. */
+  loopLookups?: boolean;
   traceOps?: (op: string, path: string) => void;
   onUnexpectedError?: (err: unknown, op: string) => void;
 }
@@ -93,7 +97,11 @@ export class Dispatcher {
           options.onUnexpectedError?.(err, 'setNoXattrs');
         }
       },
-      (node) => this.lowerOpens.dropped(node),
+      (node) => {
+        this.lowerOpens.dropped(node);
+        this.lowerOpens.gone(node);
+      },
+      (parent, name, node) => this.lowerOpens.named(parent, name, node),
     );
     this.entryValid = { entry: options.entrySeconds, attr: options.attrSeconds };
     this.negativeValid = { entry: options.negativeSeconds, attr: 0 };
@@ -458,6 +466,7 @@ export class Dispatcher {
       this.init = choice;
       this.files = new OpenFiles(this.fs, this.device, { passthrough: choice.passthrough, directData: this.options.directData });
       if (choice.passthrough && this.options.directData && this.options.loopCopyUp !== false) this.copyUpInLoop();
+      if (this.options.loopLookups !== false) this.lookupsInLoop(choice);
       for (const w of this.initWaiters.splice(0)) w(choice);
     }
     if (choice.error) throw errno(choice.error);
@@ -476,6 +485,55 @@ export class Dispatcher {
       });
     } catch (err) {
       this.options.onUnexpectedError?.(err, 'configureCopyUp');
+    }
+  }
+
+  /** Has the request loop answer LOOKUPs in lower-only directories (native-notes/engine.md
+   * "LOOKUP in C"), registering what it finds as the LOOKUP handler below would. */
+  private lookupsInLoop(choice: InitChoice): void {
+    const loop = this.fs.loopLookups?.();
+    if (loop === undefined) return;
+    const policy = this.files.policy;
+    try {
+      this.device.configureLookups(
+        {
+          index: loop.index,
+          entryValid: this.entryValid.entry,
+          attrValid: this.entryValid.attr,
+          negativeValid: this.negativeValid.entry,
+          registerFiles: policy.directData,
+          cached: !policy.passthrough,
+          // As copyUpInLoop decides: the loop copies up only with passthrough.
+          copyUp: loop.copyUp && choice.passthrough,
+        },
+        (records) => this.lookedUpInLoop(records),
+      );
+      this.lowerOpens.loopLookups = true;
+    } catch (err) {
+      this.options.onUnexpectedError?.(err, 'configureLookups');
+    }
+  }
+
+  /** The nodes the request loop's LOOKUPs made or found again (formats/loop-lookups.ts),
+   * before any other request: filed as the LOOKUP handler files its own. */
+  private lookedUpInLoop(records: Buffer): void {
+    for (let at = 0; at + LoopRecord.RECORD_NAME <= records.length; ) {
+      const nameLen = records.readUInt32LE(at + LoopRecord.RECORD_NAME_LEN);
+      const parentId = records.readDoubleLE(at + LoopRecord.RECORD_PARENT);
+      const id = records.readDoubleLE(at + LoopRecord.RECORD_ID);
+      const ino = records.readDoubleLE(at + LoopRecord.RECORD_INO);
+      const flags = records.readUInt32LE(at + LoopRecord.RECORD_FLAGS);
+      const name = records.toString('latin1', at + LoopRecord.RECORD_NAME, at + LoopRecord.RECORD_NAME + nameLen);
+      at += LoopRecord.recordSize(nameLen);
+      const parent = this.nodes.get(parentId);
+      if (parent === undefined) {
+        // Cannot be: the loop answers only in directories JS has filed.
+        this.options.onUnexpectedError?.(new Error(`the request loop looked up ${name} in node ${parentId}, which JS does not know`), 'lookup');
+        continue;
+      }
+      const node = this.nodes.rememberFromLoop(parent, name, id, ino);
+      if (flags & LoopRecord.FLAG_NO_XATTRS) node.noXattrsFromLoop();
+      this.lowerOpens.filedFromLoop(node, flags, ino);
     }
   }
 
@@ -532,6 +590,7 @@ export class Dispatcher {
     if (known !== undefined) {
       const node = this.found(parent, name, path, known.stat, known.noXattrs);
       if (known.lowerFile !== undefined) this.lowerOpens.lookedUp(node, known.lowerFile, this.files.policy);
+      else if (known.lowerDir !== undefined && node.lookups === 1) this.lowerOpens.lookedUpDir(node, known.lowerDir, known.lowerDir === path);
       writeEntry(this.entryScratch, 0, node.id, known.stat, this.entryValid);
       return [this.entryScratch];
     }
@@ -862,6 +921,7 @@ export class Dispatcher {
     const parent = dir.parent;
     const dots: [Ino, Ino] = [inoOf(dir), parent ? inoOf(parent) : 0];
     if (!plus) return [this.dirs.pack(fh, offset, size, dots)];
+    this.lowerOpens.listing(dir);
     // The listing's "no xattrs" facts hold unless an xattr changed since it was taken.
     const trustNoXattrs = open.xattrEpoch === this.xattrEpoch;
     const entryOf = (e: DirEntry, st: FileStat): PlusEntry => {

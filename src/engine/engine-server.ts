@@ -25,7 +25,7 @@ export interface EngineMount extends FuseMount {
   /** Microseconds from arrival to reply, summed per opcode name. */
   readonly requestMicros: ReadonlyMap<string, number>;
   /** GETXATTR/LISTXATTR answered by the native request loop (not in requestCounts). */
-  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number };
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number; LOOKUP: number };
   /** Whether the kernel accepted FUSE passthrough. */
   readonly passthrough: boolean;
 }

@@ -34,6 +34,7 @@ import type { FileStat, LowerFile, PathFilesystem, UpperDirStat } from '../core/
 import type { FuseDevice } from './device.js';
 import type { Node, NodeTable } from './node-table.js';
 import type { OpenPolicy } from './open-files.js';
+import { FLAG_ATTR, FLAG_FILE, FLAG_MARKED, ID_FIRST } from './formats/loop-lookups.js';
 import { attrOut, IN_HEADER_SIZE, LAYOUT, Opcode, writeAttrOut } from './wire.js';
 
 const O_ACCMODE = 3;
@@ -116,6 +117,14 @@ export class LowerOpens {
   private readonly attrs = new Map<number, number>();
   /** Writable-layer directories registered (registerUpperDir) → the epoch. */
   private readonly upperDirs = new Map<number, number>();
+  /** Directories whose LOOKUPs the loop answers (markLookups, or marked by the loop) → the
+   * epoch. */
+  private readonly marks = new Map<number, number>();
+  /** JS's nodes the loop knows a name of (lookupChild); the loop's own (from ID_FIRST) it
+   * knows by their ids. */
+  private readonly namedInLoop = new Set<number>();
+  /** The loop answers LOOKUPs in marked directories (Dispatcher.lookupsInLoop). */
+  loopLookups = false;
   private readonly attrScratch = Buffer.alloc(LAYOUT.fuse_attr_out.size);
 
   constructor(
@@ -237,6 +246,61 @@ export class LowerOpens {
     this.live = true;
   }
 
+  /**
+   * A LOOKUP through JS found `node`, new to the table, to be a directory only the lower
+   * layers hold, at `indexPath` in the index: the loop answers the LOOKUPs in it from now
+   * on (native-notes/engine.md "LOOKUP in C"). Not while a request that may change names is
+   * unanswered, as for every registration; not once JS holds names in it (the loop would
+   * not know them).
+   */
+  lookedUpDir(node: Node, indexPath: string, samePath: boolean): void {
+    if (!this.loopLookups || this.changing > 0 || node.children !== undefined || this.marks.get(node.id) === this.epoch) return;
+    try {
+      this.device.markLookups(node.id, Buffer.from(indexPath, 'latin1'), samePath);
+    } catch (err) {
+      this.report(err);
+      return;
+    }
+    this.marks.set(node.id, this.epoch);
+    this.live = true;
+  }
+
+  /** JS gave `node` the name `name` in `parent` (a lookup the loop left to JS, a listing):
+   * if the loop looks names up there, it must answer this one with this node. */
+  named(parent: Node, name: string, node: Node): void {
+    if (this.marks.size === 0 || this.marks.get(parent.id) !== this.epoch) return;
+    try {
+      this.device.lookupChild(parent.id, Buffer.from(name, 'latin1'), node.id);
+      if (node.id < ID_FIRST) this.namedInLoop.add(node.id);
+    } catch (err) {
+      // No memory for the name: the loop must not answer in that directory any more.
+      this.report(err);
+      this.dropped(parent);
+    }
+  }
+
+  /** A listing with entries (READDIRPLUS) of `dir` reached JS, which names every child
+   * itself: the loop stops looking names up there (cheaper than telling it each name; the
+   * kernel has every entry now). */
+  listing(dir: Node): void {
+    if (this.marks.size === 0 || !this.marks.delete(dir.id)) return;
+    this.device.unmarkLookups(dir.id);
+  }
+
+  /** The loop looked `node` up (a record with `flags`, formats/loop-lookups.ts; `ino`: its
+   * st_ino) and registered what the flags say, in this epoch. */
+  filedFromLoop(node: Node, flags: number, ino: number): void {
+    if (flags & FLAG_FILE) node.lowerOpen = { epoch: this.epoch, ino };
+    if (flags & FLAG_ATTR) this.attrs.set(node.id, this.epoch);
+    if (flags & FLAG_MARKED) this.marks.set(node.id, this.epoch);
+    if (flags & (FLAG_FILE | FLAG_ATTR | FLAG_MARKED)) this.live = true;
+  }
+
+  /** `node` left the table (forgotten, retired, rekeyed): the loop forgets its name. */
+  gone(node: Node): void {
+    if (node.id >= ID_FIRST || (this.namedInLoop.size > 0 && this.namedInLoop.delete(node.id))) this.device.lookupForget(node.id);
+  }
+
   private registerAttr(node: Node, lowerOnly: () => FileStat | undefined, opendir: boolean): void {
     if (this.changing > 0 || this.attrs.get(node.id) === this.epoch) return;
     const st = lowerOnly();
@@ -272,7 +336,8 @@ export class LowerOpens {
   dropped(node: Node): void {
     const attr = this.attrs.size > 0 && this.attrs.delete(node.id);
     const upperDir = this.upperDirs.size > 0 && this.upperDirs.delete(node.id);
-    if (!attr && !upperDir && (node.lowerOpen === undefined || node.lowerOpen.epoch < 0)) return;
+    const mark = this.marks.size > 0 && this.marks.delete(node.id);
+    if (!attr && !upperDir && !mark && (node.lowerOpen === undefined || node.lowerOpen.epoch < 0)) return;
     if (node.lowerOpen !== undefined) node.lowerOpen.epoch = -1;
     try {
       this.device.registerLowerOpen(node.id, null, 0, null, false);

@@ -96,6 +96,11 @@ export class Node {
     this.onNoXattrs?.(this.id, on);
   }
 
+  /** The request loop found the object has no xattr, and said so itself (no hook). */
+  noXattrsFromLoop(): void {
+    this.noXattrsKnown = true;
+  }
+
   /** Open file handles of this object. */
   get openHandles(): ReadonlySet<number> {
     return this.handles ?? NO_HANDLES;
@@ -162,6 +167,8 @@ export class NodeTable {
     private readonly onNoXattrs?: NoXattrsHook,
     /** Told when a node is forgotten, retired or changes identity. */
     private readonly onDropped?: (node: Node) => void,
+    /** Told when a lookup, create or listing gives `node` the name `name` in `parent`. */
+    private readonly onNamed?: (parent: Node, name: string, node: Node) => void,
   ) {
     this.root = new Node(FUSE_ROOT_ID, ROOT_INO_UNKNOWN, onNoXattrs);
     this.root.lookups = 1;
@@ -223,6 +230,26 @@ export class NodeTable {
         if (!perName && st.nlink > 1 && (st.mode & S_IFMT) !== S_IFDIR) this.byIno.set(k, node);
       }
       if (old !== undefined) old.dropLink(parent, name);
+      node.addLink(parent, name);
+      (parent.children ??= new Map()).set(name, node);
+      this.onNamed?.(parent, name, node);
+    }
+    node.lookups++;
+    return node;
+  }
+
+  /**
+   * The request loop answered a LOOKUP of `name` in `parent` with node `id`, of object `ino`
+   * (formats/loop-lookups.ts): the node, filed as remember() files a lower object of one
+   * name (the loop keeps a node per name, as remember() does for a lower hard link), with
+   * one more kernel reference.
+   */
+  rememberFromLoop(parent: Node, name: string, id: number, ino: number): Node {
+    let node = this.byId.get(id);
+    if (node === undefined) {
+      node = new Node(id, ino, this.onNoXattrs);
+      this.byId.set(id, node);
+      parent.children?.get(name)?.dropLink(parent, name);
       node.addLink(parent, name);
       (parent.children ??= new Map()).set(name, node);
     }

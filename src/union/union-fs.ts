@@ -14,7 +14,7 @@ import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
 import { constants as C, fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate, UpperDirStat, CopyUpTarget } from '../core/filesystem.js';
+import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LoopLookups, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate, UpperDirStat, CopyUpTarget } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
@@ -116,9 +116,17 @@ export class UnionFilesystem implements PathFilesystem {
     if (r === 'ENOTDIR') return -osErrno.ENOTDIR;
     if (r.upper !== undefined) return undefined;
     const e = r.lower!;
+    if ((e.mode & S_IFMT) === S_IFDIR) return { stat: lowerStat(e), noXattrs: !e.xattrs, lowerDir: r.lowerPath! };
     if ((e.mode & S_IFMT) !== S_IFREG) return { stat: lowerStat(e), noXattrs: !e.xattrs };
     const lowerFile = this.lowerFileOf(r.lowerPath!, e, path);
     return { stat: lowerFile.stat, noXattrs: !e.xattrs, lowerFile };
+  }
+
+  /** The index's bytes, for a server's own lookups (LookupAnswer.lowerDir); none while
+   * damage was found (the server would not know which paths). */
+  loopLookups(): LoopLookups | undefined {
+    if (this.damaged.size > 0) return undefined;
+    return { index: this.view.index.cacheBytes(), copyUp: this.writer !== null && !OWNER_OVERRIDES };
   }
 
   kindSync(path: string): 'dir' | 'other' | 'missing' | undefined {

@@ -9,12 +9,14 @@
  * FUSE engine (libfuse 2.9's high-level API through fuse-native); 'layerfs' is the engine
  * of issue 12 (its own FUSE protocol core), chosen with LAYERFS_ENGINE in the mount process.
  */
+import { DEFAULT_ENGINE } from '../../src/fuse/engine-choice.js';
 import type { Op, OpResult } from './oracle.js';
 
 export type Engine = 'direct' | 'fuse-native' | 'layerfs';
 
-/** The FUSE engines the oracle runs (LAYERFS_ORACLE_ENGINES=fuse-native,layerfs for both). */
-export const ORACLE_FUSE_ENGINES: Engine[] = (process.env.LAYERFS_ORACLE_ENGINES ?? 'fuse-native')
+/** The FUSE engines the oracle runs (LAYERFS_ORACLE_ENGINES=fuse-native,layerfs for both):
+ * by default the default engine; scripts/test's second pass names the other. */
+export const ORACLE_FUSE_ENGINES: Engine[] = (process.env.LAYERFS_ORACLE_ENGINES ?? DEFAULT_ENGINE)
   .split(',').filter(Boolean).map((e) => {
     if (e !== 'fuse-native' && e !== 'layerfs') throw new Error(`LAYERFS_ORACLE_ENGINES: unknown engine ${e}`);
     return e;

@@ -1,6 +1,6 @@
 /**
  * The same oracle suite as union-oracle.test.ts, with layerfs served over a real FUSE
- * mount as the subject, once per engine (LAYERFS_ORACLE_ENGINES, default fuse-native;
+ * mount as the subject, once per engine (LAYERFS_ORACLE_ENGINES, default the default engine;
  * the engine reaches the mount process as LAYERFS_ENGINE). Every op goes through the
  * kernel's VFS and FUSE into the union, with the mount options users get (those of
  * `layerfs mount` and `layerfs-overlay`: src/fuse/mount-options.ts, attribute cache

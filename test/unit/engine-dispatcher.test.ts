@@ -111,9 +111,20 @@ class Recorder implements FuseDevice {
     if (on) this.noXattrs.add(BigInt(nodeid));
     else this.noXattrs.delete(BigInt(nodeid));
   }
-  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number } {
-    return { GETXATTR: 0, LISTXATTR: 0, 'copy-up': 0 };
+  nativeAnswers(): { GETXATTR: number; LISTXATTR: number; 'copy-up': number; LOOKUP: number } {
+    return { GETXATTR: 0, LISTXATTR: 0, 'copy-up': 0, LOOKUP: 0 };
   }
+  // No request loop here: marked directories' LOOKUPs still reach the dispatcher.
+  marks = new Set<number>();
+  configureLookups(): void {}
+  markLookups(nodeid: number): void {
+    this.marks.add(nodeid);
+  }
+  unmarkLookups(nodeid: number): void {
+    this.marks.delete(nodeid);
+  }
+  lookupChild(): void {}
+  lookupForget(): void {}
   async notifyInvalEntry(parent: number | bigint, name: Uint8Array): Promise<void> {
     this.inval.push(`${parent}/${Buffer.from(name).toString('latin1')}`);
   }

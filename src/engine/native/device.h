@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "copy-up-open.h"
+#include "lookup.h"
 #include "mount.h"
 #include "node-flags.h"
 #include "node-opens.h"
@@ -54,6 +55,9 @@ typedef struct lf_device {
   lf_node_flags js_dirs;         // of those, the ones JS adopted (a READDIR reached it)
   lf_copy_up_state copy_up;      // write opens of lower files copied up by js-loop.c
   napi_ref copied_up_cb;         // tells JS of each (copyUpConfigure), before anything else
+  lf_lookups lookups;            // LOOKUPs in marked directories (lookup.h)
+  napi_ref lookup_index;         // the index bytes lookups reads (JS's Buffer, kept alive)
+  napi_ref looked_up_cb;         // tells JS of the nodes it made (lookupConfigure), before anything else
   int teardown_err;
   char teardown_msg[256];
 } lf_device;

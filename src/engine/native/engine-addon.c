@@ -12,6 +12,8 @@
  *   backingAdopt(h, nodeid, fd, writable) -> id | -errno ; backingRelease(h, nodeid)
  *   openRegister(h, nodeid, path | null, size, attr | null, cached) -> 0 | -errno ; openEpoch(h)
  *   nativeOpenFd(h, nodeid) -> an fd C holds for the node, or -1
+ *   lookupConfigure(h, index | null, entryValid, attrValid, negativeValid, registerFiles, cached, copyUp, cb(records)) -> 0 | -errno
+ *   lookupMark(h, nodeid, indexPath, samePath) ; lookupChild(h, parent, name, nodeid) ; lookupForget(h, nodeid)
  *   answerOpen(h, unique, nodeid, flags) -> whether C answered that OPEN (a registered node)
  *   notifyInvalEntry(h, parent: bigint | number, name: Uint8Array) -> Promise<0 | -errno>
  *   notifyInvalInode(h, nodeid: bigint | number, offset: bigint, length: bigint) -> Promise<0 | -errno>
@@ -660,9 +662,10 @@ static napi_value js_native_answers(napi_env env, napi_callback_info info) {
   lf_device *dev;
   if (!get_device(env, argv[0], &dev)) return NULL;
   napi_value arr;
-  CHECK(napi_create_array_with_length(env, 3, &arr));
+  CHECK(napi_create_array_with_length(env, 4, &arr));
   for (uint32_t i = 0; i < 2; i++) CHECK(napi_set_element(env, arr, i, number(env, (double) dev->native_answers[i])));
   CHECK(napi_set_element(env, arr, 2, number(env, (double) dev->copy_up.copied)));
+  CHECK(napi_set_element(env, arr, 3, number(env, (double) dev->lookups.answered)));
   return arr;
 }
 
@@ -847,6 +850,93 @@ fail:
   return NULL;
 }
 
+// lookupConfigure(h, index | null, entryValid, attrValid, negativeValid, registerFiles, cached,
+// copyUp, cb): the request loop answers LOOKUPs in the directories JS marks (lookupMark)
+// from `index` (the lower-index cache file's bytes, kept referenced until teardown), with
+// these validities (seconds), registering lower files for their opens in C if
+// `registerFiles` (with the page cache kept if `cached`; copied up in C if `copyUp` allows),
+// and calls cb(records: Buffer) with the nodes it made (loop-lookups.ts) before JS runs
+// anything else. index null: no LOOKUP in C. Returns 0 or -errno (a bad index).
+static napi_value js_lookup_configure(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  lf_device *dev;
+  if (!get_device(env, argv[0], &dev)) return NULL;
+  napi_valuetype type;
+  CHECK(napi_typeof(env, argv[1], &type));
+  void *data = NULL;
+  size_t len = 0;
+  if (type != napi_null && !get_bytes(env, argv[1], &data, &len, "index")) return NULL;
+  uint64_t valid[3];
+  for (int i = 0; i < 3; i++)
+    if (!get_nodeid(env, argv[2 + i], &valid[i], "validity")) return NULL;
+  bool flags[3] = { false, false, false };
+  for (int i = 0; i < 3; i++) CHECK(napi_get_value_bool(env, argv[5 + i], &flags[i]));
+  if (dev->closing) return number(env, -EBADF);
+  if (data && ((uintptr_t) data & 7)) return number(env, -EINVAL);
+  char err[256] = "";
+  int rc = lf_lookups_configure(&dev->lookups, data, len, valid[0], valid[1], valid[2], flags[0], flags[1], flags[2], err, sizeof err);
+  if (dev->lookup_index) napi_delete_reference(env, dev->lookup_index);
+  if (dev->looked_up_cb) napi_delete_reference(env, dev->looked_up_cb);
+  dev->lookup_index = dev->looked_up_cb = NULL;
+  if (rc == 0 && data) {
+    CHECK(napi_create_reference(env, argv[1], 1, &dev->lookup_index));
+    CHECK(napi_create_reference(env, argv[8], 1, &dev->looked_up_cb));
+  }
+  return number(env, rc);
+}
+
+// lookupMark(h, nodeid, indexPath | null, samePath): the request loop answers LOOKUPs in
+// directory `nodeid`, which only the lower layers hold, from the index at `indexPath`
+// (samePath: its union path is the same), until the epoch or its registration ends; null:
+// no longer (its other registrations stay). 0 or -errno.
+static napi_value js_lookup_mark(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  lf_device *dev;
+  uint64_t nodeid;
+  void *path = NULL;
+  size_t len = 0;
+  bool same = false;
+  napi_valuetype type;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
+  CHECK(napi_typeof(env, argv[2], &type));
+  if (type == napi_null) {
+    if (!dev->closing) lf_node_opens_unmark(&dev->opens, nodeid);
+    return number(env, 0);
+  }
+  if (!get_bytes(env, argv[2], &path, &len, "path")) return NULL;
+  CHECK(napi_get_value_bool(env, argv[3], &same));
+  if (dev->closing) return number(env, -EBADF);
+  if (!dev->lookups.idx) return number(env, -ENOSYS);
+  if (len == 0 || ((const char *) path)[0] != '/' || memchr(path, 0, len)) return number(env, -EINVAL);
+  return number(env, -lf_node_opens_mark(&dev->opens, nodeid, path, len, same));
+}
+
+// lookupChild(h, parent, name, nodeid): JS made node `nodeid` for `name` in the marked
+// directory `parent`; the loop's LOOKUPs of that name answer it. 0 or -ENOMEM (then JS
+// ends the mark).
+static napi_value js_lookup_child(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  lf_device *dev;
+  uint64_t parent, nodeid;
+  void *name = NULL;
+  size_t len = 0;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &parent, "parent") || !get_bytes(env, argv[2], &name, &len, "name") ||
+      !get_nodeid(env, argv[3], &nodeid, "nodeid"))
+    return NULL;
+  if (dev->closing) return number(env, -EBADF);
+  return number(env, -lf_lookups_child(&dev->lookups, parent, name, len, nodeid));
+}
+
+// lookupForget(h, nodeid): JS forgot a node the loop knows a name of.
+static napi_value js_lookup_forget(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  lf_device *dev;
+  uint64_t nodeid;
+  if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
+  if (!dev->closing) lf_lookups_forget(&dev->lookups, nodeid);
+  return undefined(env);
+}
+
 // setChanging(h, on): JS has (or no longer has) a request in flight that may change the
 // writable layer; meanwhile the request loop copies nothing up.
 static napi_value js_set_changing(napi_env env, napi_callback_info info) {
@@ -986,6 +1076,10 @@ static void teardown_complete(napi_env env, napi_status status, void *data) {
     napi_delete_reference(env, dev->copied_up_cb);
     dev->copied_up_cb = NULL;
   }
+  lf_lookups_free(&dev->lookups);
+  if (dev->lookup_index) napi_delete_reference(env, dev->lookup_index);
+  if (dev->looked_up_cb) napi_delete_reference(env, dev->looked_up_cb);
+  dev->lookup_index = dev->looked_up_cb = NULL;
   dev->torn_down = 1;
   if (dev->teardown_err) napi_reject_deferred(env, dev->unmount_done, errno_error(env, dev->teardown_err, dev->teardown_msg));
   else napi_resolve_deferred(env, dev->unmount_done, undefined(env));
@@ -1059,6 +1153,10 @@ static napi_value init(napi_env env, napi_value exports) {
     { "statRegister", NULL, js_stat_register, NULL, NULL, NULL, napi_default, NULL },
     { "copyUpConfigure", NULL, js_copy_up_configure, NULL, NULL, NULL, napi_default, NULL },
     { "setChanging", NULL, js_set_changing, NULL, NULL, NULL, napi_default, NULL },
+    { "lookupConfigure", NULL, js_lookup_configure, NULL, NULL, NULL, napi_default, NULL },
+    { "lookupMark", NULL, js_lookup_mark, NULL, NULL, NULL, napi_default, NULL },
+    { "lookupChild", NULL, js_lookup_child, NULL, NULL, NULL, napi_default, NULL },
+    { "lookupForget", NULL, js_lookup_forget, NULL, NULL, NULL, napi_default, NULL },
     { "dirAdopt", NULL, js_dir_adopt, NULL, NULL, NULL, napi_default, NULL },
     { "nativeOpenFd", NULL, js_native_open_fd, NULL, NULL, NULL, napi_default, NULL },
     { "answerOpen", NULL, js_answer_open, NULL, NULL, NULL, napi_default, NULL },

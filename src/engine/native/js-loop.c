@@ -70,8 +70,12 @@ static int releasedir_natively(lf_device *dev, const struct fuse_in_header *in, 
 
 static int answered_natively(lf_device *dev, const char *frame, size_t n) {
   struct fuse_in_header in;
-  if (n < sizeof in + sizeof(struct fuse_getxattr_in)) return 0;
+  if (n < sizeof in) return 0;
   memcpy(&in, frame, sizeof in);
+  // Not while a change of JS's is in flight: a name may be between two states.
+  if (in.opcode == FUSE_LOOKUP)
+    return !dev->copy_up.js_changing && lf_lookup_answer(&dev->lookups, &dev->opens, &dev->no_xattrs, dev->mount.fd, &in, frame + sizeof in, n - sizeof in);
+  if (n < sizeof in + sizeof(struct fuse_getxattr_in)) return 0;
   if (in.opcode == FUSE_OPEN) return open_natively(dev, &in, frame + sizeof in, n - sizeof in);
   if (in.opcode == FUSE_READ) return read_natively(dev, &in, frame + sizeof in, n - sizeof in);
   if (in.opcode == FUSE_GETATTR) {
@@ -253,8 +257,31 @@ static int releasedir_natively(lf_device *dev, const struct fuse_in_header *in, 
   return 1;
 }
 
-// Tells JS of the copy-ups made above (copy-up-open.h), before it runs anything else.
+// Tells JS of the nodes LOOKUPs made above (lookup.h), in one batch.
+static void report_looked_up(lf_js_reader *r) {
+  lf_device *dev = r->dev;
+  if (dev->lookups.nrec == 0) return;
+  napi_value cb, recv, buf;
+  if (!dev->looked_up_cb || napi_get_reference_value(r->env, dev->looked_up_cb, &cb) != napi_ok || !cb) return;
+  size_t size = 0;
+  char *rec = lf_lookups_take(&dev->lookups, &size);
+  if (napi_create_external_buffer(r->env, size, rec, free_given, NULL, &buf) != napi_ok) {
+    free(rec);
+    fprintf(stderr, "layerfs engine: LOOKUP records lost (no memory)\n");
+    return;
+  }
+  napi_get_global(r->env, &recv);
+  if (napi_make_callback(r->env, r->actx, recv, cb, 1, &buf, NULL) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(r->env, &exc);
+    fprintf(stderr, "layerfs engine: the LOOKUP record handler threw\n");
+  }
+}
+
+// Tells JS of the copy-ups made above (copy-up-open.h), before it runs anything else —
+// after the nodes it may name.
 static void report_copied_up(lf_js_reader *r) {
+  report_looked_up(r);
   lf_copy_up_state *cs = &r->dev->copy_up;
   if (cs->ndone == 0) return;
   napi_value cb, recv, args[5];

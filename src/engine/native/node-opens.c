@@ -52,7 +52,7 @@ lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node) {
 }
 
 void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r) {
-  if (r->path || r->stat_path || r->dir || r->has_attr || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
+  if (r->path || r->stat_path || r->ix_path || r->dir || r->has_attr || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
   size_t i = lf_node_slot(r->node, t->cap);
   while (t->slots[i] != r) i = (i + 1) & (t->cap - 1);
   // Backward-shift deletion (as node-flags.c): no tombstones.
@@ -76,7 +76,8 @@ static void forget_stale(const lf_node_opens *t, lf_node_open *r) {
   if (r->epoch == t->epoch) return;
   free(r->path);
   free(r->stat_path);
-  r->path = r->stat_path = NULL;
+  free(r->ix_path);
+  r->path = r->stat_path = r->ix_path = NULL;
   r->dir = r->has_attr = 0;
 }
 
@@ -102,7 +103,8 @@ int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, si
     if (!r) return 0;
     free(r->path);
     free(r->stat_path);
-    r->path = r->stat_path = NULL;
+    free(r->ix_path);
+    r->path = r->stat_path = r->ix_path = NULL;
     r->dir = r->has_attr = 0;
     lf_node_opens_tidy(t, r);
     return 0;
@@ -146,6 +148,26 @@ int lf_node_opens_register_stat(lf_node_opens *t, uint64_t node, const char *pat
   return 0;
 }
 
+int lf_node_opens_mark(lf_node_opens *t, uint64_t node, const char *path, size_t len, int same_path) {
+  lf_node_open *r;
+  char *copy = current_with_path(t, node, path, len, &r);
+  if (!copy) return ENOMEM;
+  free(r->ix_path);
+  r->ix_path = copy;
+  r->ix_len = (uint32_t) len;
+  r->same_path = same_path != 0;
+  r->epoch = t->epoch;
+  return 0;
+}
+
+void lf_node_opens_unmark(lf_node_opens *t, uint64_t node) {
+  lf_node_open *r = lf_node_opens_get(t, node);
+  if (!r || !r->ix_path) return;
+  free(r->ix_path);
+  r->ix_path = NULL;
+  lf_node_opens_tidy(t, r);
+}
+
 int lf_node_opens_stat(const lf_node_open *r, struct fuse_attr_out *out) {
   struct stat st;
   if (!r->stat_path || lstat(r->stat_path, &st) != 0 || !S_ISDIR(st.st_mode)) return -1;
@@ -172,7 +194,7 @@ int lf_node_opens_stat(const lf_node_open *r, struct fuse_attr_out *out) {
 }
 
 int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r) {
-  return (r->path != NULL || r->stat_path != NULL || r->dir || r->has_attr) && r->epoch == t->epoch;
+  return (r->path != NULL || r->stat_path != NULL || r->ix_path != NULL || r->dir || r->has_attr) && r->epoch == t->epoch;
 }
 
 int lf_node_opens_add_fd(lf_node_open *r, int fd) {
@@ -227,6 +249,7 @@ void lf_node_opens_free(lf_node_opens *t) {
     free(r->fds);
     free(r->path);
     free(r->stat_path);
+    free(r->ix_path);
     free(r);
   }
   free(t->slots);
