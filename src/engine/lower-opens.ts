@@ -20,6 +20,11 @@
  * lstat of its backing directory (its times change with every create inside, and the
  * kernel asks after each: a loop of creates in one directory sends them all to the loop).
  *
+ * Lower-only directories likewise have the loop answer the LOOKUPs of names in them (a mark,
+ * native-notes/engine.md "LOOKUP in C"): JS marks the ones its LOOKUP finds new, the loop
+ * those it finds itself, and the nodes the loop makes JS files from its records. A mark ends
+ * as a registration does, and at a READDIRPLUS of its directory.
+ *
  * A registration holds only while nothing may have changed what it says. Before a request
  * that may change names runs (anything but reads, lookups, listings, closes — READ_ONLY —
  * and requests that only add a name — ADDS_NAME), the registrations it may change end: its
