@@ -81,6 +81,15 @@ export interface LookupAnswer {
   lowerDir?: string;
 }
 
+/** Where the names of a directory are (PathFilesystem.loopDir): a name `upper` holds no
+ * entry for (no object, no whiteout) is what the read-only index has at `index` + '/' + name. */
+export interface LoopDir {
+  /** The directory's path in the index; null: nothing of the read-only layers shows in it. */
+  index: string | null;
+  /** Its backing directory on the writable layer; null: it has none. */
+  upper: Buffer | null;
+}
+
 /** What a server needs to look names up in lower-only directories itself
  * (PathFilesystem.loopLookups). */
 export interface LoopLookups {
@@ -146,6 +155,10 @@ export interface PathFilesystem {
   /** The index a server may answer lookups in LookupAnswer.lowerDir directories from, or
    * undefined (none). */
   loopLookups?(): LoopLookups | undefined;
+  /** How a server may look names up in directory `path` itself (loopLookups), or undefined
+   * (not a directory, or only the filesystem can tell). Valid until something through the
+   * mount changes the directory or renames one of its ancestors. */
+  loopDir?(path: string): LoopDir | undefined;
   /** Whether `path` is a directory, another object or missing, when that is known without
    * waiting (undefined: only getattr can tell). */
   kindSync?(path: string): 'dir' | 'other' | 'missing' | undefined;

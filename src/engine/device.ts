@@ -135,10 +135,11 @@ export interface FuseDevice {
    * (a bad index).
    */
   configureLookups(config: LoopLookupConfig | null, lookedUp: (records: Buffer) => void): void;
-  /** Until the epoch or the node's registration ends, LOOKUPs in directory `nodeid` (only the
-   * lower layers hold it; `indexPath` is where, `samePath` when its path is the same) are the
-   * request loop's. Throws ENOMEM. */
-  markLookups(nodeid: number, indexPath: Uint8Array, samePath: boolean): void;
+  /** Until the epoch or the node's registration ends, LOOKUPs in directory `nodeid` are the
+   * request loop's: a name its writable-layer directory `upperDir` has no entry for is what
+   * the index says at `indexPath` (null: nothing of the lower layers shows there; `samePath`
+   * when that is its own path). Throws ENOMEM. */
+  markLookups(nodeid: number, indexPath: Uint8Array | null, upperDir: Uint8Array | null, samePath: boolean): void;
   /** Ends markLookups of `nodeid` alone (its other registrations stay). */
   unmarkLookups(nodeid: number): void;
   /** JS made node `nodeid` for `name` in a marked directory: the loop answers that name with
@@ -208,7 +209,7 @@ interface Binding {
     h: Handle, index: Uint8Array | null, entryValid: number, attrValid: number, negativeValid: number, registerFiles: boolean, cached: boolean,
     copyUp: boolean, cb: (records: Buffer) => void,
   ): number;
-  lookupMark(h: Handle, nodeid: number, indexPath: Uint8Array | null, samePath: boolean): number;
+  lookupMark(h: Handle, nodeid: number, indexPath: Uint8Array | null, upperDir: Uint8Array | null, samePath: boolean): number;
   lookupChild(h: Handle, parent: number, name: Uint8Array, nodeid: number): number;
   lookupForget(h: Handle, nodeid: number): void;
   openEpoch(h: Handle): number;
@@ -517,13 +518,13 @@ class Device implements FuseDevice {
     if (rc !== 0) throw systemError(rc, 'configureLookups', this.mountpoint);
   }
 
-  markLookups(nodeid: number, indexPath: Uint8Array, samePath: boolean): void {
-    const rc = this.native.lookupMark(this.handle, nodeid, indexPath, samePath);
+  markLookups(nodeid: number, indexPath: Uint8Array | null, upperDir: Uint8Array | null, samePath: boolean): void {
+    const rc = this.native.lookupMark(this.handle, nodeid, indexPath, upperDir, samePath);
     if (rc !== 0 && !(rc === EBADF && this.teardown)) throw systemError(rc, 'markLookups', `node ${nodeid}`);
   }
 
   unmarkLookups(nodeid: number): void {
-    this.native.lookupMark(this.handle, nodeid, null, false);
+    this.native.lookupMark(this.handle, nodeid, null, null, false);
   }
 
   lookupChild(parent: number, name: Uint8Array, nodeid: number): void {

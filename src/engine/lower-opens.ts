@@ -35,7 +35,7 @@
  * is replacing).
  */
 import { constants as fsConstants } from 'node:fs';
-import type { FileStat, LowerFile, PathFilesystem, UpperDirStat } from '../core/filesystem.js';
+import type { FileStat, LoopDir, LowerFile, PathFilesystem, UpperDirStat } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
 import type { Node, NodeTable } from './node-table.js';
 import type { OpenPolicy } from './open-files.js';
@@ -125,6 +125,8 @@ export class LowerOpens {
   /** Directories whose LOOKUPs the loop answers (markLookups, or marked by the loop) → the
    * epoch. */
   private readonly marks = new Map<number, number>();
+  /** Directories the filesystem said the loop cannot look names up in → the epoch. */
+  private readonly unmarkable = new Map<number, number>();
   /** JS's nodes the loop knows a name of (lookupChild); the loop's own (from ID_FIRST) it
    * knows by their ids. */
   private readonly namedInLoop = new Set<number>();
@@ -261,12 +263,40 @@ export class LowerOpens {
   lookedUpDir(node: Node, indexPath: string, samePath: boolean): void {
     if (!this.loopLookups || this.changing > 0 || node.children !== undefined || this.marks.get(node.id) === this.epoch) return;
     try {
-      this.device.markLookups(node.id, Buffer.from(indexPath, 'latin1'), samePath);
+      this.device.markLookups(node.id, Buffer.from(indexPath, 'latin1'), null, samePath);
     } catch (err) {
       this.report(err);
       return;
     }
     this.marks.set(node.id, this.epoch);
+    this.live = true;
+  }
+
+  /**
+   * A LOOKUP in directory `dir` (its path `path`) reached JS: the loop answers the next ones
+   * there, if the filesystem says how (PathFilesystem.loopDir) — a directory of the writable
+   * layer too, whose names the loop checks there first. The loop learns every name JS holds
+   * in it first. Not while any request that may change names is unanswered.
+   */
+  lookedUpIn(dir: Node, path: string, loopDir: (path: string) => LoopDir | undefined): void {
+    if (!this.loopLookups || this.inFlight > 0 || this.marks.get(dir.id) === this.epoch || this.unmarkable.get(dir.id) === this.epoch) return;
+    const how = loopDir(path);
+    if (how === undefined || (how.upper !== null && how.upper.length >= PATH_MAX)) {
+      // Not asked again in this epoch: a LOOKUP through JS would pay for it each time.
+      this.unmarkable.set(dir.id, this.epoch);
+      return;
+    }
+    try {
+      for (const [name, child] of dir.children ?? []) {
+        this.device.lookupChild(dir.id, Buffer.from(name, 'latin1'), child.id);
+        if (child.id < ID_FIRST) this.namedInLoop.add(child.id);
+      }
+      this.device.markLookups(dir.id, how.index === null ? null : Buffer.from(how.index, 'latin1'), how.upper, how.index === path);
+    } catch (err) {
+      this.report(err);
+      return;
+    }
+    this.marks.set(dir.id, this.epoch);
     this.live = true;
   }
 
@@ -342,6 +372,7 @@ export class LowerOpens {
     const attr = this.attrs.size > 0 && this.attrs.delete(node.id);
     const upperDir = this.upperDirs.size > 0 && this.upperDirs.delete(node.id);
     const mark = this.marks.size > 0 && this.marks.delete(node.id);
+    if (this.unmarkable.size > 0) this.unmarkable.delete(node.id);
     if (!attr && !upperDir && !mark && (node.lowerOpen === undefined || node.lowerOpen.epoch < 0)) return;
     if (node.lowerOpen !== undefined) node.lowerOpen.epoch = -1;
     try {

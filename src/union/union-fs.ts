@@ -14,7 +14,7 @@ import * as fsp from './backing-calls.js';
 import { LayerfsError } from '../core/errors.js';
 import { constants as C, fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LoopLookups, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate, UpperDirStat, CopyUpTarget } from '../core/filesystem.js';
+import type { Caller, DirectIo, DirEntry, FileStat, LookupAnswer, LoopDir, LoopLookups, LowerFile, MetadataMirror, PathFilesystem, StatFs, TimeUpdate, UpperDirStat, CopyUpTarget } from '../core/filesystem.js';
 import { mayAccessXattr, visibleXattrNamesFor } from './caller-privilege.js';
 import { HandleTable } from './file-handles.js';
 import { fsError } from './fs-error.js';
@@ -127,6 +127,16 @@ export class UnionFilesystem implements PathFilesystem {
   loopLookups(): LoopLookups | undefined {
     if (this.damaged.size > 0) return undefined;
     return { index: this.view.index.cacheBytes(), copyUp: this.writer !== null && !OWNER_OVERRIDES };
+  }
+
+  loopDir(path: string): LoopDir | undefined {
+    if (this.damaged.size > 0) return undefined;
+    const r = this.view.tryResolve(path);
+    if (typeof r === 'string' || !r.isDir) return undefined;
+    if (r.upper === undefined) return r.lowerPath === null ? undefined : { index: r.lowerPath, upper: null };
+    // An AUFS whiteout (`.wh.NAME`) hides a name without an entry of that name.
+    if (r.upper.kind !== 'dir' || this.view.upper?.aufs) return undefined;
+    return { index: r.lowerPath, upper: this.upperReal(path) };
   }
 
   kindSync(path: string): 'dir' | 'other' | 'missing' | undefined {

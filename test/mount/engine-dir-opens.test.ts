@@ -235,11 +235,14 @@ describe.skipIf(!inject('canMount'))('directory opens answered by the layerfs en
     let before = 0;
     const { want, got } = await againstKernel(specs, (mnt, trace) =>
       probe(mnt, async () => {
-        // Three opens of each directory so far (two listings, one held): one reached JS.
+        // Three opens of each directory so far (two listings, one held): at most the first
+        // of each reached JS (none of a directory the loop looked up: its LOOKUP registered
+        // its OPENDIR, native-notes/engine.md "LOOKUP in C").
         if (trace) before = (await traced(trace)).get('opendir') ?? 0;
       }),
     );
     expect(got).toEqual(want);
-    expect(before).toBe(3);
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThanOrEqual(3);
   });
 });

@@ -1,7 +1,9 @@
 /**
- * LOOKUP answered in the layerfs engine's request loop (C) in directories only the lower
- * layers hold (src/engine/native/lookup.c, native-notes/engine.md "LOOKUP in C"), on real
- * mounts against the kernel's overlayfs: names below the first level never reach JS, and
+ * LOOKUP answered in the layerfs engine's request loop (C) (src/engine/native/lookup.c,
+ * native-notes/engine.md "LOOKUP in C"): in directories only the lower layers hold, and in
+ * writable-layer directories for names the writable layer has nothing of (no object, no
+ * whiteout), on real mounts against the kernel's overlayfs: after the root's first, no
+ * LOOKUP reaches JS on a cold walk, and
  * what the loop answers — entries, misses, merged and opaque directories, hard links,
  * symlinks, special files — lstat's as on the kernel, also after the kernel forgot every
  * node and looked them up again (drop_caches), and after changes through the mount below
@@ -107,8 +109,8 @@ describe.skipIf(!inject('canMount'))('LOOKUP in the layerfs engine\'s request lo
     expect(got.after).toEqual(want.after);
     expect(got.afterForget).toEqual(want.afterForget);
     expect(got.listed).toEqual(want.listed);
-    // Cold: JS saw the LOOKUPs in the root (a directory of the writable layer) and of
-    // nothing below a0 and a1, whose names the loop answered.
+    // Cold: JS saw the first LOOKUP in the root (which marked it: a directory of the
+    // writable layer) and none below it.
     expect(got.lookupsCold).toBeGreaterThan(0);
     expect(got.lookupsCold).toBeLessThanOrEqual(3);
     expect((await traced(trace)).get('lookup') ?? 0).toBeGreaterThan(got.lookupsCold);

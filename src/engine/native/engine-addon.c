@@ -13,7 +13,7 @@
  *   openRegister(h, nodeid, path | null, size, attr | null, cached) -> 0 | -errno ; openEpoch(h)
  *   nativeOpenFd(h, nodeid) -> an fd C holds for the node, or -1
  *   lookupConfigure(h, index | null, entryValid, attrValid, negativeValid, registerFiles, cached, copyUp, cb(records)) -> 0 | -errno
- *   lookupMark(h, nodeid, indexPath, samePath) ; lookupChild(h, parent, name, nodeid) ; lookupForget(h, nodeid)
+ *   lookupMark(h, nodeid, indexPath | null, upperDir | null, samePath) ; lookupChild(h, parent, name, nodeid) ; lookupForget(h, nodeid)
  *   answerOpen(h, unique, nodeid, flags) -> whether C answered that OPEN (a registered node)
  *   notifyInvalEntry(h, parent: bigint | number, name: Uint8Array) -> Promise<0 | -errno>
  *   notifyInvalInode(h, nodeid: bigint | number, offset: bigint, length: bigint) -> Promise<0 | -errno>
@@ -885,30 +885,35 @@ static napi_value js_lookup_configure(napi_env env, napi_callback_info info) {
   return number(env, rc);
 }
 
-// lookupMark(h, nodeid, indexPath | null, samePath): the request loop answers LOOKUPs in
-// directory `nodeid`, which only the lower layers hold, from the index at `indexPath`
-// (samePath: its union path is the same), until the epoch or its registration ends; null:
-// no longer (its other registrations stay). 0 or -errno.
+// lookupMark(h, nodeid, indexPath | null, upperDir | null, samePath): the request loop
+// answers LOOKUPs in directory `nodeid`: a name its writable-layer directory `upperDir` has no
+// entry for is what the index says at `indexPath` (null: nothing of the lower layers shows
+// there); samePath: its union path is `indexPath`. Until the epoch or its registration ends.
+// Both null: no longer (its other registrations stay). 0 or -errno.
 static napi_value js_lookup_mark(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(5);
   lf_device *dev;
   uint64_t nodeid;
-  void *path = NULL;
-  size_t len = 0;
+  void *ix = NULL, *up = NULL;
+  size_t ix_len = 0, up_len = 0;
   bool same = false;
-  napi_valuetype type;
+  napi_valuetype ix_type, up_type;
   if (!get_device(env, argv[0], &dev) || !get_nodeid(env, argv[1], &nodeid, "nodeid")) return NULL;
-  CHECK(napi_typeof(env, argv[2], &type));
-  if (type == napi_null) {
+  CHECK(napi_typeof(env, argv[2], &ix_type));
+  CHECK(napi_typeof(env, argv[3], &up_type));
+  if (ix_type == napi_null && up_type == napi_null) {
     if (!dev->closing) lf_node_opens_unmark(&dev->opens, nodeid);
     return number(env, 0);
   }
-  if (!get_bytes(env, argv[2], &path, &len, "path")) return NULL;
-  CHECK(napi_get_value_bool(env, argv[3], &same));
+  if ((ix_type != napi_null && !get_bytes(env, argv[2], &ix, &ix_len, "indexPath")) ||
+      (up_type != napi_null && !get_bytes(env, argv[3], &up, &up_len, "upperDir")))
+    return NULL;
+  CHECK(napi_get_value_bool(env, argv[4], &same));
   if (dev->closing) return number(env, -EBADF);
   if (!dev->lookups.idx) return number(env, -ENOSYS);
-  if (len == 0 || ((const char *) path)[0] != '/' || memchr(path, 0, len)) return number(env, -EINVAL);
-  return number(env, -lf_node_opens_mark(&dev->opens, nodeid, path, len, same));
+  if (ix && (ix_len == 0 || ((const char *) ix)[0] != '/' || memchr(ix, 0, ix_len))) return number(env, -EINVAL);
+  if (up && (up_len == 0 || ((const char *) up)[0] != '/' || memchr(up, 0, up_len))) return number(env, -EINVAL);
+  return number(env, -lf_node_opens_mark(&dev->opens, nodeid, ix, ix_len, up, up_len, same));
 }
 
 // lookupChild(h, parent, name, nodeid): JS made node `nodeid` for `name` in the marked

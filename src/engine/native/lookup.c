@@ -190,22 +190,38 @@ int lf_lookup_answer(lf_lookups *lk, lf_node_opens *opens, lf_node_flags *no_xat
                      const char *body, size_t n) {
   if (!lk->idx) return 0;
   lf_node_open *d = lf_node_opens_get(opens, in->nodeid);
-  if (!d || !d->ix_path || d->epoch != opens->epoch) return 0;
+  if (!d || !d->marked || d->epoch != opens->epoch) return 0;
   size_t len = strnlen(body, n);
   // No NUL, or a name the index cannot hold: JS says what it is.
   if (len == 0 || len == n || len > NAME_MAX || memchr(body, '/', len) || (body[0] == '.' && (len == 1 || (len == 2 && body[1] == '.'))))
     return 0;
   char path[PATH_MAX];
-  size_t dlen = d->ix_len == 1 ? 0 : d->ix_len;  // the index's root is "/"
-  size_t plen = dlen + 1 + len;
-  if (plen >= sizeof path) return 0;
-  memcpy(path, d->ix_path, dlen);
-  path[dlen] = '/';
-  memcpy(path + dlen + 1, body, len);
-  path[plen] = 0;
-
+  if (d->up_path) {
+    // Anything the writable layer has under that name (an object, a whiteout) is JS's to
+    // answer; only "nothing there" lets the lower layers show through.
+    size_t ulen = (size_t) d->up_len + 1 + len;
+    if (ulen >= sizeof path) return 0;
+    memcpy(path, d->up_path, d->up_len);
+    path[d->up_len] = '/';
+    memcpy(path + d->up_len + 1, body, len);
+    path[ulen] = 0;
+    struct stat st;
+    if (lstat(path, &st) == 0 || errno != ENOENT) return 0;
+  }
+  size_t plen = 0;
   lf_entry_t e;
-  if (!lf_index_lookup(lk->idx, path, plen, &e)) {
+  int found = 0;
+  if (d->ix_path) {
+    size_t dlen = d->ix_len == 1 ? 0 : d->ix_len;  // the index's root is "/"
+    plen = dlen + 1 + len;
+    if (plen >= sizeof path) return 0;
+    memcpy(path, d->ix_path, dlen);
+    path[dlen] = '/';
+    memcpy(path + dlen + 1, body, len);
+    path[plen] = 0;
+    found = lf_index_lookup(lk->idx, path, plen, &e);
+  }
+  if (!found) {
     // As JS's LOOKUP of a miss: a cached negative entry, or ENOENT when none is cached.
     struct fuse_entry_out neg = { .entry_valid = lk->negative_valid };
     struct iovec part = { .iov_base = &neg, .iov_len = sizeof neg };
@@ -228,7 +244,8 @@ int lf_lookup_answer(lf_lookups *lk, lf_node_opens *opens, lf_node_flags *no_xat
   // What JS would register at a LOOKUP, or at the first request that reaches it
   // (lower-opens.ts): a failure (no memory) leaves that request to JS.
   if (type == S_IFDIR) {
-    if (lf_node_opens_mark(opens, id, path, plen, d->same_path) == 0) flags |= LF_REC_F_MARKED;
+    // Nothing of the writable layer is there (lstat said so, or its parent has none).
+    if (lf_node_opens_mark(opens, id, path, plen, NULL, 0, d->same_path) == 0) flags |= LF_REC_F_MARKED;
     if (lf_node_opens_register_attr(opens, id, &ao, 1) == 0) flags |= LF_REC_F_ATTR;
   } else if (type == S_IFLNK) {
     if (lf_node_opens_register_attr(opens, id, &ao, 0) == 0) flags |= LF_REC_F_ATTR;

@@ -1,7 +1,9 @@
-// LOOKUP answered by the JS-thread request loop (js-loop.c) in directories JS marked
-// (node-opens.h, lf_node_opens_mark): a directory only the lower layers hold, so every name
-// in it is what the lower index says — an entry, or a cached miss. native-notes/engine.md
-// "LOOKUP in C" has the design; src/engine/formats/loop-lookups.ts the shared numbers.
+// LOOKUP answered by the JS-thread request loop (js-loop.c) in directories marked
+// (node-opens.h, lf_node_opens_mark): a name the directory's writable-layer part (if any)
+// has no entry for — no object, no whiteout — is what the lower index says at the
+// directory's index path (if any): an entry, or a cached miss. Anything on the writable
+// layer is JS's. native-notes/engine.md "LOOKUP in C" has the design;
+// src/engine/formats/loop-lookups.ts the shared numbers.
 //
 // Node identity. The kernel must get one node id per name for as long as it holds the
 // node, whoever answers. The loop hands out ids from LF_LOOKUP_ID_FIRST (JS's counter never

@@ -52,7 +52,7 @@ lf_node_open *lf_node_opens_make(lf_node_opens *t, uint64_t node) {
 }
 
 void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r) {
-  if (r->path || r->stat_path || r->ix_path || r->dir || r->has_attr || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
+  if (r->path || r->stat_path || r->marked || r->dir || r->has_attr || r->backing_id >= 0 || r->refs > 0 || r->nfds > 0) return;
   size_t i = lf_node_slot(r->node, t->cap);
   while (t->slots[i] != r) i = (i + 1) & (t->cap - 1);
   // Backward-shift deletion (as node-flags.c): no tombstones.
@@ -70,14 +70,21 @@ void lf_node_opens_tidy(lf_node_opens *t, lf_node_open *r) {
   free(r);
 }
 
+static void unmark(lf_node_open *r) {
+  free(r->ix_path);
+  free(r->up_path);
+  r->ix_path = r->up_path = NULL;
+  r->marked = 0;
+}
+
 // Whatever `r` was registered as in an ended epoch must not come back to life with a
 // registration of another kind in this one.
 static void forget_stale(const lf_node_opens *t, lf_node_open *r) {
   if (r->epoch == t->epoch) return;
   free(r->path);
   free(r->stat_path);
-  free(r->ix_path);
-  r->path = r->stat_path = r->ix_path = NULL;
+  r->path = r->stat_path = NULL;
+  unmark(r);
   r->dir = r->has_attr = 0;
 }
 
@@ -103,8 +110,8 @@ int lf_node_opens_register(lf_node_opens *t, uint64_t node, const char *path, si
     if (!r) return 0;
     free(r->path);
     free(r->stat_path);
-    free(r->ix_path);
-    r->path = r->stat_path = r->ix_path = NULL;
+    r->path = r->stat_path = NULL;
+    unmark(r);
     r->dir = r->has_attr = 0;
     lf_node_opens_tidy(t, r);
     return 0;
@@ -148,13 +155,30 @@ int lf_node_opens_register_stat(lf_node_opens *t, uint64_t node, const char *pat
   return 0;
 }
 
-int lf_node_opens_mark(lf_node_opens *t, uint64_t node, const char *path, size_t len, int same_path) {
-  lf_node_open *r;
-  char *copy = current_with_path(t, node, path, len, &r);
-  if (!copy) return ENOMEM;
-  free(r->ix_path);
-  r->ix_path = copy;
-  r->ix_len = (uint32_t) len;
+static char *copy_of(const char *s, size_t len) {
+  char *c = malloc(len + 1);
+  if (c) {
+    memcpy(c, s, len);
+    c[len] = 0;
+  }
+  return c;
+}
+
+int lf_node_opens_mark(lf_node_opens *t, uint64_t node, const char *ix, size_t ix_len, const char *up, size_t up_len, int same_path) {
+  char *ixc = ix ? copy_of(ix, ix_len) : NULL, *upc = up ? copy_of(up, up_len) : NULL;
+  lf_node_open *r = (!ix || ixc) && (!up || upc) ? lf_node_opens_make(t, node) : NULL;
+  if (!r) {
+    free(ixc);
+    free(upc);
+    return ENOMEM;
+  }
+  forget_stale(t, r);
+  unmark(r);
+  r->ix_path = ixc;
+  r->ix_len = (uint32_t) ix_len;
+  r->up_path = upc;
+  r->up_len = (uint32_t) up_len;
+  r->marked = 1;
   r->same_path = same_path != 0;
   r->epoch = t->epoch;
   return 0;
@@ -162,9 +186,8 @@ int lf_node_opens_mark(lf_node_opens *t, uint64_t node, const char *path, size_t
 
 void lf_node_opens_unmark(lf_node_opens *t, uint64_t node) {
   lf_node_open *r = lf_node_opens_get(t, node);
-  if (!r || !r->ix_path) return;
-  free(r->ix_path);
-  r->ix_path = NULL;
+  if (!r || !r->marked) return;
+  unmark(r);
   lf_node_opens_tidy(t, r);
 }
 
@@ -194,7 +217,7 @@ int lf_node_opens_stat(const lf_node_open *r, struct fuse_attr_out *out) {
 }
 
 int lf_node_opens_live(const lf_node_opens *t, const lf_node_open *r) {
-  return (r->path != NULL || r->stat_path != NULL || r->ix_path != NULL || r->dir || r->has_attr) && r->epoch == t->epoch;
+  return (r->path != NULL || r->stat_path != NULL || r->marked || r->dir || r->has_attr) && r->epoch == t->epoch;
 }
 
 int lf_node_opens_add_fd(lf_node_open *r, int fd) {
@@ -249,7 +272,7 @@ void lf_node_opens_free(lf_node_opens *t) {
     free(r->fds);
     free(r->path);
     free(r->stat_path);
-    free(r->ix_path);
+    unmark(r);
     free(r);
   }
   free(t->slots);

@@ -51,10 +51,13 @@ typedef struct lf_node_open {
   uint64_t stat_ino; // the st_ino it shows; 0: the writable layer's number of its own
   uint64_t stat_valid;  // attr_valid of the answer (seconds)
   uint8_t nlink_one; // shows one link (a merged directory, as the kernel's overlayfs)
-  uint8_t same_path; // with ix_path: the union path below it is the index path (no redirect)
-  uint32_t ix_len;
-  char *ix_path;     // a lower-only directory whose LOOKUPs C answers (lookup.h): its path
-                     // in the lower index (NUL-terminated), or NULL
+  // A directory whose LOOKUPs C answers (a mark, lookup.h): its path in the lower index
+  // (NUL-terminated; NULL: nothing of the lower layers shows in it), and its backing
+  // directory on the writable layer (NULL: it has none, only the lower layers hold it).
+  uint8_t marked;
+  uint8_t same_path; // the union path below it is the index path (no redirect)
+  uint32_t ix_len, up_len;
+  char *ix_path, *up_path;
 } lf_node_open;
 
 typedef struct lf_node_opens {
@@ -84,10 +87,11 @@ int lf_node_opens_register_stat(lf_node_opens *t, uint64_t node, const char *pat
 // GETATTR of a node registered by lf_node_opens_register_stat: fills `out` from an lstat of
 // its path. 0, or -1 when JS must answer (the lstat failed, or it is no directory now).
 int lf_node_opens_stat(const lf_node_open *r, struct fuse_attr_out *out);
-// Marks `node`, a directory only the lower layers hold, as one whose LOOKUPs the loop
-// answers from the index at `path` (lookup.h); `same_path`: its union path is that path.
-// 0 or ENOMEM. lf_node_opens_register(…, NULL, …) ends it too.
-int lf_node_opens_mark(lf_node_opens *t, uint64_t node, const char *path, size_t len, int same_path);
+// Marks directory `node` as one whose LOOKUPs the loop answers (lookup.h): from the index at
+// `ix` (NULL: none shows there) after no entry was found in its writable-layer directory `up`
+// (NULL: it has none); `same_path`: its union path is `ix`. 0 or ENOMEM.
+// lf_node_opens_register(…, NULL, …) ends it too.
+int lf_node_opens_mark(lf_node_opens *t, uint64_t node, const char *ix, size_t ix_len, const char *up, size_t up_len, int same_path);
 // Ends `node`'s mark only (its other registrations stay).
 void lf_node_opens_unmark(lf_node_opens *t, uint64_t node);
 // Whether `r` is registered (as a file or a directory) in the current epoch.
