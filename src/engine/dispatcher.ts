@@ -8,7 +8,7 @@
  */
 import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
-import { Errno } from '../core/errors.js';
+import { Errno, LayerfsError } from '../core/errors.js';
 import { RenameFlags, type Caller, type DirEntry, type FileStat, type PathFilesystem, type TimeUpdate } from '../core/filesystem.js';
 import { isUnexpectedFailure, toNegativeErrno } from '../fuse/index.js';
 import { CopiedUp, type FuseDevice } from './device.js';
@@ -166,6 +166,9 @@ export class Dispatcher {
 
   private fail(h: InHeader, op: string, err: unknown): void {
     const errno = toNegativeErrno(err);
+    // A layer found damaged: the index no longer says what every path is (the filesystem
+    // answers the damaged one EIO), so the request loop stops answering from it.
+    if (err instanceof LayerfsError && err.code === 'DAMAGED') this.lowerOpens.indexDamaged();
     if (isUnexpectedFailure(err, errno)) this.options.onUnexpectedError?.(err, op);
     if (!NO_REPLY.has(h.opcode)) this.send(h.unique, errno, null);
   }

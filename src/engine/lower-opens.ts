@@ -331,6 +331,15 @@ export class LowerOpens {
     if (flags & (FLAG_FILE | FLAG_ATTR | FLAG_MARKED)) this.live = true;
   }
 
+  /** The filesystem found a layer damaged: no LOOKUP in the loop from now on, and every
+   * registration ends (a lower file's may describe the damaged path). */
+  indexDamaged(): void {
+    if (!this.loopLookups) return;
+    this.loopLookups = false;
+    this.live = true;
+    this.endAll();
+  }
+
   /** `node` left the table (forgotten, retired, rekeyed): the loop forgets its name. */
   gone(node: Node): void {
     if (node.id >= ID_FIRST || (this.namedInLoop.size > 0 && this.namedInLoop.delete(node.id))) this.device.lookupForget(node.id);
