@@ -15,9 +15,11 @@
 // its name (lf_lookups_forget).
 //
 // What ends a mark is what ends a registration (node-opens.h): the epoch, or the directory's
-// own registration ending (a copy-up of it, a change below it). A mark is made once per
-// node id, so a name kept for an unmarked directory is never used again. While JS has a
-// request in flight that may change the writable layer, every LOOKUP is JS's.
+// own registration ending (a copy-up of it, a change below it). A name outlives its
+// directory's mark: JS pushes every name it holds there before it marks the directory again,
+// and a name JS let go of while its node lives is hidden by a whiteout the lstat finds, or
+// absent from the index. While JS has a request in flight that may change the writable
+// layer, every LOOKUP is JS's.
 //
 // JS thread only: no lock.
 #ifndef LAYERFS_LOOKUP_H
