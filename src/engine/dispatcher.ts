@@ -36,8 +36,9 @@ export interface DispatcherOptions {
   /** Let the request loop copy small lower files up at their first write open (with
    * passthrough only; PathFilesystem.copyUpTarget). Default on. */
   loopCopyUp?: boolean;
-  /** Let the request loop answer LOOKUPs in directories only the lower layers hold
-   * (PathFilesystem.loopLookups; native-notes/engine.md "LOOKUP in C"). Default on. */
+  /** Let the request loop answer LOOKUPs of names the writable layer has nothing of, from
+   * the lower index (PathFilesystem.loopLookups; native-notes/engine.md "LOOKUP in C").
+   * Default on. */
   loopLookups?: boolean;
   traceOps?: (op: string, path: string) => void;
   onUnexpectedError?: (err: unknown, op: string) => void;
@@ -491,8 +492,9 @@ export class Dispatcher {
     }
   }
 
-  /** Has the request loop answer LOOKUPs in lower-only directories (native-notes/engine.md
-   * "LOOKUP in C"), registering what it finds as the LOOKUP handler below would. */
+  /** Has the request loop answer LOOKUPs in the directories LowerOpens marks
+   * (native-notes/engine.md "LOOKUP in C"), registering what it finds as the LOOKUP handler
+   * below would. */
   private lookupsInLoop(choice: InitChoice): void {
     const loop = this.fs.loopLookups?.();
     if (loop === undefined) return;

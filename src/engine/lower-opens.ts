@@ -20,10 +20,11 @@
  * lstat of its backing directory (its times change with every create inside, and the
  * kernel asks after each: a loop of creates in one directory sends them all to the loop).
  *
- * Lower-only directories likewise have the loop answer the LOOKUPs of names in them (a mark,
- * native-notes/engine.md "LOOKUP in C"): JS marks the ones its LOOKUP finds new, the loop
- * those it finds itself, and the nodes the loop makes JS files from its records. A mark ends
- * as a registration does, and at a READDIRPLUS of its directory.
+ * Directories likewise have the loop answer the LOOKUPs of names in them that the writable
+ * layer has nothing of (a mark, native-notes/engine.md "LOOKUP in C"): JS marks a directory
+ * at a LOOKUP in it that reached JS, and a lower-only one its LOOKUP finds new; the loop
+ * marks those it finds itself, and JS files the nodes the loop makes from its records. A
+ * mark ends as a registration does, and at a READDIRPLUS of its directory.
  *
  * A registration holds only while nothing may have changed what it says. Before a request
  * that may change names runs (anything but reads, lookups, listings, closes — READ_ONLY —
@@ -318,6 +319,10 @@ export class LowerOpens {
    * itself: the loop stops looking names up there (cheaper than telling it each name; the
    * kernel has every entry now). */
   listing(dir: Node): void {
+    if (!this.loopLookups) return;
+    // Not marked again in this epoch either: each mark pushes every name JS holds there,
+    // which a listing made many of, and `ls -l` then `stat` in turn would pay it each time.
+    this.unmarkable.set(dir.id, this.epoch);
     if (this.marks.size === 0 || !this.marks.delete(dir.id)) return;
     this.device.unmarkLookups(dir.id);
   }
