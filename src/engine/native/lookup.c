@@ -244,8 +244,10 @@ int lf_lookup_answer(lf_lookups *lk, lf_node_opens *opens, lf_node_flags *no_xat
   // What JS would register at a LOOKUP, or at the first request that reaches it
   // (lower-opens.ts): a failure (no memory) leaves that request to JS.
   if (type == S_IFDIR) {
-    // Nothing of the writable layer is there (lstat said so, or its parent has none).
-    if (lf_node_opens_mark(opens, id, path, plen, NULL, 0, d->same_path) == 0) flags |= LF_REC_F_MARKED;
+    // Nothing of the writable layer is there (lstat said so, or its parent has none). Only
+    // a new node: JS may hold names in one the loop made before (a listing ended its mark),
+    // which the loop does not know.
+    if (!known && lf_node_opens_mark(opens, id, path, plen, NULL, 0, d->same_path) == 0) flags |= LF_REC_F_MARKED;
     if (lf_node_opens_register_attr(opens, id, &ao, 1) == 0) flags |= LF_REC_F_ATTR;
   } else if (type == S_IFLNK) {
     if (lf_node_opens_register_attr(opens, id, &ao, 0) == 0) flags |= LF_REC_F_ATTR;
