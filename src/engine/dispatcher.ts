@@ -591,7 +591,7 @@ export class Dispatcher {
     const path = this.childPath(parent, name);
     this.trace('lookup', path);
     const known = this.fs.lookupSync?.(path);
-    if (this.lowerOpens.loopLookups && this.fs.loopDir) this.lookedUpIn(parent);
+    this.lowerOpens.lookedUpIn(parent, this.nodes);
     if (typeof known === 'number') return this.negative(known);
     if (known !== undefined) {
       const node = this.found(parent, name, path, known.stat, known.noXattrs);
@@ -608,12 +608,6 @@ export class Dispatcher {
         throw err;
       },
     );
-  }
-
-  /** A LOOKUP in `dir` reached JS: the request loop may answer the next ones there. */
-  private lookedUpIn(dir: Node): void {
-    const path = this.nodes.path(dir);
-    if (path !== undefined) this.lowerOpens.lookedUpIn(dir, path, (p) => this.fs.loopDir!(p));
   }
 
   /** A LOOKUP that found nothing: a cached negative entry for ENOENT (the kernel does not

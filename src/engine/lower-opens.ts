@@ -36,7 +36,7 @@
  * is replacing).
  */
 import { constants as fsConstants } from 'node:fs';
-import type { FileStat, LoopDir, LowerFile, PathFilesystem, UpperDirStat } from '../core/filesystem.js';
+import type { FileStat, LowerFile, PathFilesystem, UpperDirStat } from '../core/filesystem.js';
 import type { FuseDevice } from './device.js';
 import type { Node, NodeTable } from './node-table.js';
 import type { OpenPolicy } from './open-files.js';
@@ -274,14 +274,18 @@ export class LowerOpens {
   }
 
   /**
-   * A LOOKUP in directory `dir` (its path `path`) reached JS: the loop answers the next ones
-   * there, if the filesystem says how (PathFilesystem.loopDir) — a directory of the writable
-   * layer too, whose names the loop checks there first. The loop learns every name JS holds
-   * in it first. Not while any request that may change names is unanswered.
+   * A LOOKUP in directory `dir` reached JS: the loop answers the next ones there, if the
+   * filesystem says how (PathFilesystem.loopDir) — a directory of the writable layer too,
+   * whose names the loop checks there first. The loop learns every name JS holds in it
+   * first. Not while any request that may change names is unanswered. The path is made only
+   * past the checks: a directory that cannot be marked (an AUFS writable layer's) sends
+   * every LOOKUP here.
    */
-  lookedUpIn(dir: Node, path: string, loopDir: (path: string) => LoopDir | undefined): void {
+  lookedUpIn(dir: Node, nodes: Pick<NodeTable, 'path'>): void {
     if (!this.loopLookups || this.inFlight > 0 || this.marks.get(dir.id) === this.epoch || this.unmarkable.get(dir.id) === this.epoch) return;
-    const how = loopDir(path);
+    const path = nodes.path(dir);
+    if (path === undefined || this.fs.loopDir === undefined) return;
+    const how = this.fs.loopDir(path);
     if (how === undefined || (how.upper !== null && how.upper.length >= PATH_MAX)) {
       // Not asked again in this epoch: a LOOKUP through JS would pay for it each time.
       this.unmarkable.set(dir.id, this.epoch);
